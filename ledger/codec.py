@@ -1,0 +1,145 @@
+"""Turning bytes and dicts into validated touchpoints and back: the edge of the ledger.
+
+Validation happens here, once; code behind this module trusts the models.
+:func:`parse_event` is the single door: it upcasts old schema versions and returns
+a model, or raises :class:`InvalidEvent` with one ``"field: problem"`` per violation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from ledger.errors import InvalidEvent
+from ledger.events import EVENT_CLASSES, SCHEMA_URN, Touchpoint, TouchpointEvent
+
+EVENT_ADAPTER: TypeAdapter[Touchpoint] = TypeAdapter(Touchpoint)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _feedback_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 knew one scale only: CSAT 1-5. Version 2 names the scale.
+    return {**data, "scale": data.get("scale", "csat")}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("feedback.given", 1): _feedback_v1_to_v2,
+}
+"""``(type, version) -> function`` turning version N's ``data`` into version N+1's."""
+
+
+def upcast(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Bring an event dict of an older schema version up to the current one.
+
+    Unknown types pass through untouched (validation names the problem).
+    """
+    event_type = raw.get("type")
+    cls = EVENT_CLASSES.get(event_type) if isinstance(event_type, str) else None
+    if cls is None:
+        return raw
+    version = schema_version_of(raw.get("dataschema"), cls)
+    if version == cls.schema_version:
+        return raw
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for step in range(version, cls.schema_version):
+            data = UPCASTERS[(cls.type_name(), step)](data)
+    return {**raw, "data": data, "dataschema": cls.schema_urn()}
+
+
+def schema_version_of(dataschema: object, cls: type[TouchpointEvent]) -> int:
+    """The schema version named by ``dataschema`` (absent: 1), checked against ``cls``."""
+    if dataschema is None:
+        return 1
+    match = SCHEMA_URN.match(dataschema) if isinstance(dataschema, str) else None
+    if match is None or match["type"] != cls.type_name():
+        raise InvalidEvent(
+            [
+                f"dataschema: expected urn:touchpoint-ledger:{cls.type_name()}:v<N>, "
+                f"got {dataschema!r}"
+            ]
+        )
+    version = int(match["version"])
+    if version > cls.schema_version:
+        raise InvalidEvent(
+            [
+                f"dataschema: version {version} of {cls.type_name()} is newer than this ledger "
+                f"knows (up to {cls.schema_version}); upgrade touchpoint-ledger"
+            ]
+        )
+    return version
+
+
+def parse_event(raw: object) -> Touchpoint:
+    """Validate a decoded JSON object as a touchpoint (upcasting old versions first)."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent([f"(event): must be a JSON object, got {type(raw).__name__}"])
+    try:
+        return EVENT_ADAPTER.validate_python(upcast(raw))
+    except ValidationError as exc:
+        raise InvalidEvent(reasons_of(exc)) from None
+
+
+def event_from_json(document: bytes | str) -> Touchpoint:
+    """Parse one structured-mode CloudEvent (a JSON object) into a touchpoint."""
+    # Fast path: types still at schema version 1 need no upcasting, so pydantic can
+    # validate the bytes directly. Anything else, and every failure, takes the full
+    # path below, which also produces the reasons.
+    try:
+        event = EVENT_ADAPTER.validate_json(document)
+    except ValidationError:
+        pass
+    else:
+        if event.schema_version == 1:
+            return event
+    try:
+        raw = orjson.loads(document)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent([f"(event): not valid JSON: {exc}"]) from None
+    return parse_event(raw)
+
+
+def event_to_json(event: TouchpointEvent) -> bytes:
+    """The canonical structured-mode JSON of an event: field order fixed, nulls left out."""
+    # The model's own serializer: 1.5x faster than the union adapter's, same bytes.
+    return event.__pydantic_serializer__.to_json(event, exclude_none=True)
+
+
+def event_to_dict(event: TouchpointEvent) -> dict[str, Any]:
+    """The canonical JSON-ready dict of an event."""
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+_ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*')>")
+_TYPES = ", ".join(sorted(EVENT_CLASSES))
+
+
+def reasons_of(exc: ValidationError) -> list[str]:
+    """One ``"field.path: problem"`` line per pydantic error, in the contract's words."""
+    reasons: list[str] = []
+    for error in exc.errors(include_url=False):
+        location = [str(part) for part in error["loc"]]
+        if location and location[0] in EVENT_CLASSES:
+            location = location[1:]  # the discriminator tag pydantic puts first
+        field = ".".join(location) or "(event)"
+        kind = error["type"]
+        if kind == "union_tag_not_found":
+            reason = f"type: required (one of {_TYPES})"
+        elif kind == "union_tag_invalid":
+            tag = error.get("ctx", {}).get("tag")
+            reason = f"type: {tag!r} is not a touchpoint type (one of {_TYPES})"
+        elif kind == "missing":
+            reason = f"{field}: required"
+        elif kind == "extra_forbidden":
+            reason = f"{field}: unknown field"
+        else:
+            message = _ENUM_REPR.sub(r"\1", error["msg"]).removeprefix("Value error, ")
+            reason = f"{field}: {message}"
+        if reason not in reasons:
+            reasons.append(reason)
+    return reasons

@@ -1,0 +1,252 @@
+"""The event contract: CloudEvents 1.0 touchpoints as frozen pydantic models.
+
+One class per touchpoint type, one discriminated union (:data:`Touchpoint`) on
+``type``. Every type has a schema version, carried in the standard CloudEvents
+``dataschema`` attribute as ``urn:touchpoint-ledger:<type>:v<N>``; an event without
+``dataschema`` is version 1. Older versions are upcast (see :mod:`ledger.upcasting`)
+before validation, so an old event is always readable.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from ledger.payloads import (
+    CallData,
+    ChatData,
+    ComplaintOpenedData,
+    ComplaintResolvedData,
+    ConsentData,
+    CustomerDetailsData,
+    EmailData,
+    FeedbackData,
+    Payload,
+    PurchaseData,
+    RefundData,
+    SmsData,
+    VisitData,
+)
+
+SCHEMA_URN = re.compile(r"^urn:touchpoint-ledger:(?P<type>[a-z.]+):v(?P<version>[1-9][0-9]*)$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    """Accept an RFC 3339 string with an offset, or an aware datetime; nothing else."""
+    if isinstance(value, str):
+        if not _RFC3339.match(value):
+            raise ValueError(
+                f"{value!r} is not an RFC 3339 timestamp with a time zone "
+                "(e.g. 2024-05-01T09:30:00+03:00 or 2024-05-01T06:30:00Z)"
+            )
+        return value
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError("naive datetime: the time zone is required")
+        return value
+    raise ValueError("must be an RFC 3339 timestamp string")
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+EventId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Unique across the ledger; the idempotency key (UUIDs recommended).",
+    ),
+]
+CustomerId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The customer's id; also the Kafka record key.",
+    ),
+]
+Source = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=512,
+        pattern=r"^\S+$",
+        description="URI-reference of the publishing service, e.g. crm/call-centre.",
+    ),
+]
+
+
+class TouchpointEvent(BaseModel):
+    """Base of every touchpoint: the CloudEvents 1.0 envelope, frozen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: ClassVar[int] = 1
+
+    specversion: Literal["1.0"] = "1.0"
+    id: EventId
+    source: Source
+    type: str
+    subject: CustomerId
+    time: EventTime
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = Field(default=None, validate_default=True)
+    data: Payload
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The CloudEvents ``type`` of this class, e.g. ``touchpoint.purchase``."""
+        default = cls.model_fields["type"].default
+        assert isinstance(default, str)
+        return default
+
+    @classmethod
+    def schema_urn(cls) -> str:
+        """The ``dataschema`` of the current version of this type."""
+        return f"urn:touchpoint-ledger:{cls.type_name()}:v{cls.schema_version}"
+
+    @field_validator("dataschema")
+    @classmethod
+    def _current_schema(cls, value: str | None) -> str:
+        # Older versions were upcast before validation, so only the current one is valid here.
+        expected = cls.schema_urn()
+        if value is not None and value != expected:
+            raise ValueError(f"expected {expected!r}")
+        return expected
+
+
+class Call(TouchpointEvent):
+    type: Literal["touchpoint.call"] = "touchpoint.call"
+    data: CallData
+
+
+class Email(TouchpointEvent):
+    type: Literal["touchpoint.email"] = "touchpoint.email"
+    data: EmailData
+
+
+class Sms(TouchpointEvent):
+    type: Literal["touchpoint.sms"] = "touchpoint.sms"
+    data: SmsData
+
+
+class Chat(TouchpointEvent):
+    type: Literal["touchpoint.chat"] = "touchpoint.chat"
+    data: ChatData
+
+
+class Visit(TouchpointEvent):
+    type: Literal["touchpoint.visit"] = "touchpoint.visit"
+    data: VisitData
+
+
+class Purchase(TouchpointEvent):
+    type: Literal["touchpoint.purchase"] = "touchpoint.purchase"
+    data: PurchaseData
+
+
+class Refund(TouchpointEvent):
+    type: Literal["touchpoint.refund"] = "touchpoint.refund"
+    data: RefundData
+
+
+class ComplaintOpened(TouchpointEvent):
+    type: Literal["complaint.opened"] = "complaint.opened"
+    data: ComplaintOpenedData
+
+
+class ComplaintResolved(TouchpointEvent):
+    type: Literal["complaint.resolved"] = "complaint.resolved"
+    data: ComplaintResolvedData
+
+
+class FeedbackGiven(TouchpointEvent):
+    schema_version: ClassVar[int] = 2
+    type: Literal["feedback.given"] = "feedback.given"
+    data: FeedbackData
+
+
+class ConsentGiven(TouchpointEvent):
+    type: Literal["consent.given"] = "consent.given"
+    data: ConsentData
+
+
+class ConsentWithdrawn(TouchpointEvent):
+    type: Literal["consent.withdrawn"] = "consent.withdrawn"
+    data: ConsentData
+
+
+class CustomerDetails(TouchpointEvent):
+    type: Literal["customer.details"] = "customer.details"
+    data: CustomerDetailsData
+
+
+Touchpoint = Annotated[
+    Call
+    | Email
+    | Sms
+    | Chat
+    | Visit
+    | Purchase
+    | Refund
+    | ComplaintOpened
+    | ComplaintResolved
+    | FeedbackGiven
+    | ConsentGiven
+    | ConsentWithdrawn
+    | CustomerDetails,
+    Field(discriminator="type"),
+]
+"""Any touchpoint event; pydantic picks the class from ``type``."""
+
+EVENT_CLASSES: dict[str, type[TouchpointEvent]] = {
+    cls.type_name(): cls
+    for cls in (
+        Call,
+        Email,
+        Sms,
+        Chat,
+        Visit,
+        Purchase,
+        Refund,
+        ComplaintOpened,
+        ComplaintResolved,
+        FeedbackGiven,
+        ConsentGiven,
+        ConsentWithdrawn,
+        CustomerDetails,
+    )
+}
+
+# Short names for people typing commands: ``ledger append --type purchase``.
+SHORT_NAMES: dict[str, str] = {
+    "call": "touchpoint.call",
+    "email": "touchpoint.email",
+    "sms": "touchpoint.sms",
+    "chat": "touchpoint.chat",
+    "visit": "touchpoint.visit",
+    "purchase": "touchpoint.purchase",
+    "refund": "touchpoint.refund",
+    "complaint-opened": "complaint.opened",
+    "complaint-resolved": "complaint.resolved",
+    "feedback": "feedback.given",
+    "consent-given": "consent.given",
+    "consent-withdrawn": "consent.withdrawn",
+    "details": "customer.details",
+}
+
+
+def resolve_type(name: str) -> str | None:
+    """The full type for a full or short name, or ``None`` if there is no such type."""
+    full = SHORT_NAMES.get(name, name)
+    return full if full in EVENT_CLASSES else None
+
+
+def envelope_of(event: TouchpointEvent) -> dict[str, Any]:
+    """The context attributes (everything but ``data``) as JSON-ready strings."""
+    return event.model_dump(mode="json", exclude={"data"}, exclude_none=True)

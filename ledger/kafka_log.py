@@ -1,0 +1,273 @@
+"""The Kafka log: touchpoints in a topic, keyed by customer, CloudEvents binary mode.
+
+Writes use acks=all with the idempotent producer, and report success only after
+the broker acknowledged every record. Kafka cannot refuse a second event with the
+same id, so this adapter refuses duplicates within one batch only; projections
+deduplicate by event id (docs/contract.md, "Duplicates").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
+
+from ledger.errors import InvalidEvent, LogUnavailable
+from ledger.events import Touchpoint
+from ledger.kafka_binding import from_record, to_binary
+from ledger.log import (
+    EVERYTHING,
+    Appended,
+    AppendOutcome,
+    Duplicate,
+    EventLog,
+    LogRecord,
+    Position,
+    Positions,
+    ReadFilter,
+)
+from ledger.settings import KafkaLogTarget, Settings
+
+PRODUCER_OPTIONS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": 20,
+    "batch_size": 512 * 1024,
+    "max_request_size": 8 * 1024 * 1024,
+    "max_in_flight_requests_per_connection": 5,
+}
+CONSUMER_OPTIONS: dict[str, Any] = {
+    "enable_auto_commit": False,
+    "max_poll_records": 5000,
+    "max_partition_fetch_bytes": 8 * 1024 * 1024,
+    "fetch_max_bytes": 64 * 1024 * 1024,
+    "fetch_min_bytes": 1,
+    "fetch_max_wait_ms": 100,
+}
+READ_STALL_SECONDS = 30.0
+
+
+def partition_for(customer: str, partition_count: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, like Java's) picks for a customer."""
+    return (murmur2(customer.encode()) & 0x7FFFFFFF) % partition_count
+
+
+class KafkaLog(EventLog):
+    """An :class:`EventLog` on a Kafka topic."""
+
+    refuses_duplicates_across_batches = False
+
+    def __init__(self, target: KafkaLogTarget, settings: Settings) -> None:
+        self.target = target
+        self.topic = target.topic
+        self._settings = settings
+        self._producer: KafkaProducer | None = None
+        self._topic_checked = False
+
+    # -- clients, created lazily and closed explicitly -------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": list(self.target.bootstrap_servers),
+            **self._settings.kafka_client_options(),
+        }
+
+    def _unavailable(self, what: str, exc: Exception) -> LogUnavailable:
+        servers = ",".join(self.target.bootstrap_servers)
+        return LogUnavailable(f"Kafka at {servers}, topic {self.topic}: {what}: {exc}")
+
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(**self._client_options(), **PRODUCER_OPTIONS)
+            except KafkaError as exc:
+                raise self._unavailable("cannot connect", exc) from exc
+        return self._producer
+
+    def ensure_topic(self) -> None:
+        """Create the topic with the configured partitions unless it exists."""
+        if self._topic_checked:
+            return
+        try:
+            admin = KafkaAdminClient(**self._client_options())
+        except KafkaError as exc:
+            raise self._unavailable("cannot connect", exc) from exc
+        try:
+            topic = NewTopic(
+                self.topic,
+                self._settings.kafka_partitions,
+                self._settings.kafka_replication_factor,
+            )
+            with suppress(TopicAlreadyExistsError):
+                admin.create_topics([topic])
+        except KafkaError as exc:
+            raise self._unavailable("cannot create the topic", exc) from exc
+        finally:
+            admin.close()
+        self._topic_checked = True
+
+    def _consumer(self) -> KafkaConsumer:
+        try:
+            return KafkaConsumer(**self._client_options(), group_id=None, **CONSUMER_OPTIONS)
+        except KafkaError as exc:
+            raise self._unavailable("cannot connect", exc) from exc
+
+    # -- the port ----------------------------------------------------------------------
+
+    def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
+        self.ensure_topic()
+        producer = self.producer()
+        first_index: dict[str, int] = {}
+        futures: list[tuple[int, Any]] = []
+        try:
+            for index, event in enumerate(events):
+                if event.id in first_index:
+                    continue
+                first_index[event.id] = index
+                key, value, headers = to_binary(event)
+                futures.append((index, producer.send(self.topic, value, key, headers)))
+            producer.flush()
+            positions: dict[int, Position] = {}
+            for index, future in futures:
+                metadata = future.get(timeout=0)
+                positions[index] = Position(metadata.partition, metadata.offset)
+        except KafkaError as exc:
+            acknowledged = sum(1 for _, f in futures if f.succeeded())
+            raise self._unavailable(
+                f"{acknowledged} of {len(futures)} events acknowledged, the rest were not "
+                "(appending the batch again is safe: consumers deduplicate by id)",
+                exc,
+            ) from exc
+        outcomes: list[AppendOutcome] = []
+        for index, event in enumerate(events):
+            first = first_index[event.id]
+            if first == index:
+                outcomes.append(Appended(event.id, positions[index]))
+            else:
+                outcomes.append(Duplicate(event.id, positions[first]))
+        return outcomes
+
+    def partitions(self) -> list[int]:
+        consumer = self._consumer()
+        try:
+            found = consumer.partitions_for_topic(self.topic)
+        except KafkaError as exc:
+            raise self._unavailable("cannot read metadata", exc) from exc
+        finally:
+            consumer.close()
+        if not found:
+            servers = ",".join(self.target.bootstrap_servers)
+            raise LogUnavailable(
+                f"no topic {self.topic} on Kafka at {servers} yet: append or import events first"
+            )
+        return sorted(found)
+
+    def read(
+        self, start: Positions | None = None, where: ReadFilter = EVERYTHING
+    ) -> Iterator[LogRecord]:
+        return self._consume(start, where, stop=None, poll_seconds=0.5)
+
+    def follow(
+        self,
+        start: Positions | None = None,
+        where: ReadFilter = EVERYTHING,
+        stop: threading.Event | None = None,
+        poll_seconds: float = 0.2,
+    ) -> Iterator[LogRecord]:
+        return self._consume(
+            start, where, stop=stop or threading.Event(), poll_seconds=poll_seconds
+        )
+
+    def _consume(
+        self,
+        start: Positions | None,
+        where: ReadFilter,
+        stop: threading.Event | None,
+        poll_seconds: float,
+    ) -> Iterator[LogRecord]:
+        partitions = self.partitions()
+        if where.customer is not None:
+            partitions = [partition_for(where.customer, len(partitions))]
+        wanted_key = where.customer.encode() if where.customer is not None else None
+        wanted_types = {t.encode() for t in where.types}
+        assigned = [TopicPartition(self.topic, p) for p in partitions]
+        consumer = self._consumer()
+        try:
+            consumer.assign(assigned)
+            for tp in assigned:
+                offset = (start or {}).get(tp.partition)
+                if offset is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
+            # The broker's end offsets are not trusted (Tansu reports them wrong): a
+            # partition is finished when our position reaches the high watermark that
+            # came back with a fetch.
+            unfinished = set(assigned)
+            last_progress = time.monotonic()
+            while True:
+                batch = consumer.poll(timeout_ms=int(poll_seconds * 1000))
+                for tp, records in batch.items():
+                    for record in records:
+                        decoded = _decode(tp.partition, record, wanted_key, wanted_types, where)
+                        if decoded is not None:
+                            yield decoded
+                if stop is not None:
+                    if stop.is_set():
+                        return
+                    continue
+                if batch:
+                    last_progress = time.monotonic()
+                for tp in list(unfinished):
+                    highwater = consumer.highwater(tp)
+                    if highwater is not None and consumer.position(tp) >= highwater:
+                        unfinished.discard(tp)
+                if not unfinished:
+                    return
+                if time.monotonic() - last_progress > READ_STALL_SECONDS:
+                    raise LogUnavailable(
+                        f"topic {self.topic}: no progress for {READ_STALL_SECONDS:.0f}s on "
+                        f"partitions {sorted(tp.partition for tp in unfinished)}"
+                    )
+        except KafkaError as exc:
+            raise self._unavailable("cannot read", exc) from exc
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+
+
+def _decode(
+    partition: int,
+    record: Any,
+    wanted_key: bytes | None,
+    wanted_types: set[bytes],
+    where: ReadFilter,
+) -> LogRecord | None:
+    """Decode one consumer record, or ``None`` if the filter excludes it."""
+    if wanted_key is not None and record.key != wanted_key:
+        return None
+    if wanted_types:
+        type_header = next((v for k, v in record.headers if k == "ce_type"), None)
+        if type_header is not None and type_header not in wanted_types:
+            return None
+    position = Position(partition, record.offset)
+    recorded_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    try:
+        event = from_record(record.key, record.value, record.headers)
+    except InvalidEvent as exc:
+        return LogRecord(position, recorded_at, None, "; ".join(exc.reasons), record.value or b"")
+    if not where.matches(event):
+        return None
+    return LogRecord(position, recorded_at, event, None, record.value)

@@ -1,0 +1,167 @@
+"""The ``EventLog`` port: append batches, read from positions with filters, follow.
+
+Two adapters implement it: :mod:`ledger.sqlite_log` (embedded, one partition) and
+:mod:`ledger.kafka_log` (a topic, keyed by customer). One contract test suite runs
+against both (``tests/integration/test_log_contract.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+
+from ledger.events import Touchpoint
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Position:
+    """Where a record sits in the log: a partition and an offset within it.
+
+    The embedded log has one partition (0) whose offsets start at 1; Kafka
+    offsets start at 0. Positions only compare within a partition.
+    """
+
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    @classmethod
+    def parse(cls, text: str) -> Position:
+        """Parse ``"PARTITION:OFFSET"`` or a bare ``"OFFSET"`` (partition 0)."""
+        partition, colon, offset = text.partition(":")
+        if not colon:
+            partition, offset = "0", partition
+        if not (partition.isdigit() and offset.isdigit()):
+            raise ValueError(f"{text!r} is not a position (OFFSET or PARTITION:OFFSET)")
+        return cls(int(partition), int(offset))
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The event is now in the log at ``position``."""
+
+    event_id: str
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """An event with this id is already in the log (at ``position`` when known).
+
+    The embedded log refuses duplicates across its whole history; Kafka cannot,
+    so its adapter refuses them within one batch only and projections deduplicate.
+    """
+
+    event_id: str
+    position: Position | None
+
+
+AppendOutcome = Appended | Duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One record read back from a log.
+
+    ``event`` is ``None`` when the stored bytes could not be decoded as a
+    touchpoint; ``error`` then says why. Readers never crash on such a record:
+    they report it with its position.
+    """
+
+    position: Position
+    recorded_at: datetime
+    """When the ledger stored the record (SQLite: append time; Kafka: record timestamp)."""
+    event: Touchpoint | None
+    error: str | None = None
+    raw: bytes = field(default=b"", repr=False)
+    """The stored bytes (embedded: the structured JSON; Kafka: the record value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFilter:
+    """Which records a read returns. Empty fields mean "all"."""
+
+    customer: str | None = None
+    types: frozenset[str] = frozenset()
+    since: datetime | None = None
+    """Event time at or after this instant."""
+    until: datetime | None = None
+    """Event time strictly before this instant."""
+
+    def matches(self, event: Touchpoint) -> bool:
+        """Whether a decoded event passes the filter."""
+        if self.customer is not None and event.subject != self.customer:
+            return False
+        if self.types and event.type not in self.types:
+            return False
+        if self.since is not None and event.time < self.since:
+            return False
+        return self.until is None or event.time < self.until
+
+
+EVERYTHING = ReadFilter()
+"""The filter that passes every record."""
+
+Positions = Mapping[int, int]
+"""Per partition, the first offset to read (inclusive). Missing partitions start at 0."""
+
+
+class EventLog(ABC):
+    """An append-only, ordered log of touchpoints."""
+
+    #: Whether :meth:`append` refuses an id seen in any earlier batch.
+    refuses_duplicates_across_batches: bool
+
+    @abstractmethod
+    def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
+        """Append a batch; returns one outcome per event, in order.
+
+        Returns only once the events are durable (committed to SQLite, or
+        acknowledged by all in-sync Kafka replicas). Raises ``LogUnavailable``
+        if the log cannot take them; no partial success is reported as success.
+        """
+
+    @abstractmethod
+    def partitions(self) -> list[int]:
+        """The partition numbers of this log."""
+
+    @abstractmethod
+    def read(
+        self, start: Positions | None = None, where: ReadFilter = EVERYTHING
+    ) -> Iterator[LogRecord]:
+        """The records from ``start`` to the current end, in log order per partition.
+
+        Records whose bytes cannot be decoded are yielded with ``event=None`` and
+        an ``error`` regardless of the filter, so that nothing is hidden silently.
+        """
+
+    @abstractmethod
+    def follow(
+        self,
+        start: Positions | None = None,
+        where: ReadFilter = EVERYTHING,
+        stop: threading.Event | None = None,
+        poll_seconds: float = 0.2,
+    ) -> Iterator[LogRecord]:
+        """Like :meth:`read`, then block for new records until ``stop`` is set."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and clients."""
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

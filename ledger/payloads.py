@@ -1,0 +1,252 @@
+"""Typed ``data`` payloads of each touchpoint type (the CloudEvents ``data`` member).
+
+Fields that hold personal data are marked ``x-personal-data`` in the JSON Schema and
+live in clearly named places (``CustomerDetails.personal``, ``Consent.recipient``),
+so the erasure work can find them without guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from ledger.vocabulary import (
+    Channel,
+    Direction,
+    Purpose,
+    check_country,
+    check_currency,
+    check_locale,
+    check_phone,
+    check_time_zone,
+)
+
+PERSONAL = {"x-personal-data": True}
+
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+Ref = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]
+Currency = Annotated[str, AfterValidator(check_currency), Field(examples=["GBP", "TRY"])]
+Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+PositiveAmount = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=4)]
+Seconds = Annotated[int, Field(ge=0, le=7 * 24 * 3600)]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Phone = Annotated[str, AfterValidator(check_phone)]
+
+
+def _check_recipient(address: str) -> str:
+    if "@" in address:
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address) or len(address) > 254:
+            raise ValueError(f"{address!r} is not an e-mail address")
+        return address
+    return check_phone(address)
+
+
+Recipient = Annotated[str, AfterValidator(_check_recipient)]
+
+
+class Payload(BaseModel):
+    """Base of every payload: frozen, and strict about unknown fields (typos are errors)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Contact(Payload):
+    """Fields every touchpoint carries: where, who started it, why, and who/what sent it."""
+
+    direction: Direction
+    purpose: Purpose = Purpose.SERVICE
+    agent: Ref | None = Field(default=None, description="Employee or bot that handled it.")
+    campaign: Ref | None = Field(default=None, description="Campaign that caused it.")
+
+
+class Money(Payload):
+    """An exact amount in an ISO 4217 currency."""
+
+    amount: Amount
+    currency: Currency
+
+
+class CallData(Contact):
+    """A phone call. ``outcome`` says whether anybody talked."""
+
+    channel: Literal[Channel.PHONE] = Channel.PHONE
+    outcome: Literal["answered", "abandoned", "missed", "voicemail"]
+    wait_seconds: Seconds = Field(default=0, description="Time in the queue before an answer.")
+    duration_seconds: Seconds = Field(default=0, description="Talk time.")
+
+    @model_validator(mode="after")
+    def _no_talk_without_answer(self) -> CallData:
+        if self.outcome != "answered" and self.duration_seconds:
+            raise ValueError(
+                f"duration_seconds must be 0 when outcome is {self.outcome!r} (nobody talked)"
+            )
+        return self
+
+
+class EmailData(Contact):
+    """An e-mail, sent or received."""
+
+    channel: Literal[Channel.EMAIL] = Channel.EMAIL
+    template: Ref | None = None
+    subject_line: Text | None = None
+    bounced: bool = False
+
+
+class SmsData(Contact):
+    """A text message, sent or received."""
+
+    channel: Literal[Channel.SMS] = Channel.SMS
+    template: Ref | None = None
+    segments: int = Field(default=1, ge=1, le=255)
+
+
+class ChatData(Contact):
+    """A chat conversation (web chat, messaging app)."""
+
+    channel: Literal[Channel.CHAT, Channel.SOCIAL, Channel.WEB] = Channel.CHAT
+    wait_seconds: Seconds = 0
+    duration_seconds: Seconds = 0
+    messages: int = Field(default=1, ge=0, le=100_000)
+
+
+class VisitData(Contact):
+    """A visit to a store or to the web shop."""
+
+    channel: Literal[Channel.STORE, Channel.WEB]
+    direction: Direction = Direction.INBOUND
+    location: Ref | None = Field(default=None, description="Store id or site section.")
+    duration_seconds: Seconds = 0
+
+
+class PurchaseData(Contact):
+    """An order. ``amount`` is the order total, exact, in ``currency``."""
+
+    channel: Channel
+    direction: Direction = Direction.INBOUND
+    purpose: Purpose = Purpose.TRANSACTIONAL
+    order_id: Ref
+    amount: Amount
+    currency: Currency
+    item_count: int = Field(ge=1, le=1_000_000)
+
+
+class RefundData(Contact):
+    """Money or goods given back for an earlier order (``order_id`` links it)."""
+
+    channel: Channel
+    direction: Direction = Direction.INBOUND
+    purpose: Purpose = Purpose.TRANSACTIONAL
+    kind: Literal["refund", "return"] = "refund"
+    order_id: Ref
+    amount: PositiveAmount
+    currency: Currency
+    item_count: int = Field(default=0, ge=0, le=1_000_000)
+    reason: Text | None = None
+
+
+ComplaintCategory = Literal[
+    "product", "delivery", "billing", "service", "staff", "privacy", "contact_frequency", "other"
+]
+
+
+class ComplaintOpenedData(Contact):
+    """A complaint was raised; it stays open until a resolution with the same id."""
+
+    channel: Channel
+    direction: Direction = Direction.INBOUND
+    complaint_id: Ref
+    category: ComplaintCategory
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    summary: Text | None = None
+
+
+class ComplaintResolvedData(Contact):
+    """A complaint was closed, with what was done and any compensation."""
+
+    channel: Channel
+    direction: Direction = Direction.OUTBOUND
+    complaint_id: Ref
+    resolution: Literal[
+        "fixed", "refunded", "replaced", "compensated", "explained", "rejected", "withdrawn"
+    ]
+    compensation: Money | None = None
+    note: Text | None = None
+
+
+# A score's valid range for each scale: CSAT 1-5, NPS 0-10, CES 1-7.
+SCALES: dict[str, tuple[int, int]] = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
+
+
+class FeedbackData(Contact):
+    """A survey answer or review (schema version 2: the scale is explicit)."""
+
+    channel: Channel
+    direction: Direction = Direction.INBOUND
+    scale: Literal["csat", "nps", "ces"]
+    score: int
+    comment: Text | None = None
+    about: Ref | None = Field(default=None, description="Order or complaint id it is about.")
+
+    @model_validator(mode="after")
+    def _score_on_scale(self) -> FeedbackData:
+        low, high = SCALES[self.scale]
+        if not low <= self.score <= high:
+            raise ValueError(f"score {self.score} is outside the {self.scale} scale {low}-{high}")
+        return self
+
+
+class ConsentData(Payload):
+    """A consent record for commercial messages on one channel (modelled on Turkey's İYS).
+
+    ``evidence_source`` is where the proof lives (İYS "kaynak"); ``recipient`` is the
+    address the consent is for (personal data).
+    """
+
+    channel: Literal[Channel.PHONE, Channel.SMS, Channel.EMAIL]
+    recipient_type: Literal["individual", "merchant"] = "individual"
+    evidence_source: Literal[
+        "web",
+        "mobile_app",
+        "call_centre",
+        "physical",
+        "wet_signature",
+        "email",
+        "sms",
+        "social_media",
+        "event",
+        "atm",
+        "electronic",
+        "pre_2015",
+    ]
+    evidence_ref: Ref | None = Field(default=None, description="Form, recording or document id.")
+    recipient: Recipient | None = Field(
+        default=None, description="E-mail address or E.164 number.", json_schema_extra=PERSONAL
+    )
+
+
+class PersonalData(Payload):
+    """Personal data of a customer. Kept apart so that it can be erased or masked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=PERSONAL)
+
+    name: Text | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+
+
+class CustomerDetailsData(Payload):
+    """What the company knows about who the customer is (an "identify" call).
+
+    Absent fields are unknown in this event, not erased: projections keep the last
+    known value of each field.
+    """
+
+    personal: PersonalData = PersonalData()
+    country: Annotated[str, AfterValidator(check_country)] | None = None
+    time_zone: Annotated[str, AfterValidator(check_time_zone)] | None = Field(
+        default=None, description="IANA name, e.g. Europe/Istanbul; used for quiet hours."
+    )
+    locale: Annotated[str, AfterValidator(check_locale)] | None = None

@@ -1,0 +1,149 @@
+"""Settings: one pydantic-settings object, built once at the entry point.
+
+Every field reads a ``LEDGER_<FIELD>`` environment variable (e.g. ``LEDGER_LOG``);
+CLI options override it. Library code receives a :class:`Settings`; it never reads
+``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    """Configuration of a ledger process (documented in README.md, "Configuration")."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path("ledger-data"),
+        description="Folder for the embedded log, views and rejects files (LEDGER_DATA_DIR).",
+    )
+    log: str | None = Field(
+        default=None,
+        description=(
+            "Where the log lives: sqlite:///path/to/ledger.db or "
+            "kafka://host:port[,host:port]/topic. Default: sqlite in the data dir (LEDGER_LOG)."
+        ),
+    )
+    kafka_partitions: int = Field(
+        default=12,
+        ge=1,
+        le=10_000,
+        description="Partitions when the ledger creates its topic (LEDGER_KAFKA_PARTITIONS).",
+    )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Replication factor when the ledger creates its topic.",
+    )
+    kafka_client_id: str = Field(default="touchpoint-ledger", description="Kafka client.id.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Passed to kafka-python as security_protocol."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism (with SASL_* protocols)."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for TLS.")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate.")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Client private key.")
+    kafka_ssl_password: SecretStr | None = Field(default=None, description="Key password.")
+    kafka_ssl_check_hostname: bool = Field(default=True, description="Verify the broker name.")
+    batch_size: int = Field(
+        default=5000,
+        ge=1,
+        le=1_000_000,
+        description="Events per append batch for import and generate (LEDGER_BATCH_SIZE).",
+    )
+
+    @property
+    def log_url(self) -> str:
+        """The configured log URL, or the embedded default under ``data_dir``."""
+        return self.log or f"sqlite:///{self.data_dir / 'ledger.db'}"
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security and identity options for every kafka-python client we create."""
+        options: dict[str, Any] = {
+            "client_id": self.kafka_client_id,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_check_hostname"] = self.kafka_ssl_check_hostname
+            for name in ("cafile", "certfile", "keyfile"):
+                value = getattr(self, f"kafka_ssl_{name}")
+                if value is not None:
+                    options[f"ssl_{name}"] = str(value)
+            if self.kafka_ssl_password is not None:
+                options["ssl_password"] = self.kafka_ssl_password.get_secret_value()
+        return options
+
+
+@dataclass(frozen=True)
+class SQLiteLogTarget:
+    """An embedded log in a SQLite file."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class KafkaLogTarget:
+    """A log in a Kafka topic."""
+
+    bootstrap_servers: tuple[str, ...]
+    topic: str
+
+
+LogTarget = SQLiteLogTarget | KafkaLogTarget
+
+_TOPIC_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def parse_log_url(url: str) -> LogTarget:
+    """Parse ``sqlite:///path`` or ``kafka://host:port[,host:port]/topic``.
+
+    ``sqlite:///ledger.db`` is relative to the current folder and
+    ``sqlite:////var/ledger.db`` absolute, as in SQLAlchemy URLs.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(
+            f"log URL {url!r}: expected sqlite:///PATH or kafka://HOST:PORT/TOPIC"
+        )
+    if scheme == "sqlite":
+        if not rest.startswith("/") or len(rest) < 2:
+            raise ConfigurationError(f"log URL {url!r}: expected sqlite:///PATH (three slashes)")
+        return SQLiteLogTarget(Path(unquote(rest[1:])))
+    if scheme == "kafka":
+        parts = urlsplit(url)
+        servers = tuple(s.strip() for s in parts.netloc.split(",") if s.strip())
+        topic = parts.path.lstrip("/")
+        if not servers:
+            raise ConfigurationError(
+                f"log URL {url!r}: no bootstrap server (kafka://host:port/topic)"
+            )
+        for server in servers:
+            host, colon, port = server.rpartition(":")
+            if not colon or not host or not port.isdigit():
+                raise ConfigurationError(f"log URL {url!r}: server {server!r} is not host:port")
+        if not topic or len(topic) > 249 or not set(topic) <= _TOPIC_CHARS:
+            raise ConfigurationError(
+                f"log URL {url!r}: topic {topic!r} must be 1-249 characters of [a-zA-Z0-9._-]"
+            )
+        return KafkaLogTarget(servers, topic)
+    raise ConfigurationError(f"log URL {url!r}: unknown scheme {scheme!r} (use sqlite or kafka)")
