@@ -14,7 +14,7 @@ import orjson
 
 from ledger.codec import event_from_json, parse_event
 from ledger.errors import InvalidEvent
-from ledger.events import TouchpointEvent
+from ledger.events import Touchpoint, TouchpointEvent
 
 STRUCTURED = "application/cloudevents+json"
 Headers = list[tuple[str, bytes]]
@@ -32,7 +32,7 @@ def to_binary(event: TouchpointEvent) -> tuple[bytes, bytes, Headers]:
 
 def from_record(
     key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
-) -> TouchpointEvent:
+) -> Touchpoint:
     """Decode a Kafka record in binary or structured mode; ``InvalidEvent`` if it is not one."""
     content_type = b""
     attributes: dict[str, object] = {}

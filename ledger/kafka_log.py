@@ -57,7 +57,7 @@ READ_STALL_SECONDS = 30.0
 
 def partition_for(customer: str, partition_count: int) -> int:
     """The partition Kafka's default partitioner (murmur2, like Java's) picks for a customer."""
-    return (murmur2(customer.encode()) & 0x7FFFFFFF) % partition_count
+    return int(murmur2(customer.encode()) & 0x7FFFFFFF) % partition_count
 
 
 class KafkaLog(EventLog):

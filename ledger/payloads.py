@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from ledger.vocabulary import (
     Channel,
@@ -24,7 +25,7 @@ from ledger.vocabulary import (
     check_time_zone,
 )
 
-PERSONAL = {"x-personal-data": True}
+PERSONAL: JsonDict = {"x-personal-data": True}
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Ref = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]

@@ -1,0 +1,665 @@
+"""The ``ledger`` command: parse options, call one application function, render.
+
+Tables for people, ``--json`` for machines. A :class:`LedgerError` becomes a one-line
+``error: ...`` on stderr and exit code 1; no traceback for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from ledger import service
+from ledger.app import open_log
+from ledger.codec import event_to_dict
+from ledger.describe import describe
+from ledger.errors import ConfigurationError, LedgerError
+from ledger.events import EVENT_CLASSES, SHORT_NAMES, resolve_type
+from ledger.importer import Format, ImportSummary, detect_format
+from ledger.log import Appended, LogRecord, Position, ReadFilter
+from ledger.schema import contract, dump, write_schemas
+from ledger.settings import Settings
+
+EXIT_REJECTED = 3
+"""Exit code when the command finished but refused some input (see the rejects file)."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LedgerGroup(click.Group):
+    """Turns every :class:`LedgerError` into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(
+        function
+    )
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(
+    label: str, total: int | None, unit_bytes: bool
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal; nothing when stderr is piped."""
+    console = stderr_console()
+    if not console.is_terminal:
+        yield lambda _: None
+        return
+    columns: list[Any] = [TextColumn(label), BarColumn(), TaskProgressColumn()]
+    columns += [TransferSpeedColumn()] if unit_bytes else [MofNCompleteColumn()]
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda step: bar.advance(task, step)
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 timestamp with a zone."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or timestamp", param_hint=option
+        ) from None
+    if len(value) == 10:
+        return moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        raise click.BadParameter(
+            f"{value!r} has no time zone; add Z or an offset like +03:00", param_hint=option
+        )
+    return moment
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log",
+    "log_url",
+    metavar="URL",
+    help="sqlite:///PATH or kafka://HOST:PORT[,HOST:PORT]/TOPIC (env LEDGER_LOG).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Folder for the embedded log, views and rejects (env LEDGER_DATA_DIR).",
+)
+@click.version_option(package_name="touchpoint-ledger")
+@click.pass_context
+def main(ctx: click.Context, log_url: str | None, data_dir: Path | None) -> None:
+    """touchpoint-ledger: every interaction with every customer, as an immutable log.
+
+    \b
+    Example:
+      ledger demo
+      ledger replay --customer C0000042
+    """
+    overrides: dict[str, Any] = {}
+    if log_url:
+        overrides["log"] = log_url
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    try:
+        ctx.obj = Settings(**overrides)
+    except ValueError as exc:
+        raise ConfigurationError(f"settings: {exc}") from exc
+
+
+# -- append -----------------------------------------------------------------------------
+
+
+def _document_from_options(
+    document: str | None,
+    event_type: str | None,
+    customer: str | None,
+    source: str,
+    when: str | None,
+    event_id: str | None,
+    fields: tuple[str, ...],
+) -> dict[str, Any]:
+    if document is not None:
+        text = sys.stdin.read() if document == "-" else document
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="DOCUMENT") from None
+        if not isinstance(parsed, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="DOCUMENT")
+        return parsed
+    if event_type is None or customer is None:
+        raise click.UsageError("give a JSON DOCUMENT, or --type and --customer")
+    full_type = resolve_type(event_type)
+    if full_type is None:
+        names = ", ".join(SHORT_NAMES)
+        raise click.BadParameter(f"{event_type!r} is not a type ({names})", param_hint="--type")
+    data: dict[str, Any] = {}
+    for item in fields:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    moment = parse_time(when, "--time") or datetime.now(UTC)
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": full_type,
+        "subject": customer,
+        "time": moment.isoformat(),
+        "data": data,
+    }
+
+
+@main.command()
+@click.argument("document", required=False)
+@click.option(
+    "--type", "event_type", help="Touchpoint type, short or full (purchase, touchpoint.call)."
+)
+@click.option("--customer", help="The customer id (CloudEvents subject).")
+@click.option("--source", default="cli", show_default=True, help="The publishing service.")
+@click.option("--time", "when", help="Event time, RFC 3339 with a zone (default: now).")
+@click.option("--id", "event_id", help="Event id, the idempotency key (default: a new UUID).")
+@click.option(
+    "--set",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A data field; dots nest (compensation.amount=10). Repeatable.",
+)
+@json_option
+@click.pass_context
+def append(
+    ctx: click.Context,
+    document: str | None,
+    event_type: str | None,
+    customer: str | None,
+    source: str,
+    when: str | None,
+    event_id: str | None,
+    fields: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Append one touchpoint, from options or a JSON DOCUMENT ('-' for stdin, @FILE).
+
+    Prints the event id and its position. Appending the same id again is reported
+    as a duplicate and changes nothing.
+
+    \b
+    Example:
+      ledger append --type purchase --customer C42 --set channel=web \\
+          --set order_id=ORD-1 --set amount=19.90 --set currency=GBP --set item_count=1
+      ledger append @event.json --json
+    """
+    doc = _document_from_options(document, event_type, customer, source, when, event_id, fields)
+    with open_log(settings_of(ctx)) as log:
+        outcome = service.append_one(log, doc)
+    status = "appended" if isinstance(outcome, Appended) else "duplicate"
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                {
+                    "id": outcome.event_id,
+                    "status": status,
+                    "position": str(outcome.position) if outcome.position else None,
+                }
+            )
+        )
+    elif status == "appended":
+        click.echo(f"appended {outcome.event_id} at position {outcome.position}")
+    else:
+        click.echo(f"duplicate {outcome.event_id}: already in the log at {outcome.position}")
+
+
+# -- import -----------------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False, path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "jsonl", "csv"]),
+    default="auto",
+    show_default=True,
+    help="Input format; auto picks csv for *.csv, else jsonl.",
+)
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where rejected lines go (default: DATA_DIR/rejects/NAME-TIME.jsonl).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1_000_000),
+    help="Events per append batch (env LEDGER_BATCH_SIZE, default 5000).",
+)
+@json_option
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    file: str,
+    fmt: str,
+    rejects_path: Path | None,
+    batch_size: int | None,
+    as_json: bool,
+) -> None:
+    """Import touchpoints from JSON Lines or CSV (FILE, or '-' for stdin).
+
+    Valid lines are appended in batches; every rejected line goes to a rejects file
+    with its line number and reasons. Running the same import twice appends nothing
+    new (ids are idempotency keys). Exit code 0: all accepted; 3: some rejected;
+    1: the log failed.
+
+    \b
+    Example:
+      ledger generate --customers 1000 --out history.jsonl
+      ledger import history.jsonl
+      ledger import touchpoints.csv --rejects bad.jsonl --json
+    """
+    settings = settings_of(ctx)
+    chosen: Format = detect_format(file) if fmt == "auto" else ("csv" if fmt == "csv" else "jsonl")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = "stdin" if file == "-" else Path(file).name
+    rejects = rejects_path or settings.data_dir / "rejects" / f"{name}-{stamp}.jsonl"
+    size = None if file == "-" else Path(file).stat().st_size
+    with (
+        click.open_file(file, "rb") as source,
+        open_log(settings) as log,
+        progress_bar("importing", size, unit_bytes=True) as advance,
+    ):
+        summary = service.import_file(
+            log,
+            source,
+            chosen,
+            rejects,
+            batch_size=batch_size or settings.batch_size,
+            on_progress=advance if not as_json else lambda _: None,
+        )
+    _render_import(summary, as_json)
+    if summary.failed:
+        ctx.exit(1)
+    if summary.rejected:
+        ctx.exit(EXIT_REJECTED)
+
+
+def _render_import(summary: ImportSummary, as_json: bool) -> None:
+    if as_json:
+        click.echo(orjson.dumps(summary.as_dict()))
+        return
+    click.echo(
+        f"read {summary.read}: {summary.accepted} accepted, {summary.duplicates} duplicates, "
+        f"{summary.rejected} rejected"
+    )
+    if summary.first_position is not None:
+        click.echo(f"appended at positions {summary.first_position} .. {summary.last_position}")
+    if summary.rejects_path is not None:
+        click.echo(f"rejected lines and reasons: {summary.rejects_path}")
+    if summary.failed:
+        click.echo(f"error: stopped early: {summary.failed}", err=True)
+
+
+# -- replay -----------------------------------------------------------------------------
+
+
+def _types(values: tuple[str, ...]) -> frozenset[str]:
+    chosen = set()
+    for value in values:
+        full = resolve_type(value)
+        if full is None:
+            names = ", ".join(sorted(EVENT_CLASSES))
+            raise click.BadParameter(f"{value!r} is not a type ({names})", param_hint="--type")
+        chosen.add(full)
+    return frozenset(chosen)
+
+
+def _positions(value: str | None) -> dict[int, int] | None:
+    if value is None:
+        return None
+    try:
+        positions = [Position.parse(part.strip()) for part in value.split(",")]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from-position") from None
+    return {p.partition: p.offset for p in positions}
+
+
+@main.command()
+@click.option("--customer", help="Only this customer's touchpoints.")
+@click.option("--type", "types", multiple=True, help="Only these types (repeatable).")
+@click.option("--since", help="Event time at or after (YYYY-MM-DD or RFC 3339).")
+@click.option("--until", help="Event time before (YYYY-MM-DD or RFC 3339).")
+@click.option(
+    "--from-position",
+    metavar="P[,P...]",
+    help="Start at OFFSET or PARTITION:OFFSET (comma-separated per partition).",
+)
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many records.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl"]),
+    help="Default: table on a terminal, jsonl when piped.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@click.option(
+    "--with-position",
+    is_flag=True,
+    help="jsonl: wrap each event as {position, recorded_at, event}.",
+)
+@click.pass_context
+def replay(
+    ctx: click.Context,
+    customer: str | None,
+    types: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    from_position: str | None,
+    limit: int | None,
+    fmt: str | None,
+    as_json: bool,
+    with_position: bool,
+) -> None:
+    """The history in log order, filtered; JSON Lines (the contract) or a table.
+
+    The JSON Lines output can be imported into another ledger unchanged. Records
+    the ledger cannot decode are reported on stderr with their position, and the
+    exit code is then 3.
+
+    \b
+    Example:
+      ledger replay --customer C0000042
+      ledger replay --type purchase --type refund --since 2025-03-01 --json | jq .data.amount
+    """
+    where = ReadFilter(
+        customer=customer,
+        types=_types(types),
+        since=parse_time(since, "--since"),
+        until=parse_time(until, "--until"),
+    )
+    fmt = "jsonl" if as_json else fmt or ("table" if sys.stdout.isatty() else "jsonl")
+    undecodable = 0
+    with open_log(settings_of(ctx), create=False) as log:
+        out = sys.stdout.buffer
+        for record in service.replay(log, _positions(from_position), where, limit):
+            if record.event is None:
+                undecodable += 1
+                click.echo(
+                    f"warning: cannot decode the record at {record.position}: {record.error}",
+                    err=True,
+                )
+                continue
+            if fmt == "jsonl":
+                out.write(_jsonl(record, with_position))
+            else:
+                click.echo(_table_line(record))
+    if undecodable:
+        ctx.exit(EXIT_REJECTED)
+
+
+def _jsonl(record: LogRecord, with_position: bool) -> bytes:
+    assert record.event is not None
+    if with_position:
+        return (
+            orjson.dumps(
+                {
+                    "position": str(record.position),
+                    "recorded_at": record.recorded_at.isoformat(),
+                    "event": event_to_dict(record.event),
+                }
+            )
+            + b"\n"
+        )
+    return orjson.dumps(event_to_dict(record.event)) + b"\n"
+
+
+def _table_line(record: LogRecord) -> str:
+    event = record.event
+    assert event is not None
+    return (
+        f"{record.position!s:>10}  {event.time.isoformat():25}  {event.subject:12}  "
+        f"{event.type:20}  {describe(event)}"
+    )
+
+
+# -- generate ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--customers", type=click.IntRange(1, 10_000_000), default=1000, show_default=True)
+@click.option("--days", type=click.IntRange(1, 36_500), default=365, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same history.")
+@click.option("--start", default="2025-01-01", show_default=True, help="First day (UTC).")
+@click.option(
+    "--out",
+    type=click.Path(allow_dash=True, dir_okay=False, path_type=str),
+    help="Write JSON Lines here ('-' for stdout) instead of appending to the log.",
+)
+@json_option
+@click.pass_context
+def generate(
+    ctx: click.Context,
+    customers: int,
+    days: int,
+    seed: int,
+    start: str,
+    out: str | None,
+    as_json: bool,
+) -> None:
+    """Generate a deterministic synthetic CRM history (seeded).
+
+    Repeat and one-time buyers, complaints resolved late or never, call-centre
+    waits and abandoned calls, and marketing that over-contacts some customers.
+    Appends to the log unless --out is given.
+
+    \b
+    Example:
+      ledger generate --customers 500 --days 180 --seed 7
+      ledger generate --customers 100000 --days 160 --out history.jsonl
+    """
+    settings = settings_of(ctx)
+    first_day = parse_time(start, "--start")
+    if out is not None:
+        with click.open_file(out, "wb") as stream:
+            count = service.write_generated(
+                stream, customers=customers, days=days, seed=seed, start=first_day
+            )
+        message = {"events": count, "out": out}
+        click.echo(
+            orjson.dumps(message) if as_json else f"wrote {count} events to {out}", err=out == "-"
+        )
+        return
+    rejects = settings.data_dir / "rejects" / f"generate-{seed}.jsonl"
+    with open_log(settings) as log, progress_bar("generating", None, False) as advance:
+        summary = service.generate_into(
+            log,
+            customers=customers,
+            days=days,
+            seed=seed,
+            start=first_day,
+            rejects_path=rejects,
+            batch_size=settings.batch_size,
+            on_progress=advance,
+        )
+    _render_import(summary, as_json)
+    if summary.failed:
+        ctx.exit(1)
+
+
+# -- demo -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--customers", type=click.IntRange(1, 1_000_000), default=2000, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@json_option
+@click.pass_context
+def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool) -> None:
+    """Generate a history into the log (embedded by default) and show what it holds.
+
+    Running it again appends nothing: the generated ids are deterministic, so every
+    event is recognised as a duplicate.
+
+    \b
+    Example:
+      ledger demo
+      ledger --data-dir /tmp/crm demo --customers 10000 --json
+    """
+    settings = settings_of(ctx)
+    rejects = settings.data_dir / "rejects" / f"demo-{seed}.jsonl"
+    with open_log(settings) as log, progress_bar("generating", None, False) as advance:
+        report = service.demo(
+            log,
+            customers=customers,
+            days=days,
+            seed=seed,
+            rejects_path=rejects,
+            batch_size=settings.batch_size,
+            on_progress=advance,
+        )
+    if as_json:
+        click.echo(orjson.dumps(_demo_json(report, settings)))
+        return
+    _render_demo(report, settings)
+
+
+def _demo_json(report: service.DemoReport, settings: Settings) -> dict[str, Any]:
+    seen = report.overview
+    return {
+        "log": settings.log_url,
+        "this_run": report.generated.as_dict(),
+        "events": seen.events,
+        "customers": seen.customers,
+        "first_time": seen.first_time.isoformat() if seen.first_time else None,
+        "last_time": seen.last_time.isoformat() if seen.last_time else None,
+        "late_events": seen.late,
+        "by_type": dict(seen.by_type.most_common()),
+        "outbound_by_channel": dict(seen.outbound_by_channel.most_common()),
+        "undecodable": len(seen.undecodable),
+        "sample_customer": seen.busiest_customer,
+        "sample": [event_to_dict(r.event) for r in report.sample if r.event is not None],
+    }
+
+
+def _render_demo(report: service.DemoReport, settings: Settings) -> None:
+    console = Console()
+    run, seen = report.generated, report.overview
+    console.print(f"[bold]touchpoint-ledger demo[/bold]  log: {settings.log_url}")
+    console.print(
+        f"this run: {run.accepted} appended, {run.duplicates} already there "
+        f"(duplicates), {run.rejected} rejected"
+    )
+    span = (
+        f"{seen.first_time:%Y-%m-%d} .. {seen.last_time:%Y-%m-%d}"
+        if seen.first_time and seen.last_time
+        else "-"
+    )
+    console.print(
+        f"the log holds {seen.events} touchpoints of {seen.customers} customers, "
+        f"{span}; {seen.late} arrived after later ones (late uploads)"
+    )
+    types = Table("type", "events", title="Touchpoints by type", title_justify="left")
+    for name, count in seen.by_type.most_common():
+        types.add_row(name, str(count))
+    console.print(types)
+    channels = Table(
+        "channel", "outbound contacts", title="Outbound contacts by channel", title_justify="left"
+    )
+    for name, count in seen.outbound_by_channel.most_common():
+        channels.add_row(name, str(count))
+    console.print(channels)
+    if report.sample:
+        history = Table(
+            "position",
+            "time",
+            "type",
+            "what",
+            title_justify="left",
+            title=f"The busiest customer, {seen.busiest_customer} (first 15)",
+        )
+        for record in report.sample:
+            assert record.event is not None
+            history.add_row(
+                str(record.position),
+                f"{record.event.time:%Y-%m-%d %H:%M%z}",
+                record.event.type,
+                describe(record.event),
+            )
+        console.print(history)
+    if seen.undecodable:
+        console.print(f"[red]{len(seen.undecodable)} records could not be decoded[/red]")
+    console.print(
+        f"next: ledger replay --customer {seen.busiest_customer}   "
+        "ledger replay --type complaint.opened --json"
+    )
+
+
+# -- schema -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one <type>.schema.json per type and contract.json into this folder.",
+)
+def schema(out: Path | None) -> None:
+    """The event contract as JSON Schema, for publishers in any language.
+
+    Without --out, prints the contract index (types, versions, Kafka binding).
+
+    \b
+    Example:
+      ledger schema --out docs/schema
+      ledger schema | jq .kafka
+    """
+    if out is None:
+        sys.stdout.buffer.write(dump(contract()))
+        return
+    for path in write_schemas(out):
+        click.echo(str(path))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""One readable line per touchpoint, for tables people read (not for machines)."""
+
+from __future__ import annotations
+
+from functools import singledispatch
+
+from ledger.events import (
+    Call,
+    Chat,
+    ComplaintOpened,
+    ComplaintResolved,
+    ConsentGiven,
+    ConsentWithdrawn,
+    CustomerDetails,
+    Email,
+    FeedbackGiven,
+    Purchase,
+    Refund,
+    Sms,
+    TouchpointEvent,
+    Visit,
+)
+
+
+@singledispatch
+def describe(event: TouchpointEvent) -> str:
+    """A short human summary of the event's payload."""
+    return event.type
+
+
+def _contact(event: Call | Email | Sms | Chat) -> str:
+    data = event.data
+    text = f"{data.direction} {data.purpose}"
+    return f"{text} ({data.campaign})" if data.campaign else text
+
+
+@describe.register
+def _(event: Call) -> str:
+    data = event.data
+    talk = f", talked {data.duration_seconds // 60}m{data.duration_seconds % 60:02d}s"
+    return (
+        f"{_contact(event)} call {data.outcome}, waited {data.wait_seconds}s"
+        f"{talk if data.outcome == 'answered' else ''}"
+    )
+
+
+@describe.register
+def _(event: Email) -> str:
+    return f"{_contact(event)} e-mail" + (" (bounced)" if event.data.bounced else "")
+
+
+@describe.register
+def _(event: Sms) -> str:
+    return f"{_contact(event)} SMS"
+
+
+@describe.register
+def _(event: Chat) -> str:
+    return f"{_contact(event)} chat, {event.data.messages} messages"
+
+
+@describe.register
+def _(event: Visit) -> str:
+    return f"{event.data.channel} visit {event.data.location or ''}".rstrip()
+
+
+@describe.register
+def _(event: Purchase) -> str:
+    data = event.data
+    return f"order {data.order_id}: {data.amount} {data.currency}, {data.item_count} items"
+
+
+@describe.register
+def _(event: Refund) -> str:
+    data = event.data
+    return f"{data.kind} of {data.order_id}: {data.amount} {data.currency}"
+
+
+@describe.register
+def _(event: ComplaintOpened) -> str:
+    data = event.data
+    return f"complaint {data.complaint_id} opened: {data.category}, {data.severity}"
+
+
+@describe.register
+def _(event: ComplaintResolved) -> str:
+    data = event.data
+    extra = (
+        f" ({data.compensation.amount} {data.compensation.currency})" if data.compensation else ""
+    )
+    return f"complaint {data.complaint_id} resolved: {data.resolution}{extra}"
+
+
+@describe.register
+def _(event: FeedbackGiven) -> str:
+    data = event.data
+    return f"{data.scale.upper()} {data.score}" + (f" about {data.about}" if data.about else "")
+
+
+@describe.register
+def _(event: ConsentGiven) -> str:
+    return f"consent given for {event.data.channel} ({event.data.evidence_source})"
+
+
+@describe.register
+def _(event: ConsentWithdrawn) -> str:
+    return f"consent withdrawn for {event.data.channel} ({event.data.evidence_source})"
+
+
+@describe.register
+def _(event: CustomerDetails) -> str:
+    data = event.data
+    known = [f for f in ("country", "time_zone", "locale") if getattr(data, f)]
+    personal = [f for f in ("name", "email", "phone") if getattr(data.personal, f)]
+    return "details: " + ", ".join(known + [f"{f} (personal)" for f in personal])

@@ -1,0 +1,252 @@
+"""Bulk import of touchpoints from JSON Lines or CSV: streaming, batched, idempotent.
+
+Every input line either lands in the log (new or duplicate) or in the rejects file
+with its line number and every reason; a bad line never holds back its neighbours.
+Validation of the next batch overlaps with writing the previous one (sqlite3 and
+the Kafka client's I/O thread release the GIL), so a batch costs roughly the
+larger of the two, not their sum. Memory is bounded by two batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+
+from ledger.codec import event_from_json, parse_event
+from ledger.errors import InvalidEvent, LedgerError
+from ledger.events import Touchpoint
+from ledger.log import Appended, EventLog, Position
+
+Format = Literal["jsonl", "csv"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One input line the ledger refused, and why."""
+
+    line: int
+    reasons: list[str]
+    text: str
+
+
+@dataclass
+class ImportSummary:
+    """What an import did. ``rejects_path`` is set when any line was rejected."""
+
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    first_position: Position | None = None
+    last_position: Position | None = None
+    rejects_path: Path | None = None
+    failed: str | None = None
+    """Why the import stopped early (the log became unavailable), if it did."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "first_position": str(self.first_position) if self.first_position else None,
+            "last_position": str(self.last_position) if self.last_position else None,
+            "rejects_file": str(self.rejects_path) if self.rejects_path else None,
+            "failed": self.failed,
+        }
+
+
+class RejectsFile:
+    """JSON Lines file of rejections, created on the first one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = None
+
+    def write(self, rejection: Rejection) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("ab")
+        record = {"line": rejection.line, "reasons": rejection.reasons, "input": rejection.text}
+        self._file.write(orjson.dumps(record) + b"\n")
+
+    @property
+    def used(self) -> bool:
+        return self._file is not None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+Candidate = tuple[int, Touchpoint | Rejection]
+"""A line number and either its validated event or its rejection."""
+
+
+def jsonl_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
+    """Validate JSON Lines; yields ``(line number, event or rejection, bytes consumed)``."""
+    for number, line in enumerate(stream, start=1):
+        stripped = line.strip()
+        if not stripped:
+            yield number, Rejection(number, ["(line): empty line"], ""), len(line)
+            continue
+        try:
+            yield number, event_from_json(stripped), len(line)
+        except InvalidEvent as exc:
+            yield number, Rejection(number, exc.reasons, _text(stripped)), len(line)
+
+
+def csv_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
+    """Validate CSV with a header row of attribute names; ``data.x.y`` columns nest.
+
+    Empty cells are absent fields. Yields ``(line number, event or rejection, bytes)``.
+    """
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except (csv.Error, UnicodeDecodeError) as exc:
+        yield 1, Rejection(1, [f"(header): not a CSV header: {exc}"], ""), 0
+        return
+    paths = [column.strip().split(".") for column in header]
+    line = reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            line = reader.line_num
+            yield line, Rejection(line, [f"(line): not valid CSV: {exc}"], ""), 0
+            continue
+        line = reader.line_num
+        yield line, _csv_event(line, paths, row), sum(len(cell) + 1 for cell in row)
+
+
+def _csv_event(line: int, paths: list[list[str]], row: list[str]) -> Touchpoint | Rejection:
+    text = ",".join(row)
+    if len(row) != len(paths):
+        return Rejection(line, [f"(line): {len(row)} cells for {len(paths)} columns"], text)
+    document: dict[str, Any] = {}
+    for path, cell in zip(paths, row, strict=True):
+        if cell == "":
+            continue
+        node = document
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                return Rejection(line, [f"{'.'.join(path)}: clashes with column {part}"], text)
+            node = child
+        node[path[-1]] = cell
+    try:
+        return parse_event(document)
+    except InvalidEvent as exc:
+        return Rejection(line, exc.reasons, text)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def candidates(stream: IO[bytes], fmt: Format) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
+    """The validated lines of ``stream`` in format ``fmt``."""
+    return jsonl_candidates(stream) if fmt == "jsonl" else csv_candidates(stream)
+
+
+def import_stream(
+    log: EventLog,
+    lines: Iterable[tuple[int, Touchpoint | Rejection, int]],
+    rejects: RejectsFile,
+    *,
+    batch_size: int = 5000,
+    on_progress: Callable[[int], None] = lambda consumed: None,
+) -> ImportSummary:
+    """Append every valid line to ``log`` in batches; write the others to ``rejects``.
+
+    Stops early (``summary.failed``) only when the log itself fails; what was
+    appended before that stays appended, and running the import again is safe.
+    """
+    summary = ImportSummary()
+    writer = _BatchWriter(log, summary)
+    batch: list[Touchpoint] = []
+    try:
+        for _, item, consumed in lines:
+            summary.read += 1
+            if isinstance(item, Rejection):
+                summary.rejected += 1
+                rejects.write(item)
+            else:
+                batch.append(item)
+                if len(batch) >= batch_size:
+                    writer.submit(batch)
+                    batch = []
+            on_progress(consumed)
+            if writer.error is not None:
+                break
+        if batch and writer.error is None:
+            writer.submit(batch)
+    finally:
+        writer.finish()
+        rejects.close()
+    if rejects.used:
+        summary.rejects_path = rejects.path
+    if writer.error is not None:
+        summary.failed = str(writer.error)
+    return summary
+
+
+@dataclass
+class _BatchWriter:
+    """Appends batches on a background thread, at most one waiting behind the one in hand."""
+
+    log: EventLog
+    summary: ImportSummary
+    error: LedgerError | None = None
+    _queue: queue.Queue[list[Touchpoint] | None] = field(
+        default_factory=lambda: queue.Queue(maxsize=1)
+    )
+    _thread: threading.Thread | None = None
+
+    def submit(self, batch: list[Touchpoint]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ledger-import-writer")
+            self._thread.start()
+        self._queue.put(batch)
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain: the reader stops at its next line
+            try:
+                outcomes = self.log.append(batch)
+            except LedgerError as exc:
+                self.error = exc
+                continue
+            for outcome in outcomes:
+                if isinstance(outcome, Appended):
+                    self.summary.accepted += 1
+                    if self.summary.first_position is None:
+                        self.summary.first_position = outcome.position
+                    self.summary.last_position = outcome.position
+                else:
+                    self.summary.duplicates += 1
+
+    def finish(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+
+def detect_format(path: str) -> Format:
+    """``csv`` for ``*.csv``, otherwise JSON Lines."""
+    return "csv" if path.lower().endswith(".csv") else "jsonl"
