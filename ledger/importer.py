@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ledger.events import Touchpoint
 from ledger.log import Appended, EventLog, Position
 
 Format = Literal["jsonl", "csv"]
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,9 @@ def csv_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Reject
 
     Empty cells are absent fields. Yields ``(line number, event or rejection, bytes)``.
     """
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    # surrogateescape keeps one bad byte from poisoning the decoder for the whole file;
+    # the row holding it is rejected on its own below.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text)
     try:
         header = next(reader)
@@ -135,6 +139,9 @@ def csv_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Reject
 
 def _csv_event(line: int, paths: list[list[str]], row: list[str]) -> Touchpoint | Rejection:
     text = ",".join(row)
+    if _SURROGATE.search(text):
+        readable = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return Rejection(line, ["(line): not valid UTF-8"], readable)
     if len(row) != len(paths):
         return Rejection(line, [f"(line): {len(row)} cells for {len(paths)} columns"], text)
     document: dict[str, Any] = {}

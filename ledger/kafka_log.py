@@ -87,7 +87,11 @@ class KafkaLog(EventLog):
     def producer(self) -> KafkaProducer:
         if self._producer is None:
             try:
-                self._producer = KafkaProducer(**self._client_options(), **PRODUCER_OPTIONS)
+                self._producer = KafkaProducer(
+                    **self._client_options(),
+                    **PRODUCER_OPTIONS,
+                    max_block_ms=int(self._settings.kafka_timeout_seconds * 1000),
+                )
             except KafkaError as exc:
                 raise self._unavailable("cannot connect", exc) from exc
         return self._producer

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Client private key.")
     kafka_ssl_password: SecretStr | None = Field(default=None, description="Key password.")
     kafka_ssl_check_hostname: bool = Field(default=True, description="Verify the broker name.")
+    kafka_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="How long to wait for Kafka to answer before giving up "
+        "(LEDGER_KAFKA_TIMEOUT_SECONDS).",
+    )
     batch_size: int = Field(
         default=5000,
         ge=1,
@@ -77,6 +84,7 @@ class Settings(BaseSettings):
         options: dict[str, Any] = {
             "client_id": self.kafka_client_id,
             "security_protocol": self.kafka_security_protocol,
+            "bootstrap_timeout_ms": int(self.kafka_timeout_seconds * 1000),
         }
         if self.kafka_sasl_mechanism:
             options["sasl_mechanism"] = self.kafka_sasl_mechanism

@@ -1,0 +1,97 @@
+"""The embedded log on a real SQLite file: tampering, concurrency, stable positions."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ledger.codec import parse_event
+from ledger.errors import LogUnavailable
+from ledger.generate import generated
+from ledger.log import Appended, Position
+from ledger.sqlite_log import SQLiteLog
+
+
+def events(customers: int = 20, seed: int = 1) -> list:  # type: ignore[type-arg]
+    return [parse_event(d) for d in generated(customers, 30, seed)]
+
+
+def test_reading_a_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LogUnavailable, match="no ledger at"):
+        SQLiteLog(tmp_path / "nothing.db", create=False)
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_the_database_itself_refuses_a_second_event_with_the_same_id(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with SQLiteLog(path) as log:
+        log.append(events()[:1])
+    connection = sqlite3.connect(path)
+    row = connection.execute(
+        "SELECT originator_id, topic, state, subject FROM touchpoints"
+    ).fetchone()
+    with pytest.raises(sqlite3.IntegrityError):
+        connection.execute(
+            "INSERT INTO touchpoints (originator_id, originator_version, topic, state, subject, "
+            "event_time, recorded_at) VALUES (?, 1, ?, ?, ?, 0, 0)",
+            row,
+        )
+
+
+def test_a_tampered_row_is_reported_with_its_position_and_reading_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    batch = events()
+    with SQLiteLog(path) as log:
+        log.append(batch)
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE touchpoints SET state = ? WHERE position = 5", (b'{"id": 1}',))
+    with SQLiteLog(path, create=False) as log:
+        records = list(log.read())
+    assert len(records) == len(batch)
+    broken = [r for r in records if r.event is None]
+    assert [r.position for r in broken] == [Position(0, 5)]
+    assert broken[0].error and broken[0].error.startswith("type: required")
+    assert broken[0].raw == b'{"id": 1}'
+
+
+def test_positions_survive_vacuum_and_are_never_reused(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    batch = events()
+    with SQLiteLog(path) as log:
+        log.append(batch[:50])
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM touchpoints WHERE position IN (10, 50)")
+    sqlite3.connect(path, isolation_level=None).execute("VACUUM")
+    with SQLiteLog(path) as log:
+        before = {r.event.id: r.position for r in log.read() if r.event}
+        outcome = log.append(batch[50:51])[0]
+    assert before[batch[48].id] == Position(0, 49)
+    assert isinstance(outcome, Appended) and outcome.position == Position(0, 51)
+
+
+def _append_worker(path: str, seed: int) -> None:
+    with SQLiteLog(Path(path)) as log:
+        batch = [parse_event(d) for d in generated(30, 30, seed)]
+        for start in range(0, len(batch), 40):
+            log.append(batch[start : start + 40])
+
+
+def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    SQLiteLog(path).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_worker, args=(str(path), seed)) for seed in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    expected = {e.id for seed in (1, 2) for e in (parse_event(d) for d in generated(30, 30, seed))}
+    with SQLiteLog(path, create=False) as log:
+        records = list(log.read())
+    assert {r.event.id for r in records if r.event} == expected
+    assert len(records) == len(expected)
+    assert len({r.position for r in records}) == len(records)
