@@ -114,7 +114,13 @@ def csv_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Reject
     # surrogateescape keeps one bad byte from poisoning the decoder for the whole file;
     # the row holding it is rejected on its own below.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text)
+    try:
+        yield from _csv_rows(csv.reader(text))
+    finally:
+        text.detach()  # the caller owns (and closes) the stream
+
+
+def _csv_rows(reader: Any) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
     try:
         header = next(reader)
     except StopIteration:
@@ -123,7 +129,6 @@ def csv_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Reject
         yield 1, Rejection(1, [f"(header): not a CSV header: {exc}"], ""), 0
         return
     paths = [column.strip().split(".") for column in header]
-    line = reader.line_num
     while True:
         try:
             row = next(reader)

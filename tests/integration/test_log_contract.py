@@ -71,7 +71,8 @@ def test_duplicates_within_a_batch_are_reported_not_appended(log_factory: LogFac
     log = log_factory()
     first, second = history()[:2]
     outcomes = log.append([first, second, first])  # type: ignore[list-item]
-    assert isinstance(outcomes[0], Appended) and isinstance(outcomes[1], Appended)
+    assert isinstance(outcomes[0], Appended)
+    assert isinstance(outcomes[1], Appended)
     assert outcomes[2] == Duplicate(first.id, outcomes[0].position)
     assert [r.event.id for r in log.read() if r.event].count(first.id) == 1
 

@@ -53,7 +53,8 @@ def test_a_tampered_row_is_reported_with_its_position_and_reading_goes_on(tmp_pa
     assert len(records) == len(batch)
     broken = [r for r in records if r.event is None]
     assert [r.position for r in broken] == [Position(0, 5)]
-    assert broken[0].error and broken[0].error.startswith("type: required")
+    assert broken[0].error
+    assert broken[0].error.startswith("type: required")
     assert broken[0].raw == b'{"id": 1}'
 
 
@@ -69,7 +70,8 @@ def test_positions_survive_vacuum_and_are_never_reused(tmp_path: Path) -> None:
         before = {r.event.id: r.position for r in log.read() if r.event}
         outcome = log.append(batch[50:51])[0]
     assert before[batch[48].id] == Position(0, 49)
-    assert isinstance(outcome, Appended) and outcome.position == Position(0, 51)
+    assert isinstance(outcome, Appended)
+    assert outcome.position == Position(0, 51)
 
 
 def _append_worker(path: str, seed: int) -> None:

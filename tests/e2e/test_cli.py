@@ -1,0 +1,290 @@
+"""The ``ledger`` command end to end: exit codes, output, files, idempotency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from cli import main
+from ledger.settings import Settings
+
+Run = Callable[..., Result]
+
+PURCHASE = [
+    "--type",
+    "purchase",
+    "--customer",
+    "C1",
+    "--set",
+    "channel=web",
+    "--set",
+    "order_id=O1",
+    "--set",
+    "amount=19.90",
+    "--set",
+    "currency=GBP",
+    "--set",
+    "item_count=1",
+]
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """Invoke ``ledger`` with a fresh data dir, as a user in an empty folder would."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEDGER_LOG", raising=False)
+
+    def invoke(*args: str, input: bytes | str | None = None) -> Result:
+        return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def lines(result: Result) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+COMMANDS = ["append", "import", "replay", "generate", "demo", "schema"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(run: Run, command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.stdout
+    assert f"ledger {command}" in result.stdout.split("Example:")[1]
+
+
+def test_the_group_lists_every_command(run: Run) -> None:
+    result = run("--help")
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+def test_append_prints_id_and_position_then_reports_the_duplicate(run: Run) -> None:
+    first = run("append", *PURCHASE, "--id", "evt-1")
+    assert first.exit_code == 0
+    assert first.stdout.strip() == "appended evt-1 at position 0:1"
+    again = run("append", *PURCHASE, "--id", "evt-1", "--json")
+    assert again.exit_code == 0
+    assert orjson.loads(again.stdout) == {"id": "evt-1", "status": "duplicate", "position": "0:1"}
+
+
+def test_append_a_json_document_from_stdin(run: Run) -> None:
+    document = {
+        "id": "d1",
+        "source": "crm",
+        "type": "complaint.opened",
+        "subject": "C7",
+        "time": "2025-02-01T09:00:00+03:00",
+        "data": {"channel": "phone", "complaint_id": "K1", "category": "delivery"},
+    }
+    result = run("append", "-", "--json", input=orjson.dumps(document))
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout)["status"] == "appended"
+    replayed = lines(run("replay", "--json"))
+    assert replayed[0]["data"]["severity"] == "medium"  # the default, now explicit
+    assert replayed[0]["time"] == "2025-02-01T09:00:00+03:00"
+
+
+def test_an_invalid_event_is_one_line_naming_each_field_and_exit_1(run: Run) -> None:
+    result = run(
+        "append",
+        "--type",
+        "purchase",
+        "--customer",
+        "C1",
+        "--set",
+        "channel=fax",
+        "--set",
+        "amount=-1",
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    [message] = result.stderr.strip().splitlines()
+    assert message.startswith("error: data.channel: ")
+    for field in ("data.order_id: required", "data.amount:", "data.currency: required"):
+        assert field in message
+    assert "Traceback" not in result.output
+
+
+def test_usage_mistakes_are_explained_without_a_traceback(run: Run) -> None:
+    assert run("append", "--type", "fax", "--customer", "C1").exit_code == 2
+    assert run("append").exit_code == 2
+    result = run("replay", "--since", "2025-01-01T10:00")
+    assert result.exit_code == 2
+    assert "has no time zone" in result.stderr
+    result = run("replay")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no ledger at ")
+    result = run("--log", "kafka://nohost/t", "replay")
+    assert (result.exit_code, result.stderr.strip()) == (
+        1,
+        "error: log URL 'kafka://nohost/t': server 'nohost' is not host:port",
+    )
+
+
+def test_import_accepts_good_lines_rejects_bad_ones_and_is_idempotent(
+    run: Run, tmp_path: Path
+) -> None:
+    good = [
+        {
+            "id": f"e{i}",
+            "source": "s",
+            "type": "touchpoint.sms",
+            "subject": f"C{i % 3}",
+            "time": f"2025-01-0{i + 1}T10:00:00Z",
+            "data": {"direction": "outbound"},
+        }
+        for i in range(5)
+    ]
+    text = b"".join(orjson.dumps(e) + b"\n" for e in good[:2])
+    text += b'{"id": "bad-1", "type": "touchpoint.sms"}\n' + b"[1]\n"
+    text += b"".join(orjson.dumps(e) + b"\n" for e in good[2:])
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(text)
+    rejects = tmp_path / "rejects.jsonl"
+    result = run("import", str(source), "--rejects", str(rejects), "--json")
+    assert result.exit_code == 3
+    summary = orjson.loads(result.stdout)
+    assert (summary["read"], summary["accepted"], summary["duplicates"], summary["rejected"]) == (
+        7,
+        5,
+        0,
+        2,
+    )
+    rejected = [orjson.loads(line) for line in rejects.read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [3, 4]
+    assert "source: required" in rejected[0]["reasons"]
+    assert rejected[0]["input"] == '{"id": "bad-1", "type": "touchpoint.sms"}'
+    assert [e["id"] for e in lines(run("replay", "--json"))] == [e["id"] for e in good]
+    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in good))
+    again = run("import", str(source), "--json")
+    assert again.exit_code == 0
+    assert orjson.loads(again.stdout)["duplicates"] == 5
+    assert len(lines(run("replay", "--json"))) == 5
+
+
+def test_import_rejects_land_in_the_data_dir_by_default(run: Run, tmp_path: Path) -> None:
+    source = tmp_path / "calls.csv"
+    source.write_text(
+        "id,source,type,subject,time,data.direction,data.outcome\n"
+        "c1,cc,touchpoint.call,C1,2025-01-01T10:00:00Z,inbound,answered\n"
+        "c2,cc,touchpoint.call,C1,2025-01-01T10:00:00Z,inbound,hung up\n"
+    )
+    result = run("import", str(source))
+    assert result.exit_code == 3
+    assert "read 2: 1 accepted, 0 duplicates, 1 rejected" in result.stdout
+    [rejects] = (tmp_path / "ledger-data" / "rejects").glob("calls.csv-*.jsonl")
+    assert str(rejects.relative_to(tmp_path)) in result.stdout
+    assert orjson.loads(rejects.read_text())["line"] == 3
+
+
+def test_replay_filters_and_the_output_imports_into_another_ledger_identically(
+    run: Run, tmp_path: Path
+) -> None:
+    assert run("generate", "--customers", "40", "--days", "60", "--seed", "9").exit_code == 0
+    everything = run("replay", "--json").stdout
+    purchases = lines(run("replay", "--type", "purchase", "--type", "refund", "--json"))
+    assert purchases
+    assert {e["type"] for e in purchases} == {"touchpoint.purchase", "touchpoint.refund"}
+    customer = purchases[0]["subject"]
+    theirs = lines(run("replay", "--customer", customer, "--since", "2025-01-15", "--json"))
+    assert theirs
+    assert all(e["subject"] == customer and e["time"] >= "2025-01-15" for e in theirs)
+    assert len(lines(run("replay", "--limit", "7", "--json"))) == 7
+    later = lines(run("replay", "--from-position", "100", "--with-position"))
+    assert later[0]["position"] == "0:100"
+    copy = run("--data-dir", str(tmp_path / "copy"), "import", "-", "--json", input=everything)
+    assert copy.exit_code == 0
+    assert run("--data-dir", str(tmp_path / "copy"), "replay", "--json").stdout == everything
+
+
+def test_replay_table_is_readable(run: Run) -> None:
+    run("append", *PURCHASE, "--id", "t1", "--time", "2025-03-04T05:06:07Z")
+    result = run("replay", "--format", "table")
+    assert "order O1: 19.90 GBP, 1 items" in result.stdout
+    assert "touchpoint.purchase" in result.stdout
+
+
+def test_generate_is_deterministic_per_seed(run: Run, tmp_path: Path) -> None:
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        result = run(
+            "generate",
+            "--customers",
+            "30",
+            "--days",
+            "30",
+            "--seed",
+            seed,
+            "--out",
+            str(tmp_path / f"{name}.jsonl"),
+        )
+        assert result.exit_code == 0
+    a, b, c = ((tmp_path / f"{n}.jsonl").read_bytes() for n in "abc")
+    assert a == b
+    assert a != c
+
+
+def test_demo_reports_the_log_and_is_idempotent(run: Run) -> None:
+    first = run("demo", "--customers", "60", "--json")
+    assert first.exit_code == 0
+    report = orjson.loads(first.stdout)
+    assert report["this_run"]["accepted"] == report["events"] > 500
+    assert report["customers"] == 60
+    assert report["late_events"] > 0
+    assert set(report["by_type"]) >= {"touchpoint.purchase", "complaint.opened"}
+    second = orjson.loads(run("demo", "--customers", "60", "--json").stdout)
+    assert second["this_run"]["accepted"] == 0
+    assert second["this_run"]["duplicates"] == report["events"]
+    assert second["events"] == report["events"]
+    people = run("demo", "--customers", "60")
+    assert "Touchpoints by type" in people.stdout
+    assert "The busiest customer" in people.stdout
+
+
+def test_schema_files_match_the_committed_docs(run: Run, tmp_path: Path) -> None:
+    result = run("schema", "--out", str(tmp_path / "schema"))
+    assert result.exit_code == 0
+    committed = Path(__file__).parents[2] / "docs" / "schema"
+    written = sorted(p.name for p in (tmp_path / "schema").iterdir())
+    assert written == sorted(p.name for p in committed.iterdir()), (
+        "run: ledger schema --out docs/schema"
+    )
+    for name in written:
+        assert (tmp_path / "schema" / name).read_bytes() == (committed / name).read_bytes(), name
+    assert orjson.loads(run("schema").stdout)["kafka"]["producer"].startswith("acks=all")
+
+
+def test_the_same_commands_work_against_kafka(
+    run: Run, kafka_settings: Callable[[], Settings], tmp_path: Path
+) -> None:
+    url = kafka_settings().log_url
+    assert run("--log", url, "generate", "--customers", "30", "--days", "30").exit_code == 0
+    assert run("--log", url, "append", *PURCHASE, "--id", "k1").exit_code == 0
+    replayed = lines(run("--log", url, "replay", "--json"))
+    assert "k1" in {e["id"] for e in replayed}
+    mine = lines(run("--log", url, "replay", "--customer", "C1", "--json"))
+    assert [e["id"] for e in mine] == ["k1"]
+
+
+def test_the_installed_console_script_runs_the_demo(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "ledger"
+    result = subprocess.run(
+        [str(script), "demo", "--customers", "30", "--days", "30"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the log holds" in result.stdout
+    assert (tmp_path / "ledger-data" / "ledger.db").exists()
