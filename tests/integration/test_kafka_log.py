@@ -10,12 +10,12 @@ from kafka import KafkaProducer
 
 from ledger.app import open_log
 from ledger.codec import event_to_json, parse_event
+from ledger.devbroker import free_port
 from ledger.errors import LogUnavailable
 from ledger.generate import generated
 from ledger.kafka_log import KafkaLog, partition_for
 from ledger.log import ReadFilter
 from ledger.settings import KafkaLogTarget, Settings
-from tests.conftest import free_port
 
 SMS = {
     "source": "s",
