@@ -273,7 +273,7 @@ def append(
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 1_000_000),
-    help="Events per append batch (env LEDGER_BATCH_SIZE, default 5000).",
+    help="Events per append batch (env LEDGER_BATCH_SIZE, default 20000).",
 )
 @json_option
 @click.pass_context

@@ -13,4 +13,4 @@ def open_log(settings: Settings, *, create: bool = True) -> EventLog:
     target = parse_log_url(settings.log_url)
     if isinstance(target, KafkaLogTarget):
         return KafkaLog(target, settings)
-    return SQLiteLog(target.path, create=create)
+    return SQLiteLog(target.path, create=create, cache_mib=settings.sqlite_cache_mb)

@@ -10,11 +10,13 @@ larger of the two, not their sum. Memory is bounded by two batches.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -190,6 +192,24 @@ def import_stream(
     """
     summary = ImportSummary()
     writer = _BatchWriter(log, summary)
+    with cyclic_gc_paused():
+        _pump(lines, writer, rejects, batch_size=batch_size, on_progress=on_progress)
+    if rejects.used:
+        summary.rejects_path = rejects.path
+    if writer.error is not None:
+        summary.failed = str(writer.error)
+    return summary
+
+
+def _pump(
+    lines: Iterable[tuple[int, Touchpoint | Rejection, int]],
+    writer: _BatchWriter,
+    rejects: RejectsFile,
+    *,
+    batch_size: int,
+    on_progress: Callable[[int], None],
+) -> None:
+    summary = writer.summary
     batch: list[Touchpoint] = []
     try:
         for _, item, consumed in lines:
@@ -210,37 +230,34 @@ def import_stream(
     finally:
         writer.finish()
         rejects.close()
-    if rejects.used:
-        summary.rejects_path = rejects.path
-    if writer.error is not None:
-        summary.failed = str(writer.error)
-    return summary
 
 
 @dataclass
 class _BatchWriter:
-    """Appends batches on a background thread, at most one waiting behind the one in hand."""
+    """Encodes batches on the caller's thread and writes them on a background thread.
+
+    Encoding (canonical bytes) holds the GIL; writing mostly waits on SQLite or the
+    broker with the GIL released. At most one encoded batch waits behind the one in hand.
+    """
 
     log: EventLog
     summary: ImportSummary
     error: LedgerError | None = None
-    _queue: queue.Queue[list[Touchpoint] | None] = field(
-        default_factory=lambda: queue.Queue(maxsize=1)
-    )
+    _queue: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(maxsize=1))
     _thread: threading.Thread | None = None
 
     def submit(self, batch: list[Touchpoint]) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="ledger-import-writer")
             self._thread.start()
-        self._queue.put(batch)
+        self._queue.put(self.log.encode(batch))
 
     def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
+        while (encoded := self._queue.get()) is not None:
             if self.error is not None:
                 continue  # drain: the reader stops at its next line
             try:
-                outcomes = self.log.append(batch)
+                outcomes = self.log.write(encoded)
             except LedgerError as exc:
                 self.error = exc
                 continue
@@ -257,6 +274,23 @@ class _BatchWriter:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for a bulk job.
+
+    Validated events form no reference cycles (reference counting frees them), but
+    each collection pass walks every live object -- here, whole batches -- which cost
+    a third of the import time. The collector is restored afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def detect_format(path: str) -> Format:

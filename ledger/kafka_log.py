@@ -12,7 +12,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -22,7 +24,7 @@ from kafka.partitioner.default import murmur2
 
 from ledger.errors import InvalidEvent, LogUnavailable
 from ledger.events import Touchpoint
-from ledger.kafka_binding import from_record, to_binary
+from ledger.kafka_binding import Headers, from_record, to_binary
 from ledger.log import (
     EVERYTHING,
     Appended,
@@ -40,7 +42,7 @@ PRODUCER_OPTIONS: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": True,
     "linger_ms": 20,
-    "batch_size": 512 * 1024,
+    "batch_size": 1024 * 1024,
     "max_request_size": 8 * 1024 * 1024,
     "max_in_flight_requests_per_connection": 5,
 }
@@ -55,8 +57,24 @@ CONSUMER_OPTIONS: dict[str, Any] = {
 READ_STALL_SECONDS = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedRecords:
+    """A batch as Kafka records; repeats of an id within the batch are sent once."""
+
+    first: list[int]
+    """For each event of the batch, the index of the first event with its id."""
+    records: list[tuple[int, tuple[bytes, bytes, Headers]]]
+    """``(batch index, (key, value, headers))`` of each first occurrence."""
+    ids: list[str]
+
+
+@lru_cache(maxsize=1_000_000)
 def partition_for(customer: str, partition_count: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, like Java's) picks for a customer."""
+    """The partition Kafka's default partitioner (murmur2, like Java's) picks for a customer.
+
+    Cached: kafka-python's murmur2 is pure Python, and a customer's partition never
+    changes while the topic's partition count does not.
+    """
     return int(murmur2(customer.encode()) & 0x7FFFFFFF) % partition_count
 
 
@@ -126,18 +144,22 @@ class KafkaLog(EventLog):
 
     # -- the port ----------------------------------------------------------------------
 
-    def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
+    def encode(self, events: Sequence[Touchpoint]) -> EncodedRecords:
+        first_index: dict[str, int] = {}
+        first = [first_index.setdefault(event.id, index) for index, event in enumerate(events)]
+        records = [(index, to_binary(events[index])) for index in first_index.values()]
+        return EncodedRecords(first, records, [event.id for event in events])
+
+    def write(self, encoded: EncodedRecords) -> list[AppendOutcome]:
         self.ensure_topic()
         producer = self.producer()
-        first_index: dict[str, int] = {}
         futures: list[tuple[int, Any]] = []
         try:
-            for index, event in enumerate(events):
-                if event.id in first_index:
-                    continue
-                first_index[event.id] = index
-                key, value, headers = to_binary(event)
-                futures.append((index, producer.send(self.topic, value, key, headers)))
+            count = len(producer.partitions_for(self.topic))
+            for index, (key, value, headers) in encoded.records:
+                partition = partition_for(key.decode(), count)
+                future = producer.send(self.topic, value, key, headers, partition=partition)
+                futures.append((index, future))
             producer.flush()
             positions: dict[int, Position] = {}
             for index, future in futures:
@@ -146,18 +168,16 @@ class KafkaLog(EventLog):
         except KafkaError as exc:
             acknowledged = sum(1 for _, f in futures if f.succeeded())
             raise self._unavailable(
-                f"{acknowledged} of {len(futures)} events acknowledged, the rest were not "
-                "(appending the batch again is safe: consumers deduplicate by id)",
+                f"{acknowledged} of {len(encoded.records)} events acknowledged, the rest "
+                "were not (appending the batch again is safe: consumers deduplicate by id)",
                 exc,
             ) from exc
-        outcomes: list[AppendOutcome] = []
-        for index, event in enumerate(events):
-            first = first_index[event.id]
-            if first == index:
-                outcomes.append(Appended(event.id, positions[index]))
-            else:
-                outcomes.append(Duplicate(event.id, positions[first]))
-        return outcomes
+        return [
+            Appended(event_id, positions[index])
+            if first == index
+            else Duplicate(event_id, positions[first])
+            for index, (event_id, first) in enumerate(zip(encoded.ids, encoded.first, strict=True))
+        ]
 
     def partitions(self) -> list[int]:
         consumer = self._consumer()

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 from ledger.events import Touchpoint
 
@@ -118,7 +119,6 @@ class EventLog(ABC):
     #: Whether :meth:`append` refuses an id seen in any earlier batch.
     refuses_duplicates_across_batches: bool
 
-    @abstractmethod
     def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
         """Append a batch; returns one outcome per event, in order.
 
@@ -126,6 +126,19 @@ class EventLog(ABC):
         acknowledged by all in-sync Kafka replicas). Raises ``LogUnavailable``
         if the log cannot take them; no partial success is reported as success.
         """
+        return self.write(self.encode(events))
+
+    @abstractmethod
+    def encode(self, events: Sequence[Touchpoint]) -> Any:
+        """Turn a batch into what :meth:`write` sends: CPU work only, no I/O.
+
+        Split from :meth:`write` so that a pipeline can encode the next batch while
+        the previous one is written (the write releases the GIL while it waits).
+        """
+
+    @abstractmethod
+    def write(self, encoded: Any) -> list[AppendOutcome]:
+        """Write a batch made by :meth:`encode`; the promise of :meth:`append`."""
 
     @abstractmethod
     def partitions(self) -> list[int]:

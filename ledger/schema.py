@@ -46,7 +46,8 @@ def contract() -> dict[str, Any]:
             ),
             "binary_mode": {
                 "headers": "ce_specversion, ce_id, ce_source, ce_type, ce_subject, ce_time, "
-                "ce_dataschema (UTF-8); content-type: application/json",
+                "and ce_dataschema for schema versions above 1 (UTF-8); "
+                "content-type: application/json",
                 "value": "the data object as JSON",
             },
             "structured_mode": {

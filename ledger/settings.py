@@ -67,8 +67,15 @@ class Settings(BaseSettings):
         description="How long to wait for Kafka to answer before giving up "
         "(LEDGER_KAFKA_TIMEOUT_SECONDS).",
     )
+    sqlite_cache_mb: int = Field(
+        default=256,
+        ge=2,
+        le=65_536,
+        description="SQLite page cache per connection, MiB (LEDGER_SQLITE_CACHE_MB): the "
+        "largest part of an import's memory; smaller is slower on big logs.",
+    )
     batch_size: int = Field(
-        default=5000,
+        default=20_000,
         ge=1,
         le=1_000_000,
         description="Events per append batch for import and generate (LEDGER_BATCH_SIZE).",

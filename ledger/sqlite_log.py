@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import PersistenceError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+import orjson
+from eventsourcing.persistence import OperationalError, PersistenceError
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteDatastore,
+)
 
 from ledger.codec import event_from_json, event_to_json
 from ledger.errors import InvalidEvent, LogUnavailable
@@ -39,17 +45,68 @@ from ledger.timeutil import from_micros, to_micros, utc_now
 TABLE = "touchpoints"
 PARTITION = 0
 READ_PAGE = 2000
+WAL_CHECKPOINT_PAGES = 10_000
 
 
-@dataclass(frozen=True)
-class StoredTouchpoint(StoredEvent):
-    """An eventsourcing stored event plus the columns a ledger filters on."""
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """A batch ready for one INSERT: its first occurrences as a JSON array of rows
+    ``[id, type, canonical JSON, customer, event time in µs]``, and where repeats point.
+    """
 
-    subject: str
-    event_time: int
-    """Event time, microseconds since the epoch (UTC)."""
-    recorded_at: int
-    """Append time, microseconds since the epoch (UTC)."""
+    first: list[int]
+    """For each event of the batch, the index of the first event with its id."""
+    distinct: list[int]
+    """Indexes of the first occurrences, in batch order: the rows of ``rows_json``."""
+    rows_json: str
+    ids: list[str]
+
+
+def encode_batch(events: Sequence[Touchpoint]) -> EncodedBatch:
+    """Encode events as stored rows (canonical bytes), deduplicating the batch itself."""
+    first_index: dict[str, int] = {}
+    first = [first_index.setdefault(event.id, index) for index, event in enumerate(events)]
+    distinct = list(first_index.values())
+    rows = [
+        (
+            events[i].id,
+            events[i].type,
+            event_to_json(events[i]).decode(),
+            events[i].subject,
+            to_micros(events[i].time),
+        )
+        for i in distinct
+    ]
+    return EncodedBatch(first, distinct, orjson.dumps(rows).decode(), [e.id for e in events])
+
+
+class LedgerConnectionPool(SQLiteConnectionPool):
+    """eventsourcing's pool, with a page cache and WAL checkpoints sized for a log.
+
+    Appends insert into two random-order indexes (event id, customer); a larger page
+    cache and less frequent checkpoints keep each batch's page writes few and large.
+    """
+
+    def __init__(self, *, db_name: str, lock_timeout: int, cache_mib: int) -> None:
+        super().__init__(db_name=db_name, lock_timeout=lock_timeout)
+        self.cache_kib = cache_mib * 1024
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        cursor = connection.cursor()
+        cursor.execute(f"PRAGMA cache_size = -{self.cache_kib}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        return connection
+
+
+class LedgerDatastore(SQLiteDatastore):
+    """eventsourcing's SQLite datastore using :class:`LedgerConnectionPool`."""
+
+    def __init__(self, db_name: str, *, lock_timeout: int, cache_mib: int) -> None:
+        super().__init__(db_name, lock_timeout=lock_timeout, originator_id_type="text")
+        self.pool = LedgerConnectionPool(
+            db_name=db_name, lock_timeout=lock_timeout, cache_mib=cache_mib
+        )
 
 
 class TouchpointRecorder(SQLiteApplicationRecorder):
@@ -57,14 +114,25 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = TABLE) -> None:
         super().__init__(datastore, events_table_name)
-        self.insert_statement = (
+        # One statement per batch: SQLite does the whole insert in its first step, with
+        # the GIL released, so the next batch is validated meanwhile. Rows go in batch
+        # order (ORDER BY key). Known ids are filtered out rather than left to ON CONFLICT:
+        # a conflicting row would still consume an AUTOINCREMENT number.
+        self.insert_batch_statement = (
             f"INSERT INTO {events_table_name} (originator_id, originator_version, topic, "
-            "state, subject, event_time, recorded_at) VALUES (?,?,?,?,?,?,?) "
-            "ON CONFLICT (originator_id, originator_version) DO NOTHING RETURNING rowid"
+            "state, subject, event_time, recorded_at) "
+            "SELECT json_extract(j.value, '$[0]'), 1, json_extract(j.value, '$[1]'), "
+            "CAST(json_extract(j.value, '$[2]') AS BLOB), json_extract(j.value, '$[3]'), "
+            "json_extract(j.value, '$[4]'), ? FROM json_each(?) AS j "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {events_table_name} AS k "
+            "WHERE k.originator_id = json_extract(j.value, '$[0]') "
+            "AND k.originator_version = 1) ORDER BY j.key"
         )
-        self.existing_statement = (
-            f"SELECT rowid FROM {events_table_name} "
-            "WHERE originator_id = ? AND originator_version = ?"
+        self.sequence_statement = "SELECT seq FROM sqlite_sequence WHERE name = ?"
+        self.known_statement = (
+            f"SELECT json_each.key, t.rowid FROM json_each(?) JOIN {events_table_name} t "
+            "ON t.originator_id = json_extract(json_each.value, '$[0]') "
+            "AND t.originator_version = 1 WHERE t.rowid <= ?"
         )
 
     def construct_create_table_statements(self) -> list[str]:
@@ -84,29 +152,37 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             f"CREATE INDEX IF NOT EXISTS {table}_subject ON {table} (subject, position)",
         ]
 
-    def insert_touchpoints(self, rows: Sequence[StoredTouchpoint]) -> list[tuple[int, bool]]:
-        """Insert in one transaction; ``(position, True)`` if new, ``(existing, False)`` if not."""
+    def insert_batch(self, batch: EncodedBatch, recorded_at: int) -> list[tuple[int, bool]]:
+        """Insert in one transaction; per event ``(position, True)`` if new, else
+        ``(position of the event with that id, False)``.
+        """
         with self.datastore.transaction(commit=True) as cursor:
-            return [self._insert_one(cursor, row) for row in rows]
-
-    def _insert_one(self, cursor: SQLiteCursor, row: StoredTouchpoint) -> tuple[int, bool]:
-        cursor.execute(
-            self.insert_statement,
-            (
-                row.originator_id,
-                row.originator_version,
-                row.topic,
-                row.state,
-                row.subject,
-                row.event_time,
-                row.recorded_at,
-            ),
-        )
-        inserted = cursor.fetchone()
-        if inserted is not None:
-            return inserted[0], True
-        cursor.execute(self.existing_statement, (row.originator_id, row.originator_version))
-        return cursor.fetchone()[0], False
+            cursor.execute(self.insert_batch_statement, (recorded_at, batch.rows_json))
+            cursor.execute("SELECT changes()")
+            inserted = cursor.fetchone()[0]
+            cursor.execute(self.sequence_statement, (self.events_table_name,))
+            sequence = cursor.fetchone()
+            before = (sequence[0] if sequence else 0) - inserted
+            known: dict[int, int] = {}  # row of rows_json -> existing position
+            if inserted != len(batch.distinct):  # some ids were already in the log
+                cursor.execute(self.known_statement, (batch.rows_json, before))
+                known = dict(cursor.fetchall())
+            if inserted + len(known) != len(batch.distinct):
+                raise OperationalError("append: inserted rows do not match the batch")
+        # New rows took positions before+1, before+2, ... in batch order (AUTOINCREMENT,
+        # one writer inside the transaction); repeats point at their first occurrence.
+        position_of: dict[int, tuple[int, bool]] = {}
+        next_position = before
+        for row, index in enumerate(batch.distinct):
+            if row in known:
+                position_of[index] = (known[row], False)
+            else:
+                next_position += 1
+                position_of[index] = (next_position, True)
+        return [
+            position_of[index] if first == index else (position_of[first][0], False)
+            for index, first in enumerate(batch.first)
+        ]
 
     def select_touchpoints(
         self, start: int, limit: int, where: ReadFilter
@@ -141,44 +217,36 @@ class SQLiteLog(EventLog):
 
     refuses_duplicates_across_batches = True
 
-    def __init__(self, path: Path, *, create: bool = True, lock_timeout: int = 30) -> None:
+    def __init__(
+        self, path: Path, *, create: bool = True, lock_timeout: int = 30, cache_mib: int = 256
+    ) -> None:
         self.path = path
         if not path.exists():
             if not create:
                 raise LogUnavailable(f"no ledger at {path} yet: append or import events first")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._datastore = SQLiteDatastore(
-                str(path), lock_timeout=lock_timeout, originator_id_type="text"
+            self._datastore = LedgerDatastore(
+                str(path), lock_timeout=lock_timeout, cache_mib=cache_mib
             )
             self.recorder = TouchpointRecorder(self._datastore)
             self.recorder.create_table()
         except (PersistenceError, sqlite3.Error) as exc:
             raise LogUnavailable(f"cannot open the ledger at {path}: {exc}") from exc
 
-    def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
-        recorded_at = to_micros(utc_now())
-        rows = [
-            StoredTouchpoint(
-                originator_id=event.id,
-                originator_version=1,
-                topic=event.type,
-                state=event_to_json(event),
-                subject=event.subject,
-                event_time=to_micros(event.time),
-                recorded_at=recorded_at,
-            )
-            for event in events
-        ]
+    def encode(self, events: Sequence[Touchpoint]) -> EncodedBatch:
+        return encode_batch(events)
+
+    def write(self, encoded: EncodedBatch) -> list[AppendOutcome]:
         try:
-            results = self.recorder.insert_touchpoints(rows)
+            results = self.recorder.insert_batch(encoded, to_micros(utc_now()))
         except (PersistenceError, sqlite3.Error) as exc:
             raise LogUnavailable(f"cannot append to {self.path}: {exc}") from exc
         return [
-            Appended(event.id, Position(PARTITION, position))
+            Appended(event_id, Position(PARTITION, position))
             if is_new
-            else Duplicate(event.id, Position(PARTITION, position))
-            for event, (position, is_new) in zip(events, results, strict=True)
+            else Duplicate(event_id, Position(PARTITION, position))
+            for event_id, (position, is_new) in zip(encoded.ids, results, strict=True)
         ]
 
     def partitions(self) -> list[int]:

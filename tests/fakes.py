@@ -33,7 +33,10 @@ class InMemoryLog(EventLog):
         self.batches: list[int] = []
         self.fail_after = fail_after
 
-    def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
+    def encode(self, events: Sequence[Touchpoint]) -> list[Touchpoint]:
+        return list(events)
+
+    def write(self, events: list[Touchpoint]) -> list[AppendOutcome]:
         if self.fail_after is not None and len(self.batches) >= self.fail_after:
             raise LogUnavailable("the fake log is down")
         self.batches.append(len(events))

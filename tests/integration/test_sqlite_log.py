@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ledger.codec import parse_event
+from ledger.codec import event_to_json, parse_event
 from ledger.errors import LogUnavailable
 from ledger.generate import generated
 from ledger.log import Appended, Position
 from ledger.sqlite_log import SQLiteLog
+from tests.fakes import InMemoryLog
 
 
 def events(customers: int = 20, seed: int = 1) -> list:  # type: ignore[type-arg]
@@ -97,3 +101,17 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     assert {r.event.id for r in records if r.event} == expected
     assert len(records) == len(expected)
     assert len({r.position for r in records}) == len(records)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 30), max_size=25), min_size=1, max_size=6))
+def test_batch_outcomes_match_the_reference_log(batches: list[list[int]]) -> None:
+    """Positions and duplicate reports equal those of a plain list-based log."""
+    pool = events(customers=3, seed=4)
+    reference = InMemoryLog()
+    with tempfile.TemporaryDirectory() as folder, SQLiteLog(Path(folder) / "l.db") as log:
+        for batch in batches:
+            chosen = [pool[i % len(pool)] for i in batch]
+            assert log.append(chosen) == reference.append(chosen)
+        stored = [(r.position, r.raw) for r in log.read()]
+    assert stored == [(r.position, event_to_json(r.event)) for r in reference.records]
