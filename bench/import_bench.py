@@ -88,7 +88,8 @@ def child_raw_sqlite(source: Path, limit: int, db: Path) -> dict[str, Any]:
     import sqlite3
 
     from ledger.codec import event_from_json, event_to_json
-    from ledger.sqlite_log import SQLiteLog
+    from ledger.settings import Settings
+    from ledger.sqlite_log import SQLiteLog, connection_pragmas
     from ledger.timeutil import to_micros
 
     SQLiteLog(db).close()  # the same table and indexes as the ledger's
@@ -108,6 +109,8 @@ def child_raw_sqlite(source: Path, limit: int, db: Path) -> dict[str, Any]:
                 )
             )
     connection = sqlite3.connect(db, isolation_level=None)
+    for pragma in connection_pragmas(Settings().sqlite_cache_mb):  # the ledger's own settings
+        connection.execute(pragma)
     statement = (
         "INSERT INTO touchpoints (originator_id, originator_version, topic, state, "
         "subject, event_time, recorded_at) VALUES (?,?,?,?,?,?,?)"

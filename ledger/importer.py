@@ -243,6 +243,7 @@ class _BatchWriter:
     log: EventLog
     summary: ImportSummary
     error: LedgerError | None = None
+    crash: BaseException | None = None
     _queue: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(maxsize=1))
     _thread: threading.Thread | None = None
 
@@ -261,6 +262,10 @@ class _BatchWriter:
             except LedgerError as exc:
                 self.error = exc
                 continue
+            except BaseException as exc:  # a bug: keep draining, re-raise on the caller's thread
+                self.crash = exc
+                self.error = LedgerError(f"the writer thread failed: {exc!r}")
+                continue
             for outcome in outcomes:
                 if isinstance(outcome, Appended):
                     self.summary.accepted += 1
@@ -274,6 +279,8 @@ class _BatchWriter:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
+        if self.crash is not None:
+            raise self.crash
 
 
 @contextmanager

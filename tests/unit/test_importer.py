@@ -142,3 +142,14 @@ def test_undecodable_bytes_are_rejected_not_fatal(fmt: str) -> None:
     log, rejects, _ = run(header + b"\xff\xfe broken \x00\n" + good, fmt=fmt)
     assert [r.event.id for r in log.records] == ["m1"]
     assert len(rejects.items) == 1
+
+
+class BrokenLog(InMemoryLog):
+    def write(self, events: Any) -> Any:
+        raise ZeroDivisionError("a bug in an adapter")
+
+
+def test_a_bug_in_the_writer_thread_surfaces_instead_of_hanging() -> None:
+    data = b"".join(line(f"e{i}") for i in range(10))
+    with pytest.raises(ZeroDivisionError, match="a bug in an adapter"):
+        run(data, log=BrokenLog(), batch=2)
