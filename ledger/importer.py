@@ -234,10 +234,10 @@ def _pump(
 
 @dataclass
 class _BatchWriter:
-    """Encodes batches on the caller's thread and writes them on a background thread.
+    """Encodes batches on the caller's thread and writes them, on a background thread
+    when the log's writes release the GIL (``EventLog.overlapped_writes``).
 
-    Encoding (canonical bytes) holds the GIL; writing mostly waits on SQLite or the
-    broker with the GIL released. At most one encoded batch waits behind the one in hand.
+    At most one encoded batch waits behind the one in hand.
     """
 
     log: EventLog
@@ -248,6 +248,9 @@ class _BatchWriter:
     _thread: threading.Thread | None = None
 
     def submit(self, batch: list[Touchpoint]) -> None:
+        if not self.log.overlapped_writes:
+            self._write(self.log.encode(batch))
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="ledger-import-writer")
             self._thread.start()
@@ -255,25 +258,28 @@ class _BatchWriter:
 
     def _run(self) -> None:
         while (encoded := self._queue.get()) is not None:
-            if self.error is not None:
-                continue  # drain: the reader stops at its next line
-            try:
-                outcomes = self.log.write(encoded)
-            except LedgerError as exc:
-                self.error = exc
-                continue
-            except BaseException as exc:  # a bug: keep draining, re-raise on the caller's thread
-                self.crash = exc
-                self.error = LedgerError(f"the writer thread failed: {exc!r}")
-                continue
-            for outcome in outcomes:
-                if isinstance(outcome, Appended):
-                    self.summary.accepted += 1
-                    if self.summary.first_position is None:
-                        self.summary.first_position = outcome.position
-                    self.summary.last_position = outcome.position
-                else:
-                    self.summary.duplicates += 1
+            self._write(encoded)
+
+    def _write(self, encoded: Any) -> None:
+        if self.error is not None:
+            return  # drain: the reader stops at its next line
+        try:
+            outcomes = self.log.write(encoded)
+        except LedgerError as exc:
+            self.error = exc
+            return
+        except BaseException as exc:  # a bug: stop, re-raised by finish() on the caller's thread
+            self.crash = exc
+            self.error = LedgerError(f"writing a batch failed: {exc!r}")
+            return
+        for outcome in outcomes:
+            if isinstance(outcome, Appended):
+                self.summary.accepted += 1
+                if self.summary.first_position is None:
+                    self.summary.first_position = outcome.position
+                self.summary.last_position = outcome.position
+            else:
+                self.summary.duplicates += 1
 
     def finish(self) -> None:
         if self._thread is not None:

@@ -119,6 +119,11 @@ class EventLog(ABC):
     #: Whether :meth:`append` refuses an id seen in any earlier batch.
     refuses_duplicates_across_batches: bool
 
+    #: Whether :meth:`write` releases the GIL for most of its time, so that encoding the
+    #: next batch on another thread meanwhile pays off (SQLite: yes; kafka-python: no,
+    #: its sends are Python work and it has its own I/O thread).
+    overlapped_writes: bool = False
+
     def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
         """Append a batch; returns one outcome per event, in order.
 

@@ -229,6 +229,7 @@ class SQLiteLog(EventLog):
     """The embedded :class:`EventLog`: one SQLite file, one partition."""
 
     refuses_duplicates_across_batches = True
+    overlapped_writes = True
 
     def __init__(
         self, path: Path, *, create: bool = True, lock_timeout: int = 30, cache_mib: int = 256

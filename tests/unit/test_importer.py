@@ -149,7 +149,20 @@ class BrokenLog(InMemoryLog):
         raise ZeroDivisionError("a bug in an adapter")
 
 
-def test_a_bug_in_the_writer_thread_surfaces_instead_of_hanging() -> None:
+@pytest.mark.parametrize("overlapped", [False, True], ids=["inline", "writer-thread"])
+def test_a_bug_in_the_writer_surfaces_instead_of_hanging(overlapped: bool) -> None:
+    log = BrokenLog()
+    log.overlapped_writes = overlapped
     data = b"".join(line(f"e{i}") for i in range(10))
     with pytest.raises(ZeroDivisionError, match="a bug in an adapter"):
-        run(data, log=BrokenLog(), batch=2)
+        run(data, log=log, batch=2)
+
+
+@pytest.mark.parametrize("overlapped", [False, True], ids=["inline", "writer-thread"])
+def test_both_write_paths_give_the_same_result(overlapped: bool) -> None:
+    log = InMemoryLog()
+    log.overlapped_writes = overlapped
+    data = b"".join(line(f"e{i % 7}") for i in range(20)) + b"oops\n"
+    _, _, summary = run(data, log=log, batch=3)
+    assert (summary.accepted, summary.duplicates, summary.rejected) == (7, 13, 1)
+    assert [r.event.id for r in log.records] == [f"e{i}" for i in range(7)]
