@@ -37,11 +37,12 @@ def _contact(event: Call | Email | Sms | Chat) -> str:
 @describe.register
 def _(event: Call) -> str:
     data = event.data
-    talk = f", talked {data.duration_seconds // 60}m{data.duration_seconds % 60:02d}s"
-    return (
-        f"{_contact(event)} call {data.outcome}, waited {data.wait_seconds}s"
-        f"{talk if data.outcome == 'answered' else ''}"
-    )
+    text = f"{_contact(event)} call {data.outcome}"
+    if data.direction == "inbound":  # a queue wait only exists for the caller
+        text += f", waited {data.wait_seconds}s"
+    if data.outcome == "answered":
+        text += f", talked {data.duration_seconds // 60}m{data.duration_seconds % 60:02d}s"
+    return text
 
 
 @describe.register

@@ -1,0 +1,78 @@
+"""The one-line descriptions people read in tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ledger.codec import parse_event
+from ledger.describe import describe
+from ledger.events import EVENT_CLASSES
+from ledger.generate import generated
+
+BASE = {"id": "e", "source": "s", "subject": "C1", "time": "2025-01-01T10:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "text"),
+    [
+        (
+            "touchpoint.call",
+            {
+                "direction": "inbound",
+                "outcome": "answered",
+                "wait_seconds": 75,
+                "duration_seconds": 130,
+            },
+            "inbound service call answered, waited 75s, talked 2m10s",
+        ),
+        (
+            "touchpoint.call",
+            {
+                "direction": "outbound",
+                "purpose": "marketing",
+                "outcome": "missed",
+                "campaign": "spring",
+            },
+            "outbound marketing (spring) call missed",
+        ),
+        (
+            "touchpoint.purchase",
+            {
+                "channel": "web",
+                "order_id": "O1",
+                "amount": "9.90",
+                "currency": "TRY",
+                "item_count": 2,
+            },
+            "order O1: 9.90 TRY, 2 items",
+        ),
+        (
+            "complaint.resolved",
+            {
+                "channel": "phone",
+                "complaint_id": "K1",
+                "resolution": "compensated",
+                "compensation": {"amount": "10", "currency": "GBP"},
+            },
+            "complaint K1 resolved: compensated (10 GBP)",
+        ),
+        (
+            "feedback.given",
+            {"channel": "sms", "scale": "nps", "score": 3, "about": "K1"},
+            "NPS 3 about K1",
+        ),
+    ],
+)
+def test_descriptions(event_type: str, data: dict[str, Any], text: str) -> None:
+    assert describe(parse_event({**BASE, "type": event_type, "data": data})) == text
+
+
+def test_every_type_has_its_own_description() -> None:
+    seen = {}
+    for document in generated(300, 365, seed=2):
+        event = parse_event(document)
+        seen.setdefault(event.type, describe(event))
+    assert set(seen) == set(EVENT_CLASSES)
+    assert all(text != name for name, text in seen.items())
