@@ -6,11 +6,13 @@ Tables for people, ``--json`` for machines. A :class:`LedgerError` becomes a one
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,8 +30,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from consumers.projector import Projector
 from ledger import service
-from ledger.app import open_log
+from ledger.app import open_log, open_store
 from ledger.codec import event_to_dict
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
@@ -38,6 +41,7 @@ from ledger.importer import Format, ImportSummary, detect_format
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
+from projections.frequency import Window
 
 EXIT_REJECTED = 3
 """Exit code when the command finished but refused some input (see the rejects file)."""
@@ -633,6 +637,367 @@ def _render_demo(report: service.DemoReport, settings: Settings) -> None:
         f"next: ledger replay --customer {seen.busiest_customer}   "
         "ledger replay --type complaint.opened --json"
     )
+
+
+# -- read models ----------------------------------------------------------------------
+
+
+def parse_window(value: str) -> timedelta:
+    """``90m``, ``24h``, ``7d`` or ``2w``."""
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    number, unit = value[:-1], value[-1:]
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise click.BadParameter(f"{value!r} is not a window like 24h, 7d or 2w")
+    return timedelta(seconds=int(number) * units[unit])
+
+
+def window_option(default: str | None) -> Callable[[F], F]:
+    return click.option(
+        "--window",
+        default=default,
+        metavar="24h|7d|2w",
+        help="Rolling window ending at --at (default now).",
+    )
+
+
+def at_option(function: F) -> F:
+    return click.option(
+        "--at",
+        "at",
+        metavar="TIME",
+        help="Evaluate at this time instead of now (RFC 3339 or date).",
+    )(function)
+
+
+@main.group()
+def project() -> None:
+    """Run and inspect the projectors that build the read models.
+
+    \b
+    Example:
+      ledger project run
+      ledger project run --follow
+      ledger project errors
+    """
+
+
+@project.command("run")
+@click.option("--follow", is_flag=True, help="Keep running until SIGINT/SIGTERM.")
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True)
+@click.option(
+    "--on-error",
+    type=click.Choice(["park", "stop"]),
+    default="park",
+    show_default=True,
+    help="park: dead-letter a poison record and go on.",
+)
+@json_option
+@click.pass_context
+def project_run(
+    ctx: click.Context, follow: bool, batch_size: int, on_error: str, as_json: bool
+) -> None:
+    """Bring the profile and contact-frequency views up to date with the log.
+
+    Resumes from the positions stored with the views; an event already applied (same
+    id) is never applied twice. With --follow, keeps applying new events, and on
+    SIGINT/SIGTERM finishes the batch in hand before exiting.
+
+    \b
+    Example:
+      ledger project run
+      ledger project run --follow --batch-size 1000
+    """
+    settings = settings_of(ctx)
+    with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
+        projector = Projector(
+            log, store, batch_size=batch_size, on_error="stop" if on_error == "stop" else "park"
+        )
+        if follow:
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            report = projector.follow(stop)
+        else:
+            report = projector.catch_up()
+    summary = {
+        "records": report.records,
+        "applied": report.applied,
+        "duplicates": report.duplicates,
+        "parked": report.parked,
+        "seconds": round(report.seconds, 3),
+        "events_per_second": round(report.rate),
+        "positions": {str(p): o for p, o in sorted(report.positions.items())},
+    }
+    if as_json:
+        click.echo(orjson.dumps(summary))
+        return
+    click.echo(
+        f"{report.records} records: {report.applied} applied, {report.duplicates} "
+        f"duplicates skipped, {report.parked} parked ({report.rate:,.0f} records/s)"
+    )
+    if report.parked:
+        click.echo("parked records: ledger project errors")
+
+
+@project.command("status")
+@json_option
+@click.pass_context
+def project_status(ctx: click.Context, as_json: bool) -> None:
+    """Where the views stand: position per log partition, rows, parked records.
+
+    \b
+    Example:
+      ledger project status --json
+    """
+    settings = settings_of(ctx)
+    with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
+        partitions = log.partitions()
+        positions = store.positions(partitions)
+        counts = store.counts()
+    data = {
+        "log": settings.log_url,
+        "store": settings.store_url,
+        "positions": {str(p): positions.get(p, 0) for p in partitions},
+        **counts,
+    }
+    if as_json:
+        click.echo(orjson.dumps(data))
+        return
+    for name, value in data.items():
+        click.echo(f"{name:15} {value}")
+
+
+@project.command("errors")
+@json_option
+@click.pass_context
+def project_errors(ctx: click.Context, as_json: bool) -> None:
+    """The records the projector parked (dead letters), with position and reason.
+
+    \b
+    Example:
+      ledger project errors --json
+    """
+    with closing(open_store(settings_of(ctx))) as store:
+        letters = store.dead_letters()
+    if as_json:
+        for letter in letters:
+            click.echo(
+                orjson.dumps(
+                    {
+                        "position": f"{letter.partition}:{letter.offset}",
+                        "reason": letter.reason,
+                        "parked_at": letter.parked_at.isoformat(),
+                        "raw": letter.raw.decode(errors="replace"),
+                    }
+                )
+            )
+        return
+    if not letters:
+        click.echo("no parked records")
+    for letter in letters:
+        click.echo(f"{letter.partition}:{letter.offset}  {letter.reason}")
+
+
+def _now(at: str | None) -> datetime:
+    return parse_time(at, "--at") or datetime.now(UTC)
+
+
+@main.command()
+@click.argument("customer")
+@at_option
+@json_option
+@click.pass_context
+def profile(ctx: click.Context, customer: str, at: str | None, as_json: bool) -> None:
+    """A customer's profile: details, purchases, complaints, feedback, consent, status.
+
+    Run `ledger project run` first to bring the views up to date.
+
+    \b
+    Example:
+      ledger profile C0000042
+      ledger profile C0000042 --json | jq .net_spend
+    """
+    with closing(open_store(settings_of(ctx))) as store:
+        found = store.profile(customer)
+    if found is None:
+        raise LedgerError(f"no profile for customer {customer!r} (try: ledger project run)")
+    now = _now(at)
+    derived = {
+        "status": str(found.lifecycle(now)),
+        "at_risk": found.at_risk(now),
+        "net_spend": {c: str(v) for c, v in found.net_spend().items()},
+        "average_order_value": {c: str(v) for c, v in found.average_order_value().items()},
+        "open_complaints": {c: t.isoformat() for c, t in found.open_complaints().items()},
+    }
+    if as_json:
+        click.echo(orjson.dumps({**orjson.loads(found.model_dump_json()), **derived}))
+        return
+    click.echo(
+        f"customer {found.customer}: {derived['status']}"
+        f"{'  AT RISK (complaint open too long)' if derived['at_risk'] else ''}"
+    )
+    for name, stamped in found.details.items():
+        click.echo(f"  {name:12} {stamped.value}")
+    click.echo(
+        f"  touchpoints  {sum(found.by_type.values())} "
+        f"({found.first_touch:%Y-%m-%d} .. {found.last_touch:%Y-%m-%d})"
+        if found.first_touch and found.last_touch
+        else "  touchpoints  0"
+    )
+    click.echo(
+        f"  purchases    {found.purchases}, net spend "
+        f"{', '.join(f'{v} {c}' for c, v in found.net_spend().items()) or '-'}"
+    )
+    times = found.resolution_times()
+    click.echo(
+        f"  complaints   {len(found.complaints)} ({len(found.open_complaints())} open)"
+        + (f", worst resolution {max(times)}" if times else "")
+    )
+    for channel, consent in sorted(found.consent.items()):
+        click.echo(
+            f"  consent      {channel}: {consent.status} since "
+            f"{consent.since:%Y-%m-%d} ({consent.evidence_source})"
+        )
+
+
+class ContactsGroup(click.Group):
+    """``ledger contacts CUSTOMER`` and ``ledger contacts top``: any unknown name is a customer."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        return command if command is not None else _customer_contacts(cmd_name)
+
+
+def _customer_contacts(customer: str) -> click.Command:
+    @click.command(name=customer, help=f"Contacts of customer {customer} per channel.")
+    @window_option(None)
+    @at_option
+    @json_option
+    @click.pass_context
+    def show(ctx: click.Context, window: str | None, at: str | None, as_json: bool) -> None:
+        now = _now(at)
+        lengths = [window] if window else ["24h", "7d", "30d", "90d"]
+        with closing(open_store(settings_of(ctx))) as store:
+            per_window = {
+                w: store.contacts(customer, Window.rolling(now, parse_window(w))) for w in lengths
+            }
+        keys = sorted({k for counts in per_window.values() for k in counts})
+        if as_json:
+            click.echo(
+                orjson.dumps(
+                    {
+                        "customer": customer,
+                        "at": now.isoformat(),
+                        "contacts": [
+                            {
+                                "channel": ch,
+                                "direction": d,
+                                "purpose": p,
+                                **{w: per_window[w].get((ch, d, p), 0) for w in lengths},
+                            }
+                            for ch, d, p in keys
+                        ],
+                    }
+                )
+            )
+            return
+        table = Table(
+            "channel",
+            "direction",
+            "purpose",
+            *lengths,
+            title=f"Contacts of {customer} up to {now:%Y-%m-%d %H:%M %Z}",
+        )
+        for key in keys:
+            table.add_row(*key, *(str(per_window[w].get(key, 0)) for w in lengths))
+        Console().print(table)
+
+    return show
+
+
+@main.group(cls=ContactsGroup)
+def contacts() -> None:
+    """Contact frequency: `contacts CUSTOMER` per channel, `contacts top` across customers.
+
+    \b
+    Example:
+      ledger contacts C0000042 --window 7d
+      ledger contacts top --window 7d --channel sms --direction outbound --purpose marketing
+    """
+
+
+@contacts.command("top")
+@window_option("7d")
+@click.option("--channel", help="Only this channel (sms, email, phone, ...).")
+@click.option("--direction", type=click.Choice(["inbound", "outbound"]))
+@click.option("--purpose", type=click.Choice(["service", "transactional", "marketing"]))
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@at_option
+@json_option
+@click.pass_context
+def contacts_top(
+    ctx: click.Context,
+    window: str,
+    channel: str | None,
+    direction: str | None,
+    purpose: str | None,
+    limit: int,
+    at: str | None,
+    as_json: bool,
+) -> None:
+    """The most-contacted customers in a window: the harassment report.
+
+    \b
+    Example:
+      ledger contacts top --window 7d --direction outbound --purpose marketing
+    """
+    now = _now(at)
+    with closing(open_store(settings_of(ctx))) as store:
+        rows = store.most_contacted(
+            Window.rolling(now, parse_window(window)),
+            channel=channel,
+            direction=direction,
+            purpose=purpose,
+            limit=limit,
+        )
+    if as_json:
+        click.echo(orjson.dumps([{"customer": c, "contacts": n} for c, n in rows]))
+        return
+    table = Table("customer", f"contacts in {window}", title=f"Most contacted up to {now:%Y-%m-%d}")
+    for customer, n in rows:
+        table.add_row(customer, str(n))
+    Console().print(table)
+
+
+@main.command()
+@click.option("--status", type=click.Choice(["active", "passive", "lapsed", "prospect"]))
+@click.option("--risk", is_flag=True, help="Only customers with a complaint open over 7 days.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many.")
+@at_option
+@json_option
+@click.pass_context
+def customers(
+    ctx: click.Context,
+    status: str | None,
+    risk: bool,
+    limit: int | None,
+    at: str | None,
+    as_json: bool,
+) -> None:
+    """Customers by lifecycle status (active, passive, lapsed, prospect) and risk.
+
+    \b
+    Example:
+      ledger customers --status lapsed
+      ledger customers --risk --json
+    """
+    with closing(open_store(settings_of(ctx))) as store:
+        found = store.customers(_now(at), status=status, at_risk=risk, limit=limit)
+    if as_json:
+        click.echo(orjson.dumps(found))
+        return
+    for customer in found:
+        click.echo(customer)
 
 
 # -- schema -----------------------------------------------------------------------------

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import unquote
+
+from ledger.errors import ConfigurationError
 from ledger.kafka_log import KafkaLog
 from ledger.log import EventLog
 from ledger.settings import KafkaLogTarget, Settings, parse_log_url
 from ledger.sqlite_log import SQLiteLog
+from projections.store import SQLiteViewStore
 
 
 def open_log(settings: Settings, *, create: bool = True) -> EventLog:
@@ -14,3 +19,20 @@ def open_log(settings: Settings, *, create: bool = True) -> EventLog:
     if isinstance(target, KafkaLogTarget):
         return KafkaLog(target, settings)
     return SQLiteLog(target.path, create=create, cache_mib=settings.sqlite_cache_mb)
+
+
+def log_name(settings: Settings) -> str:
+    """What the view store calls the log its positions belong to."""
+    target = parse_log_url(settings.log_url)
+    return target.topic if isinstance(target, KafkaLogTarget) else "embedded"
+
+
+def open_store(settings: Settings) -> SQLiteViewStore:
+    """The view store ``settings`` point at (SQLite; PostgreSQL comes with issue 3's rest)."""
+    url = settings.store_url
+    scheme, _, rest = url.partition("://")
+    if scheme != "sqlite" or not rest.startswith("/") or len(rest) < 2:
+        raise ConfigurationError(
+            f"store URL {url!r}: expected sqlite:///PATH (PostgreSQL stores are not built yet)"
+        )
+    return SQLiteViewStore(Path(unquote(rest[1:])), log_name(settings))

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
             "kafka://host:port[,host:port]/topic. Default: sqlite in the data dir (LEDGER_LOG)."
         ),
     )
+    store: str | None = Field(
+        default=None,
+        description="Where the read models live: sqlite:///path/to/views.db (default: "
+        "views.db in the data dir) (LEDGER_STORE).",
+    )
     kafka_partitions: int = Field(
         default=12,
         ge=1,
@@ -80,6 +85,11 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Events per append batch for import and generate (LEDGER_BATCH_SIZE).",
     )
+
+    @property
+    def store_url(self) -> str:
+        """The configured view store URL, or ``views.db`` under ``data_dir``."""
+        return self.store or f"sqlite:///{self.data_dir / 'views.db'}"
 
     @property
     def log_url(self) -> str:

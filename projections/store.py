@@ -1,0 +1,277 @@
+"""The view store: profile rows, contact slots, dedupe records and positions, one transaction.
+
+Built on eventsourcing's ``SQLiteTrackingRecorder``: each batch writes its view rows, the
+id of every event it applied, its dead letters and the tracked position of each log
+partition (``Tracking("views|<log>:<partition>", next offset)``) in one transaction, so a
+position is never committed for rows the view does not hold, and an event re-published
+with the same id never counts twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError, Tracking
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+from ledger.errors import LedgerError
+from ledger.sqlite_log import LedgerDatastore
+from ledger.timeutil import from_micros, to_micros
+from projections.frequency import ContactKey, Window
+from projections.profile import Profile
+
+VIEWS = "views"
+
+
+class StoreUnavailable(LedgerError):
+    """The view store cannot be opened, read or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be decoded or applied, parked with its reason."""
+
+    partition: int
+    offset: int
+    raw: bytes
+    reason: str
+    parked_at: datetime
+
+
+@dataclass
+class ViewBatch:
+    """Everything one batch changes, written in one transaction."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    contacts: Counter[ContactKey] = field(default_factory=Counter)
+    applied_ids: list[str] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    positions: dict[int, int] = field(default_factory=dict)
+    """Per partition, the next offset to read once this batch is committed."""
+
+
+class ViewRecorder(SQLiteTrackingRecorder):
+    """eventsourcing's tracking recorder plus the view tables."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS profiles (customer TEXT PRIMARY KEY, state TEXT NOT NULL, "
+            "last_purchase INTEGER, oldest_open_complaint INTEGER, purchases INTEGER NOT NULL) "
+            "WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS profiles_last_purchase ON profiles (last_purchase)",
+            "CREATE TABLE IF NOT EXISTS contact_slots (customer TEXT NOT NULL, "
+            "channel TEXT NOT NULL, direction TEXT NOT NULL, purpose TEXT NOT NULL, "
+            "slot INTEGER NOT NULL, n INTEGER NOT NULL, "
+            "PRIMARY KEY (customer, slot, channel, direction, purpose)) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS contact_slots_slot ON contact_slots (slot)",
+            "CREATE TABLE IF NOT EXISTS applied_events (event_id TEXT PRIMARY KEY) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS dead_letters (partition INTEGER NOT NULL, "
+            "offset INTEGER NOT NULL, raw BLOB NOT NULL, reason TEXT NOT NULL, "
+            "parked_at INTEGER NOT NULL, PRIMARY KEY (partition, offset)) WITHOUT ROWID",
+        ]
+
+    def commit(self, batch: ViewBatch, tracking: Sequence[Tracking]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.executemany(
+                "INSERT INTO profiles VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer) DO UPDATE "
+                "SET state = excluded.state, last_purchase = excluded.last_purchase, "
+                "oldest_open_complaint = excluded.oldest_open_complaint, "
+                "purchases = excluded.purchases",
+                [_profile_row(p) for p in batch.profiles.values()],
+            )
+            cursor.executemany(
+                "INSERT INTO contact_slots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+                "(customer, slot, channel, direction, purpose) DO UPDATE SET n = n + excluded.n",
+                [(c, ch, d, p, s, n) for (c, ch, d, p, s), n in batch.contacts.items()],
+            )
+            cursor.executemany(
+                "INSERT INTO applied_events VALUES (?)", [(i,) for i in batch.applied_ids]
+            )
+            cursor.executemany(
+                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [
+                    (d.partition, d.offset, d.raw, d.reason, to_micros(d.parked_at))
+                    for d in batch.dead_letters
+                ],
+            )
+            for item in tracking:
+                self._insert_tracking(cursor, item)
+
+    def select(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
+
+def _profile_row(profile: Profile) -> tuple[str, str, int | None, int | None, int]:
+    opened = profile.open_complaints().values()
+    return (
+        profile.customer,
+        profile.model_dump_json(),
+        to_micros(profile.last_purchase) if profile.last_purchase else None,
+        to_micros(min(opened)) if opened else None,
+        profile.purchases,
+    )
+
+
+class SQLiteViewStore:
+    """The read models in a SQLite file (default: ``views.db`` beside the log)."""
+
+    def __init__(self, path: Path, source: str, *, cache_mib: int = 64) -> None:
+        self.path = path
+        self.source = source
+        """Which log the positions belong to (``embedded`` or the Kafka topic)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._datastore = LedgerDatastore(str(path), lock_timeout=30, cache_mib=cache_mib)
+            self.recorder = ViewRecorder(self._datastore)
+            self.recorder.create_table()
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open the view store {path}: {exc}") from exc
+
+    def tracking_name(self, partition: int) -> str:
+        return f"{VIEWS}|{self.source}:{partition}"
+
+    def positions(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Per partition, the next offset to read (absent: from the start)."""
+        found = {}
+        for partition in partitions:
+            position = self.recorder.max_tracking_id(self.tracking_name(partition))
+            if position is not None:
+                found[partition] = position
+        return found
+
+    def applied(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these events the views already hold."""
+        seen: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            rows = self.recorder.select(
+                f"SELECT event_id FROM applied_events WHERE event_id IN "
+                f"({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            seen.update(row[0] for row in rows)
+        return seen
+
+    def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
+        profiles: dict[str, Profile] = {}
+        for start in range(0, len(customers), 500):
+            chunk = customers[start : start + 500]
+            rows = self.recorder.select(
+                f"SELECT state FROM profiles WHERE customer IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for (state,) in rows:
+                profile = Profile.model_validate_json(state)
+                profiles[profile.customer] = profile
+        return profiles
+
+    def commit(self, batch: ViewBatch) -> None:
+        tracking = [
+            Tracking(self.tracking_name(p), offset) for p, offset in sorted(batch.positions.items())
+        ]
+        try:
+            self.recorder.commit(batch, tracking)
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot write the view store {self.path}: {exc}") from exc
+
+    # -- queries ----------------------------------------------------------------------
+
+    def profile(self, customer: str) -> Profile | None:
+        found = self.load_profiles([customer])
+        return found.get(customer)
+
+    def contacts(self, customer: str, window: Window) -> dict[tuple[str, str, str], int]:
+        """Contacts of one customer in ``window``, per (channel, direction, purpose)."""
+        rows = self.recorder.select(
+            "SELECT channel, direction, purpose, SUM(n) FROM contact_slots WHERE customer = ? "
+            "AND slot >= ? AND slot < ? GROUP BY channel, direction, purpose",
+            (customer, window.start, window.end),
+        )
+        return {(ch, d, p): n for ch, d, p, n in rows}
+
+    def most_contacted(
+        self,
+        window: Window,
+        *,
+        channel: str | None = None,
+        direction: str | None = None,
+        purpose: str | None = None,
+        limit: int = 20,
+    ) -> list[tuple[str, int]]:
+        """The customers contacted most in ``window``: the harassment report."""
+        clauses, params = ["slot >= ?", "slot < ?"], [window.start, window.end]
+        for column, value in (("channel", channel), ("direction", direction), ("purpose", purpose)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)  # type: ignore[arg-type]
+        rows = self.recorder.select(
+            f"SELECT customer, SUM(n) AS total FROM contact_slots WHERE {' AND '.join(clauses)} "
+            "GROUP BY customer ORDER BY total DESC, customer LIMIT ?",
+            (*params, limit),
+        )
+        return [(customer, total) for customer, total in rows]
+
+    def customers(
+        self,
+        now: datetime,
+        *,
+        status: str | None = None,
+        at_risk: bool = False,
+        active_days: int = 90,
+        lapsed_days: int = 365,
+        risk_after: timedelta = timedelta(days=7),
+        limit: int | None = None,
+    ) -> list[str]:
+        """Customers by lifecycle status and/or with a complaint open longer than ``risk_after``."""
+        active = to_micros(now - timedelta(days=active_days))
+        lapsed = to_micros(now - timedelta(days=lapsed_days))
+        clauses: list[str] = []
+        params: list[int] = []
+        if status == "prospect":
+            clauses.append("last_purchase IS NULL")
+        elif status == "active":
+            clauses.append("last_purchase >= ?")
+            params.append(active)
+        elif status == "passive":
+            clauses.append("last_purchase < ? AND last_purchase >= ?")
+            params += [active, lapsed]
+        elif status == "lapsed":
+            clauses.append("last_purchase < ?")
+            params.append(lapsed)
+        if at_risk:
+            clauses.append("oldest_open_complaint < ?")
+            params.append(to_micros(now - risk_after))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        suffix = f" LIMIT {int(limit)}" if limit is not None else ""
+        rows = self.recorder.select(
+            f"SELECT customer FROM profiles {where} ORDER BY customer{suffix}", params
+        )
+        return [row[0] for row in rows]
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self.recorder.select(
+            "SELECT partition, offset, raw, reason, parked_at FROM dead_letters "
+            "ORDER BY partition, offset"
+        )
+        return [
+            DeadLetter(p, o, bytes(raw), reason, from_micros(at)) for p, o, raw, reason, at in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, for status reports and tests."""
+        return {
+            table: self.recorder.select(f"SELECT COUNT(*) FROM {table}")[0][0]
+            for table in ("profiles", "contact_slots", "applied_events", "dead_letters")
+        }
+
+    def close(self) -> None:
+        self._datastore.close()

@@ -1,0 +1,235 @@
+"""Projectors against real logs and a real SQLite view store: exactly once, no loss."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from consumers.projector import PoisonEvent, Projector
+from ledger.app import open_log, open_store
+from ledger.codec import parse_event
+from ledger.events import TouchpointEvent
+from ledger.generate import generated
+from ledger.settings import Settings
+from projections import frequency, profile
+from projections.store import SQLiteViewStore
+
+
+def history(customers: int = 60, days: int = 120, seed: int = 3) -> list[TouchpointEvent]:
+    return [parse_event(d) for d in generated(customers, days, seed)]
+
+
+def dump(store_path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """The view tables, row by row (dedupe and tracking tables aside)."""
+    with sqlite3.connect(store_path) as connection:
+        return {
+            table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("profiles", "contact_slots")
+        }
+
+
+def sqlite_settings(tmp_path: Path, name: str = "a") -> Settings:
+    return Settings(
+        log=f"sqlite:///{tmp_path / name}-log.db", store=f"sqlite:///{tmp_path / name}-views.db"
+    )
+
+
+def project(settings: Settings, batch_size: int = 500) -> None:
+    with open_log(settings, create=False) as log:
+        store = open_store(settings)
+        try:
+            Projector(log, store, batch_size=batch_size).catch_up()
+        finally:
+            store.close()
+
+
+def store_path(settings: Settings) -> Path:
+    return Path(settings.store_url.removeprefix("sqlite:///"))
+
+
+def test_views_equal_the_pure_projections(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path)
+    events = history()
+    with open_log(settings) as log:
+        log.append(events)
+    project(settings, batch_size=97)
+    by_customer: dict[str, list[TouchpointEvent]] = defaultdict(list)
+    for event in events:
+        by_customer[event.subject].append(event)
+    store = open_store(settings)
+    try:
+        for customer, theirs in by_customer.items():
+            assert store.profile(customer) == profile.replay(customer, theirs)
+        counts = frequency.replay(events)
+        expected = Counter()
+        for (customer, channel, direction, purpose, _), n in counts.items():
+            expected[(customer, channel, direction, purpose)] += n
+        got = Counter()
+        for customer in by_customer:
+            for key, n in store.contacts(customer, frequency.Window(0, 10**12)).items():
+                got[(customer, *key)] += n
+        assert got == expected
+    finally:
+        store.close()
+
+
+def test_batch_size_does_not_matter_and_a_second_run_applies_nothing(tmp_path: Path) -> None:
+    events = history()
+    dumps = []
+    for name, size in (("one", 1), ("seven", 7), ("big", 5000)):
+        settings = sqlite_settings(tmp_path, name)
+        with open_log(settings) as log:
+            log.append(events)
+        project(settings, batch_size=size)
+        with open_log(settings, create=False) as log:
+            store = open_store(settings)
+            report = Projector(log, store).catch_up()
+            store.close()
+        assert (report.records, report.applied) == (0, 0)
+        dumps.append(dump(store_path(settings)))
+    assert dumps[0] == dumps[1] == dumps[2]
+
+
+def test_kafka_and_the_embedded_log_give_identical_views(
+    tmp_path: Path, kafka_settings: Callable[[], Settings]
+) -> None:
+    events = history()
+    embedded = sqlite_settings(tmp_path)
+    kafka = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'k.db'}"})
+    for settings in (embedded, kafka):
+        with open_log(settings) as log:
+            log.append(events)
+        project(settings)
+    assert dump(store_path(embedded)) == dump(store_path(kafka))
+
+
+def test_republished_events_never_change_the_views(
+    tmp_path: Path, kafka_settings: Callable[[], Settings]
+) -> None:
+    events = history()
+    clean = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'c.db'}"})
+    noisy = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'n.db'}"})
+    with open_log(clean) as log:
+        log.append(events)
+    rng = random.Random(4)
+    with open_log(noisy) as log:
+        for start in range(0, len(events), 100):
+            chunk = events[start : start + 100]
+            log.append(chunk)
+            log.append(rng.sample(chunk, len(chunk) // 2))  # re-published in later batches
+    project(clean, batch_size=150)
+    project(noisy, batch_size=150)
+    assert dump(store_path(clean)) == dump(store_path(noisy))
+
+
+def test_poison_records_are_parked_and_everything_else_applied(
+    tmp_path: Path, kafka_settings: Callable[[], Settings], kafka_bootstrap: str
+) -> None:
+    settings = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'p.db'}"})
+    events = history(customers=20)
+    with open_log(settings) as log:
+        log.append(events[:50])
+        topic = log.topic  # type: ignore[attr-defined]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(topic, b"\x00not json", b"C0000001", [("ce_type", b"touchpoint.sms")])
+    producer.flush()
+    producer.close()
+    with open_log(settings) as log:
+        log.append(events[50:])
+    with open_log(settings) as log:
+        store = open_store(settings)
+        with pytest.raises(PoisonEvent, match="data: the record value is not JSON"):
+            Projector(log, store, batch_size=1000, on_error="stop").catch_up()
+        assert store.counts()["applied_events"] == 0  # the batch holding it was not committed
+        report = Projector(log, store, batch_size=1000).catch_up()
+        letters = store.dead_letters()
+        store.close()
+    assert (report.applied, report.parked) == (len(events), 1)
+    assert [(d.raw, d.reason.split(":")[0]) for d in letters] == [(b"\x00not json", "data")]
+
+
+def test_follow_applies_new_events_and_stops_cleanly(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path)
+    events = history(customers=30)
+    with open_log(settings) as log:
+        log.append(events[:100])
+    log = open_log(settings, create=False)
+    store = open_store(settings)
+    stop = threading.Event()
+    projector = Projector(log, store, batch_size=50)
+    follower = threading.Thread(target=projector.follow, args=(stop, 0.05))
+    follower.start()
+    try:
+        with open_log(settings) as writer:
+            writer.append(events[100:])
+        deadline = time.monotonic() + 20
+        while store.counts()["applied_events"] < len(events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        follower.join(10)
+    assert not follower.is_alive()
+    assert store.counts()["applied_events"] == len(events)
+    store.close()
+    log.close()
+
+
+def _run_projector(settings: Settings, batch_size: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LEDGER_LOG": settings.log_url, "LEDGER_STORE": settings.store_url}
+    command = [sys.executable, "-m", "cli", "project", "run", "--batch-size", str(batch_size)]
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).parents[2],
+    )
+
+
+def test_exactly_once_when_the_projector_is_killed_at_random_points(tmp_path: Path) -> None:
+    """SIGKILL the real CLI at random moments until one run gets to the end on its own;
+    the views must equal those of a clean, uninterrupted run, row for row."""
+    events = [parse_event(d) for d in generated(1500, 150, seed=17)]
+    clean, killed = sqlite_settings(tmp_path, "clean"), sqlite_settings(tmp_path, "killed")
+    for settings in (clean, killed):
+        with open_log(settings) as log:
+            log.append(events)
+    project(clean, batch_size=50)
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(40):
+        process = _run_projector(killed, batch_size=50)
+        time.sleep(rng.uniform(0.4, 1.0))
+        if process.poll() is not None:
+            assert process.returncode == 0
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        kills += 1
+    else:
+        pytest.fail("the projector never finished")
+    assert kills >= 3, f"only {kills} kills: too few events to interrupt the run"
+    assert dump(store_path(killed)) == dump(store_path(clean))
+    store = SQLiteViewStore(store_path(killed), "embedded")
+    assert store.counts()["applied_events"] == len(events)
+    store.close()
+
+
+def test_reading_views_before_any_run_is_empty_not_an_error(tmp_path: Path) -> None:
+    store = open_store(sqlite_settings(tmp_path))
+    assert store.profile("C1") is None
+    assert store.customers(datetime.now(UTC)) == []
+    store.close()
