@@ -42,6 +42,7 @@ from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
 from projections.frequency import Window
+from projections.report import RelationshipReport
 
 EXIT_REJECTED = 3
 """Exit code when the command finished but refused some input (see the rejects file)."""
@@ -552,9 +553,14 @@ def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool
     """
     settings = settings_of(ctx)
     rejects = settings.data_dir / "rejects" / f"demo-{seed}.jsonl"
-    with open_log(settings) as log, progress_bar("generating", None, False) as advance:
+    with (
+        open_log(settings) as log,
+        closing(open_store(settings)) as store,
+        progress_bar("generating", None, False) as advance,
+    ):
         report = service.demo(
             log,
+            store,
             customers=customers,
             days=days,
             seed=seed,
@@ -583,6 +589,7 @@ def _demo_json(report: service.DemoReport, settings: Settings) -> dict[str, Any]
         "undecodable": len(seen.undecodable),
         "sample_customer": seen.busiest_customer,
         "sample": [event_to_dict(r.event) for r in report.sample if r.event is not None],
+        "relationship": _relationship_json(report.relationship),
     }
 
 
@@ -631,12 +638,19 @@ def _render_demo(report: service.DemoReport, settings: Settings) -> None:
                 describe(record.event),
             )
         console.print(history)
+    if report.relationship is not None:
+        _render_relationship(console, report.relationship)
     if seen.undecodable:
         console.print(f"[red]{len(seen.undecodable)} records could not be decoded[/red]")
-    console.print(
-        f"next: ledger replay --customer {seen.busiest_customer}   "
-        "ledger replay --type complaint.opened --json"
-    )
+    at = f" --at {report.relationship.now:%Y-%m-%d}" if report.relationship else ""
+    console.print("next:")
+    for hint in (
+        f"ledger replay --customer {seen.busiest_customer}",
+        f"ledger profile {seen.busiest_customer}{at}",
+        f"ledger contacts top --window 30d --direction outbound{at}",
+        f"ledger customers --risk{at}",
+    ):
+        console.print(f"  {hint}")
 
 
 # -- read models ----------------------------------------------------------------------
@@ -998,6 +1012,44 @@ def customers(
         return
     for customer in found:
         click.echo(customer)
+
+
+def _render_relationship(console: Console, rel: RelationshipReport) -> None:
+    console.print(
+        f"[bold]The relationship on {rel.now:%Y-%m-%d}[/bold] "
+        f"({rel.projected} touchpoints projected)"
+    )
+    console.print("  status: " + ", ".join(f"{n} {s}" for s, n in rel.statuses.items()))
+    console.print(
+        "  top spenders (net of refunds): "
+        + ", ".join(f"{c} {amount} {currency}" for c, currency, amount in rel.top_spenders)
+    )
+    console.print(
+        "  complaints open more than 7 days: "
+        + (", ".join(f"{c} (since {since:%Y-%m-%d})" for c, since in rel.at_risk) or "none")
+    )
+    console.print(
+        "  most contacted, outbound, last 30 days: "
+        + ", ".join(f"{c} ({n})" for c, n in rel.most_contacted)
+    )
+
+
+def _relationship_json(rel: RelationshipReport | None) -> dict[str, Any] | None:
+    if rel is None:
+        return None
+    return {
+        "at": rel.now.isoformat(),
+        "projected": rel.projected,
+        "statuses": rel.statuses,
+        "top_spenders": [
+            {"customer": c, "currency": cur, "net_spend": str(amount)}
+            for c, cur, amount in rel.top_spenders
+        ],
+        "complaints_open_too_long": [
+            {"customer": c, "since": since.isoformat()} for c, since in rel.at_risk
+        ],
+        "most_contacted": [{"customer": c, "outbound_30d": n} for c, n in rel.most_contacted],
+    }
 
 
 # -- schema -----------------------------------------------------------------------------

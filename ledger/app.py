@@ -1,4 +1,8 @@
-"""The composition root: turn :class:`Settings` into the objects the commands use."""
+"""The composition root: turn :class:`Settings` into the objects the commands use.
+
+Part of the application layer (with :mod:`ledger.service`), so it may build read-side
+objects too; the write-side modules never import the read side.
+"""
 
 from __future__ import annotations
 

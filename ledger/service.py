@@ -1,4 +1,9 @@
-"""Application functions: each CLI command calls exactly one of these."""
+"""Application functions: each CLI command calls exactly one of these.
+
+This module and :mod:`ledger.app` are the application layer: they compose the write
+side (the rest of ``ledger``), the read models (``projections``) and their runners
+(``consumers``). The write-side modules themselves never import the read side.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import IO, Any
 
 import orjson
 
+from consumers.projector import Projector
 from ledger.codec import parse_event
 from ledger.errors import InvalidEvent
 from ledger.events import Touchpoint
@@ -25,6 +31,8 @@ from ledger.importer import (
     import_stream,
 )
 from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
+from projections.report import RelationshipReport, relationship_report
+from projections.store import SQLiteViewStore
 
 Progress = Callable[[int], None]
 
@@ -168,10 +176,12 @@ class DemoReport:
     generated: ImportSummary
     overview: LogOverview
     sample: list[LogRecord]
+    relationship: RelationshipReport | None = None
 
 
 def demo(
     log: EventLog,
+    store: SQLiteViewStore,
     *,
     customers: int,
     days: int,
@@ -180,7 +190,7 @@ def demo(
     batch_size: int,
     on_progress: Progress = _ignore,
 ) -> DemoReport:
-    """Generate a history into ``log`` and summarise what the log now holds."""
+    """Generate a history into ``log``, project it into ``store``, and summarise both."""
     summary = generate_into(
         log,
         customers=customers,
@@ -195,4 +205,6 @@ def demo(
     sample: list[LogRecord] = []
     if seen.busiest_customer is not None:
         sample = list(replay(log, where=ReadFilter(customer=seen.busiest_customer), limit=15))
-    return DemoReport(summary, seen, sample)
+    Projector(log, store).catch_up()
+    relationship = relationship_report(store, seen.last_time) if seen.last_time else None
+    return DemoReport(summary, seen, sample, relationship)

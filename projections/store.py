@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -188,6 +188,17 @@ class SQLiteViewStore:
     def profile(self, customer: str) -> Profile | None:
         found = self.load_profiles([customer])
         return found.get(customer)
+
+    def iter_profiles(self) -> Iterator[Profile]:
+        """Every profile, in customer order (pages of 1,000)."""
+        last = ""
+        while rows := self.recorder.select(
+            "SELECT customer, state FROM profiles WHERE customer > ? ORDER BY customer LIMIT 1000",
+            (last,),
+        ):
+            for _, state in rows:
+                yield Profile.model_validate_json(state)
+            last = rows[-1][0]
 
     def contacts(self, customer: str, window: Window) -> dict[tuple[str, str, str], int]:
         """Contacts of one customer in ``window``, per (channel, direction, purpose)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,27 @@ def lines(result: Result) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-COMMANDS = ["append", "import", "replay", "generate", "demo", "schema"]
+COMMANDS = [
+    "append",
+    "import",
+    "replay",
+    "generate",
+    "demo",
+    "schema",
+    "project",
+    "project run",
+    "project status",
+    "project errors",
+    "profile",
+    "contacts",
+    "contacts top",
+    "customers",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(run: Run, command: str) -> None:
-    result = run(command, "--help")
+    result = run(*command.split(), "--help")
     assert result.exit_code == 0
     assert "Example:" in result.stdout
     assert f"ledger {command}" in result.stdout.split("Example:")[1]
@@ -65,7 +81,7 @@ def test_every_command_has_help_with_an_example(run: Run, command: str) -> None:
 def test_the_group_lists_every_command(run: Run) -> None:
     result = run("--help")
     for command in COMMANDS:
-        assert command in result.stdout
+        assert command.split()[0] in result.stdout
 
 
 def test_append_prints_id_and_position_then_reports_the_duplicate(run: Run) -> None:
@@ -245,9 +261,16 @@ def test_demo_reports_the_log_and_is_idempotent(run: Run) -> None:
     assert second["this_run"]["accepted"] == 0
     assert second["this_run"]["duplicates"] == report["events"]
     assert second["events"] == report["events"]
+    relationship = report["relationship"]
+    assert sum(relationship["statuses"].values()) == 60
+    assert relationship["projected"] == report["events"]
+    assert relationship["most_contacted"]
+    spenders = [Decimal(row["net_spend"]) for row in relationship["top_spenders"]]
+    assert spenders == sorted(spenders, reverse=True)
     people = run("demo", "--customers", "60")
     assert "Touchpoints by type" in people.stdout
     assert "The busiest customer" in people.stdout
+    assert "The relationship on" in people.stdout
 
 
 def test_schema_files_match_the_committed_docs(run: Run, tmp_path: Path) -> None:
@@ -288,3 +311,38 @@ def test_the_installed_console_script_runs_the_demo(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "the log holds" in result.stdout
     assert (tmp_path / "ledger-data" / "ledger.db").exists()
+
+
+def test_read_models_from_the_command_line(run: Run) -> None:
+    assert run("generate", "--customers", "80", "--days", "200", "--seed", "3").exit_code == 0
+    first = orjson.loads(run("project", "run", "--json").stdout)
+    assert first["applied"] == first["records"] > 1000
+    assert orjson.loads(run("project", "run", "--json").stdout)["records"] == 0
+    status = orjson.loads(run("project", "status", "--json").stdout)
+    assert status["profiles"] == 80
+    assert status["positions"] == {"0": first["records"] + 1}
+    at = "2025-07-20"
+    top = orjson.loads(
+        run(
+            "contacts", "top", "--window", "30d", "--direction", "outbound", "--at", at, "--json"
+        ).stdout
+    )
+    assert top
+    assert top == sorted(top, key=lambda row: (-row["contacts"], row["customer"]))
+    customer = top[0]["customer"]
+    theirs = orjson.loads(run("contacts", customer, "--window", "30d", "--at", at, "--json").stdout)
+    outbound = sum(row["30d"] for row in theirs["contacts"] if row["direction"] == "outbound")
+    assert outbound == top[0]["contacts"]
+    shown = orjson.loads(run("profile", customer, "--at", at, "--json").stdout)
+    assert shown["customer"] == customer
+    assert shown["status"] in {"active", "passive", "lapsed", "prospect"}
+    everyone = set(orjson.loads(run("customers", "--json").stdout))
+    by_status = [
+        set(orjson.loads(run("customers", "--status", s, "--at", at, "--json").stdout))
+        for s in ("active", "passive", "lapsed", "prospect")
+    ]
+    assert set().union(*by_status) == everyone
+    assert sum(len(group) for group in by_status) == len(everyone)  # a partition
+    assert run("project", "errors").stdout.strip() == "no parked records"
+    missing = run("profile", "nobody")
+    assert (missing.exit_code, missing.stderr.startswith("error: no profile")) == (1, True)
