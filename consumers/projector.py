@@ -19,7 +19,7 @@ from typing import Literal
 from ledger.errors import LedgerError
 from ledger.log import EventLog, LogRecord
 from projections import frequency, profile
-from projections.store import DeadLetter, SQLiteViewStore, ViewBatch
+from projections.store import DeadLetter, ViewBatch, ViewStore
 
 OnError = Literal["park", "stop"]
 
@@ -60,7 +60,7 @@ class Projector:
     def __init__(
         self,
         log: EventLog,
-        store: SQLiteViewStore,
+        store: ViewStore,
         *,
         batch_size: int = 5000,
         on_error: OnError = "park",
@@ -69,6 +69,9 @@ class Projector:
         self.store = store
         self.batch_size = batch_size
         self.on_error = on_error
+        # The embedded log's database refuses a second event with the same id, so its
+        # events need no dedupe records; Kafka's can repeat, so theirs are kept.
+        self.dedupe = not log.refuses_duplicates_across_batches
 
     def catch_up(self, stop: threading.Event | None = None) -> RunReport:
         """Apply everything up to the current end of the log, then return.
@@ -101,7 +104,8 @@ class Projector:
         """Fold one batch of records into the views and commit it with its positions."""
         batch = ViewBatch()
         fresh = []
-        already = self.store.applied([r.event.id for r in records if r.event is not None])
+        ids = [r.event.id for r in records if r.event is not None]
+        already = self.store.applied(ids) if self.dedupe else set()
         for record in records:
             batch.positions[record.position.partition] = record.position.offset + 1
             if record.event is None:
@@ -112,6 +116,7 @@ class Projector:
                 continue
             already.add(record.event.id)
             fresh.append(record)
+        applied = 0
         customers = sorted({r.event.subject for r in fresh if r.event is not None})
         profiles = self.store.load_profiles(customers)
         for record in fresh:
@@ -126,11 +131,13 @@ class Projector:
                 continue
             profiles[event.subject] = customer
             batch.profiles[event.subject] = customer
-            batch.applied_ids.append(event.id)
+            applied += 1
+            if self.dedupe:
+                batch.applied_ids.append(event.id)
         self.store.commit(batch)
         report.batches += 1
         report.records += len(records)
-        report.applied += len(batch.applied_ids)
+        report.applied += applied
         report.parked += len(batch.dead_letters)
         report.positions.update(batch.positions)
 

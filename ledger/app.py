@@ -14,7 +14,7 @@ from ledger.kafka_log import KafkaLog
 from ledger.log import EventLog
 from ledger.settings import KafkaLogTarget, Settings, parse_log_url
 from ledger.sqlite_log import SQLiteLog
-from projections.store import SQLiteViewStore
+from projections.store import PostgresViewStore, SQLiteViewStore, ViewStore
 
 
 def open_log(settings: Settings, *, create: bool = True) -> EventLog:
@@ -31,12 +31,15 @@ def log_name(settings: Settings) -> str:
     return target.topic if isinstance(target, KafkaLogTarget) else "embedded"
 
 
-def open_store(settings: Settings) -> SQLiteViewStore:
-    """The view store ``settings`` point at (SQLite; PostgreSQL comes with issue 3's rest)."""
+def open_store(settings: Settings) -> ViewStore:
+    """The view store ``settings`` point at: ``sqlite:///PATH`` or
+    ``postgresql://user:password@host:port/database[?schema=NAME]``."""
     url = settings.store_url
     scheme, _, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        return PostgresViewStore(url, log_name(settings))
     if scheme != "sqlite" or not rest.startswith("/") or len(rest) < 2:
         raise ConfigurationError(
-            f"store URL {url!r}: expected sqlite:///PATH (PostgreSQL stores are not built yet)"
+            f"store URL {url!r}: expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
         )
     return SQLiteViewStore(Path(unquote(rest[1:])), log_name(settings))

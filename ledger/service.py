@@ -32,7 +32,7 @@ from ledger.importer import (
 )
 from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
 from projections.report import RelationshipReport, relationship_report
-from projections.store import SQLiteViewStore
+from projections.store import ViewStore
 
 Progress = Callable[[int], None]
 
@@ -181,7 +181,7 @@ class DemoReport:
 
 def demo(
     log: EventLog,
-    store: SQLiteViewStore,
+    store: ViewStore,
     *,
     customers: int,
     days: int,

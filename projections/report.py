@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from projections.frequency import Window
-from projections.store import SQLiteViewStore
+from projections.store import ViewStore
 
 
 @dataclass
@@ -26,15 +26,15 @@ class RelationshipReport:
     """Outbound contacts in the 30 days before ``now``."""
 
 
-def relationship_report(
-    store: SQLiteViewStore, now: datetime, limit: int = 5
-) -> RelationshipReport:
+def relationship_report(store: ViewStore, now: datetime, limit: int = 5) -> RelationshipReport:
     """Status counts, top spenders, complaints open too long, the most contacted customers."""
     statuses = {
         s: len(store.customers(now, status=s)) for s in ("active", "passive", "lapsed", "prospect")
     }
     spend: list[tuple[str, str, Decimal]] = []
+    projected = 0
     for profile in store.iter_profiles():
+        projected += sum(profile.by_type.values())
         spend.extend(
             (profile.customer, currency, amount) for currency, amount in profile.net_spend().items()
         )
@@ -50,7 +50,7 @@ def relationship_report(
     window = Window.rolling(now, timedelta(days=30))
     return RelationshipReport(
         now=now,
-        projected=store.counts()["applied_events"],
+        projected=projected,
         statuses=statuses,
         top_spenders=top[:limit],
         at_risk=risky[:limit],

@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+import psycopg
 from eventsourcing.persistence import PersistenceError, Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+from psycopg.sql import SQL
 
 from ledger.errors import LedgerError
 from ledger.sqlite_log import LedgerDatastore
@@ -56,8 +60,41 @@ class ViewBatch:
     """Per partition, the next offset to read once this batch is committed."""
 
 
-class ViewRecorder(SQLiteTrackingRecorder):
-    """eventsourcing's tracking recorder plus the view tables."""
+TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters")
+
+# Statements are written once, for both dialects: "?" placeholders and {table} names,
+# which each recorder turns into its own form.
+UPSERT_PROFILE = (
+    "INSERT INTO {profiles} VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer) DO UPDATE "
+    "SET state = excluded.state, last_purchase = excluded.last_purchase, "
+    "oldest_open_complaint = excluded.oldest_open_complaint, purchases = excluded.purchases"
+)
+UPSERT_CONTACTS = (
+    "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+    "(customer, slot, channel, direction, purpose) DO UPDATE "
+    "SET n = {contact_slots}.n + excluded.n"
+)
+INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?)"
+INSERT_DEAD_LETTER = "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+
+
+def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    return [
+        (UPSERT_PROFILE, [_profile_row(p) for p in batch.profiles.values()]),
+        (UPSERT_CONTACTS, [(c, ch, d, p, s, n) for (c, ch, d, p, s), n in batch.contacts.items()]),
+        (INSERT_APPLIED, [(i,) for i in batch.applied_ids]),
+        (
+            INSERT_DEAD_LETTER,
+            [
+                (d.partition, d.offset, d.raw, d.reason, to_micros(d.parked_at))
+                for d in batch.dead_letters
+            ],
+        ),
+    ]
+
+
+class SQLiteViewRecorder(SQLiteTrackingRecorder):
+    """eventsourcing's SQLite tracking recorder plus the view tables."""
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -77,37 +114,67 @@ class ViewRecorder(SQLiteTrackingRecorder):
             "parked_at INTEGER NOT NULL, PRIMARY KEY (partition, offset)) WITHOUT ROWID",
         ]
 
+    @staticmethod
+    def sql(statement: str) -> str:
+        return statement.format(**{table: table for table in TABLES})
+
     def commit(self, batch: ViewBatch, tracking: Sequence[Tracking]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.executemany(
-                "INSERT INTO profiles VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer) DO UPDATE "
-                "SET state = excluded.state, last_purchase = excluded.last_purchase, "
-                "oldest_open_complaint = excluded.oldest_open_complaint, "
-                "purchases = excluded.purchases",
-                [_profile_row(p) for p in batch.profiles.values()],
-            )
-            cursor.executemany(
-                "INSERT INTO contact_slots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
-                "(customer, slot, channel, direction, purpose) DO UPDATE SET n = n + excluded.n",
-                [(c, ch, d, p, s, n) for (c, ch, d, p, s), n in batch.contacts.items()],
-            )
-            cursor.executemany(
-                "INSERT INTO applied_events VALUES (?)", [(i,) for i in batch.applied_ids]
-            )
-            cursor.executemany(
-                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [
-                    (d.partition, d.offset, d.raw, d.reason, to_micros(d.parked_at))
-                    for d in batch.dead_letters
-                ],
-            )
+            for statement, rows in _batch_rows(batch):
+                if rows:
+                    cursor.executemany(self.sql(statement), rows)
             for item in tracking:
                 self._insert_tracking(cursor, item)
 
-    def select(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+    def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, params)
-            return list(cursor.fetchall())
+            cursor.execute(self.sql(statement), params)
+            return [tuple(row) for row in cursor.fetchall()]
+
+
+class PostgresViewRecorder(PostgresTrackingRecorder):
+    """eventsourcing's PostgreSQL tracking recorder plus the view tables, in its schema."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        super().__init__(datastore)
+        self.schema = datastore.schema or "public"
+        self.tables = {t: f'"{self.schema}".{t}' for t in TABLES}
+        t = self.tables
+        for statement in (
+            f"CREATE TABLE IF NOT EXISTS {t['profiles']} (customer TEXT PRIMARY KEY, "
+            "state TEXT NOT NULL, last_purchase BIGINT, oldest_open_complaint BIGINT, "
+            "purchases BIGINT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS profiles_last_purchase ON {t['profiles']} (last_purchase)",
+            f"CREATE TABLE IF NOT EXISTS {t['contact_slots']} (customer TEXT NOT NULL, "
+            "channel TEXT NOT NULL, direction TEXT NOT NULL, purpose TEXT NOT NULL, "
+            "slot BIGINT NOT NULL, n BIGINT NOT NULL, "
+            "PRIMARY KEY (customer, slot, channel, direction, purpose))",
+            f"CREATE INDEX IF NOT EXISTS contact_slots_slot ON {t['contact_slots']} (slot)",
+            f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY)",
+            f"CREATE TABLE IF NOT EXISTS {t['dead_letters']} (partition BIGINT NOT NULL, "
+            '"offset" BIGINT NOT NULL, raw BYTEA NOT NULL, reason TEXT NOT NULL, '
+            'parked_at BIGINT NOT NULL, PRIMARY KEY (partition, "offset"))',
+        ):
+            self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+
+    def sql(self, statement: str) -> str:
+        return statement.format(**self.tables).replace("?", "%s").replace(" offset", ' "offset"')
+
+    def commit(self, batch: ViewBatch, tracking: Sequence[Tracking]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement, rows in _batch_rows(batch):
+                if rows:
+                    cursor.executemany(self.sql(statement), rows)
+            for item in tracking:
+                self._insert_tracking(cursor, item)
+
+    def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.sql(statement), params)
+            return [tuple(row.values()) for row in cursor.fetchall()]
+
+
+ViewRecorder = SQLiteViewRecorder | PostgresViewRecorder
 
 
 def _profile_row(profile: Profile) -> tuple[str, str, int | None, int | None, int]:
@@ -121,20 +188,18 @@ def _profile_row(profile: Profile) -> tuple[str, str, int | None, int | None, in
     )
 
 
-class SQLiteViewStore:
-    """The read models in a SQLite file (default: ``views.db`` beside the log)."""
+class ViewStore:
+    """The read models of one log, in SQLite or PostgreSQL (same queries, same results)."""
 
-    def __init__(self, path: Path, source: str, *, cache_mib: int = 64) -> None:
-        self.path = path
+    def __init__(self, recorder: ViewRecorder, source: str, where: str) -> None:
+        self.recorder = recorder
         self.source = source
         """Which log the positions belong to (``embedded`` or the Kafka topic)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.where = where
         try:
-            self._datastore = LedgerDatastore(str(path), lock_timeout=30, cache_mib=cache_mib)
-            self.recorder = ViewRecorder(self._datastore)
-            self.recorder.create_table()
+            recorder.create_table()
         except (PersistenceError, sqlite3.Error) as exc:
-            raise StoreUnavailable(f"cannot open the view store {path}: {exc}") from exc
+            raise StoreUnavailable(f"cannot open the view store {where}: {exc}") from exc
 
     def tracking_name(self, partition: int) -> str:
         return f"{VIEWS}|{self.source}:{partition}"
@@ -154,7 +219,7 @@ class SQLiteViewStore:
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start : start + 500]
             rows = self.recorder.select(
-                f"SELECT event_id FROM applied_events WHERE event_id IN "
+                "SELECT event_id FROM {applied_events} WHERE event_id IN "
                 f"({','.join('?' * len(chunk))})",
                 chunk,
             )
@@ -166,7 +231,7 @@ class SQLiteViewStore:
         for start in range(0, len(customers), 500):
             chunk = customers[start : start + 500]
             rows = self.recorder.select(
-                f"SELECT state FROM profiles WHERE customer IN ({','.join('?' * len(chunk))})",
+                f"SELECT state FROM {{profiles}} WHERE customer IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             for (state,) in rows:
@@ -181,7 +246,7 @@ class SQLiteViewStore:
         try:
             self.recorder.commit(batch, tracking)
         except (PersistenceError, sqlite3.Error) as exc:
-            raise StoreUnavailable(f"cannot write the view store {self.path}: {exc}") from exc
+            raise StoreUnavailable(f"cannot write the view store {self.where}: {exc}") from exc
 
     # -- queries ----------------------------------------------------------------------
 
@@ -193,7 +258,8 @@ class SQLiteViewStore:
         """Every profile, in customer order (pages of 1,000)."""
         last = ""
         while rows := self.recorder.select(
-            "SELECT customer, state FROM profiles WHERE customer > ? ORDER BY customer LIMIT 1000",
+            "SELECT customer, state FROM {profiles} WHERE customer > ? "
+            "ORDER BY customer LIMIT 1000",
             (last,),
         ):
             for _, state in rows:
@@ -203,7 +269,7 @@ class SQLiteViewStore:
     def contacts(self, customer: str, window: Window) -> dict[tuple[str, str, str], int]:
         """Contacts of one customer in ``window``, per (channel, direction, purpose)."""
         rows = self.recorder.select(
-            "SELECT channel, direction, purpose, SUM(n) FROM contact_slots WHERE customer = ? "
+            "SELECT channel, direction, purpose, SUM(n) FROM {contact_slots} WHERE customer = ? "
             "AND slot >= ? AND slot < ? GROUP BY channel, direction, purpose",
             (customer, window.start, window.end),
         )
@@ -225,7 +291,8 @@ class SQLiteViewStore:
                 clauses.append(f"{column} = ?")
                 params.append(value)  # type: ignore[arg-type]
         rows = self.recorder.select(
-            f"SELECT customer, SUM(n) AS total FROM contact_slots WHERE {' AND '.join(clauses)} "
+            "SELECT customer, SUM(n) AS total FROM {contact_slots} "
+            f"WHERE {' AND '.join(clauses)} "
             "GROUP BY customer ORDER BY total DESC, customer LIMIT ?",
             (*params, limit),
         )
@@ -264,13 +331,13 @@ class SQLiteViewStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         suffix = f" LIMIT {int(limit)}" if limit is not None else ""
         rows = self.recorder.select(
-            f"SELECT customer FROM profiles {where} ORDER BY customer{suffix}", params
+            f"SELECT customer FROM {{profiles}} {where} ORDER BY customer{suffix}", params
         )
         return [row[0] for row in rows]
 
     def dead_letters(self) -> list[DeadLetter]:
         rows = self.recorder.select(
-            "SELECT partition, offset, raw, reason, parked_at FROM dead_letters "
+            "SELECT partition, offset, raw, reason, parked_at FROM {dead_letters} "
             "ORDER BY partition, offset"
         )
         return [
@@ -280,9 +347,56 @@ class SQLiteViewStore:
     def counts(self) -> dict[str, int]:
         """Rows per table, for status reports and tests."""
         return {
-            table: self.recorder.select(f"SELECT COUNT(*) FROM {table}")[0][0]
-            for table in ("profiles", "contact_slots", "applied_events", "dead_letters")
+            table: self.recorder.select(f"SELECT COUNT(*) FROM {{{table}}}")[0][0]
+            for table in TABLES
+        }
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every view row, sorted: for comparing stores and runs in tests and checks."""
+        return {
+            "profiles": self.recorder.select("SELECT * FROM {profiles} ORDER BY customer"),
+            "contact_slots": self.recorder.select(
+                "SELECT * FROM {contact_slots} ORDER BY customer, slot, channel, direction, purpose"
+            ),
         }
 
     def close(self) -> None:
-        self._datastore.close()
+        self.recorder.datastore.close()
+
+
+class SQLiteViewStore(ViewStore):
+    """The read models in a SQLite file (default: ``views.db`` beside the log)."""
+
+    def __init__(self, path: Path, source: str, *, cache_mib: int = 64) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            datastore = LedgerDatastore(str(path), lock_timeout=30, cache_mib=cache_mib)
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open the view store {path}: {exc}") from exc
+        super().__init__(SQLiteViewRecorder(datastore), source, str(path))
+
+
+class PostgresViewStore(ViewStore):
+    """The read models in PostgreSQL, in one schema (``?schema=`` in the URL)."""
+
+    def __init__(self, url: str, source: str) -> None:
+        parts = urlsplit(url)
+        schema = dict(parse_qsl(parts.query)).get("schema", "public")
+        try:
+            datastore = PostgresDatastore(
+                dbname=parts.path.lstrip("/") or "postgres",
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 5432,
+                user=unquote(parts.username or "postgres"),
+                password=unquote(parts.password or ""),
+                schema=schema,
+                originator_id_type="text",
+                pool_size=2,
+                connect_timeout=5,
+            )
+            if schema != "public":
+                with datastore.transaction(commit=True) as cursor:
+                    cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except (PersistenceError, psycopg.Error) as exc:
+            raise StoreUnavailable(f"cannot reach PostgreSQL at {parts.hostname}: {exc}") from exc
+        super().__init__(PostgresViewRecorder(datastore), source, f"postgresql://{parts.hostname}")

@@ -65,3 +65,46 @@ def log_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogF
     yield make
     for log in opened:
         log.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test PostgreSQL server. Unreachable: a loud skip on a laptop, a failure in CI."""
+    import os
+
+    import psycopg
+
+    url = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        message = f"PostgreSQL IS DOWN at {url}: {exc}. The PostgreSQL store tests did not run."
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+StoreUrlFactory = Callable[[str], str]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUrlFactory]:
+    """Makes URLs of fresh, empty view stores of one kind (a new schema per PostgreSQL store)."""
+    import psycopg
+
+    schemas: list[str] = []
+
+    def make(name: str) -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / name}-views.db"
+        base = request.getfixturevalue("postgres_url")
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        schemas.append(schema)
+        return f"{base}?schema={schema}"
+
+    yield make
+    if schemas:
+        with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]

@@ -1,11 +1,13 @@
-"""Projectors against real logs and a real SQLite view store: exactly once, no loss."""
+"""Projectors against real logs and real view stores (SQLite and PostgreSQL): exactly once.
+
+Every test here runs once per store kind; the stores must give identical results.
+"""
 
 from __future__ import annotations
 
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,26 +27,22 @@ from ledger.events import TouchpointEvent
 from ledger.generate import generated
 from ledger.settings import Settings
 from projections import frequency, profile
-from projections.store import SQLiteViewStore
+from tests.conftest import StoreUrlFactory
+
+SettingsFor = Callable[[str], Settings]
 
 
 def history(customers: int = 60, days: int = 120, seed: int = 3) -> list[TouchpointEvent]:
     return [parse_event(d) for d in generated(customers, days, seed)]
 
 
-def dump(store_path: Path) -> dict[str, list[tuple[object, ...]]]:
-    """The view tables, row by row (dedupe and tracking tables aside)."""
-    with sqlite3.connect(store_path) as connection:
-        return {
-            table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("profiles", "contact_slots")
-        }
-
-
-def sqlite_settings(tmp_path: Path, name: str = "a") -> Settings:
-    return Settings(
-        log=f"sqlite:///{tmp_path / name}-log.db", store=f"sqlite:///{tmp_path / name}-views.db"
-    )
+def dump(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
+    """The view rows, sorted (dedupe and tracking tables aside)."""
+    store = open_store(settings)
+    try:
+        return store.dump()
+    finally:
+        store.close()
 
 
 def project(settings: Settings, batch_size: int = 500) -> None:
@@ -56,12 +54,28 @@ def project(settings: Settings, batch_size: int = 500) -> None:
             store.close()
 
 
-def store_path(settings: Settings) -> Path:
-    return Path(settings.store_url.removeprefix("sqlite:///"))
+@pytest.fixture
+def settings_for(tmp_path: Path, store_url: StoreUrlFactory) -> SettingsFor:
+    """Settings with a fresh embedded log and a fresh view store (SQLite or PostgreSQL)."""
+
+    def make(name: str = "a") -> Settings:
+        return Settings(log=f"sqlite:///{tmp_path / name}-log.db", store=store_url(name))
+
+    return make
 
 
-def test_views_equal_the_pure_projections(tmp_path: Path) -> None:
-    settings = sqlite_settings(tmp_path)
+@pytest.fixture
+def kafka_settings_for(
+    kafka_settings: Callable[[], Settings], store_url: StoreUrlFactory
+) -> SettingsFor:
+    def make(name: str = "k") -> Settings:
+        return kafka_settings().model_copy(update={"store": store_url(name)})
+
+    return make
+
+
+def test_views_equal_the_pure_projections(settings_for: SettingsFor) -> None:
+    settings = settings_for("a")
     events = history()
     with open_log(settings) as log:
         log.append(events)
@@ -73,11 +87,10 @@ def test_views_equal_the_pure_projections(tmp_path: Path) -> None:
     try:
         for customer, theirs in by_customer.items():
             assert store.profile(customer) == profile.replay(customer, theirs)
-        counts = frequency.replay(events)
-        expected = Counter()
-        for (customer, channel, direction, purpose, _), n in counts.items():
+        expected: Counter[tuple[str, ...]] = Counter()
+        for (customer, channel, direction, purpose, _), n in frequency.replay(events).items():
             expected[(customer, channel, direction, purpose)] += n
-        got = Counter()
+        got: Counter[tuple[str, ...]] = Counter()
         for customer in by_customer:
             for key, n in store.contacts(customer, frequency.Window(0, 10**12)).items():
                 got[(customer, *key)] += n
@@ -86,11 +99,13 @@ def test_views_equal_the_pure_projections(tmp_path: Path) -> None:
         store.close()
 
 
-def test_batch_size_does_not_matter_and_a_second_run_applies_nothing(tmp_path: Path) -> None:
+def test_batch_size_does_not_matter_and_a_second_run_applies_nothing(
+    settings_for: SettingsFor,
+) -> None:
     events = history()
     dumps = []
     for name, size in (("one", 1), ("seven", 7), ("big", 5000)):
-        settings = sqlite_settings(tmp_path, name)
+        settings = settings_for(name)
         with open_log(settings) as log:
             log.append(events)
         project(settings, batch_size=size)
@@ -99,29 +114,26 @@ def test_batch_size_does_not_matter_and_a_second_run_applies_nothing(tmp_path: P
             report = Projector(log, store).catch_up()
             store.close()
         assert (report.records, report.applied) == (0, 0)
-        dumps.append(dump(store_path(settings)))
+        dumps.append(dump(settings))
     assert dumps[0] == dumps[1] == dumps[2]
+    assert dumps[0]["profiles"]
 
 
 def test_kafka_and_the_embedded_log_give_identical_views(
-    tmp_path: Path, kafka_settings: Callable[[], Settings]
+    settings_for: SettingsFor, kafka_settings_for: SettingsFor
 ) -> None:
     events = history()
-    embedded = sqlite_settings(tmp_path)
-    kafka = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'k.db'}"})
+    embedded, kafka = settings_for("e"), kafka_settings_for("k")
     for settings in (embedded, kafka):
         with open_log(settings) as log:
             log.append(events)
         project(settings)
-    assert dump(store_path(embedded)) == dump(store_path(kafka))
+    assert dump(embedded) == dump(kafka)
 
 
-def test_republished_events_never_change_the_views(
-    tmp_path: Path, kafka_settings: Callable[[], Settings]
-) -> None:
+def test_republished_events_never_change_the_views(kafka_settings_for: SettingsFor) -> None:
     events = history()
-    clean = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'c.db'}"})
-    noisy = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'n.db'}"})
+    clean, noisy = kafka_settings_for("c"), kafka_settings_for("n")
     with open_log(clean) as log:
         log.append(events)
     rng = random.Random(4)
@@ -132,13 +144,13 @@ def test_republished_events_never_change_the_views(
             log.append(rng.sample(chunk, len(chunk) // 2))  # re-published in later batches
     project(clean, batch_size=150)
     project(noisy, batch_size=150)
-    assert dump(store_path(clean)) == dump(store_path(noisy))
+    assert dump(clean) == dump(noisy)
 
 
 def test_poison_records_are_parked_and_everything_else_applied(
-    tmp_path: Path, kafka_settings: Callable[[], Settings], kafka_bootstrap: str
+    kafka_settings_for: SettingsFor, kafka_bootstrap: str
 ) -> None:
-    settings = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'p.db'}"})
+    settings = kafka_settings_for("p")
     events = history(customers=20)
     with open_log(settings) as log:
         log.append(events[:50])
@@ -153,7 +165,7 @@ def test_poison_records_are_parked_and_everything_else_applied(
         store = open_store(settings)
         with pytest.raises(PoisonEvent, match="data: the record value is not JSON"):
             Projector(log, store, batch_size=1000, on_error="stop").catch_up()
-        assert store.counts()["applied_events"] == 0  # the batch holding it was not committed
+        assert store.counts()["profiles"] == 0  # the batch holding it was not committed
         report = Projector(log, store, batch_size=1000).catch_up()
         letters = store.dead_letters()
         store.close()
@@ -161,8 +173,16 @@ def test_poison_records_are_parked_and_everything_else_applied(
     assert [(d.raw, d.reason.split(":")[0]) for d in letters] == [(b"\x00not json", "data")]
 
 
-def test_follow_applies_new_events_and_stops_cleanly(tmp_path: Path) -> None:
-    settings = sqlite_settings(tmp_path)
+def _applied(settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        return sum(sum(p.by_type.values()) for p in store.iter_profiles())
+    finally:
+        store.close()
+
+
+def test_follow_applies_new_events_and_stops_cleanly(settings_for: SettingsFor) -> None:
+    settings = settings_for("f")
     events = history(customers=30)
     with open_log(settings) as log:
         log.append(events[:100])
@@ -176,13 +196,13 @@ def test_follow_applies_new_events_and_stops_cleanly(tmp_path: Path) -> None:
         with open_log(settings) as writer:
             writer.append(events[100:])
         deadline = time.monotonic() + 20
-        while store.counts()["applied_events"] < len(events) and time.monotonic() < deadline:
+        while _applied(settings) < len(events) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         stop.set()
         follower.join(10)
     assert not follower.is_alive()
-    assert store.counts()["applied_events"] == len(events)
+    assert _applied(settings) == len(events)
     store.close()
     log.close()
 
@@ -199,11 +219,13 @@ def _run_projector(settings: Settings, batch_size: int) -> subprocess.Popen[byte
     )
 
 
-def test_exactly_once_when_the_projector_is_killed_at_random_points(tmp_path: Path) -> None:
+def test_exactly_once_when_the_projector_is_killed_at_random_points(
+    settings_for: SettingsFor,
+) -> None:
     """SIGKILL the real CLI at random moments until one run gets to the end on its own;
     the views must equal those of a clean, uninterrupted run, row for row."""
     events = [parse_event(d) for d in generated(1500, 150, seed=17)]
-    clean, killed = sqlite_settings(tmp_path, "clean"), sqlite_settings(tmp_path, "killed")
+    clean, killed = settings_for("clean"), settings_for("killed")
     for settings in (clean, killed):
         with open_log(settings) as log:
             log.append(events)
@@ -222,14 +244,15 @@ def test_exactly_once_when_the_projector_is_killed_at_random_points(tmp_path: Pa
     else:
         pytest.fail("the projector never finished")
     assert kills >= 3, f"only {kills} kills: too few events to interrupt the run"
-    assert dump(store_path(killed)) == dump(store_path(clean))
-    store = SQLiteViewStore(store_path(killed), "embedded")
-    assert store.counts()["applied_events"] == len(events)
-    store.close()
+    assert dump(killed) == dump(clean)
+    assert _applied(killed) == len(events)
 
 
-def test_reading_views_before_any_run_is_empty_not_an_error(tmp_path: Path) -> None:
-    store = open_store(sqlite_settings(tmp_path))
-    assert store.profile("C1") is None
-    assert store.customers(datetime.now(UTC)) == []
-    store.close()
+def test_reading_views_before_any_run_is_empty_not_an_error(settings_for: SettingsFor) -> None:
+    store = open_store(settings_for("empty"))
+    try:
+        assert store.profile("C1") is None
+        assert store.customers(datetime.now(UTC)) == []
+        assert store.dead_letters() == []
+    finally:
+        store.close()
