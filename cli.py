@@ -30,6 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from consumers.kafka_group import GroupProjector
 from consumers.projector import Projector
 from ledger import service
 from ledger.app import open_log, open_store
@@ -38,6 +39,7 @@ from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.events import EVENT_CLASSES, SHORT_NAMES, resolve_type
 from ledger.importer import Format, ImportSummary, detect_format
+from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
@@ -705,16 +707,24 @@ def project() -> None:
     show_default=True,
     help="park: dead-letter a poison record and go on.",
 )
+@click.option("--group", "group_id", help="Kafka consumer group (env LEDGER_GROUP_ID).")
 @json_option
 @click.pass_context
 def project_run(
-    ctx: click.Context, follow: bool, batch_size: int, on_error: str, as_json: bool
+    ctx: click.Context,
+    follow: bool,
+    batch_size: int,
+    on_error: str,
+    group_id: str | None,
+    as_json: bool,
 ) -> None:
     """Bring the profile and contact-frequency views up to date with the log.
 
     Resumes from the positions stored with the views; an event already applied (same
-    id) is never applied twice. With --follow, keeps applying new events, and on
-    SIGINT/SIGTERM finishes the batch in hand before exiting.
+    id) is never applied twice. On a Kafka log, every process started with the same
+    --group shares the partitions, and a stopped one's partitions move to the others.
+    With --follow, keeps applying new events, and on SIGINT/SIGTERM finishes the batch
+    in hand before exiting.
 
     \b
     Example:
@@ -723,16 +733,28 @@ def project_run(
     """
     settings = settings_of(ctx)
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-        projector = Projector(
-            log, store, batch_size=batch_size, on_error="stop" if on_error == "stop" else "park"
-        )
+        stop = threading.Event()
         if follow:
-            stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
-            report = projector.follow(stop)
+        if isinstance(log, KafkaLog):
+            group = GroupProjector(
+                log,
+                store,
+                group_id=group_id or settings.group_id,
+                batch_size=batch_size,
+                session_timeout_ms=settings.kafka_session_timeout_ms,
+                on_error=on_error,
+            )
+            report = group.run(stop, until_caught_up=not follow)
         else:
-            report = projector.catch_up()
+            projector = Projector(
+                log,
+                store,
+                batch_size=batch_size,
+                on_error="stop" if on_error == "stop" else "park",
+            )
+            report = projector.follow(stop) if follow else projector.catch_up()
     summary = {
         "records": report.records,
         "applied": report.applied,

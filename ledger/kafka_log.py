@@ -92,7 +92,8 @@ class KafkaLog(EventLog):
 
     # -- clients, created lazily and closed explicitly -------------------------------
 
-    def _client_options(self) -> dict[str, Any]:
+    def client_options(self) -> dict[str, Any]:
+        """Bootstrap servers, identity and security options for a kafka-python client."""
         return {
             "bootstrap_servers": list(self.target.bootstrap_servers),
             **self._settings.kafka_client_options(),
@@ -106,7 +107,7 @@ class KafkaLog(EventLog):
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(
-                    **self._client_options(),
+                    **self.client_options(),
                     **PRODUCER_OPTIONS,
                     max_block_ms=int(self._settings.kafka_timeout_seconds * 1000),
                 )
@@ -119,7 +120,7 @@ class KafkaLog(EventLog):
         if self._topic_checked:
             return
         try:
-            admin = KafkaAdminClient(**self._client_options())
+            admin = KafkaAdminClient(**self.client_options())
         except KafkaError as exc:
             raise self._unavailable("cannot connect", exc) from exc
         try:
@@ -138,7 +139,7 @@ class KafkaLog(EventLog):
 
     def _consumer(self) -> KafkaConsumer:
         try:
-            return KafkaConsumer(**self._client_options(), group_id=None, **CONSUMER_OPTIONS)
+            return KafkaConsumer(**self.client_options(), group_id=None, **CONSUMER_OPTIONS)
         except KafkaError as exc:
             raise self._unavailable("cannot connect", exc) from exc
 
@@ -270,6 +271,13 @@ class KafkaLog(EventLog):
         if self._producer is not None:
             self._producer.close()
             self._producer = None
+
+
+def decode_record(partition: int, record: Any) -> LogRecord:
+    """A consumer record as a :class:`LogRecord` (with ``error`` if it is no touchpoint)."""
+    decoded = _decode(partition, record, None, set(), EVERYTHING)
+    assert decoded is not None  # nothing is filtered out without a filter
+    return decoded
 
 
 def _decode(

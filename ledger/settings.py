@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Client private key.")
     kafka_ssl_password: SecretStr | None = Field(default=None, description="Key password.")
     kafka_ssl_check_hostname: bool = Field(default=True, description="Verify the broker name.")
+    group_id: str = Field(
+        default="touchpoint-ledger-views",
+        description="Kafka consumer group of the projectors (LEDGER_GROUP_ID).",
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=300_000,
+        description="Consumer-group session timeout; a dead projector's partitions move "
+        "after this long (LEDGER_KAFKA_SESSION_TIMEOUT_MS).",
+    )
     kafka_timeout_seconds: float = Field(
         default=15.0,
         gt=0,

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
-from eventsourcing.persistence import PersistenceError, Tracking
+from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL
@@ -35,6 +35,11 @@ VIEWS = "views"
 
 class StoreUnavailable(LedgerError):
     """The view store cannot be opened, read or written."""
+
+
+class BatchConflict(LedgerError):
+    """Another projector committed some of this batch's events or positions first
+    (a consumer-group rebalance overlap). Nothing of the batch was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +250,8 @@ class ViewStore:
         ]
         try:
             self.recorder.commit(batch, tracking)
+        except IntegrityError as exc:
+            raise BatchConflict(f"another projector got there first: {exc}") from exc
         except (PersistenceError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot write the view store {self.where}: {exc}") from exc
 

@@ -1,0 +1,132 @@
+"""Projectors sharing a Kafka topic as one consumer group.
+
+Kafka spreads the partitions over the group's members. On every assignment a member
+seeks each partition to the position the **view store** holds (the store, not Kafka's
+committed offset, is the truth), applies batches through :class:`Projector`, and after
+each store commit also commits the offsets to Kafka, for lag tools.
+
+During a rebalance two members can briefly hold the same partition. Whichever commits
+second hits the store's guards -- the dedupe record of an event id, or a tracked
+position that would go backwards -- and its whole transaction rolls back
+(:class:`BatchConflict`); it then seeks back to the store's positions. So an event is
+never counted twice, and a position never moves past an event the views do not hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+
+from consumers.projector import Projector, RunReport
+from ledger.errors import LogUnavailable
+from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
+from projections.store import BatchConflict, ViewStore
+
+
+class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, group: GroupProjector) -> None:
+        self.group = group
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass  # every batch is committed before the next poll: nothing to flush
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.group.seek_to_store(list(assigned))
+
+
+class GroupProjector:
+    """One member of a projector group on a Kafka log."""
+
+    def __init__(
+        self,
+        log: KafkaLog,
+        store: ViewStore,
+        *,
+        group_id: str,
+        batch_size: int = 5000,
+        session_timeout_ms: int = 10_000,
+        on_error: str = "park",
+    ) -> None:
+        self.log = log
+        self.store = store
+        self.projector = Projector(
+            log, store, batch_size=batch_size, on_error="stop" if on_error == "stop" else "park"
+        )
+        self.batch_size = batch_size
+        options = {**log.client_options(), **CONSUMER_OPTIONS, "max_poll_records": batch_size}
+        try:
+            self.consumer = KafkaConsumer(
+                **options,
+                group_id=group_id,
+                auto_offset_reset="earliest",
+                session_timeout_ms=session_timeout_ms,
+                heartbeat_interval_ms=max(1000, session_timeout_ms // 5),
+            )
+        except KafkaError as exc:
+            raise LogUnavailable(f"cannot join group {group_id}: {exc}") from exc
+        self.conflicts = 0
+
+    def seek_to_store(self, partitions: list[TopicPartition]) -> None:
+        positions = self.store.positions([tp.partition for tp in partitions])
+        for tp in partitions:
+            if tp.partition in positions:
+                self.consumer.seek(tp, positions[tp.partition])
+            else:
+                self.consumer.seek_to_beginning(tp)
+
+    def run(
+        self, stop: threading.Event, *, until_caught_up: bool = False, poll_seconds: float = 0.5
+    ) -> RunReport:
+        """Apply batches until ``stop`` is set (or, with ``until_caught_up``, until every
+        assigned partition has reached its high watermark). The batch in hand is always
+        committed or rolled back before returning; the group is left cleanly."""
+        report = RunReport()
+        started = time.perf_counter()
+        self.consumer.subscribe([self.log.topic], listener=_SeekToStore(self))
+        try:
+            while not stop.is_set():
+                polled = self.consumer.poll(
+                    timeout_ms=int(poll_seconds * 1000), max_records=self.batch_size
+                )
+                records = [
+                    decode_record(tp.partition, r) for tp, batch in polled.items() for r in batch
+                ]
+                if records:
+                    try:
+                        self.projector.apply(records, report)
+                    except BatchConflict:
+                        self.conflicts += 1
+                        self.seek_to_store(list(self.consumer.assignment()))
+                        continue
+                    self._commit_offsets(report)
+                elif until_caught_up and self._caught_up():
+                    break
+        finally:
+            self.consumer.close()
+            report.seconds = time.perf_counter() - started
+        return report
+
+    def _commit_offsets(self, report: RunReport) -> None:
+        owned = {tp.partition for tp in self.consumer.assignment()}
+        offsets = {
+            TopicPartition(self.log.topic, p): OffsetAndMetadata(o, "", -1)
+            for p, o in report.positions.items()
+            if p in owned
+        }
+        with contextlib.suppress(KafkaError):  # only lag tools read these; the store is truth
+            self.consumer.commit(offsets)
+
+    def _caught_up(self) -> bool:
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return False
+        for tp in assignment:
+            highwater = self.consumer.highwater(tp)
+            if highwater is None or self.consumer.position(tp) < highwater:
+                return False
+        return True

@@ -1,0 +1,108 @@
+"""Several projector processes in one Kafka consumer group: every event counted once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from consumers.projector import Projector
+from ledger.app import open_log, open_store
+from ledger.codec import parse_event
+from ledger.generate import generated
+from ledger.settings import Settings
+from tests.conftest import StoreUrlFactory
+
+ROOT = Path(__file__).parents[2]
+
+
+def member(settings: Settings, group: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "LEDGER_LOG": settings.log_url,
+        "LEDGER_STORE": settings.store_url,
+        "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "cli",
+        "project",
+        "run",
+        "--follow",
+        "--group",
+        group,
+        "--batch-size",
+        "50",
+        "--json",
+    ]
+    return subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def applied(settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        return sum(sum(p.by_type.values()) for p in store.iter_profiles())
+    finally:
+        store.close()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_two_members_one_killed_midway_count_every_event_exactly_once(
+    kafka_settings: Callable[[], Settings], store_url: StoreUrlFactory
+) -> None:
+    base = kafka_settings()
+    settings = base.model_copy(update={"store": store_url("group")})
+    clean = base.model_copy(update={"store": store_url("clean")})
+    events = [parse_event(d) for d in generated(400, 200, seed=12)]
+    half = len(events) // 2
+    with open_log(settings) as log:
+        log.append(events[:half])
+    group = f"views-{uuid.uuid4().hex[:8]}"
+    first, second = member(settings, group), member(settings, group)
+    try:
+        assert wait_for(lambda: applied(settings) == half, 60), "the group never caught up"
+        with open_log(settings) as log:
+            log.append(events[half:])
+        time.sleep(0.05)  # its partitions now hold events it has not applied
+        first.send_signal(signal.SIGKILL)  # no goodbye: its partitions must move
+        first.communicate(timeout=10)
+        assert wait_for(lambda: applied(settings) == len(events), 90), (
+            f"{applied(settings)} of {len(events)} applied after a member died"
+        )
+        second.send_signal(signal.SIGTERM)  # finishes the batch in hand, leaves the group
+        out, err = second.communicate(timeout=30)
+        assert second.returncode == 0, err
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    report = json.loads(out.strip().splitlines()[-1])
+    assert 0 < report["applied"] < len(events), "both members must have done part of the work"
+    with open_log(clean) as log:
+        store = open_store(clean)
+        Projector(log, store).catch_up()
+        expected = store.dump()
+        store.close()
+    grouped = open_store(settings)
+    try:
+        assert grouped.dump() == expected
+    finally:
+        grouped.close()
