@@ -73,6 +73,7 @@ class GroupProjector:
 
     def seek_to_store(self, partitions: list[TopicPartition]) -> None:
         positions = self.store.positions([tp.partition for tp in partitions])
+        self.projector.resume(positions, [tp.partition for tp in partitions])
         for tp in partitions:
             if tp.partition in positions:
                 self.consumer.seek(tp, positions[tp.partition])

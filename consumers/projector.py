@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -19,7 +20,7 @@ from typing import Literal
 from ledger.errors import LedgerError
 from ledger.log import EventLog, LogRecord
 from projections import frequency, profile
-from projections.store import DeadLetter, ViewBatch, ViewStore
+from projections.store import BatchConflict, DeadLetter, ViewBatch, ViewStore
 
 OnError = Literal["park", "stop"]
 
@@ -37,6 +38,8 @@ class RunReport:
     applied: int = 0
     duplicates: int = 0
     parked: int = 0
+    conflicts: int = 0
+    """Batches rolled back because another projector committed first."""
     seconds: float = 0.0
     positions: dict[int, int] = field(default_factory=dict)
 
@@ -46,6 +49,7 @@ class RunReport:
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.parked += other.parked
+        self.conflicts += other.conflicts
         self.seconds += other.seconds
         self.positions.update(other.positions)
 
@@ -72,20 +76,48 @@ class Projector:
         # The embedded log's database refuses a second event with the same id, so its
         # events need no dedupe records; Kafka's can repeat, so theirs are kept.
         self.dedupe = not log.refuses_duplicates_across_batches
+        # Profiles stay in memory for the whole run (O(customers)): loading and parsing
+        # them again for every batch cost more than applying the events. They are dropped
+        # whenever a commit fails or another projector may have moved on.
+        self._profiles: dict[str, profile.Profile] = {}
+        self._next: dict[int, int] = {}
+        """Per partition, the position this projector last read from or committed."""
+
+    def resume(self, positions: dict[int, int], partitions: Iterable[int]) -> None:
+        """Start reading ``partitions`` at the store's ``positions`` (absent: the start)."""
+        for partition in partitions:
+            if partition in positions:
+                self._next[partition] = positions[partition]
+            else:
+                self._next.pop(partition, None)
+        self._profiles.clear()
 
     def catch_up(self, stop: threading.Event | None = None) -> RunReport:
         """Apply everything up to the current end of the log, then return.
 
         With ``stop``, returns early once it is set, after committing the batch in hand.
+        If another projector commits in between (``BatchConflict``), resumes from the
+        positions it left.
         """
         report = RunReport()
         started = time.perf_counter()
-        start = self.store.positions(self.log.partitions())
-        records = iter(self.log.read(start))
-        while batch := list(itertools.islice(records, self.batch_size)):
-            self.apply(batch, report)
-            if stop is not None and stop.is_set():
-                break
+        partitions = self.log.partitions()
+        finished = False
+        while not finished:
+            start = self.store.positions(partitions)
+            if start != {p: o for p, o in self._next.items() if p in partitions}:
+                self.resume(start, partitions)  # someone else moved the views on
+            records = iter(self.log.read(start))
+            finished = True
+            while batch := list(itertools.islice(records, self.batch_size)):
+                try:
+                    self.apply(batch, report)
+                except BatchConflict:
+                    report.conflicts += 1
+                    finished = False
+                    break
+                if stop is not None and stop.is_set():
+                    break
         report.seconds = time.perf_counter() - started
         return report
 
@@ -103,6 +135,9 @@ class Projector:
     def apply(self, records: list[LogRecord], report: RunReport) -> None:
         """Fold one batch of records into the views and commit it with its positions."""
         batch = ViewBatch()
+        batch.expected = {
+            r.position.partition: self._next.get(r.position.partition) for r in records
+        }
         fresh = []
         ids = [r.event.id for r in records if r.event is not None]
         already = self.store.applied(ids) if self.dedupe else set()
@@ -117,8 +152,11 @@ class Projector:
             already.add(record.event.id)
             fresh.append(record)
         applied = 0
-        customers = sorted({r.event.subject for r in fresh if r.event is not None})
-        profiles = self.store.load_profiles(customers)
+        unseen = sorted(
+            {r.event.subject for r in fresh if r.event is not None} - self._profiles.keys()
+        )
+        self._profiles.update(self.store.load_profiles(unseen))
+        profiles = self._profiles
         for record in fresh:
             event = record.event
             assert event is not None
@@ -134,7 +172,12 @@ class Projector:
             applied += 1
             if self.dedupe:
                 batch.applied_ids.append(event.id)
-        self.store.commit(batch)
+        try:
+            self.store.commit(batch)
+        except BaseException:
+            self._profiles.clear()  # they hold changes the store does not
+            raise
+        self._next.update(batch.positions)
         report.batches += 1
         report.records += len(records)
         report.applied += applied

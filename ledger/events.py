@@ -108,13 +108,14 @@ class TouchpointEvent(BaseModel):
     @classmethod
     def schema_urn(cls) -> str:
         """The ``dataschema`` of the current version of this type."""
-        return f"urn:touchpoint-ledger:{cls.type_name()}:v{cls.schema_version}"
+        return _URNS[cls]
 
     @field_validator("dataschema")
     @classmethod
     def _current_schema(cls, value: str | None) -> str:
         # Older versions were upcast before validation, so only the current one is valid here.
-        expected = cls.schema_urn()
+        # Runs for every event read, so the URN comes from a table, not from model_fields.
+        expected = _URNS[cls]
         if value is not None and value != expected:
             raise ValueError(f"expected {expected!r}")
         return expected
@@ -204,6 +205,8 @@ Touchpoint = Annotated[
 ]
 """Any touchpoint event; pydantic picks the class from ``type``."""
 
+_URNS: dict[type[TouchpointEvent], str] = {}
+
 EVENT_CLASSES: dict[str, type[TouchpointEvent]] = {
     cls.type_name(): cls
     for cls in (
@@ -222,6 +225,12 @@ EVENT_CLASSES: dict[str, type[TouchpointEvent]] = {
         CustomerDetails,
     )
 }
+_URNS.update(
+    {
+        cls: f"urn:touchpoint-ledger:{name}:v{cls.schema_version}"
+        for name, cls in EVENT_CLASSES.items()
+    }
+)
 
 # Short names for people typing commands: ``ledger append --type purchase``.
 SHORT_NAMES: dict[str, str] = {

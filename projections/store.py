@@ -9,6 +9,7 @@ with the same id never counts twice.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,7 +23,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Identifier
 
 from ledger.errors import LedgerError
 from ledger.sqlite_log import LedgerDatastore
@@ -63,6 +64,9 @@ class ViewBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     positions: dict[int, int] = field(default_factory=dict)
     """Per partition, the next offset to read once this batch is committed."""
+    expected: dict[int, int | None] = field(default_factory=dict)
+    """Per partition, the stored position this batch was read from (``None``: no position
+    yet). The commit fails if another projector moved it meanwhile."""
 
 
 TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters")
@@ -85,8 +89,12 @@ INSERT_DEAD_LETTER = "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?) ON CONFL
 
 def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
     return [
-        (UPSERT_PROFILE, [_profile_row(p) for p in batch.profiles.values()]),
-        (UPSERT_CONTACTS, [(c, ch, d, p, s, n) for (c, ch, d, p, s), n in batch.contacts.items()]),
+        # Sorted, so that concurrent writers lock rows in the same order.
+        (UPSERT_PROFILE, [_profile_row(batch.profiles[c]) for c in sorted(batch.profiles)]),
+        (
+            UPSERT_CONTACTS,
+            sorted((c, ch, d, p, s, n) for (c, ch, d, p, s), n in batch.contacts.items()),
+        ),
         (INSERT_APPLIED, [(i,) for i in batch.applied_ids]),
         (
             INSERT_DEAD_LETTER,
@@ -123,12 +131,15 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
     def sql(statement: str) -> str:
         return statement.format(**{table: table for table in TABLES})
 
-    def commit(self, batch: ViewBatch, tracking: Sequence[Tracking]) -> None:
+    def commit(self, batch: ViewBatch, tracking: Sequence[tuple[Tracking, int | None]]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for statement, rows in _batch_rows(batch):
                 if rows:
                     cursor.executemany(self.sql(statement), rows)
-            for item in tracking:
+            # The writes above hold SQLite's write lock, so these reads cannot race.
+            for item, expected in tracking:
+                cursor.execute(self.select_max_tracking_id_statement, (item.application_name,))
+                _check_position(item, expected, cursor.fetchone()[0])
                 self._insert_tracking(cursor, item)
 
     def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -165,12 +176,27 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
     def sql(self, statement: str) -> str:
         return statement.format(**self.tables).replace("?", "%s").replace(" offset", ' "offset"')
 
-    def commit(self, batch: ViewBatch, tracking: Sequence[Tracking]) -> None:
+    def commit(self, batch: ViewBatch, tracking: Sequence[tuple[Tracking, int | None]]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
+            for item, expected in tracking:  # sorted by partition: no lock cycles
+                # A transaction-scoped lock per partition serialises projectors committing
+                # the same partition, even before its tracking row exists.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    (item.application_name,),
+                )
+                cursor.execute(
+                    SQL("SELECT notification_id FROM {0}.{1} WHERE application_name = %s").format(
+                        Identifier(self.schema), Identifier(self.tracking_table_name)
+                    ),
+                    (item.application_name,),
+                )
+                row = cursor.fetchone()
+                _check_position(item, expected, row["notification_id"] if row else None)
             for statement, rows in _batch_rows(batch):
                 if rows:
                     cursor.executemany(self.sql(statement), rows)
-            for item in tracking:
+            for item, _ in tracking:
                 self._insert_tracking(cursor, item)
 
     def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -180,6 +206,14 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
 
 
 ViewRecorder = SQLiteViewRecorder | PostgresViewRecorder
+
+
+def _check_position(item: Tracking, expected: int | None, stored: int | None) -> None:
+    if stored != expected:
+        raise IntegrityError(
+            f"{item.application_name} is at {stored}, not {expected}: another projector "
+            "committed in between"
+        )
 
 
 def _profile_row(profile: Profile) -> tuple[str, str, int | None, int | None, int]:
@@ -202,7 +236,12 @@ class ViewStore:
         """Which log the positions belong to (``embedded`` or the Kafka topic)."""
         self.where = where
         try:
-            recorder.create_table()
+            try:
+                recorder.create_table()
+            except IntegrityError:
+                # Another projector created the tables at the same moment and wrote
+                # eventsourcing's migration row first; the tables exist now.
+                recorder.create_table()
         except (PersistenceError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the view store {where}: {exc}") from exc
 
@@ -246,7 +285,8 @@ class ViewStore:
 
     def commit(self, batch: ViewBatch) -> None:
         tracking = [
-            Tracking(self.tracking_name(p), offset) for p, offset in sorted(batch.positions.items())
+            (Tracking(self.tracking_name(p), offset), batch.expected.get(p))
+            for p, offset in sorted(batch.positions.items())
         ]
         try:
             self.recorder.commit(batch, tracking)
@@ -402,7 +442,12 @@ class PostgresViewStore(ViewStore):
                 connect_timeout=5,
             )
             if schema != "public":
-                with datastore.transaction(commit=True) as cursor:
+                # IF NOT EXISTS is not safe against a concurrent creator in PostgreSQL:
+                # losing that race means the schema exists, which is all we need.
+                with (
+                    contextlib.suppress(IntegrityError),
+                    datastore.transaction(commit=True) as cursor,
+                ):
                     cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         except (PersistenceError, psycopg.Error) as exc:
             raise StoreUnavailable(f"cannot reach PostgreSQL at {parts.hostname}: {exc}") from exc

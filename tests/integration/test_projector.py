@@ -256,3 +256,33 @@ def test_reading_views_before_any_run_is_empty_not_an_error(settings_for: Settin
         assert store.dead_letters() == []
     finally:
         store.close()
+
+
+def test_two_projectors_on_one_store_at_once_count_every_event_once(
+    settings_for: SettingsFor,
+) -> None:
+    """An operator starts the projector twice: overlapping batches must not double-count."""
+    settings, clean = settings_for("twice"), settings_for("once")
+    events = history(customers=200, days=150)
+    for target in (settings, clean):
+        with open_log(target) as log:
+            log.append(events)
+    project(clean)
+    reports = []
+
+    def run() -> None:
+        with open_log(settings, create=False) as log:
+            store = open_store(settings)
+            try:
+                reports.append(Projector(log, store, batch_size=40).catch_up())
+            finally:
+                store.close()
+
+    workers = [threading.Thread(target=run) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert len(reports) == 2
+    assert sum(r.applied for r in reports) == len(events)
+    assert dump(settings) == dump(clean)
