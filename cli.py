@@ -779,28 +779,78 @@ def project_run(
 @json_option
 @click.pass_context
 def project_status(ctx: click.Context, as_json: bool) -> None:
-    """Where the views stand: position per log partition, rows, parked records.
+    """Where the views stand: per log partition the position, lag in events and in event
+    time, the speed of the last batch; rows per table; the last parked record.
 
     \b
     Example:
-      ledger project status --json
+      ledger project status
+      ledger project status --json | jq '.partitions[].lag_events'
     """
     settings = settings_of(ctx)
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-        partitions = log.partitions()
-        positions = store.positions(partitions)
-        counts = store.counts()
+        status = service.projection_status(log, store)
+    error = status.last_error
     data = {
         "log": settings.log_url,
         "store": settings.store_url,
-        "positions": {str(p): positions.get(p, 0) for p in partitions},
-        **counts,
+        "partitions": [
+            {
+                "partition": p.partition,
+                "position": p.position,
+                "end": p.end,
+                "lag_events": p.lag_events,
+                "lag_seconds": None if p.lag_seconds in (None, float("inf")) else p.lag_seconds,
+                "started": p.lag_seconds != float("inf"),
+                "records_per_second": round(p.rate) if p.rate else None,
+                "newest_applied": p.newest_applied.isoformat() if p.newest_applied else None,
+                "committed_at": p.committed_at.isoformat() if p.committed_at else None,
+            }
+            for p in status.partitions
+        ],
+        "rows": status.rows,
+        "last_error": None
+        if error is None
+        else {
+            "position": f"{error.partition}:{error.offset}",
+            "reason": error.reason,
+            "parked_at": error.parked_at.isoformat(),
+        },
     }
     if as_json:
         click.echo(orjson.dumps(data))
         return
-    for name, value in data.items():
-        click.echo(f"{name:15} {value}")
+    table = Table(
+        "partition",
+        "position",
+        "end",
+        "lag (events)",
+        "lag (event time)",
+        "records/s",
+        "last commit",
+        title=f"{settings.log_url} -> {settings.store_url}",
+    )
+    for p in status.partitions:
+        lag = (
+            "-"
+            if p.lag_seconds is None
+            else "not started"
+            if p.lag_seconds == float("inf")
+            else f"{p.lag_seconds:,.0f}s"
+        )
+        table.add_row(
+            str(p.partition),
+            str(p.position),
+            str(p.end),
+            str(p.lag_events),
+            lag,
+            f"{p.rate:,.0f}" if p.rate else "-",
+            f"{p.committed_at:%Y-%m-%d %H:%M:%S}" if p.committed_at else "never",
+        )
+    Console().print(table)
+    click.echo("rows: " + ", ".join(f"{name} {n}" for name, n in status.rows.items()))
+    if error is not None:
+        click.echo(f"last error: {error.partition}:{error.offset} {error.reason}")
 
 
 @project.command("errors")

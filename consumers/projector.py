@@ -134,6 +134,7 @@ class Projector:
 
     def apply(self, records: list[LogRecord], report: RunReport) -> None:
         """Fold one batch of records into the views and commit it with its positions."""
+        began = time.perf_counter()
         batch = ViewBatch()
         batch.expected = {
             r.position.partition: self._next.get(r.position.partition) for r in records
@@ -169,9 +170,13 @@ class Projector:
                 continue
             profiles[event.subject] = customer
             batch.profiles[event.subject] = customer
+            partition = record.position.partition
+            if partition not in batch.newest or event.time > batch.newest[partition]:
+                batch.newest[partition] = event.time
             applied += 1
             if self.dedupe:
                 batch.applied_ids.append(event.id)
+        batch.rate = len(records) / max(time.perf_counter() - began, 1e-9)
         try:
             self.store.commit(batch)
         except BaseException:

@@ -195,6 +195,25 @@ class KafkaLog(EventLog):
             )
         return sorted(found)
 
+    def end_positions(self) -> dict[int, int]:
+        # Tansu answers end_offsets() wrongly; the high watermark of a fetch is right.
+        assigned = [TopicPartition(self.topic, p) for p in self.partitions()]
+        consumer = self._consumer()
+        try:
+            consumer.assign(assigned)
+            consumer.seek_to_beginning()
+            deadline = time.monotonic() + self._settings.kafka_timeout_seconds
+            while time.monotonic() < deadline:
+                consumer.poll(timeout_ms=200, max_records=1)
+                marks = {tp.partition: consumer.highwater(tp) for tp in assigned}
+                if all(mark is not None for mark in marks.values()):
+                    return {p: int(mark) for p, mark in marks.items() if mark is not None}
+        except KafkaError as exc:
+            raise self._unavailable("cannot read the end of the log", exc) from exc
+        finally:
+            consumer.close()
+        raise LogUnavailable(f"topic {self.topic}: no high watermark within the timeout")
+
     def read(
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING
     ) -> Iterator[LogRecord]:

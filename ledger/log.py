@@ -150,6 +150,10 @@ class EventLog(ABC):
         """The partition numbers of this log."""
 
     @abstractmethod
+    def end_positions(self) -> dict[int, int]:
+        """Per partition, the offset the next appended record will get."""
+
+    @abstractmethod
     def read(
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING
     ) -> Iterator[LogRecord]:

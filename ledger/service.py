@@ -32,7 +32,7 @@ from ledger.importer import (
 )
 from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
 from projections.report import RelationshipReport, relationship_report
-from projections.store import ViewStore
+from projections.store import DeadLetter, ViewStore
 
 Progress = Callable[[int], None]
 
@@ -208,3 +208,65 @@ def demo(
     Projector(log, store).catch_up()
     relationship = relationship_report(store, seen.last_time) if seen.last_time else None
     return DemoReport(summary, seen, sample, relationship)
+
+
+@dataclass
+class PartitionStatus:
+    """Where the views stand on one log partition."""
+
+    partition: int
+    position: int
+    """The next offset the views will read."""
+    end: int
+    """The offset the next appended record will get."""
+    newest_applied: datetime | None
+    newest_in_log: datetime | None
+    rate: float | None
+    """Records per second of the last committed batch."""
+    committed_at: datetime | None
+
+    @property
+    def lag_events(self) -> int:
+        return max(self.end - self.position, 0)
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """Event time between the newest event in the log and the newest applied one."""
+        if self.newest_in_log is None:
+            return None
+        if self.newest_applied is None:
+            return None if self.lag_events == 0 else float("inf")
+        return max((self.newest_in_log - self.newest_applied).total_seconds(), 0.0)
+
+
+@dataclass
+class ProjectionStatus:
+    partitions: list[PartitionStatus]
+    rows: dict[str, int]
+    last_error: DeadLetter | None
+
+
+def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
+    """Position, lag in events and in event time, speed and last error of the views."""
+    ends = log.end_positions()
+    positions = store.positions(ends)
+    first = 1 if log.refuses_duplicates_across_batches else 0  # embedded offsets start at 1
+    newest_in_log: dict[int, datetime] = {}
+    tail = {p: max(end - 1, first) for p, end in ends.items()}
+    for record in log.read(tail):
+        if record.event is not None:
+            newest_in_log[record.position.partition] = record.event.time
+    progress = store.progress()
+    partitions = [
+        PartitionStatus(
+            partition=p,
+            position=positions.get(p, first),
+            end=end,
+            newest_applied=progress[p][0] if p in progress else None,
+            newest_in_log=newest_in_log.get(p),
+            rate=progress[p][2] if p in progress else None,
+            committed_at=progress[p][1] if p in progress else None,
+        )
+        for p, end in sorted(ends.items())
+    ]
+    return ProjectionStatus(partitions, store.counts(), store.last_error())

@@ -266,6 +266,12 @@ class SQLiteLog(EventLog):
     def partitions(self) -> list[int]:
         return [PARTITION]
 
+    def end_positions(self) -> dict[int, int]:
+        try:
+            return {PARTITION: self.end_position() + 1}
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+
     def read(
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING
     ) -> Iterator[LogRecord]:

@@ -14,7 +14,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -64,12 +64,16 @@ class ViewBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     positions: dict[int, int] = field(default_factory=dict)
     """Per partition, the next offset to read once this batch is committed."""
+    newest: dict[int, datetime] = field(default_factory=dict)
+    """Per partition, the latest event time among the events of this batch."""
+    rate: float = 0.0
+    """Records per second while this batch was processed."""
     expected: dict[int, int | None] = field(default_factory=dict)
     """Per partition, the stored position this batch was read from (``None``: no position
     yet). The commit fails if another projector moved it meanwhile."""
 
 
-TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters")
+TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress")
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
@@ -85,9 +89,16 @@ UPSERT_CONTACTS = (
 )
 INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?)"
 INSERT_DEAD_LETTER = "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+UPSERT_PROGRESS = (
+    "INSERT INTO {progress} VALUES (?, ?, ?, ?) ON CONFLICT (partition) DO UPDATE SET "
+    "last_event_time = CASE WHEN excluded.last_event_time > {progress}.last_event_time "
+    "THEN excluded.last_event_time ELSE {progress}.last_event_time END, "
+    "committed_at = excluded.committed_at, rate = excluded.rate"
+)
 
 
 def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    now = to_micros(datetime.now(UTC))
     return [
         # Sorted, so that concurrent writers lock rows in the same order.
         (UPSERT_PROFILE, [_profile_row(batch.profiles[c]) for c in sorted(batch.profiles)]),
@@ -96,6 +107,10 @@ def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
             sorted((c, ch, d, p, s, n) for (c, ch, d, p, s), n in batch.contacts.items()),
         ),
         (INSERT_APPLIED, [(i,) for i in batch.applied_ids]),
+        (
+            UPSERT_PROGRESS,
+            [(p, to_micros(t), now, batch.rate) for p, t in sorted(batch.newest.items())],
+        ),
         (
             INSERT_DEAD_LETTER,
             [
@@ -125,6 +140,9 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
             "CREATE TABLE IF NOT EXISTS dead_letters (partition INTEGER NOT NULL, "
             "offset INTEGER NOT NULL, raw BLOB NOT NULL, reason TEXT NOT NULL, "
             "parked_at INTEGER NOT NULL, PRIMARY KEY (partition, offset)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS progress (partition INTEGER PRIMARY KEY, "
+            "last_event_time INTEGER NOT NULL, committed_at INTEGER NOT NULL, "
+            "rate REAL NOT NULL)",
         ]
 
     @staticmethod
@@ -170,6 +188,9 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
             f"CREATE TABLE IF NOT EXISTS {t['dead_letters']} (partition BIGINT NOT NULL, "
             '"offset" BIGINT NOT NULL, raw BYTEA NOT NULL, reason TEXT NOT NULL, '
             'parked_at BIGINT NOT NULL, PRIMARY KEY (partition, "offset"))',
+            f"CREATE TABLE IF NOT EXISTS {t['progress']} (partition BIGINT PRIMARY KEY, "
+            "last_event_time BIGINT NOT NULL, committed_at BIGINT NOT NULL, "
+            "rate DOUBLE PRECISION NOT NULL)",
         ):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
 
@@ -381,6 +402,18 @@ class ViewStore:
             f"SELECT customer FROM {{profiles}} {where} ORDER BY customer{suffix}", params
         )
         return [row[0] for row in rows]
+
+    def progress(self) -> dict[int, tuple[datetime, datetime, float]]:
+        """Per partition: newest applied event time, last commit time, records/s then."""
+        rows = self.recorder.select(
+            "SELECT partition, last_event_time, committed_at, rate FROM {progress}"
+        )
+        return {p: (from_micros(t), from_micros(c), float(r)) for p, t, c, r in rows}
+
+    def last_error(self) -> DeadLetter | None:
+        """The record parked most recently, if any."""
+        letters = self.dead_letters()
+        return max(letters, key=lambda d: d.parked_at) if letters else None
 
     def dead_letters(self) -> list[DeadLetter]:
         rows = self.recorder.select(

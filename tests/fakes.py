@@ -56,6 +56,9 @@ class InMemoryLog(EventLog):
     def partitions(self) -> list[int]:
         return [0]
 
+    def end_positions(self) -> dict[int, int]:
+        return {0: len(self.records) + 1}
+
     def read(
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING
     ) -> Iterator[LogRecord]:

@@ -319,8 +319,30 @@ def test_read_models_from_the_command_line(run: Run) -> None:
     assert first["applied"] == first["records"] > 1000
     assert orjson.loads(run("project", "run", "--json").stdout)["records"] == 0
     status = orjson.loads(run("project", "status", "--json").stdout)
-    assert status["profiles"] == 80
-    assert status["positions"] == {"0": first["records"] + 1}
+    assert status["rows"]["profiles"] == 80
+    [partition] = status["partitions"]
+    assert (partition["position"], partition["end"], partition["lag_events"]) == (
+        first["records"] + 1,
+        first["records"] + 1,
+        0,
+    )
+    assert partition["lag_seconds"] == 0
+    late = run(
+        "append",
+        "--type",
+        "sms",
+        "--customer",
+        "C0000001",
+        "--set",
+        "direction=outbound",
+        "--time",
+        "2026-06-01T00:00:00Z",
+    )
+    assert late.exit_code == 0
+    [behind] = orjson.loads(run("project", "status", "--json").stdout)["partitions"]
+    assert behind["lag_events"] == 1
+    assert behind["lag_seconds"] > 0
+    assert orjson.loads(run("project", "run", "--json").stdout)["applied"] == 1
     at = "2025-07-20"
     top = orjson.loads(
         run(

@@ -193,3 +193,18 @@ def test_event_time_filters_are_by_instant_not_by_text(log_factory: LogFactory) 
     )
     where = ReadFilter(until=datetime.fromisoformat("2025-03-01T08:00:00+00:00"))
     assert [r.event.id for r in log.read(where=where) if r.event] == ["ist"]
+
+
+def test_end_positions_are_where_the_next_record_goes(log_factory: LogFactory) -> None:
+    log = log_factory()
+    events = history()
+    outcomes = append_in_batches(log, events)
+    ends = log.end_positions()
+    last: dict[int, int] = {}
+    for outcome in outcomes:
+        last[outcome.position.partition] = max(
+            last.get(outcome.position.partition, -1), outcome.position.offset
+        )
+    for partition, offset in last.items():
+        assert ends[partition] == offset + 1
+    assert set(ends) == set(log.partitions())
