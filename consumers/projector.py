@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from ledger.errors import LedgerError
-from ledger.log import EventLog, LogRecord
+from ledger.log import EventLog, LogRecord, Position
 from projections import frequency, profile
 from projections.store import BatchConflict, DeadLetter, ViewBatch, ViewStore
 
@@ -82,6 +82,7 @@ class Projector:
         self._profiles: dict[str, profile.Profile] = {}
         self._next: dict[int, int] = {}
         """Per partition, the position this projector last read from or committed."""
+        self._generation = store.generation()
 
     def resume(self, positions: dict[int, int], partitions: Iterable[int]) -> None:
         """Start reading ``partitions`` at the store's ``positions`` (absent: the start)."""
@@ -91,6 +92,7 @@ class Projector:
             else:
                 self._next.pop(partition, None)
         self._profiles.clear()
+        self._generation = self.store.generation()
 
     def catch_up(self, stop: threading.Event | None = None) -> RunReport:
         """Apply everything up to the current end of the log, then return.
@@ -135,59 +137,106 @@ class Projector:
     def apply(self, records: list[LogRecord], report: RunReport) -> None:
         """Fold one batch of records into the views and commit it with its positions."""
         began = time.perf_counter()
-        batch = ViewBatch()
+        batch = ViewBatch(generation=self._generation)
         batch.expected = {
             r.position.partition: self._next.get(r.position.partition) for r in records
         }
-        fresh = []
-        ids = [r.event.id for r in records if r.event is not None]
-        already = self.store.applied(ids) if self.dedupe else set()
+        decoded = []
         for record in records:
             batch.positions[record.position.partition] = record.position.offset + 1
             if record.event is None:
                 self._park(batch, record, record.error or "cannot be decoded")
+            else:
+                decoded.append(record)
+        applied, duplicates = self._fold(decoded, batch)
+        batch.rate = len(records) / max(time.perf_counter() - began, 1e-9)
+        self._commit(batch)
+        self._next.update(batch.positions)
+        report.batches += 1
+        report.records += len(records)
+        report.applied += applied
+        report.duplicates += duplicates
+        report.parked += len(batch.dead_letters)
+        report.positions.update(batch.positions)
+
+    def retry(self) -> RunReport:
+        """Apply the parked records again, read afresh from the log (after a fix).
+
+        The log is the truth, so each record is re-read at its position and decoded by
+        the current code; the projections do not depend on arrival order, so applying it
+        late gives the views it would have given in time. Records that still fail stay
+        parked with the new reason. Bumps the store's generation, so any projector running
+        meanwhile reloads its profiles instead of overwriting these changes.
+        """
+        started = time.perf_counter()
+        partitions = self.log.partitions()
+        self.resume(self.store.positions(partitions), partitions)
+        batch = ViewBatch(generation=self._generation, bump_generation=True)
+        decoded = []
+        for letter in self.store.dead_letters():
+            record = self.log.record_at(Position(letter.partition, letter.offset))
+            if record is None:
                 continue
-            if record.event.id in already:
-                report.duplicates += 1
-                continue
-            already.add(record.event.id)
-            fresh.append(record)
-        applied = 0
-        unseen = sorted(
-            {r.event.subject for r in fresh if r.event is not None} - self._profiles.keys()
+            if record.event is None:
+                self._park(batch, record, record.error or "cannot be decoded")
+            else:
+                decoded.append(record)
+        applied, duplicates = self._fold(decoded, batch, resolve=True)
+        self._commit(batch)
+        self._generation = (self._generation or 0) + 1
+        return RunReport(
+            records=len(decoded) + len(batch.dead_letters),
+            applied=applied,
+            duplicates=duplicates,
+            parked=len(batch.dead_letters),
+            seconds=time.perf_counter() - started,
         )
-        self._profiles.update(self.store.load_profiles(unseen))
-        profiles = self._profiles
-        for record in fresh:
+
+    def _fold(
+        self, records: list[LogRecord], batch: ViewBatch, *, resolve: bool = False
+    ) -> tuple[int, int]:
+        """Apply decoded records not applied before (by id) to the cached profiles and the
+        batch's counts; a record whose apply fails is parked. Returns (applied, duplicates).
+        With ``resolve`` (a retry), every record handled leaves the dead letters."""
+        ids = [r.event.id for r in records if r.event is not None]
+        already = self.store.applied(ids) if self.dedupe else set()
+        unseen = {r.event.subject for r in records if r.event is not None} - self._profiles.keys()
+        self._profiles.update(self.store.load_profiles(sorted(unseen)))
+        applied = duplicates = 0
+        for record in records:
             event = record.event
             assert event is not None
-            customer = profiles.get(event.subject) or profile.Profile(customer=event.subject)
+            if resolve:
+                batch.resolved.append((record.position.partition, record.position.offset))
+            if event.id in already:
+                duplicates += 1
+                continue
+            already.add(event.id)
+            customer = self._profiles.get(event.subject) or profile.Profile(customer=event.subject)
             try:
                 profile.apply(customer, event)
                 frequency.apply(batch.contacts, event)
             except Exception as exc:  # a bug in apply must not stop other customers' records
+                if resolve:
+                    batch.resolved.pop()
                 self._park(batch, record, f"apply failed: {exc!r}")
                 continue
-            profiles[event.subject] = customer
-            batch.profiles[event.subject] = customer
+            self._profiles[event.subject] = batch.profiles[event.subject] = customer
             partition = record.position.partition
             if partition not in batch.newest or event.time > batch.newest[partition]:
                 batch.newest[partition] = event.time
             applied += 1
             if self.dedupe:
                 batch.applied_ids.append(event.id)
-        batch.rate = len(records) / max(time.perf_counter() - began, 1e-9)
+        return applied, duplicates
+
+    def _commit(self, batch: ViewBatch) -> None:
         try:
             self.store.commit(batch)
         except BaseException:
             self._profiles.clear()  # they hold changes the store does not
+            self._generation = self.store.generation()
             raise
-        self._next.update(batch.positions)
-        report.batches += 1
-        report.records += len(records)
-        report.applied += applied
-        report.parked += len(batch.dead_letters)
-        report.positions.update(batch.positions)
 
     def _park(self, batch: ViewBatch, record: LogRecord, reason: str) -> None:
         if self.on_error == "stop":

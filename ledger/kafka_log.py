@@ -195,6 +195,29 @@ class KafkaLog(EventLog):
             )
         return sorted(found)
 
+    def record_at(self, position: Position) -> LogRecord | None:
+        tp = TopicPartition(self.topic, position.partition)
+        consumer = self._consumer()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, position.offset)
+            deadline = time.monotonic() + self._settings.kafka_timeout_seconds
+            while time.monotonic() < deadline:
+                for record in consumer.poll(timeout_ms=200, max_records=1).get(tp, []):
+                    return (
+                        decode_record(position.partition, record)
+                        if (record.offset == position.offset)
+                        else None
+                    )
+                highwater = consumer.highwater(tp)
+                if highwater is not None and highwater <= position.offset:
+                    return None
+        except KafkaError as exc:
+            raise self._unavailable("cannot read", exc) from exc
+        finally:
+            consumer.close()
+        return None
+
     def end_positions(self) -> dict[int, int]:
         # Tansu answers end_offsets() wrongly; the high watermark of a fetch is right.
         assigned = [TopicPartition(self.topic, p) for p in self.partitions()]

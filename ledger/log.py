@@ -150,6 +150,10 @@ class EventLog(ABC):
         """The partition numbers of this log."""
 
     @abstractmethod
+    def record_at(self, position: Position) -> LogRecord | None:
+        """The record at exactly ``position``, decoded now (``None`` if there is none)."""
+
+    @abstractmethod
     def end_positions(self) -> dict[int, int]:
         """Per partition, the offset the next appended record will get."""
 

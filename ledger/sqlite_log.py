@@ -266,6 +266,17 @@ class SQLiteLog(EventLog):
     def partitions(self) -> list[int]:
         return [PARTITION]
 
+    def record_at(self, position: Position) -> LogRecord | None:
+        if position.partition != PARTITION:
+            return None
+        try:
+            rows = self.recorder.select_touchpoints(position.offset, 1, EVERYTHING)
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+        if not rows or rows[0][0] != position.offset:
+            return None
+        return _decode(*rows[0])
+
     def end_positions(self) -> dict[int, int]:
         try:
             return {PARTITION: self.end_position() + 1}

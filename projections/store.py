@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import orjson
 import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -69,6 +70,11 @@ class ViewBatch:
     rate: float = 0.0
     """Records per second while this batch was processed."""
     expected: dict[int, int | None] = field(default_factory=dict)
+    generation: int | None = None
+    """The store generation the batch's profiles were loaded in (see ``generation()``)."""
+    bump_generation: bool = False
+    resolved: list[tuple[int, int]] = field(default_factory=list)
+    """Dead letters (partition, offset) that this batch applied at last."""
     """Per partition, the stored position this batch was read from (``None``: no position
     yet). The commit fails if another projector moved it meanwhile."""
 
@@ -89,6 +95,7 @@ UPSERT_CONTACTS = (
 )
 INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?)"
 INSERT_DEAD_LETTER = "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+DELETE_DEAD_LETTER = "DELETE FROM {dead_letters} WHERE partition = ? AND offset = ?"
 UPSERT_PROGRESS = (
     "INSERT INTO {progress} VALUES (?, ?, ?, ?) ON CONFLICT (partition) DO UPDATE SET "
     "last_event_time = CASE WHEN excluded.last_event_time > {progress}.last_event_time "
@@ -107,6 +114,7 @@ def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
             sorted((c, ch, d, p, s, n) for (c, ch, d, p, s), n in batch.contacts.items()),
         ),
         (INSERT_APPLIED, [(i,) for i in batch.applied_ids]),
+        (DELETE_DEAD_LETTER, sorted(batch.resolved)),
         (
             UPSERT_PROGRESS,
             [(p, to_micros(t), now, batch.rate) for p, t in sorted(batch.newest.items())],
@@ -149,16 +157,17 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
     def sql(statement: str) -> str:
         return statement.format(**{table: table for table in TABLES})
 
-    def commit(self, batch: ViewBatch, tracking: Sequence[tuple[Tracking, int | None]]) -> None:
+    def commit(self, batch: ViewBatch, guards: Sequence[Guard]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for statement, rows in _batch_rows(batch):
                 if rows:
                     cursor.executemany(self.sql(statement), rows)
             # The writes above hold SQLite's write lock, so these reads cannot race.
-            for item, expected in tracking:
-                cursor.execute(self.select_max_tracking_id_statement, (item.application_name,))
-                _check_position(item, expected, cursor.fetchone()[0])
-                self._insert_tracking(cursor, item)
+            for name, expected, new in guards:
+                cursor.execute(self.select_max_tracking_id_statement, (name,))
+                _check_guard(name, expected, cursor.fetchone()[0])
+                if new is not None:
+                    self._insert_tracking(cursor, Tracking(name, new))
 
     def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as cursor:
@@ -197,28 +206,26 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
     def sql(self, statement: str) -> str:
         return statement.format(**self.tables).replace("?", "%s").replace(" offset", ' "offset"')
 
-    def commit(self, batch: ViewBatch, tracking: Sequence[tuple[Tracking, int | None]]) -> None:
+    def commit(self, batch: ViewBatch, guards: Sequence[Guard]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            for item, expected in tracking:  # sorted by partition: no lock cycles
-                # A transaction-scoped lock per partition serialises projectors committing
-                # the same partition, even before its tracking row exists.
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    (item.application_name,),
-                )
+            for name, expected, _ in guards:  # sorted by name: no lock cycles
+                # A transaction-scoped lock per guard serialises projectors committing the
+                # same partition (or generation), even before its tracking row exists.
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
                 cursor.execute(
                     SQL("SELECT notification_id FROM {0}.{1} WHERE application_name = %s").format(
                         Identifier(self.schema), Identifier(self.tracking_table_name)
                     ),
-                    (item.application_name,),
+                    (name,),
                 )
                 row = cursor.fetchone()
-                _check_position(item, expected, row["notification_id"] if row else None)
+                _check_guard(name, expected, row["notification_id"] if row else None)
             for statement, rows in _batch_rows(batch):
                 if rows:
                     cursor.executemany(self.sql(statement), rows)
-            for item, _ in tracking:
-                self._insert_tracking(cursor, item)
+            for name, _, new in guards:
+                if new is not None:
+                    self._insert_tracking(cursor, Tracking(name, new))
 
     def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as cursor:
@@ -229,11 +236,14 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
 ViewRecorder = SQLiteViewRecorder | PostgresViewRecorder
 
 
-def _check_position(item: Tracking, expected: int | None, stored: int | None) -> None:
+Guard = tuple[str, int | None, int | None]
+"""``(tracking name, value this batch expects, new value or None to only check)``."""
+
+
+def _check_guard(name: str, expected: int | None, stored: int | None) -> None:
     if stored != expected:
         raise IntegrityError(
-            f"{item.application_name} is at {stored}, not {expected}: another projector "
-            "committed in between"
+            f"{name} is at {stored}, not {expected}: another projector committed in between"
         )
 
 
@@ -241,7 +251,9 @@ def _profile_row(profile: Profile) -> tuple[str, str, int | None, int | None, in
     opened = profile.open_complaints().values()
     return (
         profile.customer,
-        profile.model_dump_json(),
+        # Sorted keys: the same profile gives the same bytes whatever order its events
+        # arrived in (a late or retried event changes dict insertion order, not content).
+        orjson.dumps(profile.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode(),
         to_micros(profile.last_purchase) if profile.last_purchase else None,
         to_micros(min(opened)) if opened else None,
         profile.purchases,
@@ -304,13 +316,23 @@ class ViewStore:
                 profiles[profile.customer] = profile
         return profiles
 
+    def generation_name(self) -> str:
+        return f"{VIEWS}|{self.source}:generation"
+
+    def generation(self) -> int | None:
+        """Bumped by every change made outside the normal flow (retry); projectors holding
+        profiles from an older generation must reload them."""
+        return self.recorder.max_tracking_id(self.generation_name())
+
     def commit(self, batch: ViewBatch) -> None:
-        tracking = [
-            (Tracking(self.tracking_name(p), offset), batch.expected.get(p))
-            for p, offset in sorted(batch.positions.items())
+        guards: list[Guard] = [
+            (self.tracking_name(p), batch.expected.get(p), offset)
+            for p, offset in batch.positions.items()
         ]
+        bumped = (batch.generation or 0) + 1 if batch.bump_generation else None
+        guards.append((self.generation_name(), batch.generation, bumped))
         try:
-            self.recorder.commit(batch, tracking)
+            self.recorder.commit(batch, sorted(guards))
         except IntegrityError as exc:
             raise BatchConflict(f"another projector got there first: {exc}") from exc
         except (PersistenceError, sqlite3.Error) as exc:

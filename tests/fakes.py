@@ -56,6 +56,11 @@ class InMemoryLog(EventLog):
     def partitions(self) -> list[int]:
         return [0]
 
+    def record_at(self, position: Position) -> LogRecord | None:
+        index = position.offset - 1
+        ok = position.partition == 0 and 0 <= index < len(self.records)
+        return self.records[index] if ok else None
+
     def end_positions(self) -> dict[int, int]:
         return {0: len(self.records) + 1}
 

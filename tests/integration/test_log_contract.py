@@ -208,3 +208,15 @@ def test_end_positions_are_where_the_next_record_goes(log_factory: LogFactory) -
     for partition, offset in last.items():
         assert ends[partition] == offset + 1
     assert set(ends) == set(log.partitions())
+
+
+def test_record_at_returns_exactly_that_record(log_factory: LogFactory) -> None:
+    log = log_factory()
+    events = history()
+    outcomes = append_in_batches(log, events)
+    for event, outcome in list(zip(events, outcomes, strict=True))[::37]:
+        record = log.record_at(outcome.position)
+        assert record is not None
+        assert (record.position, record.event) == (outcome.position, event)
+    beyond = outcomes[-1].position
+    assert log.record_at(type(beyond)(beyond.partition, beyond.offset + 10_000)) is None

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from consumers.projector import PoisonEvent, Projector
+from consumers.projector import PoisonEvent, Projector, RunReport
 from ledger.app import open_log, open_store
 from ledger.codec import parse_event
 from ledger.events import TouchpointEvent
@@ -285,4 +285,75 @@ def test_two_projectors_on_one_store_at_once_count_every_event_once(
         worker.join(120)
     assert len(reports) == 2
     assert sum(r.applied for r in reports) == len(events)
+    assert dump(settings) == dump(clean)
+
+
+def test_retry_applies_parked_records_after_a_fix(
+    settings_for: SettingsFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, clean = settings_for("fixme"), settings_for("clean")
+    events = history(customers=40)
+    for target in (settings, clean):
+        with open_log(target) as log:
+            log.append(events)
+    project(clean)
+    victim = events[0].subject
+    real_apply = profile.apply
+
+    def buggy(state: profile.Profile, event: TouchpointEvent) -> profile.Profile:
+        if event.subject == victim:
+            raise RuntimeError("a bug in the projection")
+        return real_apply(state, event)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(profile, "apply", buggy)
+    project(settings, batch_size=100)
+    store = open_store(settings)
+    try:
+        parked = store.dead_letters()
+        assert len(parked) == sum(1 for e in events if e.subject == victim)
+        assert all("a bug in the projection" in letter.reason for letter in parked)
+        assert store.profile(victim) is None
+        monkeypatch.setattr(profile, "apply", real_apply)  # the fix is deployed
+        with open_log(settings, create=False) as log:
+            report = Projector(log, store).retry()
+            again = Projector(log, store).retry()
+        assert (report.applied, report.parked) == (len(parked), 0)
+        assert store.dead_letters() == []
+        assert (again.records, again.applied) == (0, 0)
+    finally:
+        store.close()
+    assert dump(settings) == dump(clean)
+
+
+def test_a_running_projector_reloads_after_a_retry_instead_of_overwriting_it(
+    settings_for: SettingsFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, clean = settings_for("live"), settings_for("clean")
+    events = history(customers=10)
+    half = len(events) // 2
+    for target in (settings, clean):
+        with open_log(target) as log:
+            log.append(events)
+    project(clean)
+    victim = events[0].subject
+    real_apply = profile.apply
+
+    def buggy(state: profile.Profile, event: TouchpointEvent) -> profile.Profile:
+        if event.subject == victim and event.id == events[0].id:
+            raise RuntimeError("a bug")
+        return real_apply(state, event)  # type: ignore[arg-type]
+
+    with open_log(settings, create=False) as log:
+        live_store = open_store(settings)
+        live = Projector(log, live_store, batch_size=half)
+        monkeypatch.setattr(profile, "apply", buggy)
+        first = list(log.read())[:half]
+        live.apply(first, RunReport())
+        monkeypatch.setattr(profile, "apply", real_apply)
+        retry_store = open_store(settings)
+        Projector(log, retry_store).retry()  # changes the victim's profile behind `live`
+        retry_store.close()
+        report = live.catch_up()  # its cached victim profile is stale: it must reload
+        live_store.close()
+    assert report.conflicts >= 1
     assert dump(settings) == dump(clean)
