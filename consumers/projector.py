@@ -250,3 +250,13 @@ class Projector:
                 datetime.now(UTC),
             )
         )
+
+
+def rebuild(log: EventLog, store: ViewStore, *, batch_size: int = 5000) -> RunReport:
+    """Rebuild the views from position 0 into fresh tables while the live ones stay
+    readable, then swap them in (one transaction). A projector running meanwhile
+    conflicts once, resumes from the rebuilt positions and goes on."""
+    fresh = store.rebuild_store()
+    report = Projector(log, fresh, batch_size=batch_size).catch_up()
+    store.swap_in(fresh)
+    return report

@@ -23,7 +23,7 @@ import orjson
 import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import LedgerError
@@ -33,6 +33,13 @@ from projections.frequency import ContactKey, Window
 from projections.profile import Profile
 
 VIEWS = "views"
+_PREFIXED = "substr(application_name, 1, ?) = ?"  # exact: LIKE would read _ as a wildcard
+REBUILD_PREFIX = "views-rebuild"
+REBUILD_SUFFIX = "_rebuild"
+
+
+def _prefix(prefix: str) -> tuple[int, str]:
+    return len(prefix), prefix
 
 
 class StoreUnavailable(LedgerError):
@@ -129,33 +136,67 @@ def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
     ]
 
 
+def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str]:
+    """The view tables of one dialect; ``suffix`` names a separate set (a rebuild)."""
+    integer, blob, real = (
+        ("BIGINT", "BYTEA", "DOUBLE PRECISION") if postgres else ("INTEGER", "BLOB", "REAL")
+    )
+    keyed = "" if postgres else " WITHOUT ROWID"
+    offset = '"offset"' if postgres else "offset"
+    t = tables
+    return [
+        f"CREATE TABLE IF NOT EXISTS {t['profiles']} (customer TEXT PRIMARY KEY, "
+        f"state TEXT NOT NULL, last_purchase {integer}, oldest_open_complaint {integer}, "
+        f"purchases {integer} NOT NULL){keyed}",
+        f"CREATE INDEX IF NOT EXISTS profiles{suffix}_last_purchase "
+        f"ON {t['profiles']} (last_purchase)",
+        f"CREATE TABLE IF NOT EXISTS {t['contact_slots']} (customer TEXT NOT NULL, "
+        "channel TEXT NOT NULL, direction TEXT NOT NULL, purpose TEXT NOT NULL, "
+        f"slot {integer} NOT NULL, n {integer} NOT NULL, "
+        f"PRIMARY KEY (customer, slot, channel, direction, purpose)){keyed}",
+        f"CREATE INDEX IF NOT EXISTS contact_slots{suffix}_slot ON {t['contact_slots']} (slot)",
+        f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY){keyed}",
+        f"CREATE TABLE IF NOT EXISTS {t['dead_letters']} (partition {integer} NOT NULL, "
+        f"{offset} {integer} NOT NULL, raw {blob} NOT NULL, reason TEXT NOT NULL, "
+        f"parked_at {integer} NOT NULL, PRIMARY KEY (partition, {offset})){keyed}",
+        f"CREATE TABLE IF NOT EXISTS {t['progress']} (partition {integer} PRIMARY KEY, "
+        f"last_event_time {integer} NOT NULL, committed_at {integer} NOT NULL, "
+        f"rate {real} NOT NULL)",
+    ]
+
+
 class SQLiteViewRecorder(SQLiteTrackingRecorder):
     """eventsourcing's SQLite tracking recorder plus the view tables."""
+
+    def __init__(self, datastore: SQLiteDatastore, suffix: str = "") -> None:
+        self.suffix = suffix
+        self.tables = {t: f"{t}{suffix}" for t in TABLES}
+        self.tracking_table = "tracking"
+        super().__init__(datastore)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
-            "CREATE TABLE IF NOT EXISTS profiles (customer TEXT PRIMARY KEY, state TEXT NOT NULL, "
-            "last_purchase INTEGER, oldest_open_complaint INTEGER, purchases INTEGER NOT NULL) "
-            "WITHOUT ROWID",
-            "CREATE INDEX IF NOT EXISTS profiles_last_purchase ON profiles (last_purchase)",
-            "CREATE TABLE IF NOT EXISTS contact_slots (customer TEXT NOT NULL, "
-            "channel TEXT NOT NULL, direction TEXT NOT NULL, purpose TEXT NOT NULL, "
-            "slot INTEGER NOT NULL, n INTEGER NOT NULL, "
-            "PRIMARY KEY (customer, slot, channel, direction, purpose)) WITHOUT ROWID",
-            "CREATE INDEX IF NOT EXISTS contact_slots_slot ON contact_slots (slot)",
-            "CREATE TABLE IF NOT EXISTS applied_events (event_id TEXT PRIMARY KEY) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS dead_letters (partition INTEGER NOT NULL, "
-            "offset INTEGER NOT NULL, raw BLOB NOT NULL, reason TEXT NOT NULL, "
-            "parked_at INTEGER NOT NULL, PRIMARY KEY (partition, offset)) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS progress (partition INTEGER PRIMARY KEY, "
-            "last_event_time INTEGER NOT NULL, committed_at INTEGER NOT NULL, "
-            "rate REAL NOT NULL)",
+            *view_ddl(self.tables, self.suffix, postgres=False),
         ]
 
-    @staticmethod
-    def sql(statement: str) -> str:
-        return statement.format(**{table: table for table in TABLES})
+    def sql(self, statement: str) -> str:
+        return statement.format(**self.tables)
+
+    def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Execute raw statements in one committed transaction, holding SQLite's write
+        lock from the start (BEGIN IMMEDIATE): a deferred transaction that reads before it
+        writes cannot be upgraded once another connection has committed, and fails."""
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                for statement, params in statements:
+                    cursor.execute(statement, params)
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
 
     def commit(self, batch: ViewBatch, guards: Sequence[Guard]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
@@ -178,33 +219,26 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
 class PostgresViewRecorder(PostgresTrackingRecorder):
     """eventsourcing's PostgreSQL tracking recorder plus the view tables, in its schema."""
 
-    def __init__(self, datastore: PostgresDatastore) -> None:
+    def __init__(self, datastore: PostgresDatastore, suffix: str = "") -> None:
         super().__init__(datastore)
         self.schema = datastore.schema or "public"
-        self.tables = {t: f'"{self.schema}".{t}' for t in TABLES}
-        t = self.tables
-        for statement in (
-            f"CREATE TABLE IF NOT EXISTS {t['profiles']} (customer TEXT PRIMARY KEY, "
-            "state TEXT NOT NULL, last_purchase BIGINT, oldest_open_complaint BIGINT, "
-            "purchases BIGINT NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS profiles_last_purchase ON {t['profiles']} (last_purchase)",
-            f"CREATE TABLE IF NOT EXISTS {t['contact_slots']} (customer TEXT NOT NULL, "
-            "channel TEXT NOT NULL, direction TEXT NOT NULL, purpose TEXT NOT NULL, "
-            "slot BIGINT NOT NULL, n BIGINT NOT NULL, "
-            "PRIMARY KEY (customer, slot, channel, direction, purpose))",
-            f"CREATE INDEX IF NOT EXISTS contact_slots_slot ON {t['contact_slots']} (slot)",
-            f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY)",
-            f"CREATE TABLE IF NOT EXISTS {t['dead_letters']} (partition BIGINT NOT NULL, "
-            '"offset" BIGINT NOT NULL, raw BYTEA NOT NULL, reason TEXT NOT NULL, '
-            'parked_at BIGINT NOT NULL, PRIMARY KEY (partition, "offset"))',
-            f"CREATE TABLE IF NOT EXISTS {t['progress']} (partition BIGINT PRIMARY KEY, "
-            "last_event_time BIGINT NOT NULL, committed_at BIGINT NOT NULL, "
-            "rate DOUBLE PRECISION NOT NULL)",
-        ):
+        self.suffix = suffix
+        self.tables = {t: f'"{self.schema}".{t}{suffix}' for t in TABLES}
+        self.tracking_table = f'"{self.schema}".{self.tracking_table_name}'
+        for statement in view_ddl(self.tables, suffix, postgres=True):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
 
     def sql(self, statement: str) -> str:
         return statement.format(**self.tables).replace("?", "%s").replace(" offset", ' "offset"')
+
+    def run(self, statements: Sequence[tuple[str, Sequence[Any]]], lock: str = "") -> None:
+        """Execute raw statements in one committed transaction, after taking the advisory
+        lock ``lock`` (every batch commit takes the generation's)."""
+        with self.datastore.transaction(commit=True) as cursor:
+            if lock:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
+            for statement, params in statements:
+                cursor.execute(statement.replace("?", "%s"), params)
 
     def commit(self, batch: ViewBatch, guards: Sequence[Guard]) -> None:
         with self.datastore.transaction(commit=True) as cursor:
@@ -263,8 +297,11 @@ def _profile_row(profile: Profile) -> tuple[str, str, int | None, int | None, in
 class ViewStore:
     """The read models of one log, in SQLite or PostgreSQL (same queries, same results)."""
 
-    def __init__(self, recorder: ViewRecorder, source: str, where: str) -> None:
+    def __init__(
+        self, recorder: ViewRecorder, source: str, where: str, prefix: str = VIEWS
+    ) -> None:
         self.recorder = recorder
+        self.prefix = prefix
         self.source = source
         """Which log the positions belong to (``embedded`` or the Kafka topic)."""
         self.where = where
@@ -279,7 +316,7 @@ class ViewStore:
             raise StoreUnavailable(f"cannot open the view store {where}: {exc}") from exc
 
     def tracking_name(self, partition: int) -> str:
-        return f"{VIEWS}|{self.source}:{partition}"
+        return f"{self.prefix}|{self.source}:{partition}"
 
     def positions(self, partitions: Iterable[int]) -> dict[int, int]:
         """Per partition, the next offset to read (absent: from the start)."""
@@ -317,7 +354,7 @@ class ViewStore:
         return profiles
 
     def generation_name(self) -> str:
-        return f"{VIEWS}|{self.source}:generation"
+        return f"{self.prefix}|{self.source}:generation"
 
     def generation(self) -> int | None:
         """Bumped by every change made outside the normal flow (retry); projectors holding
@@ -452,6 +489,60 @@ class ViewStore:
             table: self.recorder.select(f"SELECT COUNT(*) FROM {{{table}}}")[0][0]
             for table in TABLES
         }
+
+    # -- rebuild ----------------------------------------------------------------------
+
+    def rebuild_store(self) -> ViewStore:
+        """Fresh, empty view tables beside the live ones, for a rebuild from position 0.
+        Leftovers of an interrupted rebuild are dropped first."""
+        recorder = type(self.recorder)(self.recorder.datastore, REBUILD_SUFFIX)  # type: ignore[arg-type]
+        try:
+            recorder.run(
+                [(f"DROP TABLE IF EXISTS {name}", ()) for name in recorder.tables.values()]
+                + [
+                    (
+                        f"DELETE FROM {recorder.tracking_table} WHERE {_PREFIXED}",
+                        _prefix(f"{REBUILD_PREFIX}|{self.source}:"),
+                    )
+                ]
+            )
+        except (PersistenceError, sqlite3.Error, psycopg.Error) as exc:
+            raise StoreUnavailable(f"cannot prepare the rebuild tables: {exc}") from exc
+        return ViewStore(recorder, self.source, f"{self.where} (rebuild)", prefix=REBUILD_PREFIX)
+
+    def swap_in(self, rebuild: ViewStore) -> None:
+        """Make the rebuilt views the live ones, in one transaction: readers see the old
+        views or the new, never a mix. Positions become the rebuild's (even if lower: a
+        running projector then conflicts, resumes from them and reloads), and the
+        generation moves on."""
+        live, new = self.recorder.tables, rebuild.recorder.tables
+        tracking = self.recorder.tracking_table
+        generation = (self.generation() or 0) + 1
+        statements: list[tuple[str, Sequence[Any]]] = []
+        for table in TABLES:
+            statements += [
+                (f"DELETE FROM {live[table]}", ()),
+                (f"INSERT INTO {live[table]} SELECT * FROM {new[table]}", ()),
+                (f"DROP TABLE {new[table]}", ()),
+            ]
+        live_names, new_names = f"{self.prefix}|{self.source}:", f"{rebuild.prefix}|{self.source}:"
+        statements += [
+            (f"DELETE FROM {tracking} WHERE {_PREFIXED}", _prefix(live_names)),
+            (
+                f"INSERT INTO {tracking} SELECT REPLACE(application_name, ?, ?), notification_id "
+                f"FROM {tracking} WHERE {_PREFIXED} AND application_name <> ?",
+                (new_names, live_names, *_prefix(new_names), rebuild.generation_name()),
+            ),
+            (f"DELETE FROM {tracking} WHERE {_PREFIXED}", _prefix(new_names)),
+            (f"INSERT INTO {tracking} VALUES (?, ?)", (self.generation_name(), generation)),
+        ]
+        try:
+            if isinstance(self.recorder, PostgresViewRecorder):
+                self.recorder.run(statements, lock=self.generation_name())
+            else:
+                self.recorder.run(statements)
+        except (PersistenceError, sqlite3.Error, psycopg.Error) as exc:
+            raise StoreUnavailable(f"cannot swap the rebuilt views in: {exc}") from exc
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every view row, sorted: for comparing stores and runs in tests and checks."""

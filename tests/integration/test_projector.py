@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from consumers.projector import PoisonEvent, Projector, RunReport
+from consumers.projector import PoisonEvent, Projector, RunReport, rebuild
 from ledger.app import open_log, open_store
 from ledger.codec import parse_event
 from ledger.events import TouchpointEvent
@@ -357,3 +357,82 @@ def test_a_running_projector_reloads_after_a_retry_instead_of_overwriting_it(
         live_store.close()
     assert report.conflicts >= 1
     assert dump(settings) == dump(clean)
+
+
+def test_rebuild_keeps_the_live_views_readable_then_swaps_in_correct_ones(
+    settings_for: SettingsFor,
+) -> None:
+    settings, clean = settings_for("rebuild"), settings_for("clean")
+    events = history()
+    for target in (settings, clean):
+        with open_log(target) as log:
+            log.append(events)
+    project(clean)
+    project(settings)
+    store = open_store(settings)
+    try:
+        slots = store.recorder.tables["contact_slots"]
+        store.recorder.run([(f"UPDATE {slots} SET n = n + 100", ())])  # a damaged view
+        damaged = store.dump()
+        assert damaged != dump(clean)
+        with open_log(settings, create=False) as log:
+            fresh = store.rebuild_store()
+            report = Projector(log, fresh).catch_up()
+            assert report.applied == len(events)
+            assert store.dump() == damaged  # readers still see the live views
+            store.swap_in(fresh)
+        assert store.dump() == dump(clean)
+        assert store.positions([0]) == {0: len(events) + 1}
+        with open_log(settings, create=False) as log:
+            again = rebuild(log, store)  # a second rebuild finds no leftovers in its way
+        assert again.applied == len(events)
+        assert store.dump() == dump(clean)
+    finally:
+        store.close()
+
+
+def test_a_follower_survives_a_rebuild_and_ends_exact(settings_for: SettingsFor) -> None:
+    settings, clean = settings_for("live"), settings_for("clean")
+    events = history(customers=120)
+    thirds = [
+        events[: len(events) // 3],
+        events[len(events) // 3 : 2 * len(events) // 3],
+        events[2 * len(events) // 3 :],
+    ]
+    for target in (settings, clean):
+        with open_log(target) as log:
+            log.append(thirds[0])
+    log = open_log(settings, create=False)
+    store = open_store(settings)
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=Projector(log, store, batch_size=30).follow, args=(stop, 0.02)
+    )
+    follower.start()
+    try:
+        with open_log(settings) as writer:
+            writer.append(thirds[1])
+            rebuild_store = open_store(settings)
+            with open_log(settings, create=False) as reader:
+                rebuild(reader, rebuild_store, batch_size=30)
+            rebuild_store.close()
+            writer.append(thirds[2])
+        assert wait_until(lambda: _applied(settings) == len(events), 30)
+    finally:
+        stop.set()
+        follower.join(10)
+        store.close()
+        log.close()
+    with open_log(clean) as writer:
+        writer.append(thirds[1] + thirds[2])
+    project(clean)
+    assert dump(settings) == dump(clean)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
