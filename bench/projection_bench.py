@@ -1,0 +1,192 @@
+"""Projection throughput, memory and profile lookup latency, beside the baseline and the limit.
+
+    python bench/projection_bench.py                   # 1,000,000 events, 100,000 customers
+    python bench/projection_bench.py --events 200000   # a quicker look
+
+Each figure comes from a fresh child process (its own peak RSS). Measured in one run:
+
+* ``raw limit``: read and decode the log, no projection;
+* ``catch-up`` (both projections, batches of 5,000) from the embedded log and from Kafka,
+  into a SQLite view store;
+* ``rebuild``: the same from position 0 into fresh tables, then the swap;
+* ``baseline``: the straightforward eventsourcing-style loop -- one event per transaction
+  through the tracking recorder (the projector with batches of 1), on the first
+  ``--baseline-events`` events (it is too slow for the whole log);
+* ``profile lookup``: p50/p99 of ``ViewStore.profile`` for random customers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    from consumers.projector import Projector, rebuild
+    from ledger.app import open_log, open_store
+    from ledger.settings import Settings
+
+    settings = Settings(log=args.log, store=args.store)
+    log = open_log(settings, create=False)
+    if args.child == "read":
+        started = time.perf_counter()
+        count = sum(1 for _ in itertools.islice(log.read(), args.limit or None))
+        return {"events": count, "seconds": time.perf_counter() - started}
+    store = open_store(settings)
+    if args.child == "lookup":
+        customers = [f"C{i:07d}" for i in range(1, args.customers + 1)]
+        rng = random.Random(1)
+        timings = []
+        for _ in range(10_000):
+            started = time.perf_counter()
+            store.profile(rng.choice(customers))
+            timings.append(time.perf_counter() - started)
+        timings.sort()
+        return {
+            "p50_ms": timings[5000] * 1000,
+            "p99_ms": timings[9900] * 1000,
+            "events": 10_000,
+            "seconds": sum(timings),
+        }
+    started = time.perf_counter()
+    if args.child == "rebuild":
+        report = rebuild(log, store, batch_size=args.batch)
+    elif args.limit:
+        projector = Projector(log, store, batch_size=args.batch)
+        records = list(itertools.islice(log.read(), args.limit))
+        from consumers.projector import RunReport
+
+        report = RunReport()
+        for start in range(0, len(records), args.batch):
+            projector.apply(records[start : start + args.batch], report)
+    else:
+        report = Projector(log, store, batch_size=args.batch).catch_up()
+    return {"events": report.records, "seconds": time.perf_counter() - started}
+
+
+def measure(kind: str, **options: Any) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", kind]
+    for name, value in options.items():
+        command += [f"--{name}", str(value)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["rate"] = result["events"] / result["seconds"] if result["seconds"] else 0.0
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--baseline-events", type=int, default=20_000)
+    parser.add_argument("--work", type=Path, default=HERE / "out")
+    parser.add_argument("--child")
+    parser.add_argument("--log")
+    parser.add_argument("--store")
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=5000)
+    args = parser.parse_args()
+    if args.child:
+        gc.disable()  # as in the import benchmark: no cycles, large live sets
+        result = child(args)
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return
+
+    from bench.import_bench import make_input
+    from ledger.app import open_log
+    from ledger.devbroker import TansuBroker
+    from ledger.importer import RejectsFile, candidates, import_stream
+    from ledger.settings import Settings
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    source = args.work / f"history-{args.customers}c-{args.events}e.jsonl"
+    if not source.exists():
+        make_input(source, args.events, args.customers)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    with (
+        tempfile.TemporaryDirectory(dir=args.work) as scratch,
+        TansuBroker(Path(scratch) / "tansu.log") as broker,
+    ):
+        embedded = f"sqlite:///{scratch}/log.db"
+        kafka = f"kafka://{broker.bootstrap}/bench-{uuid.uuid4().hex[:8]}"
+        for url in (embedded, kafka):
+            with open_log(Settings(log=url)) as log, source.open("rb") as stream:
+                import_stream(
+                    log,
+                    candidates(stream, "jsonl"),
+                    RejectsFile(Path(scratch) / "rejects"),
+                    batch_size=20_000,
+                )
+
+        def store() -> str:
+            return f"sqlite:///{scratch}/{uuid.uuid4().hex}.db"
+
+        rows.append(
+            ("raw limit: read + decode, embedded", measure("read", log=embedded, store=store()))
+        )
+        caught_up = store()
+        rows.append(
+            ("catch-up, embedded -> SQLite", measure("catch-up", log=embedded, store=caught_up))
+        )
+        rows.append(
+            (
+                "rebuild + swap, embedded -> SQLite",
+                measure("rebuild", log=embedded, store=caught_up),
+            )
+        )
+        rows.append(
+            (
+                f"baseline: 1 event per transaction ({args.baseline_events:,})",
+                measure(
+                    "catch-up", log=embedded, store=store(), batch=1, limit=args.baseline_events
+                ),
+            )
+        )
+        rows.append(("raw limit: read + decode, Kafka", measure("read", log=kafka, store=store())))
+        rows.append(("catch-up, Kafka -> SQLite", measure("catch-up", log=kafka, store=store())))
+        lookup = measure("lookup", log=embedded, store=caught_up, customers=args.customers)
+
+    print(f"\nprojections over {args.events:,} events, {args.customers:,} customers")
+    print(f"{'what':50} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12}")
+    for name, result in rows:
+        print(
+            f"{name:50} {result['events']:>10,} {result['seconds']:>8.2f} "
+            f"{result['rate']:>10,.0f} {result['peak_rss_mb']:>12.0f}"
+        )
+    by_name = dict(rows)
+    catch_up = by_name["catch-up, embedded -> SQLite"]["rate"]
+    baseline = next(r for n, r in rows if n.startswith("baseline"))["rate"]
+    limit = by_name["raw limit: read + decode, embedded"]["rate"]
+    print(
+        f"catch-up / baseline = {catch_up / baseline:.1f}x; catch-up / raw limit = "
+        f"{catch_up / limit:.2f}"
+    )
+    print(
+        f"profile lookup: p50 {lookup['p50_ms']:.3f} ms, p99 {lookup['p99_ms']:.3f} ms "
+        f"(10,000 random customers)"
+    )
+
+
+if __name__ == "__main__":
+    main()
