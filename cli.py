@@ -31,7 +31,7 @@ from rich.progress import (
 from rich.table import Table
 
 from consumers.kafka_group import GroupProjector
-from consumers.projector import Projector, rebuild
+from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import service
 from ledger.app import open_log, open_store
 from ledger.codec import event_to_dict
@@ -699,7 +699,13 @@ def project() -> None:
 
 @project.command("run")
 @click.option("--follow", is_flag=True, help="Keep running until SIGINT/SIGTERM.")
-@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1_000_000),
+    default=PROJECTOR_BATCH,
+    show_default=True,
+    help="Records per transaction.",
+)
 @click.option(
     "--on-error",
     type=click.Choice(["park", "stop"]),
@@ -779,7 +785,13 @@ def project_run(
 @click.argument(
     "name", required=False, default="views", type=click.Choice(["views", "profile", "frequency"])
 )
-@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1_000_000),
+    default=PROJECTOR_BATCH,
+    show_default=True,
+    help="Records per transaction.",
+)
 @json_option
 @click.pass_context
 def project_rebuild(ctx: click.Context, name: str, batch_size: int, as_json: bool) -> None:

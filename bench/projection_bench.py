@@ -6,8 +6,8 @@
 Each figure comes from a fresh child process (its own peak RSS). Measured in one run:
 
 * ``raw limit``: read and decode the log, no projection;
-* ``catch-up`` (both projections, batches of 5,000) from the embedded log and from Kafka,
-  into a SQLite view store;
+* ``catch-up`` (both projections, the projector's default batches of 50,000) from the
+  embedded log and from Kafka, into a SQLite view store;
 * ``rebuild``: the same from position 0 into fresh tables, then the swap;
 * ``baseline``: the straightforward eventsourcing-style loop -- one event per transaction
   through the tracking recorder (the projector with batches of 1), on the first
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--log")
     parser.add_argument("--store")
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=50_000)
     args = parser.parse_args()
     if args.child:
         gc.disable()  # as in the import benchmark: no cycles, large live sets

@@ -22,7 +22,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.projector import Projector, RunReport
+from consumers.projector import PROJECTOR_BATCH, Projector, RunReport
 from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
 from projections.store import BatchConflict, ViewStore
@@ -48,7 +48,7 @@ class GroupProjector:
         store: ViewStore,
         *,
         group_id: str,
-        batch_size: int = 5000,
+        batch_size: int = PROJECTOR_BATCH,
         session_timeout_ms: int = 10_000,
         on_error: str = "park",
     ) -> None:

