@@ -91,11 +91,11 @@ class RejectsFile:
             self._file.close()
 
 
-Candidate = tuple[int, Touchpoint | Rejection]
-"""A line number and either its validated event or its rejection."""
+Line = tuple[int, Touchpoint | Rejection, int]
+"""A line number, its validated event or its rejection, and the bytes it took."""
 
 
-def jsonl_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
+def jsonl_candidates(stream: IO[bytes]) -> Iterator[Line]:
     """Validate JSON Lines; yields ``(line number, event or rejection, bytes consumed)``."""
     for number, line in enumerate(stream, start=1):
         stripped = line.strip()
@@ -108,7 +108,7 @@ def jsonl_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Reje
             yield number, Rejection(number, exc.reasons, _text(stripped)), len(line)
 
 
-def csv_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
+def csv_candidates(stream: IO[bytes]) -> Iterator[Line]:
     """Validate CSV with a header row of attribute names; ``data.x.y`` columns nest.
 
     Empty cells are absent fields. Yields ``(line number, event or rejection, bytes)``.
@@ -122,7 +122,7 @@ def csv_candidates(stream: IO[bytes]) -> Iterator[tuple[int, Touchpoint | Reject
         text.detach()  # the caller owns (and closes) the stream
 
 
-def _csv_rows(reader: Any) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
+def _csv_rows(reader: Any) -> Iterator[Line]:
     try:
         header = next(reader)
     except StopIteration:
@@ -172,14 +172,14 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def candidates(stream: IO[bytes], fmt: Format) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
+def candidates(stream: IO[bytes], fmt: Format) -> Iterator[Line]:
     """The validated lines of ``stream`` in format ``fmt``."""
     return jsonl_candidates(stream) if fmt == "jsonl" else csv_candidates(stream)
 
 
 def import_stream(
     log: EventLog,
-    lines: Iterable[tuple[int, Touchpoint | Rejection, int]],
+    lines: Iterable[Line],
     rejects: RejectsFile,
     *,
     batch_size: int = 5000,
@@ -202,7 +202,7 @@ def import_stream(
 
 
 def _pump(
-    lines: Iterable[tuple[int, Touchpoint | Rejection, int]],
+    lines: Iterable[Line],
     writer: _BatchWriter,
     rejects: RejectsFile,
     *,

@@ -20,11 +20,11 @@ import orjson
 from consumers.projector import Projector
 from ledger.codec import parse_event
 from ledger.errors import InvalidEvent
-from ledger.events import Touchpoint
 from ledger.generate import generated
 from ledger.importer import (
     Format,
     ImportSummary,
+    Line,
     Rejection,
     RejectsFile,
     candidates,
@@ -78,7 +78,7 @@ def replay(
 
 def _generated_candidates(
     customers: int, days: int, seed: int, start: datetime | None
-) -> Iterator[tuple[int, Touchpoint | Rejection, int]]:
+) -> Iterator[Line]:
     for number, document in enumerate(generated(customers, days, seed, start), start=1):
         try:
             yield number, parse_event(document), 1

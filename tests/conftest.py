@@ -108,3 +108,26 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreU
         with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
             for schema in schemas:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, step: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass; whether it held."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+def applied_events(settings: Settings) -> int:
+    """How many touchpoints the views of ``settings`` hold (summed over the profiles)."""
+    from ledger.app import open_store
+
+    store = open_store(settings)
+    try:
+        return sum(sum(p.by_type.values()) for p in store.iter_profiles())
+    finally:
+        store.close()

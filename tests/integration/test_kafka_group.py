@@ -17,7 +17,7 @@ from ledger.app import open_log, open_store
 from ledger.codec import parse_event
 from ledger.generate import generated
 from ledger.settings import Settings
-from tests.conftest import StoreUrlFactory
+from tests.conftest import StoreUrlFactory, applied_events, wait_until
 
 ROOT = Path(__file__).parents[2]
 
@@ -47,23 +47,6 @@ def member(settings: Settings, group: str) -> subprocess.Popen[str]:
     )
 
 
-def applied(settings: Settings) -> int:
-    store = open_store(settings)
-    try:
-        return sum(sum(p.by_type.values()) for p in store.iter_profiles())
-    finally:
-        store.close()
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_two_members_one_killed_midway_count_every_event_exactly_once(
     kafka_settings: Callable[[], Settings], store_url: StoreUrlFactory
 ) -> None:
@@ -77,14 +60,16 @@ def test_two_members_one_killed_midway_count_every_event_exactly_once(
     group = f"views-{uuid.uuid4().hex[:8]}"
     first, second = member(settings, group), member(settings, group)
     try:
-        assert wait_for(lambda: applied(settings) == half, 60), "the group never caught up"
+        assert wait_until(lambda: applied_events(settings) == half, 60, 0.2), (
+            "the group never caught up"
+        )
         with open_log(settings) as log:
             log.append(events[half:])
         time.sleep(0.05)  # its partitions now hold events it has not applied
         first.send_signal(signal.SIGKILL)  # no goodbye: its partitions must move
         first.communicate(timeout=10)
-        assert wait_for(lambda: applied(settings) == len(events), 90), (
-            f"{applied(settings)} of {len(events)} applied after a member died"
+        assert wait_until(lambda: applied_events(settings) == len(events), 90, 0.2), (
+            f"{applied_events(settings)} of {len(events)} applied after a member died"
         )
         second.send_signal(signal.SIGTERM)  # finishes the batch in hand, leaves the group
         out, err = second.communicate(timeout=30)

@@ -27,7 +27,7 @@ from ledger.events import TouchpointEvent
 from ledger.generate import generated
 from ledger.settings import Settings
 from projections import frequency, profile
-from tests.conftest import StoreUrlFactory
+from tests.conftest import StoreUrlFactory, applied_events, wait_until
 
 SettingsFor = Callable[[str], Settings]
 
@@ -147,7 +147,7 @@ def test_republished_events_never_change_the_views(kafka_settings_for: SettingsF
     assert dump(clean) == dump(noisy)
 
 
-def test_poison_records_are_parked_and_everything_else_applied(
+def test_poison_records_are_parked_and_everything_elseapplied_events(
     kafka_settings_for: SettingsFor, kafka_bootstrap: str
 ) -> None:
     settings = kafka_settings_for("p")
@@ -173,14 +173,6 @@ def test_poison_records_are_parked_and_everything_else_applied(
     assert [(d.raw, d.reason.split(":")[0]) for d in letters] == [(b"\x00not json", "data")]
 
 
-def _applied(settings: Settings) -> int:
-    store = open_store(settings)
-    try:
-        return sum(sum(p.by_type.values()) for p in store.iter_profiles())
-    finally:
-        store.close()
-
-
 def test_follow_applies_new_events_and_stops_cleanly(settings_for: SettingsFor) -> None:
     settings = settings_for("f")
     events = history(customers=30)
@@ -195,14 +187,12 @@ def test_follow_applies_new_events_and_stops_cleanly(settings_for: SettingsFor) 
     try:
         with open_log(settings) as writer:
             writer.append(events[100:])
-        deadline = time.monotonic() + 20
-        while _applied(settings) < len(events) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: applied_events(settings) == len(events), 20)
     finally:
         stop.set()
         follower.join(10)
     assert not follower.is_alive()
-    assert _applied(settings) == len(events)
+    assert applied_events(settings) == len(events)
     store.close()
     log.close()
 
@@ -245,7 +235,7 @@ def test_exactly_once_when_the_projector_is_killed_at_random_points(
         pytest.fail("the projector never finished")
     assert kills >= 3, f"only {kills} kills: too few events to interrupt the run"
     assert dump(killed) == dump(clean)
-    assert _applied(killed) == len(events)
+    assert applied_events(killed) == len(events)
 
 
 def test_reading_views_before_any_run_is_empty_not_an_error(settings_for: SettingsFor) -> None:
@@ -417,7 +407,7 @@ def test_a_follower_survives_a_rebuild_and_ends_exact(settings_for: SettingsFor)
                 rebuild(reader, rebuild_store, batch_size=30)
             rebuild_store.close()
             writer.append(thirds[2])
-        assert wait_until(lambda: _applied(settings) == len(events), 30)
+        assert wait_until(lambda: applied_events(settings) == len(events), 30)
     finally:
         stop.set()
         follower.join(10)
@@ -427,12 +417,3 @@ def test_a_follower_survives_a_rebuild_and_ends_exact(settings_for: SettingsFor)
         writer.append(thirds[1] + thirds[2])
     project(clean)
     assert dump(settings) == dump(clean)
-
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
