@@ -5,6 +5,7 @@ Every test here runs once per store kind; the stores must give identical results
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -212,19 +213,21 @@ def _run_projector(settings: Settings, batch_size: int) -> subprocess.Popen[byte
 def test_exactly_once_when_the_projector_is_killed_at_random_points(
     settings_for: SettingsFor,
 ) -> None:
-    """SIGKILL the real CLI at random moments until one run gets to the end on its own;
-    the views must equal those of a clean, uninterrupted run, row for row."""
-    events = [parse_event(d) for d in generated(1500, 150, seed=17)]
+    """A 200,000-event run of the real CLI, SIGKILLed at random moments until one run gets
+    to the end on its own: the views must equal those of a clean run, row for row."""
+    events = [parse_event(d) for d in itertools.islice(generated(12_000, 365, seed=17), 200_000)]
+    assert len(events) == 200_000
     clean, killed = settings_for("clean"), settings_for("killed")
     for settings in (clean, killed):
         with open_log(settings) as log:
-            log.append(events)
-    project(clean, batch_size=50)
+            for start in range(0, len(events), 20_000):
+                log.append(events[start : start + 20_000])
+    project(clean, batch_size=5000)
     rng = random.Random(11)
     kills = 0
-    for _ in range(40):
-        process = _run_projector(killed, batch_size=50)
-        time.sleep(rng.uniform(0.4, 1.0))
+    for _ in range(100):
+        process = _run_projector(killed, batch_size=2000)
+        time.sleep(rng.uniform(1.0, 3.0))
         if process.poll() is not None:
             assert process.returncode == 0
             break
