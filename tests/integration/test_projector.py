@@ -420,3 +420,51 @@ def test_a_follower_survives_a_rebuild_and_ends_exact(settings_for: SettingsFor)
         writer.append(thirds[1] + thirds[2])
     project(clean)
     assert dump(settings) == dump(clean)
+
+
+_KAFKA_PROJECTOR = """
+import sys
+from consumers.projector import Projector
+from ledger.app import open_log, open_store
+from ledger.settings import Settings
+settings = Settings(log=sys.argv[1], store=sys.argv[2])
+with open_log(settings, create=False) as log:
+    Projector(log, open_store(settings), batch_size=500).catch_up()
+"""
+
+
+def test_exactly_once_with_a_duplicate_laden_stream_and_kills(
+    kafka_settings_for: SettingsFor,
+) -> None:
+    """Events re-published in later batches, and the projector SIGKILLed again and again:
+    the views must equal those of the same events published once."""
+    events = [parse_event(d) for d in itertools.islice(generated(3000, 365, seed=29), 40_000)]
+    clean, noisy = kafka_settings_for("clean"), kafka_settings_for("noisy")
+    with open_log(clean) as log:
+        log.append(events)
+    rng = random.Random(8)
+    with open_log(noisy) as log:
+        for start in range(0, len(events), 2000):
+            chunk = events[start : start + 2000]
+            log.append(chunk)
+            log.append(rng.sample(events[: start + 2000], 1000))  # repeats, old and new
+    project(clean, batch_size=5000)
+    kills = 0
+    for _ in range(100):
+        process = subprocess.Popen(
+            [sys.executable, "-c", _KAFKA_PROJECTOR, noisy.log_url, noisy.store_url],
+            cwd=Path(__file__).parents[2],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(1.0, 2.5))
+        if process.poll() is not None:
+            assert process.returncode == 0
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        kills += 1
+    else:
+        pytest.fail("the projector never finished")
+    assert kills >= 3, f"only {kills} kills: too few records to interrupt the run"
+    assert dump(noisy) == dump(clean)
