@@ -210,6 +210,24 @@ def _run_projector(settings: Settings, batch_size: int) -> subprocess.Popen[byte
     )
 
 
+def kill_until_it_finishes(
+    start: Callable[[], subprocess.Popen[bytes]],
+    rng: random.Random,
+    pause: tuple[float, float],
+) -> int:
+    """Start a projector process, SIGKILL it after a random pause, and again, until one run
+    ends on its own (successfully). Returns how many runs were killed."""
+    for kills in range(100):
+        process = start()
+        time.sleep(rng.uniform(*pause))
+        if process.poll() is not None:
+            assert process.returncode == 0
+            return kills
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    pytest.fail("the projector never finished")
+
+
 def test_exactly_once_when_the_projector_is_killed_at_random_points(
     settings_for: SettingsFor,
 ) -> None:
@@ -223,19 +241,9 @@ def test_exactly_once_when_the_projector_is_killed_at_random_points(
             for start in range(0, len(events), 20_000):
                 log.append(events[start : start + 20_000])
     project(clean, batch_size=5000)
-    rng = random.Random(11)
-    kills = 0
-    for _ in range(100):
-        process = _run_projector(killed, batch_size=2000)
-        time.sleep(rng.uniform(1.0, 3.0))
-        if process.poll() is not None:
-            assert process.returncode == 0
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
-        kills += 1
-    else:
-        pytest.fail("the projector never finished")
+    kills = kill_until_it_finishes(
+        lambda: _run_projector(killed, batch_size=2000), random.Random(11), (1.0, 3.0)
+    )
     assert kills >= 3, f"only {kills} kills: too few events to interrupt the run"
     assert dump(killed) == dump(clean)
     assert applied_events(killed) == len(events)
@@ -449,22 +457,15 @@ def test_exactly_once_with_a_duplicate_laden_stream_and_kills(
             log.append(chunk)
             log.append(rng.sample(events[: start + 2000], 1000))  # repeats, old and new
     project(clean, batch_size=5000)
-    kills = 0
-    for _ in range(100):
-        process = subprocess.Popen(
+    kills = kill_until_it_finishes(
+        lambda: subprocess.Popen(
             [sys.executable, "-c", _KAFKA_PROJECTOR, noisy.log_url, noisy.store_url],
             cwd=Path(__file__).parents[2],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(1.0, 2.5))
-        if process.poll() is not None:
-            assert process.returncode == 0
-            break
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
-        kills += 1
-    else:
-        pytest.fail("the projector never finished")
+        ),
+        rng,
+        (1.0, 2.5),
+    )
     assert kills >= 3, f"only {kills} kills: too few records to interrupt the run"
     assert dump(noisy) == dump(clean)
