@@ -714,6 +714,12 @@ def project() -> None:
     help="park: dead-letter a poison record and go on.",
 )
 @click.option("--group", "group_id", help="Kafka consumer group (env LEDGER_GROUP_ID).")
+@click.option(
+    "--validate",
+    is_flag=True,
+    help="Validate every embedded-log record against the contract again (slower); by "
+    "default the ones the ledger validated at append time are trusted.",
+)
 @json_option
 @click.pass_context
 def project_run(
@@ -722,6 +728,7 @@ def project_run(
     batch_size: int,
     on_error: str,
     group_id: str | None,
+    validate: bool,
     as_json: bool,
 ) -> None:
     """Bring the profile and contact-frequency views up to date with the log.
@@ -759,6 +766,7 @@ def project_run(
                 store,
                 batch_size=batch_size,
                 on_error="stop" if on_error == "stop" else "park",
+                validate=validate,
             )
             report = projector.follow(stop) if follow else projector.catch_up()
     summary = {
@@ -792,9 +800,17 @@ def project_run(
     show_default=True,
     help="Records per transaction.",
 )
+@click.option(
+    "--validate",
+    is_flag=True,
+    help="Validate every embedded-log record against the contract again (slower); by "
+    "default the ones the ledger validated at append time are trusted.",
+)
 @json_option
 @click.pass_context
-def project_rebuild(ctx: click.Context, name: str, batch_size: int, as_json: bool) -> None:
+def project_rebuild(
+    ctx: click.Context, name: str, batch_size: int, validate: bool, as_json: bool
+) -> None:
     """Rebuild the views from the start of the log, then swap them in.
 
     The profile and frequency views share one store and are rebuilt together (NAME is
@@ -808,7 +824,7 @@ def project_rebuild(ctx: click.Context, name: str, batch_size: int, as_json: boo
     """
     settings = settings_of(ctx)
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-        report = rebuild(log, store, batch_size=batch_size)
+        report = rebuild(log, store, batch_size=batch_size, validate=validate)
     summary = {
         "rebuilt": name,
         "records": report.records,
@@ -1001,7 +1017,7 @@ def profile(ctx: click.Context, customer: str, at: str | None, as_json: bool) ->
         "open_complaints": {c: t.isoformat() for c, t in found.open_complaints().items()},
     }
     if as_json:
-        click.echo(orjson.dumps({**orjson.loads(found.model_dump_json()), **derived}))
+        click.echo(orjson.dumps({**found.to_dict(), **derived}))
         return
     click.echo(
         f"customer {found.customer}: {derived['status']}"

@@ -42,4 +42,6 @@ def open_store(settings: Settings) -> ViewStore:
         raise ConfigurationError(
             f"store URL {url!r}: expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
         )
-    return SQLiteViewStore(Path(unquote(rest[1:])), log_name(settings))
+    return SQLiteViewStore(
+        Path(unquote(rest[1:])), log_name(settings), cache_mib=settings.sqlite_cache_mb
+    )

@@ -232,6 +232,12 @@ _URNS.update(
     }
 )
 
+
+def schema_urn_of(type_name: str) -> str:
+    """The current ``dataschema`` of a touchpoint type (``KeyError`` for unknown types)."""
+    return _URNS[EVENT_CLASSES[type_name]]
+
+
 # Short names for people typing commands: ``ledger append --type purchase``.
 SHORT_NAMES: dict[str, str] = {
     "call": "touchpoint.call",

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.events import Touchpoint
 
@@ -84,6 +84,20 @@ class LogRecord:
     """The stored bytes (embedded: the structured JSON; Kafka: the record value)."""
 
 
+class StoredEvent(NamedTuple):
+    """A record exactly as a log that validates at append time stored it (see
+    :meth:`EventLog.read_stored`): its envelope columns and canonical bytes, not decoded."""
+
+    position: Position
+    id: str
+    type: str
+    subject: str
+    micros: int
+    """Event time, microseconds since the epoch."""
+    document: bytes
+    """The canonical structured-mode JSON the ledger wrote."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReadFilter:
     """Which records a read returns. Empty fields mean "all"."""
@@ -123,6 +137,11 @@ class EventLog(ABC):
     #: next batch on another thread meanwhile pays off (SQLite: yes; kafka-python: no,
     #: its sends are Python work and it has its own I/O thread).
     overlapped_writes: bool = False
+
+    #: Whether every stored record was validated and canonically encoded by this ledger
+    #: when it was appended, so :meth:`read_stored` may hand out undecoded bytes (SQLite:
+    #: yes; Kafka: no, any client may publish to the topic).
+    validated_at_append: bool = False
 
     def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
         """Append a batch; returns one outcome per event, in order.
@@ -166,6 +185,14 @@ class EventLog(ABC):
         Records whose bytes cannot be decoded are yielded with ``event=None`` and
         an ``error`` regardless of the filter, so that nothing is hidden silently.
         """
+
+    def read_stored(self, start: Positions | None = None) -> Iterator[StoredEvent]:
+        """Every record from ``start`` to the current end, undecoded, in log order.
+
+        Only for logs that are :attr:`validated_at_append`; readers that need speed more
+        than a model per record (projectors) decode just what they use.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not vouch for its records")
 
     @abstractmethod
     def follow(

@@ -39,6 +39,7 @@ from ledger.log import (
     Position,
     Positions,
     ReadFilter,
+    StoredEvent,
 )
 from ledger.timeutil import from_micros, to_micros, utc_now
 
@@ -224,12 +225,24 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             cursor.execute(statement, params)
             return [(r[0], r[1], r[2]) for r in cursor.fetchall()]
 
+    def select_stored(self, start: int, limit: int) -> list[tuple[int, str, str, str, int, bytes]]:
+        """Rows ``(position, id, type, subject, event time, state)`` from ``start``."""
+        statement = (
+            "SELECT rowid, originator_id, topic, subject, event_time, state "
+            f"FROM {self.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+        )
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (start, limit))
+            rows: list[tuple[int, str, str, str, int, bytes]] = cursor.fetchall()
+            return rows
+
 
 class SQLiteLog(EventLog):
     """The embedded :class:`EventLog`: one SQLite file, one partition."""
 
     refuses_duplicates_across_batches = True
     overlapped_writes = True
+    validated_at_append = True
 
     def __init__(
         self, path: Path, *, create: bool = True, lock_timeout: int = 30, cache_mib: int = 256
@@ -287,6 +300,21 @@ class SQLiteLog(EventLog):
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING
     ) -> Iterator[LogRecord]:
         return self._scan(start, where, stop=None, poll_seconds=0.0)
+
+    def read_stored(self, start: Positions | None = None) -> Iterator[StoredEvent]:
+        position = max(1, (start or {}).get(PARTITION, 1))
+        while True:
+            try:
+                rows = self.recorder.select_stored(position, READ_PAGE)
+            except (PersistenceError, sqlite3.Error) as exc:
+                raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+            if not rows:
+                return
+            for row_position, event_id, event_type, subject, micros, state in rows:
+                yield StoredEvent(
+                    Position(PARTITION, row_position), event_id, event_type, subject, micros, state
+                )
+            position = rows[-1][0] + 1
 
     def follow(
         self,

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ledger.events import Touchpoint
+from ledger.events import TouchpointEvent
+from ledger.timeutil import to_micros
+from projections.fact import Fact, fact_of
 
 SLOT_SECONDS = 900
+SLOT_MICROS = SLOT_SECONDS * 1_000_000
 
 ContactKey = tuple[str, str, str, str, int]
 """``(customer, channel, direction, purpose, slot)``."""
@@ -28,28 +31,28 @@ ContactCounts = Counter[ContactKey]
 
 def slot_of(moment: datetime) -> int:
     """The quarter-hour slot (UTC) that contains an aware datetime."""
-    return int(moment.timestamp()) // SLOT_SECONDS
+    return to_micros(moment) // SLOT_MICROS
 
 
 def slot_start(slot: int) -> datetime:
-    return datetime.fromtimestamp(slot * SLOT_SECONDS, ZoneInfo("UTC"))
+    return datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
 
 
-def contact_key(event: Touchpoint) -> ContactKey | None:
-    """The counter an event adds to, or ``None`` for records that are not contacts
+def contact_key(fact: Fact) -> ContactKey | None:
+    """The counter a touchpoint adds to, or ``None`` for records that are not contacts
     (consent and customer details)."""
-    data = event.data
-    channel = getattr(data, "channel", None)
-    direction = getattr(data, "direction", None)
-    purpose = getattr(data, "purpose", None)
+    data = fact.data
+    channel = data.get("channel")
+    direction = data.get("direction")
+    purpose = data.get("purpose")
     if channel is None or direction is None or purpose is None:
         return None
-    return (event.subject, str(channel), str(direction), str(purpose), slot_of(event.time))
+    return (fact.subject, channel, direction, purpose, fact.micros // SLOT_MICROS)
 
 
-def apply(state: ContactCounts, event: Touchpoint) -> ContactCounts:
+def apply(state: ContactCounts, fact: Fact | TouchpointEvent) -> ContactCounts:
     """Count one touchpoint. Deterministic, no I/O; updates ``state`` in place and returns it."""
-    key = contact_key(event)
+    key = contact_key(fact if isinstance(fact, Fact) else fact_of(fact))
     if key is not None:
         state[key] += 1
     return state
@@ -100,7 +103,9 @@ def count(
     )
 
 
-def replay(events: Iterable[Touchpoint], state: ContactCounts | None = None) -> ContactCounts:
+def replay(
+    events: Iterable[Fact | TouchpointEvent], state: ContactCounts | None = None
+) -> ContactCounts:
     """Fold ``apply`` over events (rebuilds and "as of" answers use exactly this)."""
     state = Counter() if state is None else state
     for event in events:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import orjson
 import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -68,12 +67,12 @@ class ViewBatch:
 
     profiles: dict[str, Profile] = field(default_factory=dict)
     contacts: Counter[ContactKey] = field(default_factory=Counter)
-    applied_ids: list[str] = field(default_factory=list)
+    applied_ids: set[str] = field(default_factory=set)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     positions: dict[int, int] = field(default_factory=dict)
     """Per partition, the next offset to read once this batch is committed."""
-    newest: dict[int, datetime] = field(default_factory=dict)
-    """Per partition, the latest event time among the events of this batch."""
+    newest: dict[int, int] = field(default_factory=dict)
+    """Per partition, the latest event time among the events of this batch (microseconds)."""
     rate: float = 0.0
     """Records per second while this batch was processed."""
     expected: dict[int, int | None] = field(default_factory=dict)
@@ -84,6 +83,18 @@ class ViewBatch:
     """Dead letters (partition, offset) that this batch applied at last."""
     """Per partition, the stored position this batch was read from (``None``: no position
     yet). The commit fails if another projector moved it meanwhile."""
+
+
+Guard = tuple[str, int | None, int | None]
+"""``(tracking name, value this batch expects, new value or None to only check)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch turned into statements and rows, plus the guards its commit checks."""
+
+    rows: list[tuple[str, list[tuple[Any, ...]]]]
+    guards: list[Guard]
 
 
 TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress")
@@ -101,6 +112,7 @@ UPSERT_CONTACTS = (
     "SET n = {contact_slots}.n + excluded.n"
 )
 INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?)"
+
 INSERT_DEAD_LETTER = "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 DELETE_DEAD_LETTER = "DELETE FROM {dead_letters} WHERE partition = ? AND offset = ?"
 UPSERT_PROGRESS = (
@@ -124,7 +136,7 @@ def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
         (DELETE_DEAD_LETTER, sorted(batch.resolved)),
         (
             UPSERT_PROGRESS,
-            [(p, to_micros(t), now, batch.rate) for p, t in sorted(batch.newest.items())],
+            [(p, t, now, batch.rate) for p, t in sorted(batch.newest.items())],
         ),
         (
             INSERT_DEAD_LETTER,
@@ -198,9 +210,10 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
                 raise
             connection.commit()
 
-    def commit(self, batch: ViewBatch, guards: Sequence[Guard]) -> None:
+    def commit(self, batch: PreparedBatch) -> None:
+        guards = batch.guards
         with self.datastore.transaction(commit=True) as cursor:
-            for statement, rows in _batch_rows(batch):
+            for statement, rows in batch.rows:
                 if rows:
                     cursor.executemany(self.sql(statement), rows)
             # The writes above hold SQLite's write lock, so these reads cannot race.
@@ -240,7 +253,8 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
             for statement, params in statements:
                 cursor.execute(statement.replace("?", "%s"), params)
 
-    def commit(self, batch: ViewBatch, guards: Sequence[Guard]) -> None:
+    def commit(self, batch: PreparedBatch) -> None:
+        guards = batch.guards
         with self.datastore.transaction(commit=True) as cursor:
             for name, expected, _ in guards:  # sorted by name: no lock cycles
                 # A transaction-scoped lock per guard serialises projectors committing the
@@ -254,7 +268,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
                 )
                 row = cursor.fetchone()
                 _check_guard(name, expected, row["notification_id"] if row else None)
-            for statement, rows in _batch_rows(batch):
+            for statement, rows in batch.rows:
                 if rows:
                     cursor.executemany(self.sql(statement), rows)
             for name, _, new in guards:
@@ -270,10 +284,6 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
 ViewRecorder = SQLiteViewRecorder | PostgresViewRecorder
 
 
-Guard = tuple[str, int | None, int | None]
-"""``(tracking name, value this batch expects, new value or None to only check)``."""
-
-
 def _check_guard(name: str, expected: int | None, stored: int | None) -> None:
     if stored != expected:
         raise IntegrityError(
@@ -282,15 +292,15 @@ def _check_guard(name: str, expected: int | None, stored: int | None) -> None:
 
 
 def _profile_row(profile: Profile) -> tuple[str, str, int | None, int | None, int]:
-    opened = profile.open_complaints().values()
+    state = profile.state
     return (
-        profile.customer,
+        state["customer"],
         # Sorted keys: the same profile gives the same bytes whatever order its events
         # arrived in (a late or retried event changes dict insertion order, not content).
-        orjson.dumps(profile.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode(),
-        to_micros(profile.last_purchase) if profile.last_purchase else None,
-        to_micros(min(opened)) if opened else None,
-        profile.purchases,
+        profile.to_json().decode(),
+        state["last_purchase"],
+        profile.oldest_open_complaint() if state["complaints"] else None,
+        state["purchases"],
     )
 
 
@@ -349,7 +359,7 @@ class ViewStore:
                 chunk,
             )
             for (state,) in rows:
-                profile = Profile.model_validate_json(state)
+                profile = Profile.from_json(state)
                 profiles[profile.customer] = profile
         return profiles
 
@@ -361,15 +371,27 @@ class ViewStore:
         profiles from an older generation must reload them."""
         return self.recorder.max_tracking_id(self.generation_name())
 
-    def commit(self, batch: ViewBatch) -> None:
+    def prepare(self, batch: ViewBatch) -> PreparedBatch:
+        """The rows and guards of a batch: CPU work only (profiles serialised now, so the
+        batch's profiles may change afterwards), for :meth:`write`."""
         guards: list[Guard] = [
             (self.tracking_name(p), batch.expected.get(p), offset)
             for p, offset in batch.positions.items()
         ]
         bumped = (batch.generation or 0) + 1 if batch.bump_generation else None
         guards.append((self.generation_name(), batch.generation, bumped))
+        return PreparedBatch(_batch_rows(batch), sorted(guards))
+
+    def commit(self, batch: ViewBatch) -> None:
+        """Write a batch in one transaction (see :meth:`write`)."""
+        self.write(self.prepare(batch))
+
+    def write(self, prepared: PreparedBatch) -> None:
+        """Write a prepared batch in one transaction, if its guards hold: raises
+        ``BatchConflict`` (and writes nothing) when another projector moved a position or
+        the generation first. Mostly I/O and SQL, with the GIL released."""
         try:
-            self.recorder.commit(batch, sorted(guards))
+            self.recorder.commit(prepared)
         except IntegrityError as exc:
             raise BatchConflict(f"another projector got there first: {exc}") from exc
         except (PersistenceError, sqlite3.Error) as exc:
@@ -390,7 +412,7 @@ class ViewStore:
             (last,),
         ):
             for _, state in rows:
-                yield Profile.model_validate_json(state)
+                yield Profile.from_json(state)
             last = rows[-1][0]
 
     def contacts(self, customer: str, window: Window) -> dict[tuple[str, str, str], int]:
