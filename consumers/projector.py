@@ -194,7 +194,7 @@ class Projector:
             finished = True
             pending: Pending | None = None
             try:
-                while chunk := list(itertools.islice(items, READ_CHUNK)):
+                while chunk := list(itertools.islice(items, self._room(pending))):
                     pending = pending or self._begin()
                     self._add(pending, chunk)
                     stopping = stop is not None and stop.is_set()
@@ -227,6 +227,10 @@ class Projector:
         pending = self._begin()
         self._add(pending, [r if isinstance(r, Item) else item_of(r) for r in records])
         self._finish(pending, report)
+
+    def _room(self, pending: Pending | None) -> int:
+        """How many records to read next: a chunk, but never past ``batch_size``."""
+        return min(READ_CHUNK, self.batch_size - (pending.records if pending else 0))
 
     def _begin(self) -> Pending:
         return Pending(ViewBatch(generation=self._generation), time.perf_counter())
