@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,8 +33,9 @@ from rich.table import Table
 
 from consumers.kafka_group import GroupProjector
 from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
+from ledger import audit as ledger_audit
 from ledger import service
-from ledger.app import open_log, open_store
+from ledger.app import log_name, open_log, open_store
 from ledger.codec import event_to_dict
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
@@ -43,6 +45,7 @@ from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
+from projections import frequency
 from projections.frequency import Window
 from projections.report import RelationshipReport
 
@@ -467,6 +470,55 @@ def _table_line(record: LogRecord) -> str:
         f"{record.position!s:>10}  {event.time.isoformat():25}  {event.subject:12}  "
         f"{event.type:20}  {describe(event)}"
     )
+
+
+@main.command()
+@click.argument("customer")
+@click.option("--until", metavar="TIME", help="Only events that happened by TIME (inclusive).")
+@click.option(
+    "--as-recorded-by",
+    "recorded_by",
+    metavar="TIME",
+    help="Only events the ledger had recorded by TIME: what it knew then.",
+)
+@json_option
+@click.pass_context
+def history(
+    ctx: click.Context,
+    customer: str,
+    until: str | None,
+    recorded_by: str | None,
+    as_json: bool,
+) -> None:
+    """One customer's touchpoints in event-time order, readable.
+
+    Each line shows when it happened, what it was, and where it sits in the log and
+    when the ledger recorded it. With --json: one {position, recorded_at, event} per line.
+
+    \b
+    Example:
+      ledger history C0000042
+      ledger history C0000042 --until 2025-06-30 --json
+    """
+    found = _history(
+        ctx, customer, parse_time(until, "--until"), parse_time(recorded_by, "--as-recorded-by")
+    )
+    if as_json:
+        out = sys.stdout.buffer
+        for record in found.records:
+            out.write(_jsonl(record, with_position=True))
+        return
+    if not found.records:
+        click.echo(f"no touchpoints of customer {customer} in this range")
+    for record in found.records:
+        event = record.event
+        assert event is not None
+        click.echo(
+            f"{event.time.isoformat():25}  {event.type:20}  {describe(event)}"
+            f"  [{record.position}, recorded {record.recorded_at:%Y-%m-%d %H:%M:%S}]"
+        )
+    if found.undecodable:
+        ctx.exit(EXIT_REJECTED)
 
 
 # -- generate ---------------------------------------------------------------------------
@@ -989,26 +1041,74 @@ def _now(at: str | None) -> datetime:
     return parse_time(at, "--at") or datetime.now(UTC)
 
 
+def as_of_options(function: F) -> F:
+    function = click.option(
+        "--as-recorded-by",
+        "recorded_by",
+        metavar="TIME",
+        help="As the ledger knew it then: only events recorded (appended) by TIME.",
+    )(function)
+    return click.option(
+        "--as-of",
+        "as_of",
+        metavar="TIME",
+        help="As it stood at TIME: only events that happened by then (event time), "
+        "folded from the log by the projection's own code.",
+    )(function)
+
+
+def _as_of(as_of: str | None, recorded_by: str | None) -> tuple[datetime | None, datetime | None]:
+    return parse_time(as_of, "--as-of"), parse_time(recorded_by, "--as-recorded-by")
+
+
+def _history(
+    ctx: click.Context, customer: str, until: datetime | None, recorded_by: datetime | None
+) -> service.History:
+    with open_log(settings_of(ctx), create=False) as log:
+        found = service.history(log, customer, until=until, recorded_by=recorded_by)
+    for record in found.undecodable:
+        click.echo(
+            f"warning: cannot decode the record at {record.position}: {record.error}", err=True
+        )
+    return found
+
+
 @main.command()
 @click.argument("customer")
 @at_option
+@as_of_options
 @json_option
 @click.pass_context
-def profile(ctx: click.Context, customer: str, at: str | None, as_json: bool) -> None:
+def profile(
+    ctx: click.Context,
+    customer: str,
+    at: str | None,
+    as_of: str | None,
+    recorded_by: str | None,
+    as_json: bool,
+) -> None:
     """A customer's profile: details, purchases, complaints, feedback, consent, status.
 
-    Run `ledger project run` first to bring the views up to date.
+    Reads the views (run `ledger project run` first to bring them up to date), or, with
+    --as-of / --as-recorded-by, folds the customer's history up to that moment.
 
     \b
     Example:
       ledger profile C0000042
       ledger profile C0000042 --json | jq .net_spend
+      ledger profile C0000042 --as-of 2025-06-30
     """
-    with closing(open_store(settings_of(ctx))) as store:
-        found = store.profile(customer)
-    if found is None:
-        raise LedgerError(f"no profile for customer {customer!r} (try: ledger project run)")
-    now = _now(at)
+    until, known_by = _as_of(as_of, recorded_by)
+    if until or known_by:
+        found = _history(ctx, customer, until, known_by).profile()
+        if found is None:
+            raise LedgerError(f"no touchpoints of customer {customer!r} by then")
+    else:
+        with closing(open_store(settings_of(ctx))) as store:
+            found = store.profile(customer)
+        if found is None:
+            raise LedgerError(f"no profile for customer {customer!r} (try: ledger project run)")
+    now = parse_time(at, "--at") or until or known_by or datetime.now(UTC)
     derived = {
         "status": str(found.lifecycle(now)),
         "at_risk": found.at_risk(now),
@@ -1059,15 +1159,27 @@ def _customer_contacts(customer: str) -> click.Command:
     @click.command(name=customer, help=f"Contacts of customer {customer} per channel.")
     @window_option(None)
     @at_option
+    @as_of_options
     @json_option
     @click.pass_context
-    def show(ctx: click.Context, window: str | None, at: str | None, as_json: bool) -> None:
-        now = _now(at)
+    def show(
+        ctx: click.Context,
+        window: str | None,
+        at: str | None,
+        as_of: str | None,
+        recorded_by: str | None,
+        as_json: bool,
+    ) -> None:
+        until, known_by = _as_of(as_of, recorded_by)
+        now = parse_time(at, "--at") or until or known_by or datetime.now(UTC)
         lengths = [window] if window else ["24h", "7d", "30d", "90d"]
-        with closing(open_store(settings_of(ctx))) as store:
-            per_window = {
-                w: store.contacts(customer, Window.rolling(now, parse_window(w))) for w in lengths
-            }
+        windows = {w: Window.rolling(now, parse_window(w)) for w in lengths}
+        if until or known_by:
+            counts = _history(ctx, customer, until, known_by).contacts()
+            per_window = {w: frequency.totals(counts, customer, win) for w, win in windows.items()}
+        else:
+            with closing(open_store(settings_of(ctx))) as store:
+                per_window = {w: store.contacts(customer, win) for w, win in windows.items()}
         keys = sorted({k for counts in per_window.values() for k in counts})
         if as_json:
             click.echo(
@@ -1249,6 +1361,190 @@ def schema(out: Path | None) -> None:
         return
     for path in write_schemas(out):
         click.echo(str(path))
+
+
+# -- audit ------------------------------------------------------------------------------
+
+EXIT_TAMPERED = 4
+
+
+@main.group()
+def audit() -> None:
+    """Tamper evidence for auditors: seal the log, verify it, export the seals.
+
+    \b
+    Example:
+      ledger audit keygen keys/seal.pem
+      ledger audit seal --key keys/seal.pem
+      ledger audit verify --public-key keys/seal.pem.pub
+      ledger audit export --out bundle/
+    """
+
+
+@audit.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def audit_keygen(path: Path) -> None:
+    """Create an Ed25519 signing key (PATH, PEM, mode 600) and its public key (PATH.pub).
+
+    Keep the private key away from the people who run the ledger; give auditors the .pub.
+
+    \b
+    Example:
+      ledger audit keygen keys/seal.pem
+    """
+    public = ledger_audit.generate_key(path)
+    click.echo(f"wrote {path} and {path}.pub (public key {public})")
+
+
+@audit.command("seal")
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Sign each checkpoint with this Ed25519 private key (PEM).",
+)
+@json_option
+@click.pass_context
+def audit_seal(ctx: click.Context, key: Path | None, as_json: bool) -> None:
+    """Extend each partition's hash chain to the end of the log and checkpoint it.
+
+    Incremental: sealing again continues from the last checkpoint. Checkpoints and the
+    digest of every sealed record go to the audit store (LEDGER_AUDIT_STORE), not the log.
+
+    \b
+    Example:
+      ledger audit seal --key keys/seal.pem
+    """
+    settings = settings_of(ctx)
+    signer = ledger_audit.Signer(key) if key else None
+    with (
+        open_log(settings, create=False) as log,
+        closing(ledger_audit.AuditStore(settings.audit_path)) as store,
+    ):
+        report = ledger_audit.seal(log, log_name(settings), store, signer)
+    rate = report.records / report.seconds if report.seconds else 0.0
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                {
+                    "records": report.records,
+                    "seconds": round(report.seconds, 3),
+                    "records_per_second": round(rate),
+                    "checkpoints": [c.to_dict() for c in report.checkpoints],
+                }
+            )
+        )
+        return
+    click.echo(
+        f"sealed {report.records} new records in {len(report.checkpoints)} partition(s) "
+        f"({rate:,.0f} records/s){', signed' if signer else ''}"
+    )
+    for checkpoint in report.checkpoints:
+        click.echo(
+            f"  checkpoint {checkpoint.id}: partition {checkpoint.partition} up to position "
+            f"{checkpoint.position}, {checkpoint.count} records, chain {checkpoint.chain[:16]}..."
+        )
+
+
+@audit.command("verify")
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Require every checkpoint to be signed by this key (PEM or hex). Without it, "
+    "signatures are checked against the key each checkpoint names.",
+)
+@click.option(
+    "--from-checkpoint",
+    type=int,
+    metavar="ID",
+    help="Trust each partition up to its last checkpoint with this id or lower.",
+)
+@json_option
+@click.pass_context
+def audit_verify(
+    ctx: click.Context, public_key: Path | None, from_checkpoint: int | None, as_json: bool
+) -> None:
+    """Re-read the log and check it against the seals; exit 4 if anything differs.
+
+    Reports per partition the first divergence, its position and kind: modified,
+    deleted, truncated, reordered, inserted (before a sealed position). Records added
+    since the last seal are counted, not judged. Streams: memory does not grow with the log.
+
+    \b
+    Example:
+      ledger audit verify --public-key keys/seal.pem.pub
+      ledger audit verify --json | jq '.partitions[].divergence'
+    """
+    settings = settings_of(ctx)
+    key = ledger_audit.load_public_key(public_key) if public_key else None
+    with (
+        open_log(settings, create=False) as log,
+        closing(ledger_audit.AuditStore(settings.audit_path)) as store,
+    ):
+        if not store.checkpoints(log_name(settings)):
+            raise LedgerError("nothing sealed yet: run `ledger audit seal` first")
+        reports = ledger_audit.verify(
+            log, log_name(settings), store, public_key=key, from_checkpoint=from_checkpoint
+        )
+    ok = all(r.ok for r in reports)
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                {
+                    "ok": ok,
+                    "partitions": [
+                        {
+                            "partition": r.partition,
+                            "ok": r.ok,
+                            "records": r.records,
+                            "sealed": r.sealed,
+                            "unsealed": r.unsealed,
+                            "checkpoints": r.checkpoints,
+                            "signatures_verified": r.signatures,
+                            "divergence": asdict(r.divergence) if r.divergence else None,
+                            "problems": r.problems,
+                        }
+                        for r in reports
+                    ],
+                }
+            )
+        )
+    else:
+        for r in reports:
+            line = (
+                f"partition {r.partition}: {r.sealed} sealed records, {r.checkpoints} "
+                f"checkpoint(s), {r.signatures} signature(s) verified, {r.unsealed} unsealed"
+            )
+            click.echo(("ok       " if r.ok else "TAMPERED ") + line)
+            if r.divergence:
+                d = r.divergence
+                click.echo(f"  first divergence at position {d.position}: {d.kind}: {d.detail}")
+            for problem in r.problems[:5]:
+                click.echo(f"  {problem}")
+            if len(r.problems) > 5:
+                click.echo(f"  ... and {len(r.problems) - 5} more")
+    if not ok:
+        ctx.exit(EXIT_TAMPERED)
+
+
+@audit.command("export")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder."
+)
+@click.pass_context
+def audit_export(ctx: click.Context, out: Path) -> None:
+    """Write the checkpoints and public key(s) as a small JSON bundle (seals.json).
+
+    With the algorithm in docs/audit.md, an auditor checks the log against it with their
+    own code; the ledger is not needed.
+
+    \b
+    Example:
+      ledger audit export --out bundle/
+    """
+    settings = settings_of(ctx)
+    with closing(ledger_audit.AuditStore(settings.audit_path)) as store:
+        path = ledger_audit.export(store, log_name(settings), out)
+    click.echo(str(path))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from ledger.log import (
     LogRecord,
     Position,
     Positions,
+    RawRecord,
     ReadFilter,
 )
 from ledger.settings import KafkaLogTarget, Settings
@@ -303,6 +304,35 @@ class KafkaLog(EventLog):
                     raise LogUnavailable(
                         f"topic {self.topic}: no progress for {READ_STALL_SECONDS:.0f}s on "
                         f"partitions {sorted(tp.partition for tp in unfinished)}"
+                    )
+        except KafkaError as exc:
+            raise self._unavailable("cannot read", exc) from exc
+        finally:
+            consumer.close()
+
+    def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
+        tp = TopicPartition(self.topic, partition)
+        consumer = self._consumer()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            last_progress = time.monotonic()
+            while True:
+                for record in consumer.poll(timeout_ms=500).get(tp, []):
+                    last_progress = time.monotonic()
+                    yield RawRecord(
+                        Position(partition, record.offset),
+                        record.key,
+                        tuple((name, value or b"") for name, value in record.headers),
+                        record.value,
+                        record.timestamp * 1000,
+                    )
+                highwater = consumer.highwater(tp)
+                if highwater is not None and consumer.position(tp) >= highwater:
+                    return
+                if time.monotonic() - last_progress > READ_STALL_SECONDS:
+                    raise LogUnavailable(
+                        f"topic {self.topic}: no progress on partition {partition}"
                     )
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc

@@ -98,6 +98,22 @@ class StoredEvent(NamedTuple):
     """The canonical structured-mode JSON the ledger wrote."""
 
 
+class RawRecord(NamedTuple):
+    """A record's stored parts, exactly as the log holds them (what audit seals cover).
+
+    Kafka: the record's key, headers, value and timestamp. The embedded log: the customer
+    as key, the id, type and event-time columns as headers, the stored JSON as value, and
+    the append time: every column the ledger reads back.
+    """
+
+    position: Position
+    key: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    value: bytes | None
+    timestamp: int
+    """Microseconds since the epoch (Kafka: the record timestamp, milliseconds x 1000)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReadFilter:
     """Which records a read returns. Empty fields mean "all"."""
@@ -185,6 +201,11 @@ class EventLog(ABC):
         Records whose bytes cannot be decoded are yielded with ``event=None`` and
         an ``error`` regardless of the filter, so that nothing is hidden silently.
         """
+
+    @abstractmethod
+    def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
+        """Every record of one partition from offset ``start`` to the current end, undecoded
+        (for sealing and verifying: nothing is interpreted, so nothing is hidden)."""
 
     def read_stored(self, start: Positions | None = None) -> Iterator[StoredEvent]:
         """Every record from ``start`` to the current end, undecoded, in log order.

@@ -31,6 +31,10 @@ from ledger.importer import (
     import_stream,
 )
 from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
+from ledger.timeutil import MICROSECOND
+from projections import frequency, profile
+from projections.fact import Fact, fact_of
+from projections.profile import Profile
 from projections.report import RelationshipReport, relationship_report
 from projections.store import DeadLetter, ViewStore
 
@@ -74,6 +78,53 @@ def replay(
     """The history in log order, filtered; at most ``limit`` records."""
     records = log.read(start, where)
     return itertools.islice(records, limit) if limit is not None else records
+
+
+@dataclass
+class History:
+    """One customer's records up to a moment, in event-time order."""
+
+    customer: str
+    records: list[LogRecord]
+    """Decoded records (each once, by event id), oldest event first."""
+    undecodable: list[LogRecord]
+    """The customer's records that cannot be decoded (reported, never hidden)."""
+
+    def facts(self) -> list[Fact]:
+        return [fact_of(r.event) for r in self.records if r.event is not None]
+
+    def profile(self) -> Profile | None:
+        """The profile as it stood: the projection's own code over this history."""
+        return profile.replay(self.customer, self.facts()) if self.records else None
+
+    def contacts(self) -> frequency.ContactCounts:
+        return frequency.replay(self.facts())
+
+
+def history(
+    log: EventLog,
+    customer: str,
+    *,
+    until: datetime | None = None,
+    recorded_by: datetime | None = None,
+) -> History:
+    """A customer's history as it stood: events that *happened* by ``until`` (event time,
+    inclusive) and that the ledger had *recorded* by ``recorded_by`` (append time,
+    inclusive). Either may be left open. An event re-published with the same id counts
+    once, as in the projections."""
+    where = ReadFilter(customer=customer, until=until + MICROSECOND if until else None)
+    seen: set[str] = set()
+    records, undecodable = [], []
+    for record in log.read(None, where):
+        if recorded_by is not None and record.recorded_at > recorded_by:
+            continue
+        if record.event is None:
+            undecodable.append(record)
+        elif record.event.id not in seen:
+            seen.add(record.event.id)
+            records.append(record)
+    records.sort(key=lambda r: r.event.time if r.event else r.recorded_at)
+    return History(customer, records, undecodable)
 
 
 def _generated_candidates(

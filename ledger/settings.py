@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         description="Where the read models live: sqlite:///path/to/views.db (default: "
         "views.db in the data dir) (LEDGER_STORE).",
     )
+    audit_store: Path | None = Field(
+        default=None,
+        description="Where seals (checkpoints and record digests) are kept, apart from the "
+        "log: a SQLite file (default: audit.db in the data dir) (LEDGER_AUDIT_STORE).",
+    )
     kafka_partitions: int = Field(
         default=12,
         ge=1,
@@ -101,6 +106,11 @@ class Settings(BaseSettings):
     def store_url(self) -> str:
         """The configured view store URL, or ``views.db`` under ``data_dir``."""
         return self.store or f"sqlite:///{self.data_dir / 'views.db'}"
+
+    @property
+    def audit_path(self) -> Path:
+        """The audit store file: ``audit_store``, or ``audit.db`` under ``data_dir``."""
+        return self.audit_store or self.data_dir / "audit.db"
 
     @property
     def log_url(self) -> str:

@@ -38,6 +38,7 @@ from ledger.log import (
     LogRecord,
     Position,
     Positions,
+    RawRecord,
     ReadFilter,
     StoredEvent,
 )
@@ -225,6 +226,17 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             cursor.execute(statement, params)
             return [(r[0], r[1], r[2]) for r in cursor.fetchall()]
 
+    def select_raw(self, start: int, limit: int) -> list[tuple[Any, ...]]:
+        """Every column the ledger reads, as stored, from ``start`` (no type coercion)."""
+        statement = (
+            "SELECT rowid, originator_id, topic, subject, event_time, state, recorded_at "
+            f"FROM {self.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+        )
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (start, limit))
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
+
     def select_stored(self, start: int, limit: int) -> list[tuple[int, str, str, str, int, bytes]]:
         """Rows ``(position, id, type, subject, event time, state)`` from ``start``."""
         statement = (
@@ -301,6 +313,27 @@ class SQLiteLog(EventLog):
     ) -> Iterator[LogRecord]:
         return self._scan(start, where, stop=None, poll_seconds=0.0)
 
+    def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
+        if partition != PARTITION:
+            return
+        position = start
+        while True:
+            try:
+                rows = self.recorder.select_raw(position, READ_PAGE)
+            except (PersistenceError, sqlite3.Error) as exc:
+                raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+            if not rows:
+                return
+            for row_position, event_id, event_type, subject, micros, state, recorded_at in rows:
+                yield RawRecord(
+                    Position(PARTITION, row_position),
+                    _utf8(subject),
+                    (("id", _utf8(event_id)), ("type", _utf8(event_type)), ("time", _utf8(micros))),
+                    None if state is None else _utf8(state),
+                    recorded_at if isinstance(recorded_at, int) else -1,
+                )
+            position = rows[-1][0] + 1
+
     def read_stored(self, start: Positions | None = None) -> Iterator[StoredEvent]:
         position = max(1, (start or {}).get(PARTITION, 1))
         while True:
@@ -356,6 +389,18 @@ class SQLiteLog(EventLog):
 
     def close(self) -> None:
         self._datastore.close()
+
+
+def _utf8(value: object) -> bytes:
+    """A column as bytes: text as UTF-8, numbers as digits, anything else (a tampered
+    type) by a tagged repr, so that a change of type changes the bytes too."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int):
+        return b"%d" % value
+    return f"<{type(value).__name__}>{value!r}".encode()
 
 
 def _decode(position: int, state: bytes, recorded_at: int) -> LogRecord:

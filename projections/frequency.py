@@ -111,3 +111,13 @@ def replay(
     for event in events:
         apply(state, event)
     return state
+
+
+def totals(state: ContactCounts, customer: str, window: Window) -> dict[tuple[str, str, str], int]:
+    """Contacts of ``customer`` in ``window`` per (channel, direction, purpose): what
+    ``ViewStore.contacts`` answers from the store, here from an in-memory state."""
+    found: Counter[tuple[str, str, str]] = Counter()
+    for (who, channel, direction, purpose, slot), n in state.items():
+        if who == customer and window.start <= slot < window.end:
+            found[(channel, direction, purpose)] += n
+    return dict(found)

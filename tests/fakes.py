@@ -18,6 +18,7 @@ from ledger.log import (
     LogRecord,
     Position,
     Positions,
+    RawRecord,
     ReadFilter,
 )
 
@@ -75,6 +76,12 @@ class InMemoryLog(EventLog):
                 if r.position.offset >= first and r.event is not None and where.matches(r.event)
             ]
         )
+
+    def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
+        for r in self.records:
+            if partition == 0 and r.position.offset >= start and r.event is not None:
+                key = r.event.subject.encode()
+                yield RawRecord(r.position, key, (), r.raw, int(r.recorded_at.timestamp() * 1e6))
 
     def follow(
         self,

@@ -67,6 +67,12 @@ COMMANDS = [
     "contacts",
     "contacts top",
     "customers",
+    "history",
+    "audit",
+    "audit keygen",
+    "audit seal",
+    "audit verify",
+    "audit export",
 ]
 
 
