@@ -20,10 +20,14 @@ end), records in another order, or records inserted before a sealed position.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import sqlite3
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,14 +37,14 @@ import orjson
 
 from ledger.errors import LedgerError
 from ledger.log import EventLog, RawRecord
+from ledger.sqlite_log import SQLiteLog
 from ledger.timeutil import from_micros, to_micros, utc_now
 
 ALGORITHM = "touchpoint-ledger-seal-v1"
 GENESIS = bytes(32)
 _RECORD_TAG = b"TPL-RECORD-1"
-_ABSENT = b"\xff\xff\xff\xff"
+_ABSENT = 0xFFFFFFFF
 _I64 = struct.Struct(">q")
-_U32 = struct.Struct(">I")
 _SEAL_CHUNK = 20_000
 MISMATCH_CAP = 100_000
 """Diverging records remembered per partition to classify the first divergence; past
@@ -51,22 +55,23 @@ class AuditError(LedgerError):
     """The audit store or a key cannot be used."""
 
 
-def _field(value: bytes | None) -> bytes:
-    return _ABSENT if value is None else _U32.pack(len(value)) + value
+_LAYOUTS: dict[int, struct.Struct] = {}
 
 
 def record_bytes(record: RawRecord) -> bytes:
-    """The canonical bytes of one stored record (see docs/audit.md)."""
-    parts = [
-        _RECORD_TAG,
-        _I64.pack(record.timestamp),
-        _field(record.key),
-        _U32.pack(len(record.headers)),
-    ]
+    """The canonical bytes of one stored record (see docs/audit.md): the tag, the
+    timestamp, the number of headers, the length of each field, then the fields (key, each
+    header's name and value, value); an absent field has length FFFFFFFF and no bytes."""
+    fields = [record.key]
     for name, value in record.headers:
-        parts += [_field(name.encode()), _field(value)]
-    parts.append(_field(record.value))
-    return b"".join(parts)
+        fields += (name.encode(), value)
+    fields.append(record.value)
+    layout = _LAYOUTS.get(len(fields))
+    if layout is None:
+        layout = _LAYOUTS[len(fields)] = struct.Struct(f">qI{len(fields)}I")
+    lengths = [_ABSENT if f is None else len(f) for f in fields]
+    head = layout.pack(record.timestamp, len(record.headers), *lengths)
+    return b"".join([_RECORD_TAG, head, *[f for f in fields if f is not None]])
 
 
 def record_digest(record: RawRecord) -> bytes:
@@ -134,9 +139,11 @@ class AuditStore:
                 "log TEXT NOT NULL, partition INTEGER NOT NULL, position INTEGER NOT NULL, "
                 "count INTEGER NOT NULL, chain TEXT NOT NULL, sealed_at INTEGER NOT NULL, "
                 "public_key TEXT, signature TEXT);"
+                # The digests of a seal's records, a chunk of them per row: positions as
+                # big-endian int64s, digests as 32 bytes each, in the same order.
                 "CREATE TABLE IF NOT EXISTS sealed (log TEXT NOT NULL, partition INTEGER NOT "
-                "NULL, position INTEGER NOT NULL, digest BLOB NOT NULL, "
-                "PRIMARY KEY (log, partition, position)) WITHOUT ROWID;"
+                "NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, positions BLOB NOT "
+                "NULL, digests BLOB NOT NULL, PRIMARY KEY (log, partition, first)) WITHOUT ROWID;"
             )
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open the audit store {path}: {exc}") from exc
@@ -161,20 +168,25 @@ class AuditStore:
         return found[-1] if found else None
 
     def sealed(self, log: str, partition: int, after: int) -> Iterator[tuple[int, bytes]]:
-        """Sealed ``(position, digest)`` pairs after position ``after``, in order (paged)."""
+        """Sealed ``(position, digest)`` pairs after position ``after``, in order (a chunk
+        in memory at a time)."""
         while rows := self._db.execute(
-            "SELECT position, digest FROM sealed WHERE log = ? AND partition = ? "
-            "AND position > ? ORDER BY position LIMIT 10000",
+            "SELECT last, positions, digests FROM sealed WHERE log = ? AND partition = ? "
+            "AND last > ? ORDER BY first LIMIT 10",
             (log, partition, after),
         ).fetchall():
-            yield from rows
+            for _, positions, digests in rows:
+                offsets = struct.unpack(f">{len(positions) // 8}q", positions)
+                for index, position in enumerate(offsets):
+                    if position > after:
+                        yield position, digests[index * 32 : index * 32 + 32]
             after = rows[-1][0]
 
     def add(
         self,
         log: str,
         partition: int,
-        digests: Iterator[list[tuple[int, bytes]]],
+        digests: Iterator[tuple[list[int], list[bytes]]],
         checkpoint: Callable[[], Checkpoint | None],
     ) -> Checkpoint | None:
         """Write streamed sealed digests, then the checkpoint ``checkpoint()`` makes once
@@ -182,10 +194,17 @@ class AuditStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for chunk in digests:
-                    self._db.executemany(
-                        "INSERT INTO sealed VALUES (?, ?, ?, ?)",
-                        [(log, partition, p, d) for p, d in chunk],
+                for positions, chunk in digests:
+                    self._db.execute(
+                        "INSERT INTO sealed VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            log,
+                            partition,
+                            positions[0],
+                            positions[-1],
+                            struct.pack(f">{len(positions)}q", *positions),
+                            b"".join(chunk),
+                        ),
                     )
                 made = checkpoint()
                 if made is not None:
@@ -311,10 +330,22 @@ class SealReport:
 
 
 def seal(
-    log: EventLog, log_name: str, store: AuditStore, signer: Signer | None = None
+    log: EventLog,
+    log_name: str,
+    store: AuditStore,
+    signer: Signer | None = None,
+    *,
+    workers: int | None = None,
 ) -> SealReport:
     """Extend every partition's chain from its last checkpoint to the current end of the
-    log, and write a checkpoint for each partition that had new records."""
+    log, and write a checkpoint for each partition that had new records.
+
+    The embedded log is read and digested by ``workers`` processes (default: one per
+    core) in spans of positions; this process only chains the digests in order and
+    stores them. Reading the rows is most of the work, and digests do not depend on each
+    other, so it parallelises; the chain does not, but costs one hash per record.
+    """
+    workers = workers or os.cpu_count() or 1
     report = SealReport()
     started = time.perf_counter()
     sealed_at = utc_now()
@@ -346,7 +377,7 @@ def seal(
             signature = signer.sign(made.message())
             return replace(made, public_key=signer.public_key, signature=signature)
 
-        digests = _sealing(log.read_raw(partition, state.position + 1), state)
+        digests = _sealing(_digests(log, partition, state.position + 1, workers), state)
         made = store.add(log_name, partition, digests, checkpoint)
         if made is not None:
             report.records += made.count - before
@@ -362,24 +393,78 @@ class _ChainState:
     position: int
 
 
-def _sealing(records: Iterator[RawRecord], state: _ChainState) -> Iterator[list[tuple[int, bytes]]]:
+def _sealing(
+    digests: Iterator[tuple[int, bytes]], state: _ChainState
+) -> Iterator[tuple[list[int], list[bytes]]]:
+    """Chain ``(position, digest)`` pairs, yielding them in chunks; ``state`` is the chain
+    after the last chunk yielded."""
     sha256, pack = hashlib.sha256, _I64.pack
-    chunk: list[tuple[int, bytes]] = []
     chain = state.chain
-    for record in records:
-        position = record.position.offset
-        digest = sha256(record_bytes(record)).digest()
+    positions: list[int] = []
+    chunk: list[bytes] = []
+    for position, digest in digests:
         chain = sha256(chain + pack(position) + digest).digest()
-        chunk.append((position, digest))
-        if len(chunk) >= _SEAL_CHUNK:
-            state.chain, state.count, state.position = chain, state.count + len(chunk), position
-            yield chunk
-            chunk = []
-    if chunk:
-        state.chain = chain
-        state.count += len(chunk)
-        state.position = chunk[-1][0]
-        yield chunk
+        positions.append(position)
+        chunk.append(digest)
+        if len(positions) >= _SEAL_CHUNK:
+            state.chain, state.count, state.position = chain, state.count + len(positions), position
+            yield positions, chunk
+            positions, chunk = [], []
+    if positions:
+        state.chain, state.count, state.position = (
+            chain,
+            state.count + len(positions),
+            positions[-1],
+        )
+        yield positions, chunk
+
+
+def _digests(
+    log: EventLog, partition: int, start: int, workers: int
+) -> Iterator[tuple[int, bytes]]:
+    """``(position, digest)`` of every record of a partition from ``start``, in order."""
+    if isinstance(log, SQLiteLog) and workers > 1:
+        yield from _parallel_digests(log, start, workers)
+        return
+    for record in log.read_raw(partition, start):
+        yield record.position.offset, record_digest(record)
+
+
+_SPAN = 50_000
+"""Positions per worker task when sealing the embedded log in parallel."""
+
+
+def _digest_span(path: Path, first: int, last: int) -> tuple[bytes, bytes]:
+    """In a worker process: the positions (big-endian int64s) and digests of the embedded
+    log's records ``first``..``last``."""
+    positions: list[int] = []
+    digests: list[bytes] = []
+    sha256, encode = hashlib.sha256, record_bytes
+    with SQLiteLog(path, create=False, cache_mib=8) as log:
+        for record in log.read_raw(0, first):
+            position = record.position.offset
+            if position > last:
+                break
+            positions.append(position)
+            digests.append(sha256(encode(record)).digest())
+    return struct.pack(f">{len(positions)}q", *positions), b"".join(digests)
+
+
+def _parallel_digests(log: SQLiteLog, start: int, workers: int) -> Iterator[tuple[int, bytes]]:
+    """:func:`_digests` of the embedded log, read and digested by ``workers`` processes,
+    span by span, in order, up to the position that was last when it started (later
+    appends are for the next seal). Reading the rows is most of the work and digests do
+    not depend on each other; only the chain is sequential."""
+    last = log.end_position()
+    spans = [(log.path, lo, min(lo + _SPAN - 1, last)) for lo in range(start, last + 1, _SPAN)]
+    if not spans:
+        return
+    context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for packed, joined in pool.map(_digest_span, *zip(*spans, strict=True)):
+            positions = struct.unpack(f">{len(packed) // 8}q", packed)
+            for index, position in enumerate(positions):
+                yield position, joined[index * 32 : index * 32 + 32]
 
 
 # -- verification ---------------------------------------------------------------------------
@@ -424,6 +509,7 @@ def verify(
     *,
     public_key: str | None = None,
     from_checkpoint: int | None = None,
+    workers: int | None = None,
 ) -> list[PartitionReport]:
     """Re-read the log and check it against the seals, partition by partition.
 
@@ -433,10 +519,17 @@ def verify(
     ``from_checkpoint``, each partition is trusted up to its last checkpoint with that id
     or lower, and verified from there.
     """
+    workers = workers or os.cpu_count() or 1
     partitions = sorted(set(log.partitions()) | {c.partition for c in store.checkpoints(log_name)})
     return [
         _verify_partition(
-            log, log_name, store, p, public_key=public_key, from_checkpoint=from_checkpoint
+            log,
+            log_name,
+            store,
+            p,
+            public_key=public_key,
+            from_checkpoint=from_checkpoint,
+            workers=workers,
         )
         for p in partitions
     ]
@@ -468,6 +561,7 @@ def _verify_partition(
     *,
     public_key: str | None,
     from_checkpoint: int | None,
+    workers: int,
 ) -> PartitionReport:
     checkpoints = store.checkpoints(log_name, partition)
     start: Checkpoint | None = None
@@ -477,7 +571,9 @@ def _verify_partition(
     after = start.position if start else -1
     check = _PartitionCheck(partition, start, [c for c in checkpoints if c.position > after])
     check.signatures(public_key)
-    check.run(log.read_raw(partition, after + 1), store.sealed(log_name, partition, after))
+    check.run(
+        _digests(log, partition, after + 1, workers), store.sealed(log_name, partition, after)
+    )
     return check.report
 
 
@@ -512,18 +608,20 @@ class _PartitionCheck:
                 f"checkpoint {checkpoint.id} (position {checkpoint.position}): {problem}{pinned}"
             )
 
-    def run(self, records: Iterator[RawRecord], sealed: Iterator[tuple[int, bytes]]) -> None:
+    def run(
+        self, records: Iterator[tuple[int, bytes]], sealed: Iterator[tuple[int, bytes]]
+    ) -> None:
         record, entry = next(records, None), next(sealed, None)
         while record is not None or entry is not None:
-            if entry is None or (record is not None and record.position.offset < entry[0]):
+            if entry is None or (record is not None and record[0] < entry[0]):
                 assert record is not None
-                self._log_only(record)
+                self._log_only(*record)
                 record = next(records, None)
-            elif record is None or entry[0] < record.position.offset:
+            elif record is None or entry[0] < record[0]:
                 self._sealed_only(*entry)
                 entry = next(sealed, None)
             else:
-                self._both(record, *entry)
+                self._both(record[1], *entry)
                 record, entry = next(records, None), next(sealed, None)
         self._passed(float("inf"))
         report = self.report
@@ -549,16 +647,14 @@ class _PartitionCheck:
         ).digest()
         self.sealed_count += 1
 
-    def _log_only(self, record: RawRecord) -> None:
-        position = record.position.offset
+    def _log_only(self, position: int, digest: bytes) -> None:
         self._passed(position)
         self.report.records += 1
         self.last_log_position = position
         if position > self.last_sealed:
             self.report.unsealed += 1  # new since the last seal
             return
-        digest = record_digest(record)  # in the sealed range, yet never sealed
-        self._step(position, digest)
+        self._step(position, digest)  # in the sealed range, yet never sealed
         self.diff.note(position, digest, None)
 
     def _sealed_only(self, position: int, sealed: bytes) -> None:
@@ -566,9 +662,8 @@ class _PartitionCheck:
         self._step_sealed(position, sealed)
         self.diff.note(position, None, sealed)
 
-    def _both(self, record: RawRecord, position: int, sealed: bytes) -> None:
+    def _both(self, digest: bytes, position: int, sealed: bytes) -> None:
         self._passed(position)
-        digest = record_digest(record)
         self._step(position, digest)
         self._step_sealed(position, sealed)
         self.report.records += 1

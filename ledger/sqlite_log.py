@@ -227,15 +227,33 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             return [(r[0], r[1], r[2]) for r in cursor.fetchall()]
 
     def select_raw(self, start: int, limit: int) -> list[tuple[Any, ...]]:
-        """Every column the ledger reads, as stored, from ``start`` (no type coercion)."""
+        """Rows ``(position, usual, id, type, subject, event time, state, recorded at)``
+        from ``start``, text columns as UTF-8 bytes and the event time as its digits
+        (converted by SQLite, not Python); ``usual`` is 0 when a column holds a value of
+        another type than the ledger writes (see :meth:`select_row`)."""
         statement = (
-            "SELECT rowid, originator_id, topic, subject, event_time, state, recorded_at "
+            "SELECT rowid, typeof(originator_id) = 'text' AND typeof(topic) = 'text' AND "
+            "typeof(subject) = 'text' AND typeof(event_time) = 'integer' AND "
+            "typeof(state) = 'blob' AND typeof(recorded_at) = 'integer', "
+            "CAST(originator_id AS BLOB), CAST(topic AS BLOB), CAST(subject AS BLOB), "
+            "CAST(CAST(event_time AS TEXT) AS BLOB), state, recorded_at "
             f"FROM {self.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
         )
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(statement, (start, limit))
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
+
+    def select_row(self, position: int) -> tuple[Any, ...]:
+        """One row's columns exactly as stored."""
+        statement = (
+            "SELECT rowid, originator_id, topic, subject, event_time, state, recorded_at "
+            f"FROM {self.events_table_name} WHERE rowid = ?"
+        )
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (position,))
+            row: tuple[Any, ...] = cursor.fetchone()
+            return row
 
     def select_stored(self, start: int, limit: int) -> list[tuple[int, str, str, str, int, bytes]]:
         """Rows ``(position, id, type, subject, event time, state)`` from ``start``."""
@@ -324,15 +342,29 @@ class SQLiteLog(EventLog):
                 raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
             if not rows:
                 return
-            for row_position, event_id, event_type, subject, micros, state, recorded_at in rows:
+            for row_position, usual, event_id, event_type, subject, micros, state, recorded in rows:
+                if not usual:  # a column of an unexpected type (edited?): encode it as stored
+                    yield self._odd_raw(row_position)
+                    continue
                 yield RawRecord(
                     Position(PARTITION, row_position),
-                    _utf8(subject),
-                    (("id", _utf8(event_id)), ("type", _utf8(event_type)), ("time", _utf8(micros))),
-                    None if state is None else _utf8(state),
-                    recorded_at if isinstance(recorded_at, int) else -1,
+                    subject,
+                    (("id", event_id), ("type", event_type), ("time", micros)),
+                    state,
+                    recorded,
                 )
             position = rows[-1][0] + 1
+
+    def _odd_raw(self, position: int) -> RawRecord:
+        row = self.recorder.select_row(position)
+        _, event_id, event_type, subject, micros, state, recorded_at = row
+        return RawRecord(
+            Position(PARTITION, position),
+            _utf8(subject),
+            (("id", _utf8(event_id)), ("type", _utf8(event_type)), ("time", _utf8(micros))),
+            None if state is None else _utf8(state),
+            recorded_at if isinstance(recorded_at, int) else -1,
+        )
 
     def read_stored(self, start: Positions | None = None) -> Iterator[StoredEvent]:
         position = max(1, (start or {}).get(PARTITION, 1))

@@ -17,6 +17,7 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from ledger import audit
 from ledger.app import open_log
 from ledger.audit import (
     AuditStore,
@@ -165,7 +166,11 @@ def test_a_row_inserted_before_sealed_positions_is_named(
 
 def test_an_altered_audit_store_is_caught_too(sealed_log: tuple[Path, AuditStore, int]) -> None:
     path, store, _ = sealed_log
-    tamper(store.path, ("UPDATE sealed SET digest = zeroblob(32) WHERE position = 12", ()))
+    # The twelfth sealed record's digest (records 1.. are in the first chunk), zeroed.
+    with sqlite3.connect(store.path) as connection:
+        (digests,) = connection.execute("SELECT digests FROM sealed").fetchone()
+        digests = digests[: 11 * 32] + bytes(32) + digests[12 * 32 :]
+        connection.execute("UPDATE sealed SET digests = ?", (digests,))
     report = check(path, store)
     assert not report.ok
     assert any("audit store was altered" in p for p in report.problems)
@@ -294,3 +299,21 @@ def test_a_kafka_topic_recreated_with_one_record_missing_is_named(
     assert divergence is not None
     assert (divergence.position, divergence.kind) == (5, "deleted")
     assert "moved down by 1" in divergence.detail
+
+
+def test_parallel_sealing_gives_the_chain_of_serial_sealing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "_SPAN", 37)  # many spans, several per worker
+    with SQLiteLog(tmp_path / "log.db") as log:
+        log.append(events())
+        serial, parallel = AuditStore(tmp_path / "a.db"), AuditStore(tmp_path / "b.db")
+        seal(log, "embedded", serial, workers=1)
+        seal(log, "embedded", parallel, workers=2)
+        (one,) = serial.checkpoints("embedded")
+        (two,) = parallel.checkpoints("embedded")
+        assert (one.position, one.count, one.chain) == (two.position, two.count, two.chain)
+        assert list(serial.sealed("embedded", 0, -1)) == list(parallel.sealed("embedded", 0, -1))
+        for workers in (1, 2):
+            (report,) = verify(log, "embedded", parallel, workers=workers)
+            assert report.ok
