@@ -374,3 +374,50 @@ def test_read_models_from_the_command_line(run: Run) -> None:
     assert run("project", "errors").stdout.strip() == "no parked records"
     missing = run("profile", "nobody")
     assert (missing.exit_code, missing.stderr.startswith("error: no profile")) == (1, True)
+
+
+def test_history_and_as_of_from_the_command_line(run: Run) -> None:
+    assert run("generate", "--customers", "30", "--days", "120", "--seed", "4").exit_code == 0
+    assert run("project", "run").exit_code == 0
+    subjects = [e["subject"] for e in lines(run("replay", "--json"))]
+    customer = max(sorted(set(subjects)), key=subjects.count)
+    history = lines(run("history", customer, "--json"))
+    assert history
+    assert {h["event"]["subject"] for h in history} == {customer}
+    times = [h["event"]["time"] for h in history]
+    moment = times[len(times) // 2]
+    until = lines(run("history", customer, "--until", moment, "--json"))
+    assert 0 < len(until) < len(history)
+    then = orjson.loads(run("profile", customer, "--as-of", moment, "--json").stdout)
+    now = orjson.loads(run("profile", customer, "--json", "--at", moment).stdout)
+    assert sum(then["by_type"].values()) == len(until)
+    assert sum(now["by_type"].values()) == len(history)
+    table = run("history", customer).stdout.splitlines()
+    assert len(table) == len(history)
+    assert all("recorded" in line for line in table)
+    contacts = orjson.loads(
+        run("contacts", customer, "--as-of", moment, "--window", "90d", "--json").stdout
+    )
+    assert contacts["at"].startswith(moment[:10])
+
+
+def test_seal_verify_export_from_the_command_line(run: Run, tmp_path: Path) -> None:
+    assert run("generate", "--customers", "20", "--days", "60").exit_code == 0
+    unsealed = run("audit", "verify")
+    assert (unsealed.exit_code, "nothing sealed yet" in unsealed.stderr) == (1, True)
+    assert run("audit", "keygen", "keys/seal.pem").exit_code == 0
+    assert run("audit", "keygen", "keys/seal.pem").exit_code == 1  # never overwrites a key
+    sealed = orjson.loads(run("audit", "seal", "--key", "keys/seal.pem", "--json").stdout)
+    assert sealed["records"] > 100
+    clean = run("audit", "verify", "--public-key", "keys/seal.pem.pub", "--json")
+    assert clean.exit_code == 0
+    assert orjson.loads(clean.stdout)["partitions"][0]["signatures_verified"] == 1
+    assert run("audit", "export", "--out", "bundle").exit_code == 0
+    assert orjson.loads((tmp_path / "bundle" / "seals.json").read_bytes())["checkpoints"]
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "ledger-data" / "ledger.db") as connection:
+        connection.execute("DELETE FROM touchpoints WHERE position = 7")
+    tampered = run("audit", "verify", "--public-key", "keys/seal.pem.pub")
+    assert tampered.exit_code == 4
+    assert "first divergence at position 7: deleted" in tampered.stdout
