@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
-    from consumers.projector import Projector, rebuild
+    from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
     from ledger.app import open_log, open_store
     from ledger.settings import Settings
 
@@ -68,9 +68,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         }
     started = time.perf_counter()
     if args.child == "rebuild":
-        report = rebuild(log, store, batch_size=args.batch)
+        report = rebuild(log, store, batch_size=args.batch or PROJECTOR_BATCH)
     elif args.limit:
-        projector = Projector(log, store, batch_size=args.batch)
+        projector = Projector(log, store, batch_size=args.batch or PROJECTOR_BATCH)
         records = list(itertools.islice(log.read(), args.limit))
         from consumers.projector import RunReport
 
@@ -78,14 +78,16 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         for start in range(0, len(records), args.batch):
             projector.apply(records[start : start + args.batch], report)
     else:
-        report = Projector(log, store, batch_size=args.batch).catch_up()
+        report = Projector(
+            log, store, batch_size=args.batch or PROJECTOR_BATCH, validate=args.validate
+        ).catch_up()
     return {"events": report.records, "seconds": time.perf_counter() - started}
 
 
 def measure(kind: str, **options: Any) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", kind]
     for name, value in options.items():
-        command += [f"--{name}", str(value)]
+        command += [f"--{name}"] if value is True else [f"--{name}", str(value)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{done.stderr}")
@@ -104,7 +106,8 @@ def main() -> None:
     parser.add_argument("--log")
     parser.add_argument("--store")
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=0, help="default: the projector's")
+    parser.add_argument("--validate", action="store_true")
     args = parser.parse_args()
     if args.child:
         gc.disable()  # as in the import benchmark: no cycles, large live sets
@@ -148,6 +151,12 @@ def main() -> None:
         caught_up = store()
         rows.append(
             ("catch-up, embedded -> SQLite", measure("catch-up", log=embedded, store=caught_up))
+        )
+        rows.append(
+            (
+                "catch-up --validate, embedded -> SQLite",
+                measure("catch-up", log=embedded, store=store(), validate=True),
+            )
         )
         rows.append(
             (
