@@ -15,7 +15,7 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 import orjson
@@ -35,6 +35,7 @@ from consumers.kafka_group import GroupProjector
 from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
 from ledger import service
+from ledger.api import Ledger, policy_in_force
 from ledger.app import log_name, open_log, open_store
 from ledger.codec import event_to_dict
 from ledger.describe import describe
@@ -45,11 +46,14 @@ from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
+from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
+from projections.policy import load_policy, parse_requests
 from projections.report import RelationshipReport
 
 EXIT_REJECTED = 3
+EXIT_DENIED = 5
 """Exit code when the command finished but refused some input (see the rejects file)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1361,6 +1365,158 @@ def schema(out: Path | None) -> None:
         return
     for path in write_schemas(out):
         click.echo(str(path))
+
+
+# -- contact policy ---------------------------------------------------------------------
+
+
+@main.group()
+def policy() -> None:
+    """The contact policy: consent, caps, quiet hours, complaint cool-down.
+
+    \b
+    Example:
+      ledger policy check my-policy.toml
+      ledger policy show
+    """
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def policy_check(file: Path) -> None:
+    """Validate a policy file: every problem with its line, exit 1 if any.
+
+    \b
+    Example:
+      ledger policy check my-policy.toml
+    """
+    loaded = load_policy(file)
+    rules = loaded.policy
+    click.echo(
+        f"{file}: ok: version {loaded.version}, {len(rules.caps)} caps, "
+        f"{len(rules.quiet)} quiet rules, sha256 {loaded.sha256[:16]}"
+    )
+
+
+@policy.command("show")
+@json_option
+@click.pass_context
+def policy_show(ctx: click.Context, as_json: bool) -> None:
+    """The policy in force (LEDGER_POLICY, else policy.toml in the data dir, else built in).
+
+    \b
+    Example:
+      ledger policy show --json | jq .caps
+    """
+    loaded = policy_in_force(settings_of(ctx))
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                {"source": loaded.source, "sha256": loaded.sha256, **loaded.policy.model_dump()}
+            )
+        )
+        return
+    rules = loaded.policy
+    click.echo(f"policy {loaded.version} from {loaded.source} (sha256 {loaded.sha256[:16]})")
+    click.echo(f"  default time zone  {rules.time_zone}")
+    click.echo(f"  consent needed for {', '.join(rules.consent.required_for) or '-'}")
+    for cap in rules.caps:
+        click.echo(f"  cap                {cap.label()}")
+    for quiet in rules.quiet:
+        hours = f"{quiet.start}-{quiet.end} " if quiet.start else ""
+        days = f"on {', '.join(quiet.days)} " if quiet.days else ""
+        click.echo(
+            f"  quiet              {hours}{days}for {', '.join(quiet.purposes)} on "
+            f"{', '.join(quiet.channels)}"
+        )
+    complaints = rules.complaints
+    rule = ["no marketing while open"] if complaints.no_marketing_while_open else []
+    rule += [f"cool-down {complaints.cool_down}"] if complaints.cool_down else []
+    click.echo(f"  complaints         {', '.join(rule) or '-'}")
+
+
+@main.command("may-contact")
+@click.argument("customer", required=False)
+@click.option("--channel", type=click.Choice([c.value for c in Channel]))
+@click.option("--purpose", type=click.Choice([p.value for p in Purpose]))
+@at_option
+@click.option(
+    "--batch",
+    type=click.File("rb"),
+    help="Decide for every line of a CSV (customer,channel,purpose) or JSON Lines file "
+    "('-' = stdin); one JSON decision per line out.",
+)
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def may_contact(
+    ctx: click.Context,
+    customer: str | None,
+    channel: str | None,
+    purpose: str | None,
+    at: str | None,
+    batch: IO[bytes] | None,
+    policy_file: Path | None,
+    as_json: bool,
+) -> None:
+    """May we contact this customer now, on this channel, for this purpose?
+
+    Allows or denies with every reason (no consent; cap reached by contacts on ...; quiet
+    hours until ...; open complaint since ...) and, when only waiting would help, the
+    earliest allowed time. Reads the views (run `ledger project run` to keep them current)
+    and the policy in force; its version and hash go with every decision. Exit 0 when
+    allowed, 5 when denied (a batch: 0, or 3 if some lines were unreadable).
+
+    \b
+    Example:
+      ledger may-contact C0000042 --channel sms --purpose marketing
+      ledger may-contact --batch campaign.csv > decisions.jsonl
+    """
+    settings = settings_of(ctx)
+    with Ledger(settings, policy=policy_file) as ledger:
+        moment = _now(at)
+        if batch is not None:
+            rejected = _decide_batch(ledger, batch, moment)
+            if rejected:
+                ctx.exit(EXIT_REJECTED)
+            return
+        if customer is None or channel is None or purpose is None:
+            raise click.UsageError("give CUSTOMER, --channel and --purpose (or --batch FILE)")
+        decision = ledger.may_contact(customer, channel, purpose, moment)
+    if as_json:
+        click.echo(orjson.dumps(decision.to_dict()))
+    else:
+        verdict = "ALLOWED" if decision.allowed else "DENIED"
+        click.echo(
+            f"{verdict}: {purpose} {channel} to {customer} at {moment:%Y-%m-%d %H:%M %Z} "
+            f"(policy {decision.policy_version})"
+        )
+        for reason in decision.reasons:
+            click.echo(f"  - {reason.rule}: {reason.message}")
+        if decision.earliest:
+            click.echo(f"  earliest allowed: {decision.earliest.isoformat()}")
+    if not decision.allowed:
+        ctx.exit(EXIT_DENIED)
+
+
+def _decide_batch(ledger: Ledger, batch: IO[bytes], moment: datetime) -> int:
+    """Decisions for a campaign list, as JSON Lines on stdout; unreadable lines are reported
+    on stderr with their number and reason. Returns how many were unreadable."""
+    rejected = 0
+
+    def requests() -> Iterator[tuple[str, str, str]]:
+        nonlocal rejected
+        for number, request in parse_requests(batch):
+            if isinstance(request, str):
+                rejected += 1
+                click.echo(f"warning: line {number}: {request}", err=True)
+                continue
+            yield request
+
+    out = sys.stdout.buffer
+    for decision in ledger.may_contact_many(requests(), moment):
+        out.write(orjson.dumps(decision.to_dict()) + b"\n")
+    return rejected
 
 
 # -- audit ------------------------------------------------------------------------------

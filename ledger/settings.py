@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         description="Where seals (checkpoints and record digests) are kept, apart from the "
         "log: a SQLite file (default: audit.db in the data dir) (LEDGER_AUDIT_STORE).",
     )
+    policy: Path | None = Field(
+        default=None,
+        description="The contact policy file (TOML) (LEDGER_POLICY); default: policy.toml in "
+        "the data dir if present, else the built-in one (projections/default_policy.toml).",
+    )
     kafka_partitions: int = Field(
         default=12,
         ge=1,

@@ -424,6 +424,25 @@ class ViewStore:
         )
         return {(ch, d, p): n for ch, d, p, n in rows}
 
+    def contact_slots(
+        self, customers: Sequence[str], window: Window
+    ) -> dict[str, list[tuple[int, str, str, str, int]]]:
+        """Customers' contact slots in ``window``: per customer, ``(slot, channel,
+        direction, purpose, n)`` in slot order (what contact-policy decisions read)."""
+        found: dict[str, list[tuple[int, str, str, str, int]]] = {c: [] for c in customers}
+        unique = sorted(found)
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self.recorder.select(
+                "SELECT customer, slot, channel, direction, purpose, n FROM {contact_slots} "
+                f"WHERE customer IN ({','.join('?' * len(chunk))}) AND slot >= ? AND slot < ? "
+                "ORDER BY customer, slot",
+                (*chunk, window.start, window.end),
+            )
+            for customer, slot, channel, direction, purpose, n in rows:
+                found[customer].append((int(slot), channel, direction, purpose, int(n)))
+        return found
+
     def most_contacted(
         self,
         window: Window,

@@ -73,6 +73,10 @@ COMMANDS = [
     "audit seal",
     "audit verify",
     "audit export",
+    "policy",
+    "policy check",
+    "policy show",
+    "may-contact",
 ]
 
 
@@ -421,3 +425,70 @@ def test_seal_verify_export_from_the_command_line(run: Run, tmp_path: Path) -> N
     tampered = run("audit", "verify", "--public-key", "keys/seal.pem.pub")
     assert tampered.exit_code == 4
     assert "first divergence at position 7: deleted" in tampered.stdout
+
+
+def test_may_contact_and_policy_from_the_command_line(run: Run, tmp_path: Path) -> None:
+    missing = run("policy", "check", "nowhere.toml")
+    assert (missing.exit_code, "cannot read" in missing.stderr) == (1, True)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'version = "x"\n[[caps]]\nchannel = "sms"\npurpose = "marketing"\nmax = -1\nper = "7d"\n'
+    )
+    checked = run("policy", "check", str(bad))
+    assert checked.exit_code == 1
+    assert "line 5: caps.0.max" in checked.stderr
+    shown = orjson.loads(run("policy", "show", "--json").stdout)
+    assert shown["source"] == "(built-in policy)"
+    assert len(shown["sha256"]) == 64
+    run(
+        "append",
+        "--type",
+        "consent-given",
+        "--customer",
+        "C1",
+        "--set",
+        "channel=sms",
+        "--set",
+        "evidence_source=web",
+        "--time",
+        "2026-01-01T10:00:00Z",
+    )
+    for day in ("2026-03-01", "2026-03-03"):
+        run(
+            "append",
+            "--type",
+            "sms",
+            "--customer",
+            "C1",
+            "--set",
+            "direction=outbound",
+            "--set",
+            "purpose=marketing",
+            "--time",
+            f"{day}T10:00:00Z",
+        )
+    assert run("project", "run").exit_code == 0
+    at = "2026-03-04T10:00:00Z"
+    denied = run(
+        "may-contact", "C1", "--channel", "sms", "--purpose", "marketing", "--at", at, "--json"
+    )
+    assert denied.exit_code == 5
+    decision = orjson.loads(denied.stdout)
+    assert decision["allowed"] is False
+    assert [r["rule"] for r in decision["reasons"]] == ["cap"]
+    assert decision["earliest"] == "2026-03-08T10:15:00+00:00"
+    assert decision["policy"]["version"] == shown["version"]
+    table = run("may-contact", "C1", "--channel", "sms", "--purpose", "marketing", "--at", at)
+    assert "DENIED" in table.stdout
+    assert "earliest allowed: 2026-03-08T10:15:00+00:00" in table.stdout
+    nobody = run("may-contact", "C2", "--channel", "sms", "--purpose", "marketing", "--json")
+    assert orjson.loads(nobody.stdout)["reasons"][0]["message"] == "no sms consent on record"
+    campaign = tmp_path / "campaign.csv"
+    campaign.write_text(
+        "customer,channel,purpose\nC1,sms,marketing\nC2,email,transactional\nC3,fax,marketing\n"
+    )
+    batch = run("may-contact", "--batch", str(campaign), "--at", at)
+    assert batch.exit_code == 3
+    assert "line 4: channel: 'fax'" in batch.stderr
+    decisions = lines(batch)
+    assert [(d["customer"], d["allowed"]) for d in decisions] == [("C1", False), ("C2", True)]

@@ -1,0 +1,577 @@
+"""The contact policy: consent, frequency caps, quiet hours and complaint cool-down, and the
+decision "may we contact this customer now, on this channel, for this purpose?".
+
+A policy is a versioned TOML file (``projections/default_policy.toml`` documents every key); its
+version and content hash go with every decision. A decision reads only the read models —
+the customer's profile (consent, time zone, complaints) and their contact slots over the
+longest window the policy looks at — and never rescans history.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import IO, Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ledger.errors import LedgerError
+from ledger.vocabulary import Channel, Purpose
+from projections.frequency import Window, slot_start
+from projections.profile import Profile
+
+CONSENT_CHANNELS = frozenset({"phone", "sms", "email"})
+"""Channels that consent records are about (İYS: call, SMS, e-mail)."""
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+"""Day names by ``datetime.weekday()``."""
+_DURATION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[mhdw])$")
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class PolicyError(LedgerError):
+    """A policy file that cannot be used; ``problems`` name the line and the problem."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90m``, ``24h``, ``7d``, ``2w``."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 24h, 7d or 2w")
+    return timedelta(seconds=int(match["n"]) * _UNITS[match["unit"]])
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _clock(text: str) -> str:
+    try:
+        time.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time of day like 21:00") from None
+    return text
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone") from None
+    return name
+
+
+Day = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+Duration = Annotated[str, AfterValidator(_duration)]
+Clock = Annotated[str, AfterValidator(_clock)]
+ChannelOrAll = Channel | Literal["*"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cap(_Strict):
+    """At most ``max`` outbound contacts of ``purpose`` on ``channel`` ("*": all channels
+    together) per rolling ``per`` window, or per local calendar day/week/month."""
+
+    channel: ChannelOrAll
+    purpose: Purpose
+    max: int = Field(ge=0)
+    per: Duration | Literal["calendar-day", "calendar-week", "calendar-month"]
+
+    def label(self) -> str:
+        where = "all channels" if self.channel == "*" else self.channel
+        per = self.per.replace("calendar-", "calendar ")
+        return f"{self.purpose} {where}: at most {self.max} per {per}"
+
+
+class Quiet(_Strict):
+    """No contact of these purposes on these channels between ``start`` and ``end``
+    (local time; may span midnight) and/or on ``days``."""
+
+    channels: list[ChannelOrAll] = Field(min_length=1)
+    purposes: list[Purpose] = Field(min_length=1)
+    start: Clock | None = None
+    end: Clock | None = None
+    days: list[Day] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something(self) -> Quiet:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("start and end go together")
+        if self.start is None and not self.days:
+            raise ValueError("give start and end, or days, or both")
+        if self.start is not None and self.start == self.end:
+            raise ValueError("start and end are the same time")
+        return self
+
+    def covers(self, channel: str, purpose: str) -> bool:
+        return ("*" in self.channels or channel in self.channels) and purpose in self.purposes
+
+
+class Complaints(_Strict):
+    no_marketing_while_open: bool = True
+    cool_down: Duration | None = None
+    """Also no marketing for this long after the last complaint was resolved."""
+
+
+class ConsentRule(_Strict):
+    required_for: list[Purpose] = Field(default_factory=lambda: [Purpose.MARKETING])
+
+
+class Policy(_Strict):
+    """A contact policy, as written in its TOML file."""
+
+    version: str = Field(min_length=1)
+    time_zone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    """Used for customers whose time zone the ledger does not know."""
+    consent: ConsentRule = ConsentRule()
+    caps: list[Cap] = Field(default_factory=list)
+    quiet: list[Quiet] = Field(default_factory=list)
+    complaints: Complaints = Complaints()
+
+    @field_validator("caps")
+    @classmethod
+    def _unique(cls, caps: list[Cap]) -> list[Cap]:
+        seen = set()
+        for cap in caps:
+            key = (cap.channel, cap.purpose, cap.per)
+            if key in seen:
+                raise ValueError(f"two caps for {cap.channel} {cap.purpose} per {cap.per}")
+            seen.add(key)
+        return caps
+
+    def longest_window(self) -> timedelta:
+        """How far back a decision must look: the longest rolling cap, a calendar month,
+        and the complaint cool-down."""
+        longest = timedelta(days=32)
+        for cap in self.caps:
+            if not cap.per.startswith("calendar"):
+                longest = max(longest, parse_duration(cap.per))
+        return longest
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A policy with where it came from: its version and hash go with every decision."""
+
+    policy: Policy
+    source: str
+    sha256: str
+
+    @property
+    def version(self) -> str:
+        return self.policy.version
+
+
+def parse_policy(text: str, source: str = "policy") -> LoadedPolicy:
+    """Parse and validate a policy; ``PolicyError`` names each problem with its line."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(source, [str(exc)]) from None
+    try:
+        policy = Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems: list[str] = []
+        seen: set[tuple[str | int, ...]] = set()
+        for error in exc.errors(include_url=False):
+            # Keep field names and indexes; drop pydantic's union-member tags.
+            location = tuple(
+                p for p in error["loc"] if isinstance(p, int) or str(p).isidentifier()
+            )
+            if location in seen:
+                continue  # one problem per place (a union reports one per member)
+            seen.add(location)
+            where = ".".join(str(p) for p in location) or "(policy)"
+            line = _line_of(text, location)
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(f"line {line}: {where}: {message}" if line else f"{where}: {message}")
+        raise PolicyError(source, problems) from None
+    return LoadedPolicy(policy, source, hashlib.sha256(text.encode()).hexdigest())
+
+
+def load_policy(path: Path) -> LoadedPolicy:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PolicyError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    return parse_policy(text, str(path))
+
+
+DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
+
+
+def default_policy() -> LoadedPolicy:
+    """The built-in policy, projections/default_policy.toml (it documents every key)."""
+    return parse_policy(DEFAULT_POLICY.read_text(), "(built-in policy)")
+
+
+def _line_of(text: str, location: Sequence[int | str]) -> int | None:
+    """The line a validation error's location points at: the key's line inside the right
+    ``[table]`` / ``[[array]]`` entry (a best effort: the table's line if the key is absent)."""
+    lines = text.splitlines()
+    table: list[str] = []
+    wanted = [str(p) for p in location if isinstance(p, str)]
+    index = next((p for p in location if isinstance(p, int)), None)
+    header, key = wanted[:-1], wanted[-1] if wanted else None
+    seen = -1
+    found: int | None = None
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped.strip("[]").strip().split(".")
+            if table == header[:1] and stripped.startswith("[["):
+                seen += 1
+            if table == header[: len(table)] and (index is None or seen == index):
+                found = number
+            continue
+        name = stripped.split("=", 1)[0].strip()
+        in_place = table == header[: len(table)] and (index is None or seen == index)
+        if key and name == key and in_place and (table or not header):
+            return number
+    return found
+
+
+# -- decisions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    rule: Literal["consent", "cap", "quiet", "complaint"]
+    message: str
+    until: datetime | None = None
+    """When this rule would stop denying (``None``: not by waiting)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    customer: str
+    channel: str
+    purpose: str
+    at: datetime
+    allowed: bool
+    reasons: list[Reason]
+    earliest: datetime | None
+    """When denied only by caps, quiet hours or a cool-down: the earliest allowed time."""
+    policy_version: str
+    policy_sha256: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "customer": self.customer,
+            "channel": self.channel,
+            "purpose": self.purpose,
+            "at": self.at.isoformat(),
+            "allowed": self.allowed,
+            "reasons": [
+                {
+                    "rule": r.rule,
+                    "message": r.message,
+                    "until": r.until.isoformat() if r.until else None,
+                }
+                for r in self.reasons
+            ],
+            "earliest": self.earliest.isoformat() if self.earliest else None,
+            "policy": {"version": self.policy_version, "sha256": self.policy_sha256},
+        }
+
+
+Slots = Sequence[tuple[int, str, str, str, int]]
+"""``(slot, channel, direction, purpose, n)`` of one customer."""
+
+
+@dataclass
+class Context:
+    """What a decision reads: the profile (or None for an unknown customer) and the
+    customer's contact slots over the policy's longest window."""
+
+    profile: Profile | None
+    slots: Slots = field(default_factory=list)
+
+
+def decide(
+    loaded: LoadedPolicy,
+    context: Context,
+    *,
+    customer: str,
+    channel: str,
+    purpose: str,
+    at: datetime,
+) -> Decision:
+    """Allow or deny one contact, with every reason, and the earliest allowed time when
+    waiting would help. Pure: the same policy and context give the same decision."""
+    policy = loaded.policy
+    asking = _Asking(policy, channel, purpose, _zone_of(context.profile, policy), context.slots)
+    reasons = [
+        *_consent(policy, context.profile, channel, purpose, at),
+        *_complaints(policy, context.profile, purpose, at),
+        *asking.waiting(at),
+    ]
+    earliest: datetime | None = None
+    if reasons and all(r.until is not None for r in reasons):
+        cool_down = max((r.until for r in reasons if r.rule == "complaint" and r.until), default=at)
+        earliest = asking.earliest(max(at, cool_down))
+    return Decision(
+        customer,
+        channel,
+        purpose,
+        at,
+        not reasons,
+        reasons,
+        earliest,
+        loaded.version,
+        loaded.sha256,
+    )
+
+
+def _zone_of(profile: Profile | None, policy: Policy) -> ZoneInfo:
+    if profile is not None:
+        stated = profile.state["details"].get("time_zone")
+        if stated:
+            try:
+                return ZoneInfo(stated[0])
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
+    return ZoneInfo(policy.time_zone)
+
+
+def _consent(
+    policy: Policy, profile: Profile | None, channel: str, purpose: str, at: datetime
+) -> Iterable[Reason]:
+    if purpose not in policy.consent.required_for or channel not in CONSENT_CHANNELS:
+        return
+    consent = profile.consent.get(channel) if profile is not None else None
+    if consent is None:
+        yield Reason("consent", f"no {channel} consent on record")
+    elif consent.status != "granted":
+        yield Reason(
+            "consent", f"{channel} consent withdrawn on {consent.since:%Y-%m-%d %H:%M} UTC"
+        )
+    elif consent.since > at:
+        yield Reason(
+            "consent", f"{channel} consent only granted on {consent.since:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def _complaints(
+    policy: Policy, profile: Profile | None, purpose: str, at: datetime
+) -> Iterable[Reason]:
+    rule = policy.complaints
+    if purpose != Purpose.MARKETING or profile is None:
+        return
+    open_since = [t for t in profile.open_complaints().values() if t <= at]
+    if rule.no_marketing_while_open and open_since:
+        yield Reason("complaint", f"complaint open since {min(open_since):%Y-%m-%d %H:%M} UTC")
+    if rule.cool_down is None:
+        return
+    resolved = [
+        c.resolved_at
+        for c in profile.complaints.values()
+        if c.resolved_at is not None and c.resolved_at <= at
+    ]
+    if resolved:
+        until = max(resolved) + parse_duration(rule.cool_down)
+        if at < until:
+            yield Reason(
+                "complaint",
+                f"complaint resolved on {max(resolved):%Y-%m-%d %H:%M} UTC: cool-down "
+                f"{rule.cool_down}",
+                until,
+            )
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """One channel and purpose of one customer, for the rules that pass with time."""
+
+    policy: Policy
+    channel: str
+    purpose: str
+    zone: ZoneInfo
+    slots: Slots
+
+    def waiting(self, at: datetime) -> list[Reason]:
+        """Reasons that pass with time: caps and quiet hours."""
+        return [*self.caps(at), *self.quiet(at)]
+
+    def caps(self, at: datetime) -> Iterable[Reason]:
+        for cap in self.policy.caps:
+            if cap.purpose != self.purpose or cap.channel not in ("*", self.channel):
+                continue
+            window, ends = _cap_window(cap, self.zone, at)
+            counted = sorted(
+                (slot, n)
+                for slot, ch, direction, purpose, n in self.slots
+                if direction == "outbound"
+                and purpose == self.purpose
+                and (cap.channel == "*" or ch == self.channel)
+                and window.start <= slot < window.end
+            )
+            total = sum(n for _, n in counted)
+            if total < cap.max:
+                continue
+            if ends is None:  # rolling: enough of the counted contacts must leave the window
+                leave = total - cap.max + 1
+                for slot, n in counted:
+                    leave -= n
+                    if leave <= 0:
+                        ends = slot_start(slot + 1) + parse_duration(cap.per)
+                        break
+            days = sorted({slot_start(s).astimezone(self.zone).date() for s, _ in counted})
+            on = ", ".join(f"{d:%Y-%m-%d}" for d in days[:5]) + (" ..." if len(days) > 5 else "")
+            yield Reason("cap", f'cap "{cap.label()}" reached ({total}) by contacts on {on}', ends)
+
+    def quiet(self, at: datetime) -> Iterable[Reason]:
+        local = at.astimezone(self.zone)
+        for rule in self.policy.quiet:
+            if not rule.covers(self.channel, self.purpose):
+                continue
+            ends = _quiet_until(rule, self.zone, local)
+            if ends is not None:
+                when = f"{rule.start}-{rule.end}" if rule.start else "on " + ", ".join(rule.days)
+                yield Reason(
+                    "quiet",
+                    f"quiet time ({when} {self.zone.key}) until "
+                    f"{ends.astimezone(self.zone):%Y-%m-%d %H:%M}",
+                    ends.astimezone(UTC),
+                )
+
+    def earliest(self, start: datetime) -> datetime | None:
+        """The first moment from ``start`` at which no cap or quiet rule denies: jump to
+        the latest "until" of what denies there, and check again (a quiet night can end
+        inside a capped window, and the reverse)."""
+        moment = start
+        for _ in range(64):
+            denying = self.waiting(moment)
+            if not denying:
+                return moment
+            until = [r.until for r in denying if r.until is not None]
+            if len(until) != len(denying):
+                return None
+            moment = max(*until, moment + timedelta(minutes=1))
+        return None
+
+
+def _cap_window(cap: Cap, zone: ZoneInfo, at: datetime) -> tuple[Window, datetime | None]:
+    """The window a cap counts in at ``at``, and (for calendar caps) when it ends."""
+    if not cap.per.startswith("calendar"):
+        return Window.rolling(at, parse_duration(cap.per)), None
+    local = at.astimezone(zone).date()
+    if cap.per == "calendar-day":
+        first, last = local, local
+    elif cap.per == "calendar-week":
+        first = local - timedelta(days=local.weekday())
+        last = first + timedelta(days=6)
+    else:
+        first = local.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        last = following - timedelta(days=1)
+    window = Window.calendar_days(first, last, zone)
+    return window, datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)
+
+
+def _quiet_until(rule: Quiet, zone: ZoneInfo, local: datetime) -> datetime | None:
+    """When the quiet time holding at ``local`` ends (``None``: not quiet then)."""
+    moment = local
+    for _ in range(16):  # quiet hours and days can chain (Saturday night into Sunday)
+        quiet = False
+        if rule.days and DAYS[moment.weekday()] in rule.days:
+            moment = datetime.combine(moment.date() + timedelta(days=1), time(), zone)
+            quiet = True
+        if rule.start is not None and rule.end is not None:
+            start, end = time.fromisoformat(rule.start), time.fromisoformat(rule.end)
+            clock = moment.timetz().replace(tzinfo=None)
+            inside = start <= clock < end if start < end else (clock >= start or clock < end)
+            if inside:
+                day = moment.date() if clock < end else moment.date() + timedelta(days=1)
+                moment = _local(day, end, zone)
+                quiet = True
+        if not quiet:
+            return None if moment == local else moment
+    return moment
+
+
+def _local(day: date, clock: time, zone: ZoneInfo) -> datetime:
+    """``clock`` on ``day`` in ``zone``. A time a DST change skips is read with the offset
+    before the change (02:30 on a spring-forward night in New York is 03:30 EDT); an
+    ambiguous one, as its first occurrence."""
+    naive = datetime.combine(day, clock)
+    candidate = naive.replace(tzinfo=zone)
+    if candidate.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+        candidate = candidate.astimezone(UTC).astimezone(zone)
+    return candidate
+
+
+Request = tuple[str, str, str]
+"""``(customer, channel, purpose)``."""
+
+
+def parse_requests(stream: IO[bytes]) -> Iterator[tuple[int, Request | str]]:
+    """A campaign list, CSV (header ``customer,channel,purpose``) or JSON Lines (objects with
+    those keys), line by line: each line's number and its request, or what is wrong with it."""
+    first = stream.readline()
+    if first.lstrip().startswith(b"{"):
+        lines = itertools.chain([first], stream)
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                yield number, f"not JSON: {exc}"
+                continue
+            yield number, _request(item if isinstance(item, dict) else {})
+        return
+    header = [h.strip() for h in first.decode(errors="replace").split(",")]
+    missing = {"customer", "channel", "purpose"} - set(header)
+    if missing:
+        yield 1, f"the CSV header lacks {', '.join(sorted(missing))}"
+        return
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    try:
+        for number, row in enumerate(csv.DictReader(text, header), 2):
+            yield number, _request(row)
+    finally:
+        text.detach()  # the caller owns the stream
+
+
+_CHANNELS = frozenset(c.value for c in Channel)
+_PURPOSES = frozenset(p.value for p in Purpose)
+
+
+def _request(item: Mapping[str, object]) -> Request | str:
+    customer, channel, purpose = (item.get(k) for k in ("customer", "channel", "purpose"))
+    if not isinstance(customer, str) or not customer.strip():
+        return "customer: required"
+    if channel not in _CHANNELS:
+        return f"channel: {channel!r} is not one of {', '.join(sorted(_CHANNELS))}"
+    if purpose not in _PURPOSES:
+        return f"purpose: {purpose!r} is not one of {', '.join(sorted(_PURPOSES))}"
+    return customer.strip(), str(channel), str(purpose)
