@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict
@@ -1497,6 +1498,64 @@ def may_contact(
             click.echo(f"  earliest allowed: {decision.earliest.isoformat()}")
     if not decision.allowed:
         ctx.exit(EXIT_DENIED)
+
+
+@main.command()
+@click.option("--since", help="Contacts at or after (YYYY-MM-DD or RFC 3339).")
+@click.option("--until", help="Contacts before (YYYY-MM-DD or RFC 3339).")
+@click.option("--channel", type=click.Choice([c.value for c in Channel]))
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
+@json_option
+@click.pass_context
+def violations(
+    ctx: click.Context,
+    since: str | None,
+    until: str | None,
+    channel: str | None,
+    policy_file: Path | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Every outbound contact that broke the contact policy when it happened.
+
+    Each contact is judged with the customer's history as it stood at that moment (a
+    consent withdrawn later does not make an earlier contact a violation) by the same
+    rules as `ledger may-contact`. With --json: one violation per line, all of them.
+
+    \b
+    Example:
+      ledger violations --since 2025-06-01 --channel sms
+      ledger violations --json | jq -r .source | sort | uniq -c
+    """
+    settings = settings_of(ctx)
+    loaded = load_policy(policy_file) if policy_file else policy_in_force(settings)
+    with open_log(settings, create=False) as log:
+        found = service.find_violations(
+            log,
+            loaded,
+            since=parse_time(since, "--since"),
+            until=parse_time(until, "--until"),
+            channel=channel,
+        )
+    if as_json:
+        out = sys.stdout.buffer
+        for violation in found:
+            out.write(orjson.dumps(violation.to_dict()) + b"\n")
+        return
+    by_rule = Counter(rule for v in found for rule in {r.rule for r in v.reasons})
+    click.echo(
+        f"{len(found)} violations of policy {loaded.version}: "
+        + (", ".join(f"{n} {rule}" for rule, n in by_rule.most_common()) or "none")
+    )
+    for violation in found[:limit]:
+        click.echo(
+            f"  {violation.time:%Y-%m-%d %H:%M}  {violation.customer}  {violation.purpose} "
+            f"{violation.channel}  ({violation.source}): "
+            + "; ".join(r.message for r in violation.reasons)
+        )
+    if len(found) > limit:
+        click.echo(f"  ... and {len(found) - limit} more (--limit, or --json for all)")
 
 
 def _decide_batch(ledger: Ledger, batch: IO[bytes], moment: datetime) -> int:

@@ -34,9 +34,11 @@ from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, fact_of
+from projections.policy import LoadedPolicy
 from projections.profile import Profile
 from projections.report import RelationshipReport, relationship_report
 from projections.store import DeadLetter, ViewStore
+from projections.violations import Violation, violations
 
 Progress = Callable[[int], None]
 
@@ -125,6 +127,40 @@ def history(
             records.append(record)
     records.sort(key=lambda r: r.event.time if r.event else r.recorded_at)
     return History(customer, records, undecodable)
+
+
+def find_violations(
+    log: EventLog,
+    loaded: LoadedPolicy,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    channel: str | None = None,
+) -> list[Violation]:
+    """Every outbound contact in ``[since, until)`` (event time) that broke the policy when
+    it happened, oldest first. Each customer's whole history is read (what happened before
+    ``since`` still counts toward caps and consent); an event re-published with the same
+    id counts once. Holds the log's facts in memory, grouped by customer."""
+    by_customer: dict[str, dict[str, Fact]] = {}
+    sources: dict[str, str] = {}
+    for record in log.read():
+        event = record.event
+        if event is None:
+            continue
+        facts = by_customer.setdefault(event.subject, {})
+        if event.id not in facts:
+            facts[event.id] = fact_of(event)
+            sources[event.id] = event.source
+    found = [
+        v
+        for customer, facts in by_customer.items()
+        for v in violations(loaded, customer, facts.values(), sources)
+        if (since is None or v.time >= since)
+        and (until is None or v.time < until)
+        and (channel is None or v.channel == channel)
+    ]
+    found.sort(key=lambda v: (v.time, v.customer, v.event_id))
+    return found
 
 
 def _generated_candidates(

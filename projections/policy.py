@@ -201,9 +201,7 @@ def parse_policy(text: str, source: str = "policy") -> LoadedPolicy:
         seen: set[tuple[str | int, ...]] = set()
         for error in exc.errors(include_url=False):
             # Keep field names and indexes; drop pydantic's union-member tags.
-            location = tuple(
-                p for p in error["loc"] if isinstance(p, int) or str(p).isidentifier()
-            )
+            location = tuple(p for p in error["loc"] if isinstance(p, int) or str(p).isidentifier())
             if location in seen:
                 continue  # one problem per place (a union reports one per member)
             seen.add(location)

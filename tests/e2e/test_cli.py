@@ -77,6 +77,7 @@ COMMANDS = [
     "policy check",
     "policy show",
     "may-contact",
+    "violations",
 ]
 
 
@@ -492,3 +493,22 @@ def test_may_contact_and_policy_from_the_command_line(run: Run, tmp_path: Path) 
     assert "line 4: channel: 'fax'" in batch.stderr
     decisions = lines(batch)
     assert [(d["customer"], d["allowed"]) for d in decisions] == [("C1", False), ("C2", True)]
+    # Contacts that broke the policy when they happened: none here (2 SMS in 7 days is
+    # the cap, not over it), until a third one is sent.
+    assert lines(run("violations", "--json")) == []
+    run(
+        "append",
+        "--type",
+        "sms",
+        "--customer",
+        "C1",
+        "--set",
+        "direction=outbound",
+        "--set",
+        "purpose=marketing",
+        "--time",
+        "2026-03-04T10:00:00Z",
+    )
+    [violation] = lines(run("violations", "--json"))
+    assert (violation["customer"], violation["rules"]) == ("C1", ["cap"])
+    assert "1 violations of policy" in run("violations").stdout

@@ -1,0 +1,172 @@
+"""``ledger violations`` against a brute-force checker written from the policy's words.
+
+The checker shares no code with ``projections.policy``: for every outbound contact it scans
+the customer's whole history for what had happened before it, and applies the rules of the
+built-in policy (read from the file) with plain datetime arithmetic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ledger import service
+from ledger.codec import parse_event
+from ledger.generate import generated
+from ledger.sqlite_log import SQLiteLog
+from projections.policy import default_policy
+
+SLOT = 900  # seconds: contact counts are kept per quarter-hour
+DAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def seconds(text: str) -> int:
+    return int(text[:-1]) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[text[-1]]
+
+
+def slot(moment: datetime) -> int:
+    return int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) // SLOT
+
+
+def local_days(per: str, day: date) -> tuple[date, date]:
+    if per == "calendar-day":
+        return day, day
+    if per == "calendar-week":
+        monday = day - timedelta(days=day.weekday())
+        return monday, monday + timedelta(days=6)
+    first = day.replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+
+
+def brute_force(
+    documents: list[dict[str, Any]], policy: dict[str, Any]
+) -> set[tuple[str, frozenset[str]]]:
+    by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for d in documents:
+        d = {**d, "when": datetime.fromisoformat(d["time"]).astimezone(UTC)}
+        by_customer[d["subject"]].append(d)
+    found = set()
+    for events in by_customer.values():
+        events.sort(key=lambda d: (d["when"], d["id"]))
+        for index, contact in enumerate(events):
+            data, at = contact["data"], contact["when"]
+            if data.get("direction") != "outbound" or "purpose" not in data:
+                continue
+            before = events[:index]
+            channel, purpose = data["channel"], data["purpose"]
+            zones = [d["data"]["time_zone"] for d in before if d["data"].get("time_zone")]
+            local = at.astimezone(ZoneInfo(zones[-1] if zones else policy["time_zone"]))
+            rules = set()
+            if purpose in policy["consent"]["required_for"] and channel in (
+                "phone",
+                "sms",
+                "email",
+            ):
+                said = [
+                    d["type"]
+                    for d in before
+                    if d["type"].startswith("consent.") and d["data"]["channel"] == channel
+                ]
+                if not said or said[-1] != "consent.given":
+                    rules.add("consent")
+            if purpose == "marketing":
+                opened = {
+                    d["data"]["complaint_id"] for d in before if d["type"] == "complaint.opened"
+                }
+                resolved = {
+                    d["data"]["complaint_id"]: d["when"]
+                    for d in before
+                    if d["type"] == "complaint.resolved"
+                }
+                if opened - set(resolved):
+                    rules.add("complaint")
+                cool = timedelta(seconds=seconds(policy["complaints"]["cool_down"]))
+                if resolved and at < max(resolved.values()) + cool:
+                    rules.add("complaint")
+            for cap in policy["caps"]:
+                if cap["purpose"] != purpose or cap["channel"] not in ("*", channel):
+                    continue
+                sent = [
+                    d
+                    for d in before
+                    if d["data"].get("direction") == "outbound"
+                    and d["data"].get("purpose") == purpose
+                    and (cap["channel"] == "*" or d["data"].get("channel") == channel)
+                ]
+                if cap["per"].startswith("calendar"):
+                    first, last = local_days(cap["per"], local.date())
+                    count = sum(
+                        first <= d["when"].astimezone(local.tzinfo).date() <= last for d in sent
+                    )
+                else:
+                    oldest = slot(at - timedelta(seconds=seconds(cap["per"])))
+                    count = sum(oldest <= slot(d["when"]) for d in sent)
+                if count >= cap["max"]:
+                    rules.add("cap")
+            for quiet in policy["quiet"]:
+                if purpose not in quiet["purposes"] or channel not in quiet["channels"]:
+                    continue
+                if DAY_NAMES[local.weekday()] in quiet.get("days", []):
+                    rules.add("quiet")
+                if "start" in quiet:
+                    start, end, clock = quiet["start"], quiet["end"], f"{local:%H:%M:%S}"
+                    if (start <= clock < end) if start < end else (clock >= start or clock < end):
+                        rules.add("quiet")
+            if rules:
+                found.add((contact["id"], frozenset(rules)))
+    return found
+
+
+def test_violations_agree_with_a_brute_force_check_on_50000_events(tmp_path: Path) -> None:
+    documents = list(itertools.islice(generated(3000, 365, seed=31), 60_000))
+    assert len(documents) >= 50_000
+    with SQLiteLog(tmp_path / "log.db") as log:
+        log.append([parse_event(d) for d in documents])
+        loaded = default_policy()
+        found = service.find_violations(log, loaded)
+    # The checker reads the stored (canonical) events, as the ledger does.
+    with SQLiteLog(tmp_path / "log.db", create=False) as log:
+        stored = [r.event.model_dump(mode="json", exclude_none=True) for r in log.read() if r.event]
+    expected = brute_force(stored, loaded.policy.model_dump(mode="json"))
+    got = {(v.event_id, frozenset(r.rule for r in v.reasons)) for v in found}
+    assert len(got) > 1000  # the generated history over-contacts on purpose
+    assert {rule for _, rules in got for rule in rules} == {"consent", "cap", "quiet", "complaint"}
+    assert got == expected
+
+
+def test_a_later_withdrawal_does_not_make_an_earlier_contact_a_violation(tmp_path: Path) -> None:
+    t = datetime(2026, 3, 2, 10, tzinfo=UTC)  # a Monday, 13:00 in Istanbul
+
+    def event(n: int, kind: str, at: datetime, data: dict[str, Any]) -> Any:
+        return parse_event(
+            {
+                "id": f"e{n}",
+                "source": "t",
+                "type": kind,
+                "subject": "C1",
+                "time": at.isoformat(),
+                "data": data,
+            }
+        )
+
+    given = event(
+        1, "consent.given", t - timedelta(days=30), {"channel": "sms", "evidence_source": "web"}
+    )
+    sent = event(2, "touchpoint.sms", t, {"direction": "outbound", "purpose": "marketing"})
+    withdrawn = event(
+        3, "consent.withdrawn", t + timedelta(days=1), {"channel": "sms", "evidence_source": "sms"}
+    )
+    again = event(
+        4,
+        "touchpoint.sms",
+        t + timedelta(days=2),
+        {"direction": "outbound", "purpose": "marketing"},
+    )
+    with SQLiteLog(tmp_path / "log.db") as log:
+        log.append([again, withdrawn, sent, given])  # arrival order does not matter
+        found = service.find_violations(log, default_policy())
+    assert [(v.event_id, [r.rule for r in v.reasons]) for v in found] == [("e4", ["consent"])]
