@@ -36,7 +36,7 @@ from consumers.kafka_group import GroupProjector
 from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
 from ledger import service
-from ledger.api import Ledger, policy_in_force
+from ledger.api import Ledger, policy_history
 from ledger.app import log_name, open_log, open_store
 from ledger.codec import event_to_dict
 from ledger.describe import describe
@@ -50,7 +50,7 @@ from ledger.settings import Settings
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
-from projections.policy import load_policy, parse_requests
+from projections.policy import load_policies, parse_requests
 from projections.report import RelationshipReport
 
 EXIT_REJECTED = 3
@@ -1385,18 +1385,22 @@ def policy() -> None:
 @policy.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def policy_check(file: Path) -> None:
-    """Validate a policy file: every problem with its line, exit 1 if any.
+    """Validate a policy file, or a folder of its versions (each with effective_from):
+    every problem with its line, exit 1 if any.
 
     \b
     Example:
       ledger policy check my-policy.toml
+      ledger policy check policies/
     """
-    loaded = load_policy(file)
-    rules = loaded.policy
-    click.echo(
-        f"{file}: ok: version {loaded.version}, {len(rules.caps)} caps, "
-        f"{len(rules.quiet)} quiet rules, sha256 {loaded.sha256[:16]}"
-    )
+    history = load_policies(file)
+    for loaded in history.versions:
+        rules = loaded.policy
+        since = rules.effective_from.isoformat() if rules.effective_from else "the beginning"
+        click.echo(
+            f"{loaded.source}: ok: version {loaded.version} from {since}, {len(rules.caps)} "
+            f"caps, {len(rules.quiet)} quiet rules, sha256 {loaded.sha256[:16]}"
+        )
 
 
 @policy.command("show")
@@ -1409,11 +1413,20 @@ def policy_show(ctx: click.Context, as_json: bool) -> None:
     Example:
       ledger policy show --json | jq .caps
     """
-    loaded = policy_in_force(settings_of(ctx))
+    history = policy_history(settings_of(ctx))
+    loaded = history.current()
     if as_json:
         click.echo(
             orjson.dumps(
-                {"source": loaded.source, "sha256": loaded.sha256, **loaded.policy.model_dump()}
+                {
+                    "source": loaded.source,
+                    "sha256": loaded.sha256,
+                    **loaded.policy.model_dump(),
+                    "history": [
+                        {"version": v.version, "effective_from": v.policy.effective_from}
+                        for v in history.versions
+                    ],
+                }
             )
         )
         return
@@ -1529,11 +1542,11 @@ def violations(
       ledger violations --json | jq -r .source | sort | uniq -c
     """
     settings = settings_of(ctx)
-    loaded = load_policy(policy_file) if policy_file else policy_in_force(settings)
+    history = load_policies(policy_file) if policy_file else policy_history(settings)
     with open_log(settings, create=False) as log:
         found = service.find_violations(
             log,
-            loaded,
+            history,
             since=parse_time(since, "--since"),
             until=parse_time(until, "--until"),
             channel=channel,
@@ -1545,7 +1558,8 @@ def violations(
         return
     by_rule = Counter(rule for v in found for rule in {r.rule for r in v.reasons})
     click.echo(
-        f"{len(found)} violations of policy {loaded.version}: "
+        f"{len(found)} violations of policy "
+        f"{', '.join(v.version for v in history.versions)}: "
         + (", ".join(f"{n} {rule}" for rule, n in by_rule.most_common()) or "none")
     )
     for violation in found[:limit]:

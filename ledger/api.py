@@ -29,9 +29,11 @@ from projections.policy import (
     Context,
     Decision,
     LoadedPolicy,
+    PolicyError,
+    PolicyHistory,
     decide,
-    default_policy,
-    load_policy,
+    default_history,
+    load_policies,
 )
 from projections.store import ViewStore
 
@@ -39,25 +41,31 @@ DECISION_CHUNK = 500
 """Decisions whose profiles and contact slots are read together in a batch."""
 
 
-def policy_in_force(settings: Settings) -> LoadedPolicy:
-    """``LEDGER_POLICY`` if set, else ``policy.toml`` in the data folder if present, else
-    the built-in default (projections/default_policy.toml)."""
+def policy_history(settings: Settings) -> PolicyHistory:
+    """``LEDGER_POLICY`` (a file, or a folder of versions with ``effective_from``) if set,
+    else ``policy.toml`` in the data folder if present, else the built-in default
+    (projections/default_policy.toml)."""
     if settings.policy is not None:
-        return load_policy(settings.policy)
+        return load_policies(settings.policy)
     local = settings.data_dir / "policy.toml"
-    return load_policy(local) if local.exists() else default_policy()
+    return load_policies(local) if local.exists() else default_history()
 
 
 class Ledger:
     """One ledger: its log, its views and the contact policy in force."""
 
     def __init__(
-        self, settings: Settings | None = None, *, policy: LoadedPolicy | Path | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        policy: PolicyHistory | LoadedPolicy | Path | None = None,
     ) -> None:
         self.settings = settings or Settings()
         if isinstance(policy, Path):
-            policy = load_policy(policy)
-        self.policy = policy or policy_in_force(self.settings)
+            policy = load_policies(policy)
+        elif isinstance(policy, LoadedPolicy):
+            policy = PolicyHistory([policy])
+        self.policies = policy or policy_history(self.settings)
         self._log: EventLog | None = None
         self._store: ViewStore | None = None
 
@@ -100,13 +108,16 @@ class Ledger:
 
     def _decide(self, requests: list[tuple[str, str, str]], at: datetime) -> list[Decision]:
         customers = sorted({customer for customer, _, _ in requests})
-        longest = self.policy.policy.longest_window()
+        loaded = self.policies.at(at)
+        if loaded is None:
+            raise PolicyError("policy", [f"no policy version in force at {at.isoformat()}"])
+        longest = loaded.policy.longest_window()
         window = Window.rolling(at + timedelta(days=32), longest + timedelta(days=32))
         profiles = self.store.load_profiles(customers)
         slots = self.store.contact_slots(customers, window)
         return [
             decide(
-                self.policy,
+                loaded,
                 Context(profiles.get(customer), slots[customer]),
                 customer=customer,
                 channel=channel,

@@ -34,7 +34,7 @@ from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, fact_of
-from projections.policy import LoadedPolicy
+from projections.policy import PolicyHistory
 from projections.profile import Profile
 from projections.report import RelationshipReport, relationship_report
 from projections.store import DeadLetter, ViewStore
@@ -131,7 +131,7 @@ def history(
 
 def find_violations(
     log: EventLog,
-    loaded: LoadedPolicy,
+    history: PolicyHistory,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -154,7 +154,7 @@ def find_violations(
     found = [
         v
         for customer, facts in by_customer.items()
-        for v in violations(loaded, customer, facts.values(), sources)
+        for v in violations(history, customer, facts.values(), sources)
         if (since is None or v.time >= since)
         and (until is None or v.time < until)
         and (channel is None or v.channel == channel)

@@ -147,12 +147,24 @@ class Policy(_Strict):
     """A contact policy, as written in its TOML file."""
 
     version: str = Field(min_length=1)
+    effective_from: datetime | None = None
+    """When this version took effect (a TOML date-time with an offset, or a date: midnight
+    UTC). Absent: from the beginning. A folder of policy files is the policy's history."""
     time_zone: Annotated[str, AfterValidator(_zone)] = "UTC"
     """Used for customers whose time zone the ledger does not know."""
     consent: ConsentRule = ConsentRule()
     caps: list[Cap] = Field(default_factory=list)
     quiet: list[Quiet] = Field(default_factory=list)
     complaints: Complaints = Complaints()
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _instant(cls, value: object) -> object:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime.combine(value, time(), UTC)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("give the offset, e.g. 2026-01-01T00:00:00Z")
+        return value
 
     @field_validator("caps")
     @classmethod
@@ -223,12 +235,57 @@ def load_policy(path: Path) -> LoadedPolicy:
     return parse_policy(text, str(path))
 
 
+@dataclass(frozen=True)
+class PolicyHistory:
+    """The versions of a policy over time: each contact is judged, and each decision made,
+    by the version in force at its moment."""
+
+    versions: list[LoadedPolicy]
+    """Oldest first; the first may have no ``effective_from`` (from the beginning)."""
+
+    def at(self, moment: datetime) -> LoadedPolicy | None:
+        """The version in force at ``moment`` (``None`` before the first took effect)."""
+        found = None
+        for loaded in self.versions:
+            start = loaded.policy.effective_from
+            if start is None or start <= moment:
+                found = loaded
+        return found
+
+    def current(self) -> LoadedPolicy:
+        return self.at(datetime.now(UTC)) or self.versions[0]
+
+    def longest_window(self) -> timedelta:
+        return max(v.policy.longest_window() for v in self.versions)
+
+
+def load_policies(path: Path) -> PolicyHistory:
+    """A policy file, or a folder of them (``*.toml``): its history, checked as a whole."""
+    if not path.is_dir():
+        return PolicyHistory([load_policy(path)])
+    versions = [load_policy(file) for file in sorted(path.glob("*.toml"))]
+    if not versions:
+        raise PolicyError(str(path), ["no *.toml policy files in this folder"])
+    undated = [v.source for v in versions if v.policy.effective_from is None]
+    if len(undated) > 1:
+        raise PolicyError(str(path), [f"only one version may lack effective_from: {undated}"])
+    starts = [v.policy.effective_from for v in versions if v.policy.effective_from]
+    if len(set(starts)) != len(starts):
+        raise PolicyError(str(path), ["two versions take effect at the same moment"])
+    versions.sort(key=lambda v: v.policy.effective_from or datetime.min.replace(tzinfo=UTC))
+    return PolicyHistory(versions)
+
+
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
 
 
 def default_policy() -> LoadedPolicy:
     """The built-in policy, projections/default_policy.toml (it documents every key)."""
     return parse_policy(DEFAULT_POLICY.read_text(), "(built-in policy)")
+
+
+def default_history() -> PolicyHistory:
+    return PolicyHistory([default_policy()])
 
 
 def _line_of(text: str, location: Sequence[int | str]) -> int | None:

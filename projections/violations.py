@@ -17,7 +17,7 @@ from datetime import datetime
 from projections import frequency, profile
 from projections.fact import Fact
 from projections.frequency import SLOT_MICROS
-from projections.policy import Context, LoadedPolicy, Reason, decide
+from projections.policy import Context, PolicyHistory, Reason, decide
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,21 @@ class Violation:
 
 
 def violations(
-    loaded: LoadedPolicy,
+    history: PolicyHistory,
     customer: str,
     facts: Iterable[Fact],
     sources: dict[str, str] | None = None,
 ) -> Iterator[Violation]:
-    """The violations in one customer's history (facts in any order; each id once)."""
+    """The violations in one customer's history (facts in any order; each id once), each
+    judged by the policy version in force when it happened."""
     ordered = sorted(facts, key=lambda f: (f.micros, f.id))
     state = profile.Profile(customer)
     slots: list[tuple[int, str, str, str, int]] = []
     for fact in ordered:
         data = fact.data
-        if data.get("direction") == "outbound" and data.get("channel") and data.get("purpose"):
+        loaded = history.at(fact.time)
+        outbound = data.get("direction") == "outbound" and data.get("channel")
+        if loaded is not None and outbound and data.get("purpose"):
             decision = decide(
                 loaded,
                 Context(state, slots),

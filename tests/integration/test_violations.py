@@ -18,7 +18,7 @@ from ledger import service
 from ledger.codec import parse_event
 from ledger.generate import generated
 from ledger.sqlite_log import SQLiteLog
-from projections.policy import default_policy
+from projections.policy import PolicyHistory, default_history, default_policy, parse_policy
 
 SLOT = 900  # seconds: contact counts are kept per quarter-hour
 DAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -127,7 +127,7 @@ def test_violations_agree_with_a_brute_force_check_on_50000_events(tmp_path: Pat
     with SQLiteLog(tmp_path / "log.db") as log:
         log.append([parse_event(d) for d in documents])
         loaded = default_policy()
-        found = service.find_violations(log, loaded)
+        found = service.find_violations(log, default_history())
     # The checker reads the stored (canonical) events, as the ledger does.
     with SQLiteLog(tmp_path / "log.db", create=False) as log:
         stored = [r.event.model_dump(mode="json", exclude_none=True) for r in log.read() if r.event]
@@ -168,5 +168,36 @@ def test_a_later_withdrawal_does_not_make_an_earlier_contact_a_violation(tmp_pat
     )
     with SQLiteLog(tmp_path / "log.db") as log:
         log.append([again, withdrawn, sent, given])  # arrival order does not matter
-        found = service.find_violations(log, default_policy())
+        found = service.find_violations(log, default_history())
     assert [(v.event_id, [r.rule for r in v.reasons]) for v in found] == [("e4", ["consent"])]
+
+
+def test_a_contact_is_judged_by_the_policy_version_in_force_then(tmp_path: Path) -> None:
+    """Version 1 allows two marketing SMS a week; version 2, from 4 March, one. An SMS on
+    8 March with one in the week before: fine under version 1, a violation under version 2,
+    which was in force then."""
+    cap = '[[caps]]\nchannel = "sms"\npurpose = "marketing"\nmax = {}\nper = "7d"\n'
+    v1 = parse_policy('version = "v1"\n' + cap.format(2))
+    v2 = parse_policy('version = "v2"\neffective_from = 2026-03-04T00:00:00Z\n' + cap.format(1))
+    history = PolicyHistory([v1, v2])
+
+    def event(n: int, kind: str, at: str, data: dict[str, Any]) -> Any:
+        return parse_event(
+            {"id": f"e{n}", "source": "t", "type": kind, "subject": "C1", "time": at, "data": data}
+        )
+
+    sms = {"direction": "outbound", "purpose": "marketing"}
+    events = [
+        event(
+            0, "consent.given", "2026-01-01T00:00:00Z", {"channel": "sms", "evidence_source": "web"}
+        ),
+        event(1, "touchpoint.sms", "2026-03-01T10:00:00Z", sms),
+        event(2, "touchpoint.sms", "2026-03-02T10:00:00Z", sms),  # v1: 1 before, allowed
+        event(3, "touchpoint.sms", "2026-03-08T11:00:00Z", sms),  # 1 in the week before
+    ]
+    with SQLiteLog(tmp_path / "log.db") as log:
+        log.append(events)
+        found = service.find_violations(log, history)
+        under_v1 = service.find_violations(log, PolicyHistory([v1]))
+    assert [(v.event_id, v.policy_version) for v in found] == [("e3", "v2")]
+    assert under_v1 == []

@@ -16,6 +16,7 @@ from projections.policy import (
     PolicyError,
     decide,
     default_policy,
+    load_policies,
     parse_policy,
 )
 from projections.profile import replay
@@ -352,3 +353,22 @@ def test_the_built_in_policy_is_valid_and_versioned() -> None:
     assert loaded.version
     assert len(loaded.sha256) == 64
     assert loaded.policy.caps
+
+
+def test_a_folder_of_versions_is_the_policys_history(tmp_path: Any) -> None:
+    (tmp_path / "a.toml").write_text('version = "v1"\n')
+    (tmp_path / "b.toml").write_text('version = "v2"\neffective_from = 2026-03-04\n')
+    history = load_policies(tmp_path)
+    assert [v.version for v in history.versions] == ["v1", "v2"]
+    before = history.at(datetime(2026, 3, 3, 23, 59, tzinfo=UTC))
+    after = history.at(datetime(2026, 3, 4, tzinfo=UTC))
+    assert (before and before.version, after and after.version) == ("v1", "v2")
+    (tmp_path / "c.toml").write_text('version = "v3"\n')
+    with pytest.raises(PolicyError, match="only one version may lack effective_from"):
+        load_policies(tmp_path)
+    (tmp_path / "c.toml").write_text('version = "v3"\neffective_from = 2026-03-04T00:00:00Z\n')
+    with pytest.raises(PolicyError, match="at the same moment"):
+        load_policies(tmp_path)
+    (tmp_path / "c.toml").write_text('version = "v3"\neffective_from = 2026-03-04T00:00:00\n')
+    with pytest.raises(PolicyError, match="give the offset"):
+        load_policies(tmp_path)
