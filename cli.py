@@ -51,6 +51,7 @@ from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
 from projections.policy import load_policies, parse_requests
+from projections.pressure import PressureReport, pressure
 from projections.report import RelationshipReport
 
 EXIT_REJECTED = 3
@@ -625,6 +626,7 @@ def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool
             seed=seed,
             rejects_path=rejects,
             batch_size=settings.batch_size,
+            policies=policy_history(settings),
             on_progress=advance,
         )
     if as_json:
@@ -649,6 +651,11 @@ def _demo_json(report: service.DemoReport, settings: Settings) -> dict[str, Any]
         "sample_customer": seen.busiest_customer,
         "sample": [event_to_dict(r.event) for r in report.sample if r.event is not None],
         "relationship": _relationship_json(report.relationship),
+        "violations": dict(
+            Counter(rule for v in report.violations for rule in {r.rule for r in v.reasons})
+        ),
+        "over_caps": dict(report.pressure.over_caps) if report.pressure else {},
+        "over_contact_sources": dict(report.pressure.sources) if report.pressure else {},
     }
 
 
@@ -699,6 +706,15 @@ def _render_demo(report: service.DemoReport, settings: Settings) -> None:
         console.print(history)
     if report.relationship is not None:
         _render_relationship(console, report.relationship)
+    if report.pressure is not None:
+        by_rule = Counter(rule for v in report.violations for rule in {r.rule for r in v.reasons})
+        console.print(
+            f"[bold]Contact policy[/bold]: {len(report.violations)} outbound contacts broke it "
+            "when they happened ("
+            + (", ".join(f"{n} {rule}" for rule, n in by_rule.most_common()) or "none")
+            + ")"
+        )
+        _render_pressure(console, report.pressure, "30d")
     if seen.undecodable:
         console.print(f"[red]{len(seen.undecodable)} records could not be decoded[/red]")
     at = f" --at {report.relationship.now:%Y-%m-%d}" if report.relationship else ""
@@ -708,6 +724,8 @@ def _render_demo(report: service.DemoReport, settings: Settings) -> None:
         f"ledger profile {seen.busiest_customer}{at}",
         f"ledger contacts top --window 30d --direction outbound{at}",
         f"ledger customers --risk{at}",
+        "ledger violations --channel sms",
+        f"ledger pressure --window 30d{at}",
     ):
         console.print(f"  {hint}")
 
@@ -1570,6 +1588,86 @@ def violations(
         )
     if len(found) > limit:
         click.echo(f"  ... and {len(found) - limit} more (--limit, or --json for all)")
+
+
+@main.command("pressure")
+@window_option("30d")
+@at_option
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def pressure_command(
+    ctx: click.Context,
+    window: str,
+    at: str | None,
+    policy_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Contact pressure: contacts per customer per channel, customers over each cap, and who
+    caused the over-contact.
+
+    Counts every outbound contact in the window (transactional and service ones too),
+    from the views; the sources come from the violations of the caps in the window.
+
+    \b
+    Example:
+      ledger pressure --window 30d
+      ledger pressure --window 7d --at 2025-06-30 --json
+    """
+    settings = settings_of(ctx)
+    history = load_policies(policy_file) if policy_file else policy_history(settings)
+    moment = _now(at)
+    length = parse_window(window)
+    loaded = history.at(moment) or history.current()
+    with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
+        found = service.find_violations(log, history, since=moment - length, until=moment)
+        report = pressure(store, loaded, moment, length, found)
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                {
+                    "at": moment.isoformat(),
+                    "window": window,
+                    "policy": loaded.version,
+                    "channels": [asdict(s) for s in report.spreads],
+                    "over_caps": [{"cap": c, "customers": n} for c, n in report.over_caps],
+                    "over_contact_sources": [
+                        {"source": s, "contacts": n} for s, n in report.sources
+                    ],
+                }
+            )
+        )
+        return
+    _render_pressure(Console(), report, window)
+
+
+def _render_pressure(console: Console, report: PressureReport, window: str) -> None:
+    spread = Table(
+        "channel",
+        "customers",
+        "contacts",
+        "p50",
+        "p90",
+        "p99",
+        "max",
+        title=f"Outbound contacts per customer, {window} to {report.at:%Y-%m-%d}",
+        title_justify="left",
+    )
+    for s in report.spreads:
+        spread.add_row(
+            s.channel, *(str(v) for v in (s.customers, s.contacts, s.p50, s.p90, s.p99, s.max))
+        )
+    console.print(spread)
+    caps = Table("cap", "customers over it", title="Over the caps", title_justify="left")
+    for cap, n in report.over_caps:
+        caps.add_row(cap, str(n))
+    console.print(caps)
+    sources = Table(
+        "source", "contacts over a cap", title="Who over-contacted", title_justify="left"
+    )
+    for source, n in report.sources:
+        sources.add_row(source, str(n))
+    console.print(sources)
 
 
 def _decide_batch(ledger: Ledger, batch: IO[bytes], moment: datetime) -> int:

@@ -11,7 +11,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +35,7 @@ from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, fact_of
 from projections.policy import PolicyHistory
+from projections.pressure import PressureReport, pressure
 from projections.profile import Profile
 from projections.report import RelationshipReport, relationship_report
 from projections.store import DeadLetter, ViewStore
@@ -264,6 +265,8 @@ class DemoReport:
     overview: LogOverview
     sample: list[LogRecord]
     relationship: RelationshipReport | None = None
+    violations: list[Violation] = field(default_factory=list)
+    pressure: PressureReport | None = None
 
 
 def demo(
@@ -275,9 +278,11 @@ def demo(
     seed: int,
     rejects_path: Path,
     batch_size: int,
+    policies: PolicyHistory,
     on_progress: Progress = _ignore,
 ) -> DemoReport:
-    """Generate a history into ``log``, project it into ``store``, and summarise both."""
+    """Generate a history into ``log``, project it into ``store``, and summarise both, with
+    the contact policy's violations and the contact pressure of the last 30 days."""
     summary = generate_into(
         log,
         customers=customers,
@@ -293,8 +298,13 @@ def demo(
     if seen.busiest_customer is not None:
         sample = list(replay(log, where=ReadFilter(customer=seen.busiest_customer), limit=15))
     Projector(log, store).catch_up()
-    relationship = relationship_report(store, seen.last_time) if seen.last_time else None
-    return DemoReport(summary, seen, sample, relationship)
+    if seen.last_time is None:
+        return DemoReport(summary, seen, sample)
+    relationship = relationship_report(store, seen.last_time)
+    found = find_violations(log, policies)
+    loaded = policies.at(seen.last_time) or policies.current()
+    load = pressure(store, loaded, seen.last_time, timedelta(days=30), found)
+    return DemoReport(summary, seen, sample, relationship, found, load)
 
 
 @dataclass

@@ -443,6 +443,30 @@ class ViewStore:
                 found[customer].append((int(slot), channel, direction, purpose, int(n)))
         return found
 
+    def outbound_per_customer(
+        self, window: Window, *, purpose: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Outbound contacts in ``window`` per channel, per customer (of ``purpose``)."""
+        clauses, params = (
+            ["slot >= ?", "slot < ?", "direction = 'outbound'"],
+            [
+                window.start,
+                window.end,
+            ],
+        )
+        if purpose is not None:
+            clauses.append("purpose = ?")
+            params.append(purpose)  # type: ignore[arg-type]
+        rows = self.recorder.select(
+            "SELECT channel, customer, SUM(n) FROM {contact_slots} "
+            f"WHERE {' AND '.join(clauses)} GROUP BY channel, customer",
+            params,
+        )
+        found: dict[str, dict[str, int]] = {}
+        for channel, customer, n in rows:
+            found.setdefault(channel, {})[customer] = int(n)
+        return found
+
     def most_contacted(
         self,
         window: Window,

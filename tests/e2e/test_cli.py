@@ -78,6 +78,7 @@ COMMANDS = [
     "policy show",
     "may-contact",
     "violations",
+    "pressure",
 ]
 
 
@@ -278,6 +279,11 @@ def test_demo_reports_the_log_and_is_idempotent(run: Run) -> None:
     assert relationship["most_contacted"]
     spenders = [Decimal(row["net_spend"]) for row in relationship["top_spenders"]]
     assert spenders == sorted(spenders, reverse=True)
+    assert set(report["violations"]) <= {"consent", "cap", "quiet", "complaint"}
+    assert report["violations"]  # the generated history over-contacts on purpose
+    assert set(report["over_caps"]) == {
+        cap for cap in report["over_caps"] if cap.startswith("marketing")
+    }
     people = run("demo", "--customers", "60")
     assert "Touchpoints by type" in people.stdout
     assert "The busiest customer" in people.stdout
@@ -512,3 +518,14 @@ def test_may_contact_and_policy_from_the_command_line(run: Run, tmp_path: Path) 
     [violation] = lines(run("violations", "--json"))
     assert (violation["customer"], violation["rules"]) == ("C1", ["cap"])
     assert "1 violations of policy" in run("violations").stdout
+    assert run("project", "run").exit_code == 0
+    pressure = orjson.loads(
+        run("pressure", "--window", "7d", "--at", "2026-03-05", "--json").stdout
+    )
+    assert [
+        (c["channel"], c["customers"], c["contacts"], c["max"]) for c in pressure["channels"]
+    ] == [("sms", 1, 3, 3)]
+    over = {row["cap"]: row["customers"] for row in pressure["over_caps"]}
+    assert over["marketing sms: at most 2 per 7d"] == 1
+    assert over["marketing phone: at most 1 per 7d"] == 0
+    assert [row["contacts"] for row in pressure["over_contact_sources"]] == [1]

@@ -19,6 +19,7 @@ from projections.policy import (
     load_policies,
     parse_policy,
 )
+from projections.pressure import percentile
 from projections.profile import replay
 
 ISTANBUL, NEW_YORK = ZoneInfo("Europe/Istanbul"), ZoneInfo("America/New_York")
@@ -372,3 +373,14 @@ def test_a_folder_of_versions_is_the_policys_history(tmp_path: Any) -> None:
     (tmp_path / "c.toml").write_text('version = "v3"\neffective_from = 2026-03-04T00:00:00\n')
     with pytest.raises(PolicyError, match="give the offset"):
         load_policies(tmp_path)
+
+
+def test_nearest_rank_percentiles() -> None:
+    values = list(range(1, 101))
+    assert (percentile(values, 0.5), percentile(values, 0.9), percentile(values, 0.99)) == (
+        50,
+        90,
+        99,
+    )
+    assert percentile([7], 0.99) == 7
+    assert percentile([], 0.5) == 0

@@ -1,0 +1,95 @@
+"""Contact pressure: how hard the company leans on its customers, per channel.
+
+From the views (all outbound contacts, any purpose: transactional and service messages
+count here even though they need no consent), plus the violations for who caused the
+over-contact.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from projections.frequency import Window
+from projections.policy import LoadedPolicy, parse_duration
+from projections.store import ViewStore
+from projections.violations import Violation
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Outbound contacts per contacted customer on one channel in the window."""
+
+    channel: str
+    customers: int
+    contacts: int
+    p50: int
+    p90: int
+    p99: int
+    max: int
+
+
+@dataclass
+class PressureReport:
+    at: datetime
+    window: timedelta
+    spreads: list[Spread]
+    over_caps: list[tuple[str, int]]
+    """Per rolling cap of the policy in force: customers whose contacts in the cap's
+    window ending at ``at`` are over the cap."""
+    sources: list[tuple[str, int]] = field(default_factory=list)
+    """Who caused the contacts that broke a cap in the window, most first."""
+
+
+def percentile(sorted_values: Sequence[int], fraction: float) -> int:
+    """Nearest-rank percentile of sorted values."""
+    if not sorted_values:
+        return 0
+    rank = max(1, round(fraction * len(sorted_values) + 0.4999))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def pressure(
+    store: ViewStore,
+    loaded: LoadedPolicy,
+    at: datetime,
+    window: timedelta,
+    found: Sequence[Violation] = (),
+) -> PressureReport:
+    per_channel = store.outbound_per_customer(Window.rolling(at, window))
+    spreads = []
+    for channel, counts in sorted(per_channel.items()):
+        values = sorted(counts.values())
+        spreads.append(
+            Spread(
+                channel,
+                len(values),
+                sum(values),
+                percentile(values, 0.5),
+                percentile(values, 0.9),
+                percentile(values, 0.99),
+                values[-1],
+            )
+        )
+    over_caps = []
+    for cap in loaded.policy.caps:
+        if cap.per.startswith("calendar"):
+            continue  # per local day of each customer: see the violations
+        in_window = store.outbound_per_customer(
+            Window.rolling(at, parse_duration(cap.per)), purpose=cap.purpose
+        )
+        totals: Counter[str] = Counter()
+        for channel, by_customer in in_window.items():
+            if cap.channel in ("*", channel):
+                for customer, n in by_customer.items():
+                    totals[customer] += n
+        over_caps.append((cap.label(), sum(1 for n in totals.values() if n > cap.max)))
+    since = at - window
+    sources = Counter(
+        v.source or "(unknown)"
+        for v in found
+        if since <= v.time <= at and any(r.rule == "cap" for r in v.reasons)
+    )
+    return PressureReport(at, window, spreads, over_caps, sources.most_common(10))
