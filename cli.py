@@ -760,6 +760,25 @@ def at_option(function: F) -> F:
     )(function)
 
 
+def batch_size_option(function: F) -> F:
+    return click.option(
+        "--batch-size",
+        type=click.IntRange(1, 1_000_000),
+        default=PROJECTOR_BATCH,
+        show_default=True,
+        help="Records per transaction (at most).",
+    )(function)
+
+
+def validate_option(function: F) -> F:
+    return click.option(
+        "--validate",
+        is_flag=True,
+        help="Validate every embedded-log record against the contract again (slower); by "
+        "default the ones the ledger validated at append time are trusted.",
+    )(function)
+
+
 @main.group()
 def project() -> None:
     """Run and inspect the projectors that build the read models.
@@ -774,13 +793,7 @@ def project() -> None:
 
 @project.command("run")
 @click.option("--follow", is_flag=True, help="Keep running until SIGINT/SIGTERM.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 1_000_000),
-    default=PROJECTOR_BATCH,
-    show_default=True,
-    help="Records per transaction.",
-)
+@batch_size_option
 @click.option(
     "--on-error",
     type=click.Choice(["park", "stop"]),
@@ -789,12 +802,7 @@ def project() -> None:
     help="park: dead-letter a poison record and go on.",
 )
 @click.option("--group", "group_id", help="Kafka consumer group (env LEDGER_GROUP_ID).")
-@click.option(
-    "--validate",
-    is_flag=True,
-    help="Validate every embedded-log record against the contract again (slower); by "
-    "default the ones the ledger validated at append time are trusted.",
-)
+@validate_option
 @json_option
 @click.pass_context
 def project_run(
@@ -868,19 +876,8 @@ def project_run(
 @click.argument(
     "name", required=False, default="views", type=click.Choice(["views", "profile", "frequency"])
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 1_000_000),
-    default=PROJECTOR_BATCH,
-    show_default=True,
-    help="Records per transaction.",
-)
-@click.option(
-    "--validate",
-    is_flag=True,
-    help="Validate every embedded-log record against the contract again (slower); by "
-    "default the ones the ledger validated at append time are trusted.",
-)
+@batch_size_option
+@validate_option
 @json_option
 @click.pass_context
 def project_rebuild(

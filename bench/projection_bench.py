@@ -24,7 +24,6 @@ import itertools
 import json
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -92,15 +91,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure(kind: str, **options: Any) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", kind]
-    for name, value in options.items():
-        command += [f"--{name}"] if value is True else [f"--{name}", str(value)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["rate"] = result["events"] / result["seconds"] if result["seconds"] else 0.0
-    return result
+    from bench.common import run_child
+
+    return run_child(__file__, kind, **options)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,17 +331,26 @@ class SQLiteLog(EventLog):
     ) -> Iterator[LogRecord]:
         return self._scan(start, where, stop=None, poll_seconds=0.0)
 
-    def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
-        if partition != PARTITION:
-            return
+    def _pages(
+        self, select: Callable[[int, int], list[tuple[Any, ...]]], start: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Pages of rows from position ``start`` to the current end (rows begin with their
+        position)."""
         position = start
         while True:
             try:
-                rows = self.recorder.select_raw(position, READ_PAGE)
+                rows = select(position, READ_PAGE)
             except (PersistenceError, sqlite3.Error) as exc:
                 raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
             if not rows:
                 return
+            yield rows
+            position = rows[-1][0] + 1
+
+    def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
+        if partition != PARTITION:
+            return
+        for rows in self._pages(self.recorder.select_raw, start):
             for row_position, usual, event_id, event_type, subject, micros, state, recorded in rows:
                 if not usual:  # a column of an unexpected type (edited?): encode it as stored
                     yield self._odd_raw(row_position)
@@ -353,7 +362,6 @@ class SQLiteLog(EventLog):
                     state,
                     recorded,
                 )
-            position = rows[-1][0] + 1
 
     def _odd_raw(self, position: int) -> RawRecord:
         row = self.recorder.select_row(position)
@@ -367,19 +375,12 @@ class SQLiteLog(EventLog):
         )
 
     def read_stored(self, start: Positions | None = None) -> Iterator[StoredEvent]:
-        position = max(1, (start or {}).get(PARTITION, 1))
-        while True:
-            try:
-                rows = self.recorder.select_stored(position, READ_PAGE)
-            except (PersistenceError, sqlite3.Error) as exc:
-                raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
-            if not rows:
-                return
+        first = max(1, (start or {}).get(PARTITION, 1))
+        for rows in self._pages(self.recorder.select_stored, first):
             for row_position, event_id, event_type, subject, micros, state in rows:
                 yield StoredEvent(
                     Position(PARTITION, row_position), event_id, event_type, subject, micros, state
                 )
-            position = rows[-1][0] + 1
 
     def follow(
         self,
