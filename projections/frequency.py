@@ -87,17 +87,11 @@ def count(
     direction: str | None = None,
     purpose: str | None = None,
 ) -> int:
-    """Contacts of ``customer`` in ``window``, optionally of one channel/direction/purpose.
-
-    A reference implementation over the in-memory state; stores answer the same query
-    in SQL.
-    """
+    """Contacts of ``customer`` in ``window``, optionally of one channel/direction/purpose."""
     return sum(
         n
-        for (who, ch, di, pu, slot), n in state.items()
-        if who == customer
-        and window.start <= slot < window.end
-        and (channel is None or ch == channel)
+        for (ch, di, pu), n in totals(state, customer, window).items()
+        if (channel is None or ch == channel)
         and (direction is None or di == direction)
         and (purpose is None or pu == purpose)
     )

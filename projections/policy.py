@@ -255,9 +255,6 @@ class PolicyHistory:
     def current(self) -> LoadedPolicy:
         return self.at(datetime.now(UTC)) or self.versions[0]
 
-    def longest_window(self) -> timedelta:
-        return max(v.policy.longest_window() for v in self.versions)
-
 
 def load_policies(path: Path) -> PolicyHistory:
     """A policy file, or a folder of them (``*.toml``): its history, checked as a whole."""
