@@ -460,20 +460,14 @@ def test_may_contact_and_policy_from_the_command_line(run: Run, tmp_path: Path) 
         "--time",
         "2026-01-01T10:00:00Z",
     )
+
+    def marketing_sms(day: str) -> None:
+        sms = ["--type", "sms", "--customer", "C1", "--set", "direction=outbound"]
+        moment = ["--set", "purpose=marketing", "--time", f"{day}T10:00:00Z"]
+        assert run("append", *sms, *moment).exit_code == 0
+
     for day in ("2026-03-01", "2026-03-03"):
-        run(
-            "append",
-            "--type",
-            "sms",
-            "--customer",
-            "C1",
-            "--set",
-            "direction=outbound",
-            "--set",
-            "purpose=marketing",
-            "--time",
-            f"{day}T10:00:00Z",
-        )
+        marketing_sms(day)
     assert run("project", "run").exit_code == 0
     at = "2026-03-04T10:00:00Z"
     denied = run(
@@ -502,19 +496,7 @@ def test_may_contact_and_policy_from_the_command_line(run: Run, tmp_path: Path) 
     # Contacts that broke the policy when they happened: none here (2 SMS in 7 days is
     # the cap, not over it), until a third one is sent.
     assert lines(run("violations", "--json")) == []
-    run(
-        "append",
-        "--type",
-        "sms",
-        "--customer",
-        "C1",
-        "--set",
-        "direction=outbound",
-        "--set",
-        "purpose=marketing",
-        "--time",
-        "2026-03-04T10:00:00Z",
-    )
+    marketing_sms("2026-03-04")
     [violation] = lines(run("violations", "--json"))
     assert (violation["customer"], violation["rules"]) == ("C1", ["cap"])
     assert "1 violations of policy" in run("violations").stdout
