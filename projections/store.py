@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -304,6 +305,31 @@ def _profile_row(profile: Profile) -> tuple[str, str, int | None, int | None, in
     )
 
 
+def _create_tables(recorder: ViewRecorder, attempts: int = 20) -> None:
+    """Create the view tables (if absent), despite projectors committing meanwhile.
+
+    eventsourcing's tracking recorder reads its migration state and then creates tables in
+    one deferred transaction. In SQLite's WAL mode that upgrade from reader to writer fails
+    at once ("database is locked", no busy wait) if another connection committed in
+    between, which a projector running on the same store does every batch: the documented
+    remedy is to run the transaction again. Another projector creating the tables at the
+    same moment shows as an ``IntegrityError`` on eventsourcing's migration row; the
+    tables then exist, and the next attempt finds them.
+    """
+    for attempt in range(attempts):
+        try:
+            recorder.create_table()
+        except IntegrityError:
+            if attempt + 1 == attempts:
+                raise
+        except (PersistenceError, sqlite3.OperationalError) as exc:
+            if "locked" not in str(exc) or attempt + 1 == attempts:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+        else:
+            return
+
+
 class ViewStore:
     """The read models of one log, in SQLite or PostgreSQL (same queries, same results)."""
 
@@ -316,12 +342,7 @@ class ViewStore:
         """Which log the positions belong to (``embedded`` or the Kafka topic)."""
         self.where = where
         try:
-            try:
-                recorder.create_table()
-            except IntegrityError:
-                # Another projector created the tables at the same moment and wrote
-                # eventsourcing's migration row first; the tables exist now.
-                recorder.create_table()
+            _create_tables(recorder)
         except (PersistenceError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the view store {where}: {exc}") from exc
 
