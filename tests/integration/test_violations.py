@@ -19,6 +19,7 @@ from ledger.codec import parse_event
 from ledger.generate import generated
 from ledger.sqlite_log import SQLiteLog
 from projections.policy import PolicyHistory, default_history, default_policy, parse_policy
+from tests.builders import touchpoint
 
 SLOT = 900  # seconds: contact counts are kept per quarter-hour
 DAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -141,35 +142,19 @@ def test_violations_agree_with_a_brute_force_check_on_50000_events(tmp_path: Pat
 def test_a_later_withdrawal_does_not_make_an_earlier_contact_a_violation(tmp_path: Path) -> None:
     t = datetime(2026, 3, 2, 10, tzinfo=UTC)  # a Monday, 13:00 in Istanbul
 
-    def event(n: int, kind: str, at: datetime, data: dict[str, Any]) -> Any:
-        return parse_event(
-            {
-                "id": f"e{n}",
-                "source": "t",
-                "type": kind,
-                "subject": "C1",
-                "time": at.isoformat(),
-                "data": data,
-            }
-        )
-
-    given = event(
-        1, "consent.given", t - timedelta(days=30), {"channel": "sms", "evidence_source": "web"}
+    sms = {"direction": "outbound", "purpose": "marketing"}
+    given = touchpoint(
+        "consent.given", t - timedelta(days=30), {"channel": "sms", "evidence_source": "web"}
     )
-    sent = event(2, "touchpoint.sms", t, {"direction": "outbound", "purpose": "marketing"})
-    withdrawn = event(
-        3, "consent.withdrawn", t + timedelta(days=1), {"channel": "sms", "evidence_source": "sms"}
+    sent = touchpoint("touchpoint.sms", t, sms)
+    withdrawn = touchpoint(
+        "consent.withdrawn", t + timedelta(days=1), {"channel": "sms", "evidence_source": "sms"}
     )
-    again = event(
-        4,
-        "touchpoint.sms",
-        t + timedelta(days=2),
-        {"direction": "outbound", "purpose": "marketing"},
-    )
+    again = touchpoint("touchpoint.sms", t + timedelta(days=2), sms)
     with SQLiteLog(tmp_path / "log.db") as log:
         log.append([again, withdrawn, sent, given])  # arrival order does not matter
         found = service.find_violations(log, default_history())
-    assert [(v.event_id, [r.rule for r in v.reasons]) for v in found] == [("e4", ["consent"])]
+    assert [(v.event_id, [r.rule for r in v.reasons]) for v in found] == [(again.id, ["consent"])]
 
 
 def test_a_contact_is_judged_by_the_policy_version_in_force_then(tmp_path: Path) -> None:
@@ -181,23 +166,18 @@ def test_a_contact_is_judged_by_the_policy_version_in_force_then(tmp_path: Path)
     v2 = parse_policy('version = "v2"\neffective_from = 2026-03-04T00:00:00Z\n' + cap.format(1))
     history = PolicyHistory([v1, v2])
 
-    def event(n: int, kind: str, at: str, data: dict[str, Any]) -> Any:
-        return parse_event(
-            {"id": f"e{n}", "source": "t", "type": kind, "subject": "C1", "time": at, "data": data}
-        )
-
     sms = {"direction": "outbound", "purpose": "marketing"}
     events = [
-        event(
-            0, "consent.given", "2026-01-01T00:00:00Z", {"channel": "sms", "evidence_source": "web"}
+        touchpoint(
+            "consent.given", "2026-01-01T00:00:00Z", {"channel": "sms", "evidence_source": "web"}
         ),
-        event(1, "touchpoint.sms", "2026-03-01T10:00:00Z", sms),
-        event(2, "touchpoint.sms", "2026-03-02T10:00:00Z", sms),  # v1: 1 before, allowed
-        event(3, "touchpoint.sms", "2026-03-08T11:00:00Z", sms),  # 1 in the week before
+        touchpoint("touchpoint.sms", "2026-03-01T10:00:00Z", sms),
+        touchpoint("touchpoint.sms", "2026-03-02T10:00:00Z", sms),  # v1: 1 before, allowed
+        touchpoint("touchpoint.sms", "2026-03-08T11:00:00Z", sms),  # 1 in the week before
     ]
     with SQLiteLog(tmp_path / "log.db") as log:
         log.append(events)
         found = service.find_violations(log, history)
         under_v1 = service.find_violations(log, PolicyHistory([v1]))
-    assert [(v.event_id, v.policy_version) for v in found] == [("e3", "v2")]
+    assert [(v.event_id, v.policy_version) for v in found] == [(events[3].id, "v2")]
     assert under_v1 == []

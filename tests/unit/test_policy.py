@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ledger.codec import parse_event
 from projections import frequency
 from projections.policy import (
     Context,
@@ -21,9 +20,9 @@ from projections.policy import (
 )
 from projections.pressure import percentile
 from projections.profile import replay
+from tests.builders import touchpoint as ev
 
 ISTANBUL, NEW_YORK = ZoneInfo("Europe/Istanbul"), ZoneInfo("America/New_York")
-_ids = iter(range(10**9))
 
 BASE = """
 version = "t1"
@@ -53,19 +52,6 @@ start = "21:00"
 end = "09:00"
 days = ["sunday"]
 """
-
-
-def ev(kind: str, at: datetime, data: dict[str, Any], customer: str = "C1") -> Any:
-    return parse_event(
-        {
-            "id": f"p{next(_ids)}",
-            "source": "t",
-            "type": kind,
-            "subject": customer,
-            "time": at.isoformat(),
-            "data": data,
-        }
-    )
 
 
 def consent(channel: str, at: datetime, given: bool = True) -> Any:

@@ -14,22 +14,9 @@ from ledger.codec import parse_event
 from ledger.events import TouchpointEvent
 from ledger.generate import generated
 from projections.profile import Lifecycle, Profile, apply, replay
+from tests.builders import touchpoint as ev
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
-_counter = iter(range(10**9))
-
-
-def ev(event_type: str, at: datetime, data: dict[str, Any], customer: str = "C1") -> Any:
-    return parse_event(
-        {
-            "id": f"e{next(_counter)}",
-            "source": "t",
-            "type": event_type,
-            "subject": customer,
-            "time": at.isoformat(),
-            "data": data,
-        }
-    )
 
 
 def purchase(at: datetime, amount: str, currency: str = "GBP") -> Any:
