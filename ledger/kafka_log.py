@@ -100,6 +100,10 @@ class KafkaLog(EventLog):
             **self._settings.kafka_client_options(),
         }
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     def _unavailable(self, what: str, exc: Exception) -> LogUnavailable:
         servers = ",".join(self.target.bootstrap_servers)
         return LogUnavailable(f"Kafka at {servers}, topic {self.topic}: {what}: {exc}")
@@ -343,6 +347,67 @@ class KafkaLog(EventLog):
         if self._producer is not None:
             self._producer.close()
             self._producer = None
+
+
+class PartitionReader:
+    """Reads some partitions of the topic batch after batch, with one consumer kept open
+    (a projector's worker process folds its partitions' records: see consumers.shards).
+
+    Positions are the reader's own, not Kafka's committed offsets, and a partition is
+    caught up when its position reaches the high watermark a fetch brought back.
+    """
+
+    def __init__(self, log: KafkaLog, partitions: Sequence[int]) -> None:
+        self.log = log
+        self.assigned = [TopicPartition(log.topic, p) for p in sorted(partitions)]
+        self.consumer = log._consumer()
+        self.consumer.assign(self.assigned)
+        self._at: dict[int, int] = {}
+        """Where the consumer stands, per partition, as far as this reader moved it."""
+
+    def take(
+        self, start: dict[int, int], limit: int
+    ) -> tuple[list[LogRecord], dict[int, int], bool]:
+        """Up to ``limit`` records from ``start`` (per partition; absent: the beginning).
+        Returns them, the next position of each partition that moved, and whether every
+        partition has reached its high watermark."""
+        consumer = self.consumer
+        records: list[LogRecord] = []
+        try:
+            for tp in self.assigned:
+                wanted = start.get(tp.partition)
+                if wanted is None:
+                    if self._at.get(tp.partition) != -1:
+                        consumer.seek_to_beginning(tp)
+                        self._at[tp.partition] = -1
+                elif self._at.get(tp.partition) != wanted:
+                    consumer.seek(tp, wanted)
+                    self._at[tp.partition] = wanted
+            moved: dict[int, int] = {}
+            caught_up = False
+            last_progress = time.monotonic()
+            while len(records) < limit:
+                polled = consumer.poll(timeout_ms=500, max_records=limit - len(records))
+                for tp, batch in polled.items():
+                    for record in batch:
+                        records.append(decode_record(tp.partition, record))
+                    if batch:
+                        moved[tp.partition] = self._at[tp.partition] = batch[-1].offset + 1
+                        last_progress = time.monotonic()
+                caught_up = all(
+                    (mark := consumer.highwater(tp)) is not None and consumer.position(tp) >= mark
+                    for tp in self.assigned
+                )
+                if caught_up:
+                    break
+                if time.monotonic() - last_progress > READ_STALL_SECONDS:
+                    raise LogUnavailable(f"topic {self.log.topic}: no progress on a partition")
+        except KafkaError as exc:
+            raise self.log._unavailable("cannot read", exc) from exc
+        return records, moved, caught_up
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def decode_record(partition: int, record: Any) -> LogRecord:

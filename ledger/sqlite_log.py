@@ -50,6 +50,43 @@ READ_PAGE = 2000
 WAL_CHECKPOINT_PAGES = 10_000
 
 
+# A customer's shard, computed by SQLite itself from the last three characters of the
+# customer id (so a reader skips other shards' rows without handing them to Python).
+# Any value, even an edited column of another type, falls in exactly one shard.
+_SHARD_OF_SUBJECT = (
+    "(ifnull(unicode(substr(CAST(subject AS TEXT), -1)), 0)"
+    " + 31 * ifnull(unicode(substr(CAST(subject AS TEXT), -2, 1)), 0)"
+    " + 961 * ifnull(unicode(substr(CAST(subject AS TEXT), -3, 1)), 0)) % ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Which rows a reader takes: positions before ``end`` (``None``: to the end of the
+    log), of customers in shard ``shard`` of ``shards`` (one shard: every customer).
+
+    Shards split the log by customer, and so each customer's events, between parallel
+    readers (see :mod:`consumers.shards`)."""
+
+    end: int | None = None
+    shard: int = 0
+    shards: int = 1
+
+    def clauses(self) -> tuple[str, tuple[int, ...]]:
+        """SQL to append to a ``WHERE`` clause, and its parameters."""
+        sql = ""
+        params: tuple[int, ...] = ()
+        if self.end is not None:
+            sql, params = " AND rowid < ?", (self.end,)
+        if self.shards > 1:
+            sql += f" AND {_SHARD_OF_SUBJECT} = ?"
+            params += (self.shards, self.shard)
+        return sql, params
+
+
+EVERY_ROW = Span()
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedBatch:
     """A batch ready for one INSERT: its first occurrences as a JSON array of rows
@@ -91,22 +128,32 @@ class LedgerConnectionPool(SQLiteConnectionPool):
     cache and less frequent checkpoints keep each batch's page writes few and large.
     """
 
-    def __init__(self, *, db_name: str, lock_timeout: int, cache_mib: int) -> None:
+    def __init__(
+        self, *, db_name: str, lock_timeout: int, cache_mib: int, durable: bool = True
+    ) -> None:
         super().__init__(db_name=db_name, lock_timeout=lock_timeout)
         self.cache_kib = cache_mib * 1024
+        self.durable = durable
 
     def _create_connection(self) -> SQLiteConnection:
         connection = super()._create_connection()
         cursor = connection.cursor()
-        for pragma in connection_pragmas(self.cache_kib // 1024):
+        for pragma in connection_pragmas(self.cache_kib // 1024, durable=self.durable):
             cursor.execute(pragma)
         return connection
 
 
-def connection_pragmas(cache_mib: int) -> list[str]:
-    """The per-connection settings of the embedded log (also used by the benchmarks)."""
+def connection_pragmas(cache_mib: int, *, durable: bool = True) -> list[str]:
+    """The per-connection settings of the embedded log (also used by the benchmarks).
+
+    ``durable=False`` (the view store) syncs the WAL at checkpoints only, not at every
+    commit: a power cut may take the last commits back, but never half of one, and
+    positions go back with their rows, so the projector just applies those events again.
+    The log keeps full durability: an append it acknowledged is on disk.
+    """
     return [
         f"PRAGMA cache_size = -{cache_mib * 1024}",
+        f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}",
         f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}",
         # INSERT ... SELECT reading its own table is materialised first: keep it off disk.
         "PRAGMA temp_store = MEMORY",
@@ -116,10 +163,12 @@ def connection_pragmas(cache_mib: int) -> list[str]:
 class LedgerDatastore(SQLiteDatastore):
     """eventsourcing's SQLite datastore using :class:`LedgerConnectionPool`."""
 
-    def __init__(self, db_name: str, *, lock_timeout: int, cache_mib: int) -> None:
+    def __init__(
+        self, db_name: str, *, lock_timeout: int, cache_mib: int, durable: bool = True
+    ) -> None:
         super().__init__(db_name, lock_timeout=lock_timeout, originator_id_type="text")
         self.pool = LedgerConnectionPool(
-            db_name=db_name, lock_timeout=lock_timeout, cache_mib=cache_mib
+            db_name=db_name, lock_timeout=lock_timeout, cache_mib=cache_mib, durable=durable
         )
 
 
@@ -255,16 +304,31 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             row: tuple[Any, ...] = cursor.fetchone()
             return row
 
-    def select_stored(self, start: int, limit: int) -> list[tuple[int, str, str, str, int, bytes]]:
-        """Rows ``(position, id, type, subject, event time, state)`` from ``start``."""
+    def select_stored(
+        self, start: int, limit: int, span: Span = EVERY_ROW
+    ) -> list[tuple[int, str, str, str, int, bytes]]:
+        """Rows ``(position, id, type, subject, event time, state)`` from ``start``, in
+        ``span``."""
+        clauses, params = span.clauses()
         statement = (
             "SELECT rowid, originator_id, topic, subject, event_time, state "
-            f"FROM {self.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+            f"FROM {self.events_table_name} WHERE rowid >= ?{clauses} ORDER BY rowid LIMIT ?"
         )
         with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, (start, limit))
+            cursor.execute(statement, (start, *params, limit))
             rows: list[tuple[int, str, str, str, int, bytes]] = cursor.fetchall()
             return rows
+
+    def select_documents(self, start: int, limit: int, span: Span) -> list[tuple[int, bytes, int]]:
+        """Rows ``(position, state, recorded_at)`` from ``start``, in ``span``."""
+        clauses, params = span.clauses()
+        statement = (
+            f"SELECT rowid, state, recorded_at FROM {self.events_table_name} "
+            f"WHERE rowid >= ?{clauses} ORDER BY rowid LIMIT ?"
+        )
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (start, *params, limit))
+            return [(r[0], r[1], r[2]) for r in cursor.fetchall()]
 
 
 class SQLiteLog(EventLog):
@@ -374,13 +438,25 @@ class SQLiteLog(EventLog):
             recorded_at if isinstance(recorded_at, int) else -1,
         )
 
-    def read_stored(self, start: Positions | None = None) -> Iterator[StoredEvent]:
+    def read_stored(
+        self, start: Positions | None = None, span: Span = EVERY_ROW
+    ) -> Iterator[StoredEvent]:
         first = max(1, (start or {}).get(PARTITION, 1))
-        for rows in self._pages(self.recorder.select_stored, first):
+        select = self.recorder.select_stored
+        for rows in self._pages(lambda position, limit: select(position, limit, span), first):
             for row_position, event_id, event_type, subject, micros, state in rows:
                 yield StoredEvent(
                     Position(PARTITION, row_position), event_id, event_type, subject, micros, state
                 )
+
+    def read_span(self, start: Positions | None, span: Span) -> Iterator[LogRecord]:
+        """Validated records of ``span`` from ``start`` (what :meth:`read` gives, for one
+        shard of customers and up to an end)."""
+        first = max(1, (start or {}).get(PARTITION, 1))
+        select = self.recorder.select_documents
+        for rows in self._pages(lambda position, limit: select(position, limit, span), first):
+            for row_position, state, recorded_at in rows:
+                yield _decode(row_position, state, recorded_at)
 
     def follow(
         self,
