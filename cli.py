@@ -770,6 +770,16 @@ def batch_size_option(function: F) -> F:
     )(function)
 
 
+def workers_option(function: F) -> F:
+    return click.option(
+        "--workers",
+        type=click.IntRange(0, 64),
+        default=None,
+        help="Processes to fold a large backlog with (env LEDGER_WORKERS; 0, the default: "
+        "one per CPU core; 1: fold in this process only).",
+    )(function)
+
+
 def validate_option(function: F) -> F:
     return click.option(
         "--validate",
@@ -802,6 +812,7 @@ def project() -> None:
     help="park: dead-letter a poison record and go on.",
 )
 @click.option("--group", "group_id", help="Kafka consumer group (env LEDGER_GROUP_ID).")
+@workers_option
 @validate_option
 @json_option
 @click.pass_context
@@ -811,6 +822,7 @@ def project_run(
     batch_size: int,
     on_error: str,
     group_id: str | None,
+    workers: int | None,
     validate: bool,
     as_json: bool,
 ) -> None:
@@ -841,6 +853,7 @@ def project_run(
                 batch_size=batch_size,
                 session_timeout_ms=settings.kafka_session_timeout_ms,
                 on_error=on_error,
+                workers=settings.workers if workers is None else workers,
             )
             report = group.run(stop, until_caught_up=not follow)
         else:
@@ -850,6 +863,7 @@ def project_run(
                 batch_size=batch_size,
                 on_error="stop" if on_error == "stop" else "park",
                 validate=validate,
+                workers=settings.workers if workers is None else workers,
             )
             report = projector.follow(stop) if follow else projector.catch_up()
     summary = {
@@ -859,6 +873,7 @@ def project_run(
         "parked": report.parked,
         "seconds": round(report.seconds, 3),
         "events_per_second": round(report.rate),
+        "workers": report.workers,
         "positions": {str(p): o for p, o in sorted(report.positions.items())},
     }
     if as_json:
@@ -866,7 +881,8 @@ def project_run(
         return
     click.echo(
         f"{report.records} records: {report.applied} applied, {report.duplicates} "
-        f"duplicates skipped, {report.parked} parked ({report.rate:,.0f} records/s)"
+        f"duplicates skipped, {report.parked} parked ({report.rate:,.0f} records/s"
+        + (f", {report.workers} worker processes)" if report.workers > 1 else ")")
     )
     if report.parked:
         click.echo("parked records: ledger project errors")
@@ -877,11 +893,17 @@ def project_run(
     "name", required=False, default="views", type=click.Choice(["views", "profile", "frequency"])
 )
 @batch_size_option
+@workers_option
 @validate_option
 @json_option
 @click.pass_context
 def project_rebuild(
-    ctx: click.Context, name: str, batch_size: int, validate: bool, as_json: bool
+    ctx: click.Context,
+    name: str,
+    batch_size: int,
+    workers: int | None,
+    validate: bool,
+    as_json: bool,
 ) -> None:
     """Rebuild the views from the start of the log, then swap them in.
 
@@ -896,7 +918,13 @@ def project_rebuild(
     """
     settings = settings_of(ctx)
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-        report = rebuild(log, store, batch_size=batch_size, validate=validate)
+        report = rebuild(
+            log,
+            store,
+            batch_size=batch_size,
+            validate=validate,
+            workers=settings.workers if workers is None else workers,
+        )
     summary = {
         "rebuilt": name,
         "records": report.records,
@@ -904,6 +932,7 @@ def project_rebuild(
         "parked": report.parked,
         "seconds": round(report.seconds, 3),
         "events_per_second": round(report.rate),
+        "workers": report.workers,
     }
     if as_json:
         click.echo(orjson.dumps(summary))

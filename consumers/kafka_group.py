@@ -33,9 +33,10 @@ class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
         self.group = group
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        pass  # every batch is committed before the next poll: nothing to flush
+        self.group.assignments += 1  # every batch is committed before the next poll
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.group.assignments += 1
         self.group.seek_to_store(list(assigned))
 
 
@@ -51,12 +52,19 @@ class GroupProjector:
         batch_size: int = PROJECTOR_BATCH,
         session_timeout_ms: int = 10_000,
         on_error: str = "park",
+        workers: int | None = None,
     ) -> None:
         self.log = log
         self.store = store
         self.projector = Projector(
-            log, store, batch_size=batch_size, on_error="stop" if on_error == "stop" else "park"
+            log,
+            store,
+            batch_size=batch_size,
+            on_error="stop" if on_error == "stop" else "park",
+            workers=workers,
         )
+        self.assignments = 0
+        """Bumped by every rebalance (partitions revoked or assigned)."""
         self.batch_size = batch_size
         options = {**log.client_options(), **CONSUMER_OPTIONS, "max_poll_records": batch_size}
         try:
@@ -89,11 +97,16 @@ class GroupProjector:
         report = RunReport()
         started = time.perf_counter()
         self.consumer.subscribe([self.log.topic], listener=_SeekToStore(self))
+        backlog_folded = False
         try:
             while not stop.is_set():
                 polled = self.consumer.poll(
                     timeout_ms=int(poll_seconds * 1000), max_records=self.batch_size
                 )
+                if not backlog_folded and self.consumer.assignment():
+                    backlog_folded = True
+                    if self._fold_backlog(stop, report):
+                        continue  # what that poll returned is read again from the store's positions
                 records = [
                     decode_record(tp.partition, r) for tp, batch in polled.items() for r in batch
                 ]
@@ -111,6 +124,39 @@ class GroupProjector:
             self.consumer.close()
             report.seconds = time.perf_counter() - started
         return report
+
+    def _fold_backlog(self, stop: threading.Event, report: RunReport) -> bool:
+        """On the first assignment, catch its partitions up with worker processes (see
+        :mod:`consumers.shards`), if there is more than one to share and the store can
+        merge the workers' rows. The group consumer is paused meanwhile and polled between
+        batches, so that it keeps its membership; a rebalance ends the parallel run, and the
+        group loop goes on from the store's positions. Returns whether it ran."""
+        from consumers.shards import ParallelCatchUp
+
+        assignment = list(self.consumer.assignment())
+        if self.projector.workers < 2 or self.store.staging is None or len(assignment) < 2:
+            return False
+        seen = self.assignments
+        self.consumer.pause(*assignment)
+
+        def between() -> bool:
+            self.consumer.poll(timeout_ms=0)  # paused: no records, only the group's business
+            return self.assignments == seen and not stop.is_set()
+
+        try:
+            parallel = ParallelCatchUp(
+                self.projector,
+                self.projector.workers,
+                partitions=sorted(tp.partition for tp in assignment),
+                between=between,
+            )
+            report.merge(parallel.run(stop))
+        finally:
+            current = list(self.consumer.assignment())
+            self.consumer.resume(*current)
+            self.seek_to_store(current)
+        self._commit_offsets(report)
+        return True
 
     def _commit_offsets(self, report: RunReport) -> None:
         owned = {tp.partition for tp in self.consumer.assignment()}

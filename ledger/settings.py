@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         description="SQLite page cache per connection, MiB (LEDGER_SQLITE_CACHE_MB): the "
         "largest part of an import's memory; smaller is slower on big logs.",
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Processes a projector catch-up or rebuild folds with (LEDGER_WORKERS); "
+        "0: one per CPU core, 1: none besides the projector itself. Used for a SQLite view "
+        "store and a backlog of 50,000 records or more.",
+    )
     batch_size: int = Field(
         default=20_000,
         ge=1,

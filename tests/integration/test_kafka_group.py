@@ -91,3 +91,47 @@ def test_two_members_one_killed_midway_count_every_event_exactly_once(
         assert grouped.dump() == expected
     finally:
         grouped.close()
+
+
+def test_a_member_catches_its_backlog_up_with_worker_processes(
+    kafka_settings: Callable[[], Settings], tmp_path: Path
+) -> None:
+    """A group member with a SQLite store folds the backlog of its partitions with worker
+    processes, then goes on as a member: the views of a one-process run."""
+    base = kafka_settings()
+    settings = base.model_copy(update={"store": f"sqlite:///{tmp_path / 'group'}.db"})
+    clean = base.model_copy(update={"store": f"sqlite:///{tmp_path / 'clean'}.db"})
+    events = [parse_event(d) for d in generated(300, 200, seed=21)]
+    with open_log(settings) as log:
+        log.append(events)
+        log.append(events[:500])  # re-published: counted once
+    env = {
+        **os.environ,
+        "LEDGER_LOG": settings.log_url,
+        "LEDGER_STORE": settings.store_url,
+        "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
+    command = [sys.executable, "-m", "cli", "project", "run", "--group", "g1"]
+    done = subprocess.run(
+        [*command, "--workers", "2", "--batch-size", "2000", "--json"],
+        check=False,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["workers"] == 2
+    assert (report["applied"], report["duplicates"]) == (len(events), 500)
+    with open_log(clean) as log:
+        store = open_store(clean)
+        Projector(log, store, workers=1).catch_up()
+        expected = store.dump()
+        store.close()
+    grouped = open_store(settings)
+    try:
+        assert grouped.dump() == expected
+    finally:
+        grouped.close()

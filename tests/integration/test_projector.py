@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from kafka import KafkaProducer
 from consumers.projector import PoisonEvent, Projector, RunReport, rebuild
 from ledger.app import open_log, open_store
 from ledger.codec import parse_event
-from ledger.events import TouchpointEvent
+from ledger.events import Touchpoint, TouchpointEvent
 from ledger.generate import generated
 from ledger.settings import Settings
 from projections import frequency, profile
@@ -198,8 +198,15 @@ def test_follow_applies_new_events_and_stops_cleanly(settings_for: SettingsFor) 
     log.close()
 
 
-def _run_projector(settings: Settings, batch_size: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LEDGER_LOG": settings.log_url, "LEDGER_STORE": settings.store_url}
+def _run_projector(
+    settings: Settings, batch_size: int, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "LEDGER_LOG": settings.log_url,
+        "LEDGER_STORE": settings.store_url,
+        "LEDGER_WORKERS": str(workers),
+    }
     command = [sys.executable, "-m", "cli", "project", "run", "--batch-size", str(batch_size)]
     return subprocess.Popen(
         command,
@@ -213,13 +220,21 @@ def _run_projector(settings: Settings, batch_size: int) -> subprocess.Popen[byte
 def kill_until_it_finishes(
     start: Callable[[], subprocess.Popen[bytes]],
     rng: random.Random,
-    pause: tuple[float, float],
+    timing: Callable[[], subprocess.Popen[bytes]],
 ) -> int:
     """Start a projector process, SIGKILL it after a random pause, and again, until one run
-    ends on its own (successfully). Returns how many runs were killed."""
+    ends on its own (successfully). Returns how many runs were killed.
+
+    ``timing`` starts the same work on a scratch store; it runs to its end first, and each
+    pause is a random 8-30 % of its time, so that runs are cut part-way on a fast
+    machine and a slow one alike. Pauses grow with every kill (a run that is killed
+    before its first commit makes no progress), so the loop ends."""
+    began = time.monotonic()
+    assert timing().wait(600) == 0
+    whole = time.monotonic() - began
     for kills in range(100):
         process = start()
-        time.sleep(rng.uniform(*pause))
+        time.sleep(rng.uniform(0.08, 0.3) * whole * (1 + kills / 6))
         if process.poll() is not None:
             assert process.returncode == 0
             return kills
@@ -231,8 +246,9 @@ def kill_until_it_finishes(
 def test_exactly_once_when_the_projector_is_killed_at_random_points(
     settings_for: SettingsFor,
 ) -> None:
-    """A 200,000-event run of the real CLI, SIGKILLed at random moments until one run gets
-    to the end on its own: the views must equal those of a clean run, row for row."""
+    """A 200,000-event run of the real CLI (folding in its own process), SIGKILLed at
+    random moments until one run gets to the end on its own: the views must equal those of
+    a clean run, row for row. (With worker processes: tests/integration/test_parallel.py.)"""
     events = [parse_event(d) for d in itertools.islice(generated(12_000, 365, seed=17), 200_000)]
     assert len(events) == 200_000
     clean, killed = settings_for("clean"), settings_for("killed")
@@ -241,8 +257,11 @@ def test_exactly_once_when_the_projector_is_killed_at_random_points(
             for start in range(0, len(events), 20_000):
                 log.append(events[start : start + 20_000])
     project(clean, batch_size=5000)
+    scratch = settings_for("scratch").model_copy(update={"log": killed.log_url})
     kills = kill_until_it_finishes(
-        lambda: _run_projector(killed, batch_size=2000), random.Random(11), (1.0, 3.0)
+        lambda: _run_projector(killed, batch_size=2000),
+        random.Random(11),
+        lambda: _run_projector(scratch, batch_size=2000),
     )
     assert kills >= 3, f"only {kills} kills: too few events to interrupt the run"
     assert dump(killed) == dump(clean)
@@ -435,37 +454,59 @@ import sys
 from consumers.projector import Projector
 from ledger.app import open_log, open_store
 from ledger.settings import Settings
-settings = Settings(log=sys.argv[1], store=sys.argv[2])
+log_url, store_url, workers, batch_size = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+settings = Settings(log=log_url, store=store_url)
 with open_log(settings, create=False) as log:
-    Projector(log, open_store(settings), batch_size=500).catch_up()
+    store = open_store(settings)
+    Projector(log, store, batch_size=batch_size, workers=workers).catch_up()
 """
+
+
+def kafka_projector(settings: Settings, workers: int, batch_size: int) -> subprocess.Popen[bytes]:
+    """A projector catching up with a Kafka log in a process of its own."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _KAFKA_PROJECTOR,
+            settings.log_url,
+            settings.store_url,
+            str(workers),
+            str(batch_size),
+        ],
+        cwd=Path(__file__).parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def republished(settings: Settings, events: Sequence[Touchpoint], rng: random.Random) -> None:
+    """Publish ``events`` in batches of 2,000, each followed by 1,000 repeats of events
+    published so far (old and new)."""
+    with open_log(settings) as log:
+        for start in range(0, len(events), 2000):
+            log.append(events[start : start + 2000])
+            log.append(rng.sample(events[: start + 2000], 1000))
 
 
 def test_exactly_once_with_a_duplicate_laden_stream_and_kills(
     kafka_settings_for: SettingsFor,
 ) -> None:
     """Events re-published in later batches, and the projector SIGKILLed again and again:
-    the views must equal those of the same events published once."""
+    the views must equal those of the same events published once. (With worker processes:
+    tests/integration/test_parallel.py.)"""
     events = [parse_event(d) for d in itertools.islice(generated(3000, 365, seed=29), 40_000)]
     clean, noisy = kafka_settings_for("clean"), kafka_settings_for("noisy")
     with open_log(clean) as log:
         log.append(events)
     rng = random.Random(8)
-    with open_log(noisy) as log:
-        for start in range(0, len(events), 2000):
-            chunk = events[start : start + 2000]
-            log.append(chunk)
-            log.append(rng.sample(events[: start + 2000], 1000))  # repeats, old and new
+    republished(noisy, events, rng)
     project(clean, batch_size=5000)
+    scratch = kafka_settings_for("scratch").model_copy(update={"log": noisy.log_url})
     kills = kill_until_it_finishes(
-        lambda: subprocess.Popen(
-            [sys.executable, "-c", _KAFKA_PROJECTOR, noisy.log_url, noisy.store_url],
-            cwd=Path(__file__).parents[2],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        lambda: kafka_projector(noisy, workers=1, batch_size=500),
         rng,
-        (1.0, 2.5),
+        lambda: kafka_projector(scratch, workers=1, batch_size=500),
     )
     assert kills >= 3, f"only {kills} kills: too few records to interrupt the run"
     assert dump(noisy) == dump(clean)

@@ -1,0 +1,454 @@
+"""Parallel catch-up: worker processes fold shares of each batch, one transaction commits it.
+
+Folding is Python and CPU-bound, so one process cannot use a second core. Here each
+worker process owns a fixed share of the customers -- on the embedded log a shard of
+customer ids that SQLite computes while reading (:class:`ledger.sqlite_log.Span`), on
+Kafka a set of partitions (the topic is keyed by customer) -- so each customer's events
+are folded by one process, in log order, into the profiles that process caches. For every
+batch each worker reads its share, folds it, and writes the batch's view rows to a staging
+file; the projector then commits all the staging files together with the positions in
+**one** transaction of the view store. A batch's rows and positions land together or not
+at all, exactly as in a one-process run, so a crash anywhere loses or repeats nothing.
+
+While a batch commits, the workers already fold the next one. If the commit fails (another
+projector moved the positions first), the next batch is thrown away and the workers start
+again from the store's positions with empty caches.
+
+Only a SQLite view store can merge staging files; other stores, small backlogs and
+``workers=1`` take the one-process path (:class:`consumers.projector.Projector`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import resource
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from consumers.projector import (
+    READ_CHUNK,
+    Folder,
+    Item,
+    PoisonEvent,
+    Projector,
+    RunReport,
+    item_of,
+    item_of_stored,
+    settle_garbage,
+)
+from ledger.errors import LedgerError
+from ledger.kafka_log import KafkaLog, PartitionReader
+from ledger.log import EventLog
+from ledger.sqlite_log import Span, SQLiteLog
+from projections.store import (
+    BatchConflict,
+    SharedEventId,
+    Staging,
+    ViewBatch,
+    ViewReader,
+    write_staged,
+)
+
+PARALLEL_MIN = 50_000
+"""Records behind before a catch-up starts worker processes (below it, starting them
+costs more than they save)."""
+
+
+class WorkerFailed(LedgerError):
+    """A worker process raised or died; nothing of its batch was committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One worker's share of a batch."""
+
+    number: int
+    start: dict[int, int]
+    """Per partition, the position to read from (absent: the beginning)."""
+    end: int | None
+    """Embedded log: read positions before this one."""
+    limit: int
+    """Kafka: read at most this many records."""
+    reset: bool
+    """Drop the cached profiles first (the last batch was not committed)."""
+    staging: Path
+
+
+@dataclass(slots=True)
+class Share:
+    """What a worker did with its job."""
+
+    number: int
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    positions: dict[int, int] = field(default_factory=dict)
+    """Kafka: per partition that moved, the next position to read."""
+    newest: dict[int, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    first_dead_letter: str | None = None
+    caught_up: bool = True
+    peak_rss_mb: float = 0.0
+    """The worker's peak memory so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """How a worker opens what it reads: the log, its share, the view store."""
+
+    open_log: Callable[[], EventLog]
+    staging: Staging
+    shard: int
+    shards: int
+    partitions: tuple[int, ...]
+    """Kafka: the partitions this worker reads."""
+    dedupe: bool
+    validate: bool
+
+
+def log_opener(log: EventLog) -> Callable[[], EventLog] | None:
+    """How another process opens ``log`` (``None``: it cannot be split)."""
+    if isinstance(log, SQLiteLog):
+        return partial(SQLiteLog, log.path, create=False, cache_mib=16)
+    if isinstance(log, KafkaLog):
+        return partial(KafkaLog, log.target, log.settings)
+    return None
+
+
+# -- the worker process ---------------------------------------------------------------
+
+
+def _work(connection: Connection, spec: WorkerSpec) -> None:
+    """A worker's life: open the log and the store, then fold jobs until told to stop
+    (``None``) or until the projector goes away (its end of the pipe closes)."""
+    try:
+        log = spec.open_log()
+        views = ViewReader(spec.staging)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            connection.send(_failure(exc))
+        return
+    folder = Folder(views, dedupe=spec.dedupe)
+    reader = PartitionReader(log, spec.partitions) if isinstance(log, KafkaLog) else None
+    left_at: dict[int, int] | None = None
+    try:
+        while True:
+            try:
+                job = connection.recv()
+            except (EOFError, OSError):
+                return
+            if job is None:
+                return
+            try:
+                if job.reset or job.start != left_at:
+                    folder.forget()
+                share = _fold(job, log, reader, folder, spec)
+                left_at = {**job.start, **share.positions}
+                if job.end is not None:
+                    left_at = {0: job.end}
+                connection.send(share)
+            except BaseException as exc:
+                left_at = None
+                connection.send(_failure(exc))
+    finally:
+        if reader is not None:
+            reader.close()
+        views.close()
+        log.close()
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    return (f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def _fold(
+    job: Job, log: EventLog, reader: PartitionReader | None, folder: Folder, spec: WorkerSpec
+) -> Share:
+    share = Share(job.number)
+    items: Iterator[Item]
+    if reader is not None:
+        records, share.positions, share.caught_up = reader.take(job.start, job.limit)
+        items = map(item_of, records)
+    else:
+        assert isinstance(log, SQLiteLog)
+        span = Span(job.end, spec.shard, spec.shards)
+        if spec.validate:
+            items = map(item_of, log.read_span(job.start, span))
+        else:
+            items = map(item_of_stored, log.read_stored(job.start, span))
+    batch = ViewBatch()
+    while chunk := list(itertools.islice(items, READ_CHUNK)):
+        applied, duplicates = folder.add(batch, chunk)
+        share.records += len(chunk)
+        settle_garbage()
+        share.applied += applied
+        share.duplicates += duplicates
+    write_staged(job.staging, batch)
+    # This batch may still be committing while the next one is folded: remember its ids.
+    folder.recent_ids = batch.applied_ids
+    share.newest = batch.newest
+    share.dead_letters = len(batch.dead_letters)
+    share.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if batch.dead_letters:
+        first = min(batch.dead_letters, key=lambda d: (d.partition, d.offset))
+        share.first_dead_letter = f"record at {first.partition}:{first.offset}: {first.reason}"
+    return share
+
+
+# -- the projector's side -------------------------------------------------------------
+
+
+class WorkerPool:
+    """The worker processes of one parallel run, and the staging directory they share."""
+
+    def __init__(self, specs: list[WorkerSpec], staging_dir: Path) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        self.directory = staging_dir
+        self.connections: list[Connection] = []
+        self.processes: list[Any] = []
+        for spec in specs:
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_work, args=(theirs, spec), daemon=True)
+            process.start()
+            theirs.close()
+            self.connections.append(ours)
+            self.processes.append(process)
+
+    def staging_file(self, worker: int, number: int) -> Path:
+        # Two files per worker, alternating: one committing, one being written.
+        return self.directory / f"worker{worker}-{number % 2}.db"
+
+    def send(self, jobs: list[Job]) -> None:
+        for connection, job in zip(self.connections, jobs, strict=True):
+            # A worker that failed to start has said why and gone: receive() reports it.
+            with contextlib.suppress(OSError):
+                connection.send(job)
+
+    def receive(self) -> list[Share]:
+        shares: list[Share] = []
+        failure: str | None = None
+        for index, connection in enumerate(self.connections):
+            try:
+                answer = connection.recv()
+            except (EOFError, OSError):
+                code = self.processes[index].exitcode
+                failure = failure or f"projector worker {index} died (exit code {code})"
+                continue
+            if isinstance(answer, Share):
+                shares.append(answer)
+            else:
+                failure = failure or f"projector worker {index} failed: {answer[0]}\n{answer[1]}"
+        if failure is not None:
+            raise WorkerFailed(failure)
+        return shares
+
+    def close(self) -> None:
+        for connection in self.connections:
+            with contextlib.suppress(OSError):
+                connection.send(None)
+            connection.close()
+        for process in self.processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class ParallelCatchUp:
+    """Catch a projector's views up with its log using ``workers`` processes."""
+
+    def __init__(
+        self,
+        projector: Projector,
+        workers: int,
+        *,
+        partitions: list[int] | None = None,
+        between: Callable[[], bool] | None = None,
+    ) -> None:
+        self.projector = projector
+        self.workers = workers
+        self.partitions = partitions
+        """The partitions to catch up (default: all of the log's)."""
+        self.between = between
+        """Called between batches; returning ``False`` ends the run (a consumer group
+        member polls its group there, and stops when its assignment changes)."""
+        self.shared_ids = False
+        """Set when shards applied the same event id: the rest goes to one process."""
+
+    @staticmethod
+    def possible(projector: Projector, workers: int) -> bool:
+        """Whether more than one process can fold this projector's log into its store."""
+        if workers < 2 or projector.store.staging is None:
+            return False
+        if isinstance(projector.log, KafkaLog):
+            return len(projector.log.partitions()) > 1
+        return log_opener(projector.log) is not None
+
+    def backlog(self, start: dict[int, int]) -> int:
+        """Records between ``start`` and the end of the embedded log."""
+        log = self.projector.log
+        assert isinstance(log, SQLiteLog)
+        return max(0, log.end_position() + 1 - start.get(0, 1))
+
+    def run(self, stop: threading.Event | None) -> RunReport:
+        projector, store, log = self.projector, self.projector.store, self.projector.log
+        staging, opener = store.staging, log_opener(log)
+        assert staging is not None
+        assert opener is not None
+        started = time.perf_counter()
+        partitions = sorted(self.partitions if self.partitions is not None else log.partitions())
+        embedded = isinstance(log, SQLiteLog)
+        count = self.workers if embedded else min(self.workers, len(partitions))
+        report = RunReport(workers=count)
+        specs = [
+            WorkerSpec(
+                opener,
+                staging,
+                shard=index,
+                shards=count,
+                partitions=tuple(partitions[index::count]),
+                dedupe=projector.folder.dedupe,
+                validate=projector.validate,
+            )
+            for index in range(count)
+        ]
+        pool = WorkerPool(specs, staging.new_directory())
+        deferred = store.defer_indexes()
+        try:
+            self._drive(pool, specs, partitions, stop, report)
+        finally:
+            pool.close()
+            if deferred:
+                store.restore_indexes()
+            projector.folder.forget()  # the workers changed profiles it may hold
+            projector.resume(store.positions(partitions), partitions)
+            report.seconds = time.perf_counter() - started
+        return report
+
+    def _jobs(
+        self,
+        pool: WorkerPool,
+        specs: list[WorkerSpec],
+        start: dict[int, int],
+        number: int,
+        reset: bool,
+    ) -> list[Job] | None:
+        """The next batch's jobs from ``start``, or ``None`` when there is nothing to read."""
+        log, batch_size = self.projector.log, self.projector.batch_size
+        if isinstance(log, SQLiteLog):
+            first = start.get(0, 1)
+            end = min(first + batch_size, log.end_position() + 1)
+            if end <= first:
+                return None
+            return [
+                Job(number, {0: first}, end, 0, reset, pool.staging_file(index, number))
+                for index in range(len(specs))
+            ]
+        return [
+            Job(
+                number,
+                {p: start[p] for p in spec.partitions if p in start},
+                None,
+                max(1, batch_size // len(specs)),
+                reset,
+                pool.staging_file(index, number),
+            )
+            for index, spec in enumerate(specs)
+        ]
+
+    def _drive(
+        self,
+        pool: WorkerPool,
+        specs: list[WorkerSpec],
+        partitions: list[int],
+        stop: threading.Event | None,
+        report: RunReport,
+    ) -> None:
+        projector, store = self.projector, self.projector.store
+        embedded = isinstance(projector.log, SQLiteLog)
+        stored, generation = store.positions(partitions), store.generation()
+        jobs = self._jobs(pool, specs, stored, 0, reset=True)
+        if jobs is None:
+            return
+        pool.send(jobs)
+        last = time.perf_counter()
+        while True:
+            shares = pool.receive()
+            now = time.perf_counter()
+            batch, records = self._merge(shares, jobs, stored, generation)
+            batch.rate, last = records / max(now - last, 1e-9), now
+            poisoned = [s.first_dead_letter for s in shares if s.first_dead_letter]
+            if poisoned and projector.on_error == "stop":
+                raise PoisonEvent(min(poisoned))
+            reached = {**stored, **batch.positions}
+            finished = (
+                (not embedded and all(s.caught_up for s in shares))
+                or (stop is not None and stop.is_set())
+                or (self.between is not None and not self.between())
+            )
+            number = jobs[0].number + 1
+            upcoming = None if finished else self._jobs(pool, specs, reached, number, False)
+            if upcoming is not None:
+                pool.send(upcoming)  # folded while this batch commits
+            try:
+                if batch.positions:
+                    store.commit(batch, staged=[job.staging for job in jobs])
+            except (BatchConflict, SharedEventId) as exc:
+                if upcoming is not None:
+                    pool.receive()  # thrown away: it was folded on top of this batch
+                if isinstance(exc, SharedEventId):
+                    self.shared_ids = True
+                    return
+                report.conflicts += 1
+                stored, generation = store.positions(partitions), store.generation()
+                upcoming = self._jobs(pool, specs, stored, number, reset=True)
+                if upcoming is None:
+                    return
+                pool.send(upcoming)
+                jobs = upcoming
+                continue
+            report.batches += 1
+            report.records += records
+            report.applied += sum(s.applied for s in shares)
+            report.duplicates += sum(s.duplicates for s in shares)
+            report.parked += sum(s.dead_letters for s in shares)
+            report.positions.update(batch.positions)
+            report.worker_peak_rss_mb = max(
+                report.worker_peak_rss_mb, *(s.peak_rss_mb for s in shares)
+            )
+            stored = reached
+            if upcoming is None:
+                return
+            jobs = upcoming
+
+    def _merge(
+        self,
+        shares: list[Share],
+        jobs: list[Job],
+        stored: dict[int, int],
+        generation: int | None,
+    ) -> tuple[ViewBatch, int]:
+        """The batch the shares make together: positions, newest event times, guards."""
+        batch = ViewBatch(generation=generation)
+        end = jobs[0].end
+        records = sum(s.records for s in shares)
+        if end is not None:
+            batch.positions = {0: end}
+        for share in shares:
+            batch.positions.update(share.positions)
+            for partition, newest in share.newest.items():
+                batch.newest[partition] = max(newest, batch.newest.get(partition, newest))
+        batch.expected = {p: stored.get(p) for p in batch.positions}
+        return batch, records
