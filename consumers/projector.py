@@ -479,6 +479,7 @@ def rebuild(
     readable, then swap them in (one transaction). A projector running meanwhile
     conflicts once, resumes from the rebuilt positions and goes on."""
     fresh = store.rebuild_store()
+    fresh.defer_indexes()  # built once, by the swap
     report = Projector(
         log,
         fresh,

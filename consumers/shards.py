@@ -25,6 +25,7 @@ import itertools
 import multiprocessing
 import resource
 import shutil
+import signal
 import threading
 import time
 import traceback
@@ -130,7 +131,12 @@ def log_opener(log: EventLog) -> Callable[[], EventLog] | None:
 
 def _work(connection: Connection, spec: WorkerSpec) -> None:
     """A worker's life: open the log and the store, then fold jobs until told to stop
-    (``None``) or until the projector goes away (its end of the pipe closes)."""
+    (``None``) or until the projector goes away (its end of the pipe closes).
+
+    Ctrl-C and SIGTERM sent to the whole process group are the projector's to handle (it
+    finishes the batch in hand, then closes the pool): a worker ignores them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         log = spec.open_log()
         views = ViewReader(spec.staging)
@@ -177,8 +183,7 @@ def _fold(
     share = Share(job.number)
     items: Iterator[Item]
     if reader is not None:
-        records, share.positions, share.caught_up = reader.take(job.start, job.limit)
-        items = map(item_of, records)
+        items = map(item_of, reader.take(job.start, job.limit, READ_CHUNK))
     else:
         assert isinstance(log, SQLiteLog)
         span = Span(job.end, spec.shard, spec.shards)
@@ -193,6 +198,8 @@ def _fold(
         settle_garbage()
         share.applied += applied
         share.duplicates += duplicates
+    if reader is not None:
+        share.positions, share.caught_up = reader.moved, reader.caught_up
     write_staged(job.staging, batch)
     # This batch may still be committing while the next one is folded: remember its ids.
     folder.recent_ids = batch.applied_ids
@@ -212,8 +219,14 @@ class WorkerPool:
     """The worker processes of one parallel run, and the staging directory they share."""
 
     def __init__(self, specs: list[WorkerSpec], staging_dir: Path) -> None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        # forkserver: workers are forked from a clean server process (not from this one,
+        # which may hold threads and connections), with this module imported once.
+        context: Any
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+        else:  # pragma: no cover - Windows
+            context = multiprocessing.get_context("spawn")
         self.directory = staging_dir
         self.connections: list[Connection] = []
         self.processes: list[Any] = []

@@ -364,15 +364,18 @@ class PartitionReader:
         self.consumer.assign(self.assigned)
         self._at: dict[int, int] = {}
         """Where the consumer stands, per partition, as far as this reader moved it."""
+        self.moved: dict[int, int] = {}
+        self.caught_up = False
 
-    def take(
-        self, start: dict[int, int], limit: int
-    ) -> tuple[list[LogRecord], dict[int, int], bool]:
-        """Up to ``limit`` records from ``start`` (per partition; absent: the beginning).
-        Returns them, the next position of each partition that moved, and whether every
-        partition has reached its high watermark."""
+    def take(self, start: dict[int, int], limit: int, chunk: int = 5000) -> Iterator[LogRecord]:
+        """Up to ``limit`` records from ``start`` (per partition; absent: the beginning),
+        fetched ``chunk`` at a time as they are iterated. Once the iterator is exhausted,
+        :attr:`moved` holds the next position of each partition that moved, and
+        :attr:`caught_up` whether every partition has reached its high watermark."""
         consumer = self.consumer
-        records: list[LogRecord] = []
+        self.moved = {}
+        self.caught_up = False
+        taken = 0
         try:
             for tp in self.assigned:
                 wanted = start.get(tp.partition)
@@ -383,28 +386,26 @@ class PartitionReader:
                 elif self._at.get(tp.partition) != wanted:
                     consumer.seek(tp, wanted)
                     self._at[tp.partition] = wanted
-            moved: dict[int, int] = {}
-            caught_up = False
             last_progress = time.monotonic()
-            while len(records) < limit:
-                polled = consumer.poll(timeout_ms=500, max_records=limit - len(records))
+            while taken < limit:
+                polled = consumer.poll(timeout_ms=500, max_records=min(chunk, limit - taken))
                 for tp, batch in polled.items():
                     for record in batch:
-                        records.append(decode_record(tp.partition, record))
+                        yield decode_record(tp.partition, record)
                     if batch:
-                        moved[tp.partition] = self._at[tp.partition] = batch[-1].offset + 1
+                        taken += len(batch)
+                        self.moved[tp.partition] = self._at[tp.partition] = batch[-1].offset + 1
                         last_progress = time.monotonic()
-                caught_up = all(
+                self.caught_up = all(
                     (mark := consumer.highwater(tp)) is not None and consumer.position(tp) >= mark
                     for tp in self.assigned
                 )
-                if caught_up:
+                if self.caught_up:
                     break
                 if time.monotonic() - last_progress > READ_STALL_SECONDS:
                     raise LogUnavailable(f"topic {self.log.topic}: no progress on a partition")
         except KafkaError as exc:
             raise self.log._unavailable("cannot read", exc) from exc
-        return records, moved, caught_up
 
     def close(self) -> None:
         self.consumer.close()

@@ -852,17 +852,22 @@ class ViewStore:
         return view_indexes(self.recorder.tables, self.recorder.suffix)
 
     def defer_indexes(self) -> bool:
-        """Before a bulk load into empty views (a first catch-up, a rebuld): drop the
+        """Before a bulk load into empty views (a first catch-up, a rebuild): drop the
         secondary indexes, which cost more to keep up row by row than to build in one
-        pass afterwards (:meth:`restore_indexes`). Queries stay correct meanwhile, only
-        slower; if the load is interrupted, opening the store builds them again.
-        SQLite only; returns whether it dropped them."""
+        pass afterwards (:meth:`restore_indexes`; a rebuild's are built by the swap).
+        Queries stay correct meanwhile, only slower; if the load is interrupted, opening
+        the store builds them again. SQLite only; returns whether it dropped any."""
         if not isinstance(self.recorder, SQLiteViewRecorder):
             return False
         if self.recorder.select("SELECT 1 FROM {profiles} LIMIT 1"):
             return False
+        names = [name for name, _ in self.indexes()]
+        marks = ",".join("?" * len(names))
+        query = f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({marks})"
+        if not self.recorder.select(query, names):
+            return False
         try:
-            self.recorder.run([(f"DROP INDEX IF EXISTS {name}", ()) for name, _ in self.indexes()])
+            self.recorder.run([(f"DROP INDEX IF EXISTS {name}", ()) for name in names])
         except (PersistenceError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot prepare {self.where} for a bulk load: {exc}") from exc
         return True

@@ -8,8 +8,10 @@ compares with a one-process run of the same log, on the embedded log and on Kafk
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +35,7 @@ from ledger.settings import Settings
 from ledger.sqlite_log import Span, SQLiteLog
 from projections.store import SQLiteViewStore, Staging
 from tests.builders import touchpoint
+from tests.conftest import wait_until
 from tests.integration.test_projector import (
     dump,
     kafka_projector,
@@ -256,6 +259,37 @@ def test_projector_killed_with_its_workers_counts_every_event_once(tmp_path: Pat
     found = project(killed, workers=1)[1]
     assert found == expected
     assert not list(tmp_path.glob(".*staging*")), "killed runs' staging files left behind"
+
+
+def test_ctrl_c_to_the_process_group_finishes_the_batch_in_hand(tmp_path: Path) -> None:
+    """SIGINT to the projector and its workers at once (Ctrl-C in a terminal): the workers
+    leave it to the projector, which commits the batch in hand and exits 0; a later run
+    completes the views of a one-process run."""
+    events = [parse_event(d) for d in itertools.islice(generated(6000, 365, seed=3), 120_000)]
+    settings, clean = embedded(tmp_path, "int", events), embedded(tmp_path, "clean", events)
+    expected = project(clean, workers=1)[1]
+    env = {**os.environ, "LEDGER_LOG": settings.log_url, "LEDGER_STORE": settings.store_url}
+    command = [sys.executable, "-m", "cli", "project", "run", "--follow", "--workers", "2"]
+    process = subprocess.Popen(
+        [*command, "--batch-size", "10000", "--json"],
+        env=env,
+        cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's job
+    )
+    store = open_store(settings)
+    try:
+        assert wait_until(lambda: bool(store.positions([0])), 60, 0.02)  # a batch is in
+    finally:
+        store.close()
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["workers"] == 2
+    assert 0 < report["applied"] <= len(events)
+    assert project(settings, workers=1)[1] == expected
 
 
 def test_a_worker_that_cannot_start_says_why(tmp_path: Path) -> None:
