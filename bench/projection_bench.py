@@ -7,9 +7,12 @@ Each figure comes from a fresh child process (its own peak RSS). Measured in one
 
 * ``raw limit``: read and decode the log, no projection: validated (pydantic), and the
   projector's own path (facts from the embedded log's stored bytes);
-* ``catch-up`` (both projections, the projector's default batches of 50,000) from the
-  embedded log and from Kafka, into a SQLite view store;
+* ``catch-up`` (both projections, the projector's default batches) from the embedded log
+  and from Kafka, into a SQLite view store: with worker processes (``--workers``, default
+  one per core) and in one process, side by side;
 * ``rebuild``: the same from position 0 into fresh tables, then the swap;
+* ``group member``: the CLI's path on Kafka (``ledger project run``): one consumer-group
+  member catching up, joining included (Tansu takes half the 6 s session timeout);
 * ``baseline``: the straightforward eventsourcing-style loop -- one event per transaction
   through the tracking recorder (the projector with batches of 1), on the first
   ``--baseline-events`` events (it is too slow for the whole log);
@@ -19,9 +22,9 @@ Each figure comes from a fresh child process (its own peak RSS). Measured in one
 from __future__ import annotations
 
 import argparse
-import gc
 import itertools
 import json
+import os
 import random
 import resource
 import sys
@@ -73,8 +76,24 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": sum(timings),
         }
     started = time.perf_counter()
-    if args.child == "rebuild":
-        report = rebuild(log, store, batch_size=args.batch or PROJECTOR_BATCH)
+    if args.child == "group":  # the CLI's path on Kafka: a consumer-group member
+        import threading
+
+        from consumers.kafka_group import GroupProjector
+        from ledger.kafka_log import KafkaLog
+
+        assert isinstance(log, KafkaLog)
+        member = GroupProjector(
+            log,
+            store,
+            group_id=f"bench-{os.getpid()}",
+            batch_size=args.batch or PROJECTOR_BATCH,
+            session_timeout_ms=6000,
+            workers=args.workers,
+        )
+        report = member.run(threading.Event(), until_caught_up=True)
+    elif args.child == "rebuild":
+        report = rebuild(log, store, batch_size=args.batch or PROJECTOR_BATCH, workers=args.workers)
     elif args.limit:
         projector = Projector(log, store, batch_size=args.batch or PROJECTOR_BATCH)
         records = list(itertools.islice(log.read(), args.limit))
@@ -85,9 +104,18 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             projector.apply(records[start : start + args.batch], report)
     else:
         report = Projector(
-            log, store, batch_size=args.batch or PROJECTOR_BATCH, validate=args.validate
+            log,
+            store,
+            batch_size=args.batch or PROJECTOR_BATCH,
+            validate=args.validate,
+            workers=args.workers,
         ).catch_up()
-    return {"events": report.records, "seconds": time.perf_counter() - started}
+    return {
+        "events": report.records,
+        "seconds": time.perf_counter() - started,
+        "workers": report.workers,
+        "worker_peak_rss_mb": report.worker_peak_rss_mb,
+    }
 
 
 def measure(kind: str, **options: Any) -> dict[str, Any]:
@@ -108,9 +136,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--batch", type=int, default=0, help="default: the projector's")
     parser.add_argument("--validate", action="store_true")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="default: one per CPU core"
+    )
     args = parser.parse_args()
     if args.child:
-        gc.disable()  # as in the import benchmark: no cycles, large live sets
+        # The collector stays on, as in the CLI: the projector keeps its long-lived
+        # profiles out of the collector's way itself (consumers.projector.settle_garbage).
         result = child(args)
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
@@ -154,48 +186,89 @@ def main() -> None:
                 measure("read-facts", log=embedded, store=store()),
             )
         )
-        caught_up = store()
-        rows.append(
-            ("catch-up, embedded -> SQLite", measure("catch-up", log=embedded, store=caught_up))
-        )
+        caught_up, n = store(), args.workers
         rows.append(
             (
-                "catch-up --validate, embedded -> SQLite",
-                measure("catch-up", log=embedded, store=store(), validate=True),
+                f"catch-up, embedded -> SQLite, {n} workers",
+                measure("catch-up", log=embedded, store=caught_up, workers=n),
             )
         )
         rows.append(
             (
-                "rebuild + swap, embedded -> SQLite",
-                measure("rebuild", log=embedded, store=caught_up),
+                "catch-up, embedded -> SQLite, one process",
+                measure("catch-up", log=embedded, store=store(), workers=1),
+            )
+        )
+        rows.append(
+            (
+                f"catch-up --validate, embedded -> SQLite, {n} workers",
+                measure("catch-up", log=embedded, store=store(), validate=True, workers=n),
+            )
+        )
+        rows.append(
+            (
+                f"rebuild + swap, embedded -> SQLite, {n} workers",
+                measure("rebuild", log=embedded, store=caught_up, workers=n),
             )
         )
         rows.append(
             (
                 f"baseline: 1 event per transaction ({args.baseline_events:,})",
                 measure(
-                    "catch-up", log=embedded, store=store(), batch=1, limit=args.baseline_events
+                    "catch-up",
+                    log=embedded,
+                    store=store(),
+                    batch=1,
+                    limit=args.baseline_events,
+                    workers=1,
                 ),
             )
         )
         rows.append(("raw limit: read + decode, Kafka", measure("read", log=kafka, store=store())))
-        rows.append(("catch-up, Kafka -> SQLite", measure("catch-up", log=kafka, store=store())))
+        rows.append(
+            (
+                f"catch-up, Kafka -> SQLite, {n} workers",
+                measure("catch-up", log=kafka, store=store(), workers=n),
+            )
+        )
+        rows.append(
+            (
+                "catch-up, Kafka -> SQLite, one process",
+                measure("catch-up", log=kafka, store=store(), workers=1),
+            )
+        )
+        rows.append(
+            (
+                f"group member (CLI), Kafka -> SQLite, {n} workers",
+                measure("group", log=kafka, store=store(), workers=n),
+            )
+        )
         lookup = measure("lookup", log=embedded, store=caught_up, customers=args.customers)
 
     print(f"\nprojections over {args.events:,} events, {args.customers:,} customers")
-    print(f"{'what':50} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12}")
+    print(
+        f"{'what':52} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12} "
+        f"{'per worker':>11}"
+    )
     for name, result in rows:
+        worker = result.get("worker_peak_rss_mb") or 0
         print(
-            f"{name:50} {result['events']:>10,} {result['seconds']:>8.2f} "
-            f"{result['rate']:>10,.0f} {result['peak_rss_mb']:>12.0f}"
+            f"{name:52} {result['events']:>10,} {result['seconds']:>8.2f} "
+            f"{result['rate']:>10,.0f} {result['peak_rss_mb']:>12.0f} "
+            f"{(f'{worker:.0f}' if worker else '-'):>11}"
         )
     by_name = dict(rows)
-    catch_up = by_name["catch-up, embedded -> SQLite"]["rate"]
-    baseline = next(r for n, r in rows if n.startswith("baseline"))["rate"]
+    catch_up = by_name[f"catch-up, embedded -> SQLite, {n} workers"]["rate"]
+    one = by_name["catch-up, embedded -> SQLite, one process"]["rate"]
+    baseline = next(r for name, r in rows if name.startswith("baseline"))["rate"]
     limit = by_name["raw limit: read + decode, embedded"]["rate"]
+    kafka_rates = [
+        by_name[f"catch-up, Kafka -> SQLite, {w}"]["rate"] for w in (f"{n} workers", "one process")
+    ]
     print(
-        f"catch-up / baseline = {catch_up / baseline:.1f}x; catch-up / raw limit = "
-        f"{catch_up / limit:.2f}"
+        f"embedded catch-up: / baseline = {catch_up / baseline:.1f}x, / one process = "
+        f"{catch_up / one:.2f}x, / validating read limit = {catch_up / limit:.2f}; "
+        f"Kafka catch-up / one process = {kafka_rates[0] / kafka_rates[1]:.2f}x"
     )
     print(
         f"profile lookup: p50 {lookup['p50_ms']:.3f} ms, p99 {lookup['p99_ms']:.3f} ms "
