@@ -43,6 +43,10 @@ touched profiles (in the O(customers) cache anyway) and contact counts, not its 
 READ_CHUNK = 5_000
 """Records read and folded at a time (dedupe lookups and profile loads per chunk)."""
 
+PARALLEL_MIN = 50_000
+"""Records behind on the embedded log before a catch-up starts worker processes (below
+it, starting them costs more than they save: see :mod:`consumers.shards`)."""
+
 
 def settle_garbage() -> None:
     """Collect the cyclic garbage of the chunk just folded, then take what survives
@@ -51,7 +55,8 @@ def settle_garbage() -> None:
     profile cache again and again: a third of a catch-up's time at 1M events. The
     collection only walks what was allocated since the last call, and frozen objects
     are still freed by reference counting when dropped; only a cycle that forms among
-    them later would not be collected (profiles hold none)."""
+    them later would not be collected (profiles hold none). Called during bulk folding
+    only: by worker processes, and by a one-process catch-up for full chunks."""
     gc.collect()
     gc.freeze()
 
@@ -281,8 +286,6 @@ class Projector:
         workers: int | None = None,
         parallel_min: int | None = None,
     ) -> None:
-        from consumers.shards import PARALLEL_MIN
-
         self.log = log
         self.workers = workers or os.cpu_count() or 1
         """Processes a large catch-up may fold with (see :mod:`consumers.shards`)."""
@@ -343,7 +346,8 @@ class Projector:
                 while chunk := list(itertools.islice(items, self._room(pending))):
                     pending = pending or self._begin()
                     self._add(pending, chunk)
-                    settle_garbage()
+                    if len(chunk) == READ_CHUNK:  # a bulk catch-up, not a follower's trickle
+                        settle_garbage()
                     stopping = stop is not None and stop.is_set()
                     if pending.records >= self.batch_size or stopping:
                         self._finish(pending, report)

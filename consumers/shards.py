@@ -60,10 +60,6 @@ from projections.store import (
     write_staged,
 )
 
-PARALLEL_MIN = 50_000
-"""Records behind before a catch-up starts worker processes (below it, starting them
-costs more than they save)."""
-
 
 class WorkerFailed(LedgerError):
     """A worker process raised or died; nothing of its batch was committed."""

@@ -166,16 +166,13 @@ def _contact_key_order(row: tuple[str, str, str, str, int, int]) -> tuple[str, i
     return row[0], row[4], row[1], row[2], row[3]
 
 
-def _view_rows(
-    batch: ViewBatch, *, ordered: bool = True
-) -> list[tuple[str, str, list[tuple[Any, ...]]]]:
+def _view_rows(batch: ViewBatch) -> list[tuple[str, str, list[tuple[Any, ...]]]]:
     """The view rows of a batch, ``(table, upsert statement, rows)``: profiles, contact
-    slots, applied ids, dead letters. ``ordered``: profiles and contact slots sorted by
-    key, so that concurrent writers lock rows in the same order."""
-    profiles = sorted(batch.profiles) if ordered else batch.profiles
+    slots, applied ids, dead letters. Profiles and contact slots are sorted by the tables'
+    keys: concurrent writers lock rows in the same order, and B-trees fill in order."""
+    profiles = sorted(batch.profiles)
     contacts = [(c, ch, d, p, s, n) for (c, ch, d, p, s), n in batch.contacts.items()]
-    if ordered:  # by the table's key: (customer, slot, channel, direction, purpose)
-        contacts.sort(key=_contact_key_order)
+    contacts.sort(key=_contact_key_order)  # (customer, slot, channel, direction, purpose)
     return [
         ("profiles", UPSERT_PROFILE, [_profile_row(batch.profiles[c]) for c in profiles]),
         ("contact_slots", UPSERT_CONTACTS, contacts),
@@ -219,7 +216,7 @@ def write_staged(path: Path, batch: ViewBatch) -> None:
         connection.execute("BEGIN")
         for statement in STAGING_DDL:
             connection.execute(statement)
-        for table, _, rows in _view_rows(batch):  # sorted: appends to the B-trees
+        for table, _, rows in _view_rows(batch):
             if rows:
                 marks = ", ".join("?" * len(rows[0]))
                 connection.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
