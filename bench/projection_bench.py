@@ -231,10 +231,17 @@ def main() -> None:
                 measure("catch-up", log=kafka, store=store(), workers=n),
             )
         )
+        kafka_views = store()
         rows.append(
             (
                 "catch-up, Kafka -> SQLite, one process",
-                measure("catch-up", log=kafka, store=store(), workers=1),
+                measure("catch-up", log=kafka, store=kafka_views, workers=1),
+            )
+        )
+        rows.append(
+            (
+                f"rebuild + swap, Kafka -> SQLite, {n} workers",
+                measure("rebuild", log=kafka, store=kafka_views, workers=n),
             )
         )
         rows.append(
