@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import orjson
 
-from consumers.projector import Projector
+from consumers.projector import Projector, item_of_stored
 from ledger.codec import parse_event
 from ledger.errors import InvalidEvent
 from ledger.generate import generated
@@ -31,6 +31,7 @@ from ledger.importer import (
     import_stream,
 )
 from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
+from ledger.sqlite_log import SQLiteLog
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, fact_of
@@ -141,27 +142,70 @@ def find_violations(
     """Every outbound contact in ``[since, until)`` (event time) that broke the policy when
     it happened, oldest first. Each customer's whole history is read (what happened before
     ``since`` still counts toward caps and consent); an event re-published with the same
-    id counts once. Holds the log's facts in memory, grouped by customer."""
-    by_customer: dict[str, dict[str, Fact]] = {}
-    sources: dict[str, str] = {}
-    for record in log.read():
-        event = record.event
-        if event is None:
-            continue
-        facts = by_customer.setdefault(event.subject, {})
-        if event.id not in facts:
-            facts[event.id] = fact_of(event)
-            sources[event.id] = event.source
+    id counts once. The embedded log is read customer by customer (memory: one customer's
+    history); other logs are grouped by customer in memory first."""
     found = [
         v
-        for customer, facts in by_customer.items()
-        for v in violations(history, customer, facts.values(), sources)
+        for customer, facts, sources in _customer_histories(log)
+        for v in violations(history, customer, facts, sources)
         if (since is None or v.time >= since)
         and (until is None or v.time < until)
         and (channel is None or v.channel == channel)
     ]
     found.sort(key=lambda v: (v.time, v.customer, v.event_id))
     return found
+
+
+class _Sources(Mapping[str, str]):
+    """Event id -> the event's ``source``, read from its stored bytes when asked (only a
+    violation's source is ever asked for)."""
+
+    def __init__(self, documents: dict[str, bytes]) -> None:
+        self.documents = documents
+
+    def __getitem__(self, event_id: str) -> str:
+        source: str = orjson.loads(self.documents[event_id])["source"]
+        return source
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.documents)
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+
+CustomerHistory = tuple[str, list[Fact], Mapping[str, str]]
+
+
+def _customer_histories(log: EventLog) -> Iterator[CustomerHistory]:
+    """Each customer's facts (each id once) and the sources of their events."""
+    if isinstance(log, SQLiteLog):
+        # One customer at a time, in the customer index's order; the stored bytes were
+        # validated at append time (anything else is validated now; undecodable: skipped,
+        # as on the other path).
+        for customer, stored in itertools.groupby(
+            log.read_stored_by_customer(), key=lambda s: s.subject
+        ):
+            facts, documents = [], {}
+            for row in stored:
+                item = item_of_stored(row)
+                if item.fact is not None:
+                    facts.append(item.fact)
+                    documents[item.fact.id] = row.document
+            yield customer, facts, _Sources(documents)
+        return
+    by_customer: dict[str, dict[str, Fact]] = {}
+    sources: dict[str, str] = {}
+    for record in log.read():
+        event = record.event
+        if event is None:
+            continue
+        known = by_customer.setdefault(event.subject, {})
+        if event.id not in known:
+            known[event.id] = fact_of(event)
+            sources[event.id] = event.source
+    for customer, by_id in by_customer.items():
+        yield customer, list(by_id.values()), sources
 
 
 def _generated_candidates(

@@ -10,7 +10,7 @@ uploaded late is judged where it happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,7 +52,7 @@ def violations(
     history: PolicyHistory,
     customer: str,
     facts: Iterable[Fact],
-    sources: dict[str, str] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Iterator[Violation]:
     """The violations in one customer's history (facts in any order; each id once), each
     judged by the policy version in force when it happened."""
