@@ -50,7 +50,7 @@ from ledger.settings import Settings
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
-from projections.policy import load_policies, parse_requests
+from projections.policy import Decision, load_policies, parse_requests
 from projections.pressure import PressureReport, pressure
 from projections.report import RelationshipReport
 
@@ -1505,6 +1505,13 @@ def policy_show(ctx: click.Context, as_json: bool) -> None:
     "('-' = stdin); one JSON decision per line out.",
 )
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Also append each decision to the log (contact.allowed / contact.blocked, with "
+    "its reasons and policy version), for auditors.",
+)
+@click.option("--requested-by", metavar="NAME", help="The service or campaign asking (--record).")
 @json_option
 @click.pass_context
 def may_contact(
@@ -1515,6 +1522,8 @@ def may_contact(
     at: str | None,
     batch: IO[bytes] | None,
     policy_file: Path | None,
+    record: bool,
+    requested_by: str | None,
     as_json: bool,
 ) -> None:
     """May we contact this customer now, on this channel, for this purpose?
@@ -1529,18 +1538,25 @@ def may_contact(
     Example:
       ledger may-contact C0000042 --channel sms --purpose marketing
       ledger may-contact --batch campaign.csv > decisions.jsonl
+      ledger may-contact --batch campaign.csv --record --requested-by spring-sale
     """
     settings = settings_of(ctx)
+    if requested_by is not None and not record:
+        raise click.UsageError("--requested-by goes with --record")
+    recorder = _DecisionRecorder(requested_by) if record else None
     with Ledger(settings, policy=policy_file) as ledger:
         moment = _now(at)
         if batch is not None:
-            rejected = _decide_batch(ledger, batch, moment)
+            rejected = _decide_batch(ledger, batch, moment, recorder)
             if rejected:
                 ctx.exit(EXIT_REJECTED)
             return
         if customer is None or channel is None or purpose is None:
             raise click.UsageError("give CUSTOMER, --channel and --purpose (or --batch FILE)")
         decision = ledger.may_contact(customer, channel, purpose, moment)
+        if recorder is not None:
+            recorder.add(ledger, decision)
+            recorder.flush(ledger)
     if as_json:
         click.echo(orjson.dumps(decision.to_dict()))
     else:
@@ -1696,7 +1712,31 @@ def _render_pressure(console: Console, report: PressureReport, window: str) -> N
     console.print(sources)
 
 
-def _decide_batch(ledger: Ledger, batch: IO[bytes], moment: datetime) -> int:
+class _DecisionRecorder:
+    """Appends decisions to the log (``--record``), a batch at a time."""
+
+    BATCH = 5_000
+
+    def __init__(self, requested_by: str | None) -> None:
+        self.requested_by = requested_by
+        self.pending: list[Decision] = []
+        self.recorded = 0
+
+    def add(self, ledger: Ledger, decision: Decision) -> None:
+        self.pending.append(decision)
+        if len(self.pending) >= self.BATCH:
+            self.flush(ledger)
+
+    def flush(self, ledger: Ledger) -> None:
+        if self.pending:
+            ledger.record(self.pending, requested_by=self.requested_by)
+            self.recorded += len(self.pending)
+            self.pending = []
+
+
+def _decide_batch(
+    ledger: Ledger, batch: IO[bytes], moment: datetime, recorder: _DecisionRecorder | None
+) -> int:
     """Decisions for a campaign list, as JSON Lines on stdout; unreadable lines are reported
     on stderr with their number and reason. Returns how many were unreadable."""
     rejected = 0
@@ -1713,6 +1753,11 @@ def _decide_batch(ledger: Ledger, batch: IO[bytes], moment: datetime) -> int:
     out = sys.stdout.buffer
     for decision in ledger.may_contact_many(requests(), moment):
         out.write(orjson.dumps(decision.to_dict()) + b"\n")
+        if recorder is not None:
+            recorder.add(ledger, decision)
+    if recorder is not None:
+        recorder.flush(ledger)
+        click.echo(f"recorded {recorder.recorded} decisions in the log", err=True)
     return rejected
 
 

@@ -15,12 +15,15 @@ Decisions read the views (run a projector to keep them current); they never resc
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ledger.app import open_log, open_store
+from ledger.codec import parse_event
 from ledger.events import Touchpoint
 from ledger.log import AppendOutcome, EventLog
 from ledger.settings import Settings
@@ -39,6 +42,36 @@ from projections.store import ViewStore
 
 DECISION_CHUNK = 500
 """Decisions whose profiles and contact slots are read together in a batch."""
+
+DECISION_SOURCE = "touchpoint-ledger/may-contact"
+
+
+def decision_event(decision: Decision, *, requested_by: str | None = None) -> Touchpoint:
+    """The record of a decision: ``contact.allowed`` or ``contact.blocked`` for its customer
+    at its time, with the policy version and hash, and every reason of a denial."""
+    data: dict[str, Any] = {
+        "channel": decision.channel,
+        "purpose": decision.purpose,
+        "policy_version": decision.policy_version,
+        "policy_sha256": decision.policy_sha256,
+        "requested_by": requested_by,
+    }
+    if not decision.allowed:
+        data["reasons"] = [
+            {"rule": r.rule, "message": r.message, "until": r.until and r.until.isoformat()}
+            for r in decision.reasons
+        ]
+        data["earliest"] = decision.earliest and decision.earliest.isoformat()
+    return parse_event(
+        {
+            "id": str(uuid.uuid4()),
+            "source": DECISION_SOURCE,
+            "type": "contact.allowed" if decision.allowed else "contact.blocked",
+            "subject": decision.customer,
+            "time": decision.at.isoformat(),
+            "data": {k: v for k, v in data.items() if v is not None},
+        }
+    )
 
 
 def policy_history(settings: Settings) -> PolicyHistory:
@@ -84,6 +117,13 @@ class Ledger:
     def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
         """Append validated touchpoints (see :func:`ledger.parse_event`)."""
         return self.log.append(events)
+
+    def record(
+        self, decisions: Iterable[Decision], *, requested_by: str | None = None
+    ) -> list[AppendOutcome]:
+        """Append decisions to the log as ``contact.allowed`` / ``contact.blocked`` events,
+        so that an auditor sees what was checked before a campaign, and why."""
+        return self.log.append([decision_event(d, requested_by=requested_by) for d in decisions])
 
     def may_contact(
         self, customer: str, channel: str, purpose: str, at: datetime | None = None

@@ -11,6 +11,8 @@ from ledger.events import (
     ComplaintResolved,
     ConsentGiven,
     ConsentWithdrawn,
+    ContactAllowed,
+    ContactBlocked,
     CustomerDetails,
     Email,
     FeedbackGiven,
@@ -114,3 +116,18 @@ def _(event: CustomerDetails) -> str:
     known = [f for f in ("country", "time_zone", "locale") if getattr(data, f)]
     personal = [f for f in ("name", "email", "phone") if getattr(data.personal, f)]
     return "details: " + ", ".join(known + [f"{f} (personal)" for f in personal])
+
+
+@describe.register
+def _(event: ContactAllowed) -> str:
+    data = event.data
+    return (
+        f"may-contact check: {data.purpose} {data.channel} allowed (policy {data.policy_version})"
+    )
+
+
+@describe.register
+def _(event: ContactBlocked) -> str:
+    data = event.data
+    rules = ", ".join(dict.fromkeys(r.rule for r in data.reasons))
+    return f"may-contact check: {data.purpose} {data.channel} blocked by {rules}"

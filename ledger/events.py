@@ -21,6 +21,8 @@ from ledger.payloads import (
     ComplaintOpenedData,
     ComplaintResolvedData,
     ConsentData,
+    ContactBlockedData,
+    ContactDecisionData,
     CustomerDetailsData,
     EmailData,
     FeedbackData,
@@ -187,6 +189,16 @@ class CustomerDetails(TouchpointEvent):
     data: CustomerDetailsData
 
 
+class ContactAllowed(TouchpointEvent):
+    type: Literal["contact.allowed"] = "contact.allowed"
+    data: ContactDecisionData
+
+
+class ContactBlocked(TouchpointEvent):
+    type: Literal["contact.blocked"] = "contact.blocked"
+    data: ContactBlockedData
+
+
 Touchpoint = Annotated[
     Call
     | Email
@@ -200,10 +212,16 @@ Touchpoint = Annotated[
     | FeedbackGiven
     | ConsentGiven
     | ConsentWithdrawn
-    | CustomerDetails,
+    | CustomerDetails
+    | ContactAllowed
+    | ContactBlocked,
     Field(discriminator="type"),
 ]
 """Any touchpoint event; pydantic picks the class from ``type``."""
+
+DECISION_TYPES = frozenset({"contact.allowed", "contact.blocked"})
+"""Records of the ledger's own contact-policy decisions (``ledger may-contact --record``):
+in the log for auditors, but not interactions with the customer."""
 
 _URNS: dict[type[TouchpointEvent], str] = {}
 
@@ -223,6 +241,8 @@ EVENT_CLASSES: dict[str, type[TouchpointEvent]] = {
         ConsentGiven,
         ConsentWithdrawn,
         CustomerDetails,
+        ContactAllowed,
+        ContactBlocked,
     )
 }
 _URNS.update(
@@ -253,6 +273,8 @@ SHORT_NAMES: dict[str, str] = {
     "consent-given": "consent.given",
     "consent-withdrawn": "consent.withdrawn",
     "details": "customer.details",
+    "contact-allowed": "contact.allowed",
+    "contact-blocked": "contact.blocked",
 }
 
 

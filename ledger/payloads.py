@@ -11,7 +11,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from ledger.vocabulary import (
@@ -251,3 +251,35 @@ class CustomerDetailsData(Payload):
         default=None, description="IANA name, e.g. Europe/Istanbul; used for quiet hours."
     )
     locale: Annotated[str, AfterValidator(check_locale)] | None = None
+
+
+class DecisionReason(Payload):
+    """Why a contact was denied: the rule, in words, and when waiting would lift it."""
+
+    rule: Literal["consent", "cap", "quiet", "complaint"]
+    message: Text
+    until: AwareDatetime | None = Field(
+        default=None, description="When this rule stops denying (absent: not by waiting)."
+    )
+
+
+class ContactDecisionData(Payload):
+    """A contact-policy decision the ledger gave (``ledger may-contact --record``): what was
+    asked, under which policy version. A record of a check, not a contact: projections count
+    no touchpoint for it."""
+
+    channel: Channel
+    purpose: Purpose
+    policy_version: Ref
+    policy_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    requested_by: Ref | None = Field(
+        default=None, description="The service or campaign that asked."
+    )
+
+
+class ContactBlockedData(ContactDecisionData):
+    """A denied contact: every reason, and the earliest time it would be allowed (when
+    only waiting would help)."""
+
+    reasons: list[DecisionReason] = Field(min_length=1)
+    earliest: AwareDatetime | None = None

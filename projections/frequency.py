@@ -40,7 +40,7 @@ def slot_start(slot: int) -> datetime:
 
 def contact_key(fact: Fact) -> ContactKey | None:
     """The counter a touchpoint adds to, or ``None`` for records that are not contacts
-    (consent and customer details)."""
+    (consent, customer details, records of may-contact decisions: none has a direction)."""
     data = fact.data
     channel = data.get("channel")
     direction = data.get("direction")

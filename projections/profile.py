@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ledger.events import TouchpointEvent
+from ledger.events import DECISION_TYPES, TouchpointEvent
 from ledger.timeutil import from_micros, to_micros
 from projections.fact import Fact, fact_of
 
@@ -346,16 +346,20 @@ class Profile:
 
 _CONSENT_TYPES = frozenset({"consent.given", "consent.withdrawn"})
 
+
 Handler = Callable[[State, int, Mapping[str, Any]], None]
 
 
 def apply(profile: Profile, fact: Fact | TouchpointEvent) -> Profile:
-    """Fold one touchpoint of ``profile.customer`` into the profile (in place)."""
+    """Fold one touchpoint of ``profile.customer`` into the profile (in place). Records of
+    the ledger's own contact-policy decisions are not touchpoints: they change nothing."""
     if not isinstance(fact, Fact):
         fact = fact_of(fact)
+    kind = fact.type
+    if kind in DECISION_TYPES:
+        return profile
     state = profile.state
     moment = fact.micros
-    kind = fact.type
     by_type = state["by_type"]
     by_type[kind] = by_type.get(kind, 0) + 1
     first = state["first_touch"]

@@ -79,6 +79,29 @@ def _consent() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def _decision(blocked: bool) -> st.SearchStrategy[dict[str, Any]]:
+    fields: dict[str, st.SearchStrategy[Any]] = {
+        "channel": CHANNELS,
+        "purpose": PURPOSES,
+        "policy_version": PRINTABLE,
+        "policy_sha256": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+        "requested_by": OPTIONAL_REF,
+    }
+    if blocked:
+        reason = st.fixed_dictionaries(
+            {
+                "rule": st.sampled_from(["consent", "cap", "quiet", "complaint"]),
+                "message": WORDS,
+                "until": st.none() | TIMES,
+            }
+        )
+        fields |= {
+            "reasons": st.lists(reason, min_size=1, max_size=4),
+            "earliest": st.none() | TIMES,
+        }
+    return st.fixed_dictionaries(fields)
+
+
 DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "touchpoint.call": _call(),
     "touchpoint.email": _contact(
@@ -141,6 +164,8 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "locale": st.none() | st.sampled_from(["tr-TR", "en", "zh-Hant-TW"]),
         }
     ),
+    "contact.allowed": _decision(blocked=False),
+    "contact.blocked": _decision(blocked=True),
 }
 assert set(DATA) == set(EVENT_CLASSES), "every event type needs a strategy"
 

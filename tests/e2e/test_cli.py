@@ -511,3 +511,45 @@ def test_may_contact_and_policy_from_the_command_line(run: Run, tmp_path: Path) 
     assert over["marketing sms: at most 2 per 7d"] == 1
     assert over["marketing phone: at most 1 per 7d"] == 0
     assert [row["contacts"] for row in pressure["over_contact_sources"]] == [1]
+
+
+def test_may_contact_records_its_decisions_for_auditors(run: Run, tmp_path: Path) -> None:
+    """--record appends each decision to the log with its reasons and policy; the read
+    models count no touchpoint for it, and a violation check ignores it."""
+    consent = ["--set", "channel=sms", "--set", "evidence_source=web"]
+    run("append", "--type", "consent-given", "--customer", "C1", *consent, "--time", "2026-01-01")
+    sms = ["--type", "sms", "--customer", "C1", "--set", "direction=outbound"]
+    for day in ("2026-03-01", "2026-03-03"):
+        run("append", *sms, "--set", "purpose=marketing", "--time", f"{day}T10:00:00Z")
+    assert run("project", "run").exit_code == 0
+    before = orjson.loads(run("profile", "C1", "--json").stdout)
+    at = "2026-03-04T10:00:00Z"
+    ask = ["may-contact", "C1", "--channel", "sms", "--purpose", "marketing", "--at", at]
+    assert run(*ask, "--record", "--requested-by", "spring-sale").exit_code == 5
+    campaign = tmp_path / "campaign.csv"
+    campaign.write_text("customer,channel,purpose\nC1,sms,transactional\nC2,sms,marketing\n")
+    batch = run("may-contact", "--batch", str(campaign), "--at", at, "--record")
+    assert batch.exit_code == 0
+    assert "recorded 2 decisions" in batch.stderr
+    blocked = lines(run("replay", "--type", "contact-blocked", "--json"))
+    allowed = lines(run("replay", "--type", "contact-allowed", "--json"))
+    assert [(e["subject"], e["time"]) for e in allowed] == [("C1", "2026-03-04T10:00:00Z")]
+    assert [e["subject"] for e in blocked] == ["C1", "C2"]
+    first = blocked[0]["data"]
+    assert first["requested_by"] == "spring-sale"
+    assert [r["rule"] for r in first["reasons"]] == ["cap"]
+    assert first["earliest"] == "2026-03-08T10:15:00Z"
+    assert (
+        first["policy_version"] == orjson.loads(run("policy", "show", "--json").stdout)["version"]
+    )
+    assert blocked[1]["data"]["reasons"][0]["message"] == "no sms consent on record"
+    assert run("project", "run").exit_code == 0
+    after = orjson.loads(run("profile", "C1", "--json").stdout)
+    assert after == before  # a check is not a touchpoint
+    assert lines(run("violations", "--json")) == []
+    assert (
+        run(
+            "may-contact", "C1", "--channel", "sms", "--purpose", "marketing", "--requested-by", "x"
+        ).exit_code
+        == 2
+    )

@@ -309,3 +309,23 @@ def test_unknown_data_fields_are_refused(document: dict[str, Any], name: str) ->
     document["data"][name] = 1
     reasons = reasons_for(orjson.loads(orjson.dumps(document)))
     assert f"data.{name}: unknown field" in reasons
+
+
+def test_a_blocked_contact_record_needs_its_reasons() -> None:
+    decision = {
+        "channel": "sms",
+        "purpose": "marketing",
+        "policy_version": "v1",
+        "policy_sha256": "a" * 64,
+    }
+    envelope = {"id": "d1", "source": "t", "subject": "C1", "time": "2026-01-01T00:00:00Z"}
+    allowed = parse_event({**envelope, "type": "contact.allowed", "data": decision})
+    assert allowed.type == "contact.allowed"
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event({**envelope, "type": "contact.blocked", "data": decision})
+    assert refused.value.reasons == ["data.reasons: required"]
+    with pytest.raises(InvalidEvent) as bad_hash:
+        parse_event(
+            {**envelope, "type": "contact.allowed", "data": {**decision, "policy_sha256": "x"}}
+        )
+    assert bad_hash.value.reasons[0].startswith("data.policy_sha256:")

@@ -10,6 +10,7 @@ from ledger.codec import parse_event
 from ledger.describe import describe
 from ledger.events import EVENT_CLASSES
 from ledger.generate import generated
+from tests.builders import touchpoint
 
 BASE = {"id": "e", "source": "s", "subject": "C1", "time": "2025-01-01T10:00:00Z"}
 
@@ -69,10 +70,29 @@ def test_descriptions(event_type: str, data: dict[str, Any], text: str) -> None:
     assert describe(parse_event({**BASE, "type": event_type, "data": data})) == text
 
 
+DECISION = {
+    "channel": "sms",
+    "purpose": "marketing",
+    "policy_version": "v1",
+    "policy_sha256": "0" * 64,
+}
+BLOCKED = {
+    "reasons": [
+        {"rule": "cap", "message": "2 per 7d reached"},
+        {"rule": "quiet", "message": "quiet time"},
+        {"rule": "cap", "message": "3 per 30d reached"},
+    ]
+}
+
+
 def test_every_type_has_its_own_description() -> None:
     seen = {}
     for document in generated(300, 365, seed=2):
         event = parse_event(document)
         seen.setdefault(event.type, describe(event))
+    for kind, data in (("contact.allowed", {}), ("contact.blocked", BLOCKED)):
+        decision = touchpoint(kind, "2026-03-04T10:00:00Z", {**DECISION, **data})
+        seen[kind] = describe(decision)
     assert set(seen) == set(EVENT_CLASSES)
     assert all(text != name for name, text in seen.items())
+    assert seen["contact.blocked"] == "may-contact check: marketing sms blocked by cap, quiet"

@@ -261,3 +261,23 @@ def test_profiles_serialise_and_read_back_exactly() -> None:
 def test_apply_returns_the_profile_it_was_given() -> None:
     profile = Profile(customer="C1")
     assert apply(profile, purchase(T0, "1")) is profile
+
+
+def test_records_of_may_contact_decisions_are_not_touchpoints() -> None:
+    from projections import frequency
+    from projections.fact import fact_of
+
+    history = [e for e in map(parse_event, generated(5, 60, seed=4)) if e.subject == "C0000001"]
+    decision = {"channel": "sms", "purpose": "marketing", "policy_version": "v1"}
+    decision["policy_sha256"] = "a" * 64
+    checks = [
+        ev("contact.allowed", "2025-02-01T10:00:00Z", decision, "C0000001"),
+        ev(
+            "contact.blocked",
+            "2025-02-02T10:00:00Z",
+            {**decision, "reasons": [{"rule": "consent", "message": "no sms consent"}]},
+            "C0000001",
+        ),
+    ]
+    assert replay("C0000001", [*history, *checks]) == replay("C0000001", history)
+    assert [frequency.contact_key(fact_of(e)) for e in checks] == [None, None]
