@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from ledger.codec import event_from_json
 from ledger.errors import InvalidEvent, LedgerError
+from ledger.events import DECISION_TYPES
 from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent
 from projections import frequency, profile
 from projections.fact import Fact, fact_from_stored, fact_of
@@ -238,6 +239,11 @@ class Folder:
                     duplicates += 1
                     continue
                 already.add(fact.id)
+            if fact.type in DECISION_TYPES:  # a record of a check: no profile, no contact
+                applied += 1
+                if self.dedupe:
+                    batch.applied_ids.add(fact.id)
+                continue
             customer = profiles.get(fact.subject) or profile.Profile(customer=fact.subject)
             try:
                 apply_profile(customer, fact)
