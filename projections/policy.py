@@ -380,7 +380,7 @@ def decide(
     """Allow or deny one contact, with every reason, and the earliest allowed time when
     waiting would help. Pure: the same policy and context give the same decision."""
     policy = loaded.policy
-    asking = _Asking(policy, channel, purpose, _zone_of(context.profile, policy), context.slots)
+    asking = _Asking(policy, channel, purpose, zone_of(context.profile, policy), context.slots)
     reasons = [
         *_consent(policy, context.profile, channel, purpose, at),
         *_complaints(policy, context.profile, purpose, at),
@@ -403,7 +403,8 @@ def decide(
     )
 
 
-def _zone_of(profile: Profile | None, policy: Policy) -> ZoneInfo:
+def zone_of(profile: Profile | None, policy: Policy) -> ZoneInfo:
+    """The customer's own time zone (from their details), else the policy's."""
     if profile is not None:
         stated = profile.state["details"].get("time_zone")
         if stated:
@@ -477,7 +478,7 @@ class _Asking:
         for cap in self.policy.caps:
             if cap.purpose != self.purpose or cap.channel not in ("*", self.channel):
                 continue
-            window, ends = _cap_window(cap, self.zone, at)
+            window, ends = cap_window(cap, self.zone, at)
             counted = sorted(
                 (slot, n)
                 for slot, ch, direction, purpose, n in self.slots
@@ -531,7 +532,7 @@ class _Asking:
         return None
 
 
-def _cap_window(cap: Cap, zone: ZoneInfo, at: datetime) -> tuple[Window, datetime | None]:
+def cap_window(cap: Cap, zone: ZoneInfo, at: datetime) -> tuple[Window, datetime | None]:
     """The window a cap counts in at ``at``, and (for calendar caps) when it ends."""
     if not cap.per.startswith("calendar"):
         return Window.rolling(at, parse_duration(cap.per)), None

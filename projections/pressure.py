@@ -11,9 +11,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from projections.frequency import Window
-from projections.policy import LoadedPolicy, parse_duration
+from projections.frequency import Window, slot_of
+from projections.policy import Cap, LoadedPolicy, cap_window, parse_duration, zone_of
 from projections.store import ViewStore
 from projections.violations import Violation
 
@@ -37,10 +38,46 @@ class PressureReport:
     window: timedelta
     spreads: list[Spread]
     over_caps: list[tuple[str, int]]
-    """Per rolling cap of the policy in force: customers whose contacts in the cap's
-    window ending at ``at`` are over the cap."""
+    """Per cap of the policy in force: customers whose contacts in the cap's window ending
+    at ``at`` are over the cap (a calendar cap: in the customer's own day, week or month
+    so far, in their time zone)."""
     sources: list[tuple[str, int]] = field(default_factory=list)
     """Who caused the contacts that broke a cap in the window, most first."""
+
+
+class _CalendarCounts:
+    """Contacts per customer in their own calendar day, week or month up to ``at``: each
+    customer's period starts at local midnight in their time zone (their details, else the
+    policy's), as ``decide`` counts it. Reads the outbound slots of the last 33 days (a
+    month in any zone) and the zones of the customers in them, once, when first asked."""
+
+    def __init__(self, store: ViewStore, loaded: LoadedPolicy, at: datetime) -> None:
+        self.store, self.loaded, self.at = store, loaded, at
+        self.rows: list[tuple[str, int, str, str, int]] | None = None
+        self.zones: dict[str, ZoneInfo] = {}
+
+    def totals(self, cap: Cap) -> Counter[str]:
+        if self.rows is None:
+            purposes = {c.purpose for c in self.loaded.policy.caps if c.per.startswith("calendar")}
+            self.rows = self.store.outbound_slots(
+                Window.rolling(self.at, timedelta(days=33)), purposes
+            )
+            customers = sorted({row[0] for row in self.rows})
+            profiles = self.store.load_profiles(customers)
+            policy = self.loaded.policy
+            self.zones = {c: zone_of(profiles.get(c), policy) for c in customers}
+        now = slot_of(self.at) + 1
+        windows: dict[str, Window] = {}
+        totals: Counter[str] = Counter()
+        for customer, slot, channel, purpose, n in self.rows:
+            if purpose != cap.purpose or cap.channel not in ("*", channel):
+                continue
+            window = windows.get(customer)
+            if window is None:
+                window = windows[customer] = cap_window(cap, self.zones[customer], self.at)[0]
+            if window.start <= slot < min(window.end, now):
+                totals[customer] += n
+        return totals
 
 
 def percentile(sorted_values: Sequence[int], fraction: float) -> int:
@@ -74,17 +111,19 @@ def pressure(
             )
         )
     over_caps = []
+    calendar = _CalendarCounts(store, loaded, at)
     for cap in loaded.policy.caps:
         if cap.per.startswith("calendar"):
-            continue  # per local day of each customer: see the violations
-        in_window = store.outbound_per_customer(
-            Window.rolling(at, parse_duration(cap.per)), purpose=cap.purpose
-        )
-        totals: Counter[str] = Counter()
-        for channel, by_customer in in_window.items():
-            if cap.channel in ("*", channel):
-                for customer, n in by_customer.items():
-                    totals[customer] += n
+            totals = calendar.totals(cap)
+        else:
+            in_window = store.outbound_per_customer(
+                Window.rolling(at, parse_duration(cap.per)), purpose=cap.purpose
+            )
+            totals = Counter()
+            for channel, by_customer in in_window.items():
+                if cap.channel in ("*", channel):
+                    for customer, n in by_customer.items():
+                        totals[customer] += n
         over_caps.append((cap.label(), sum(1 for n in totals.values() if n > cap.max)))
     since = at - window
     sources = Counter(

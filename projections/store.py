@@ -689,6 +689,22 @@ class ViewStore:
             found.setdefault(channel, {})[customer] = int(n)
         return found
 
+    def outbound_slots(
+        self, window: Window, purposes: Iterable[str]
+    ) -> list[tuple[str, int, str, str, int]]:
+        """Outbound contact slots in ``window`` of these purposes: ``(customer, slot,
+        channel, purpose, n)``."""
+        wanted = sorted(set(purposes))
+        if not wanted:
+            return []
+        rows = self.recorder.select(
+            "SELECT customer, slot, channel, purpose, n FROM {contact_slots} "
+            "WHERE slot >= ? AND slot < ? AND direction = 'outbound' "
+            f"AND purpose IN ({','.join('?' * len(wanted))})",
+            (window.start, window.end, *wanted),
+        )
+        return [(c, int(slot), ch, p, int(n)) for c, slot, ch, p, n in rows]
+
     def most_contacted(
         self,
         window: Window,

@@ -201,3 +201,35 @@ def test_kafka_and_the_embedded_log_give_the_same_violations(
     assert len(embedded) > 50
     assert [v.to_dict() for v in from_kafka] == [v.to_dict() for v in embedded]
     assert {v.source for v in embedded} != {None}
+
+
+def test_pressure_counts_calendar_caps_in_each_customers_own_day(tmp_path: Path) -> None:
+    """The default policy's "1 marketing e-mail per calendar day" in the pressure report:
+    A (no zone: the policy's UTC) got two on one day; B got two on one UTC day, but in
+    Auckland (UTC+13) they fall on two days; C's second one comes after the report's time."""
+    from consumers.projector import Projector
+    from projections.pressure import pressure
+    from projections.store import SQLiteViewStore
+
+    mail = {"direction": "outbound", "purpose": "marketing"}
+    events = [
+        touchpoint("touchpoint.email", "2026-03-03T09:00:00Z", mail, "A"),
+        touchpoint("touchpoint.email", "2026-03-03T10:00:00Z", mail, "A"),
+        touchpoint(
+            "customer.details", "2026-01-01T00:00:00Z", {"time_zone": "Pacific/Auckland"}, "B"
+        ),
+        touchpoint("touchpoint.email", "2026-03-03T10:00:00Z", mail, "B"),
+        touchpoint("touchpoint.email", "2026-03-03T12:00:00Z", mail, "B"),
+        touchpoint("touchpoint.email", "2026-03-03T09:00:00Z", mail, "C"),
+        touchpoint("touchpoint.email", "2026-03-03T20:00:00Z", mail, "C"),
+    ]
+    with SQLiteLog(tmp_path / "log.db") as log:
+        log.append(events)
+        store = SQLiteViewStore(tmp_path / "views.db", "embedded")
+        Projector(log, store, workers=1).catch_up()
+    at = datetime(2026, 3, 3, 12, 30, tzinfo=UTC)
+    report = pressure(store, default_policy(), at, timedelta(days=7))
+    store.close()
+    over = dict(report.over_caps)
+    assert over["marketing email: at most 1 per calendar day"] == 1  # A only
+    assert over["marketing sms: at most 4 per 30d"] == 0  # rolling caps as before
