@@ -412,10 +412,13 @@ class SQLiteLog(EventLog):
         return self._scan(start, where, stop=None, poll_seconds=0.0)
 
     def _pages(
-        self, select: Callable[[int, int], list[tuple[Any, ...]]], start: int
+        self,
+        select: Callable[[Any, int], list[tuple[Any, ...]]],
+        start: Any,
+        after: Callable[[tuple[Any, ...]], Any] = lambda row: row[0] + 1,
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """Pages of rows from position ``start`` to the current end (rows begin with their
-        position)."""
+        """Pages of rows from ``start`` (a position, unless ``after`` says otherwise) to
+        the current end; ``after`` gives the next page's start from a page's last row."""
         position = start
         while True:
             try:
@@ -425,7 +428,7 @@ class SQLiteLog(EventLog):
             if not rows:
                 return
             yield rows
-            position = rows[-1][0] + 1
+            position = after(rows[-1])
 
     def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
         if partition != PARTITION:
@@ -469,20 +472,14 @@ class SQLiteLog(EventLog):
         """Every record, undecoded, customer after customer (each customer's in log order):
         for readers that fold one customer's whole history at a time in O(one customer)
         memory, such as ``ledger violations``."""
-        after: tuple[str, int] = ("", 0)
-        select = self.recorder.select_by_customer
-        while True:
-            try:
-                rows = select(after, READ_PAGE)
-            except (PersistenceError, sqlite3.Error) as exc:
-                raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
-            if not rows:
-                return
+        pages = self._pages(
+            self.recorder.select_by_customer, ("", 0), after=lambda row: (row[3], row[0])
+        )
+        for rows in pages:
             for row_position, event_id, event_type, subject, micros, state in rows:
                 yield StoredEvent(
                     Position(PARTITION, row_position), event_id, event_type, subject, micros, state
                 )
-            after = (rows[-1][3], rows[-1][0])
 
     def read_span(self, start: Positions | None, span: Span) -> Iterator[LogRecord]:
         """Validated records of ``span`` from ``start`` (what :meth:`read` gives, for one

@@ -22,6 +22,21 @@ from tests.conftest import StoreUrlFactory, applied_events, wait_until
 ROOT = Path(__file__).parents[2]
 
 
+def assert_views_of_one_process(settings: Settings, clean: Settings) -> None:
+    """The views of ``settings`` equal those one projector process builds into ``clean``
+    from the same log."""
+    with open_log(clean) as log:
+        store = open_store(clean)
+        Projector(log, store, workers=1).catch_up()
+        expected = store.dump()
+        store.close()
+    grouped = open_store(settings)
+    try:
+        assert grouped.dump() == expected
+    finally:
+        grouped.close()
+
+
 def member(settings: Settings, group: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -81,16 +96,7 @@ def test_two_members_one_killed_midway_count_every_event_exactly_once(
                 process.communicate()
     report = json.loads(out.strip().splitlines()[-1])
     assert 0 < report["applied"] < len(events), "both members must have done part of the work"
-    with open_log(clean) as log:
-        store = open_store(clean)
-        Projector(log, store).catch_up()
-        expected = store.dump()
-        store.close()
-    grouped = open_store(settings)
-    try:
-        assert grouped.dump() == expected
-    finally:
-        grouped.close()
+    assert_views_of_one_process(settings, clean)
 
 
 def test_a_member_catches_its_backlog_up_with_worker_processes(
@@ -125,13 +131,4 @@ def test_a_member_catches_its_backlog_up_with_worker_processes(
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["workers"] == 2
     assert (report["applied"], report["duplicates"]) == (len(events), 500)
-    with open_log(clean) as log:
-        store = open_store(clean)
-        Projector(log, store, workers=1).catch_up()
-        expected = store.dump()
-        store.close()
-    grouped = open_store(settings)
-    try:
-        assert grouped.dump() == expected
-    finally:
-        grouped.close()
+    assert_views_of_one_process(settings, clean)
