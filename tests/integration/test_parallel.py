@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -37,6 +36,7 @@ from projections.store import SQLiteViewStore, Staging
 from tests.builders import touchpoint
 from tests.conftest import wait_until
 from tests.integration.test_projector import (
+    at_once,
     dump,
     kafka_projector,
     kill_until_it_finishes,
@@ -220,11 +220,7 @@ def test_two_parallel_projectors_at_once_count_every_event_once(tmp_path: Path) 
     def run() -> None:
         reports.append(project(settings, **parallel(batch_size=300))[0])
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
+    at_once(run, run)
     assert len(reports) == 2
     assert sum(r.applied for r in reports) == len(events)
     assert project(settings, workers=1)[1] == expected

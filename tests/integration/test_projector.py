@@ -217,6 +217,15 @@ def _run_projector(
     )
 
 
+def at_once(*runs: Callable[[], None], seconds: float = 300) -> None:
+    """Run each function on its own thread, all at the same time, and wait for them."""
+    threads = [threading.Thread(target=run) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds)
+
+
 def kill_until_it_finishes(
     start: Callable[[], subprocess.Popen[bytes]],
     rng: random.Random,
@@ -298,11 +307,7 @@ def test_two_projectors_on_one_store_at_once_count_every_event_once(
             finally:
                 store.close()
 
-    workers = [threading.Thread(target=run) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
+    at_once(run, run)
     assert len(reports) == 2
     assert sum(r.applied for r in reports) == len(events)
     assert dump(settings) == dump(clean)
