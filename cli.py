@@ -38,6 +38,7 @@ from ledger import audit as ledger_audit
 from ledger import service
 from ledger.api import Ledger, policy_history
 from ledger.app import log_name, open_log, open_store
+from ledger.asyncapi import asyncapi_document
 from ledger.codec import event_to_dict
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
@@ -1393,18 +1394,30 @@ def _relationship_json(rel: RelationshipReport | None) -> dict[str, Any] | None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write one <type>.schema.json per type and contract.json into this folder.",
+    help="Write one <type>.schema.json per type, contract.json and asyncapi.json into this folder.",
 )
-def schema(out: Path | None) -> None:
-    """The event contract as JSON Schema, for publishers in any language.
+@click.option(
+    "--asyncapi",
+    "as_asyncapi",
+    is_flag=True,
+    help="Print the Kafka contract as an AsyncAPI 3.0 document instead of the index.",
+)
+def schema(out: Path | None, as_asyncapi: bool) -> None:
+    """The event contract as JSON Schema and AsyncAPI 3.0, for publishers in any language.
 
-    Without --out, prints the contract index (types, versions, Kafka binding).
+    Without --out, prints the contract index (types, versions, Kafka binding); with
+    --asyncapi, the AsyncAPI 3.0 document of the topic (key, headers, partitioner, one
+    message per type and mode with its payload schema).
 
     \b
     Example:
       ledger schema --out docs/schema
       ledger schema | jq .kafka
+      ledger schema --asyncapi > asyncapi.json
     """
+    if as_asyncapi:
+        sys.stdout.buffer.write(dump(asyncapi_document()))
+        return
     if out is None:
         sys.stdout.buffer.write(dump(contract()))
         return

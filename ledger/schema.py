@@ -61,7 +61,8 @@ def contract() -> dict[str, Any]:
 
 
 def write_schemas(directory: Path) -> list[Path]:
-    """Write ``<type>.schema.json`` for every type and ``contract.json``; return the paths."""
+    """Write ``<type>.schema.json`` for every type, ``contract.json`` and the AsyncAPI 3.0
+    document ``asyncapi.json``; return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name in sorted(EVENT_CLASSES):
@@ -70,6 +71,11 @@ def write_schemas(directory: Path) -> list[Path]:
         written.append(path)
     path = directory / "contract.json"
     path.write_bytes(dump(contract()))
+    written.append(path)
+    from ledger.asyncapi import asyncapi_document  # it embeds this module's schemas
+
+    path = directory / "asyncapi.json"
+    path.write_bytes(dump(asyncapi_document()))
     written.append(path)
     return written
 
