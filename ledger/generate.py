@@ -30,6 +30,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ledger.events import EVENT_CLASSES, schema_urn_of
+
 DAY = 86_400.0
 HOUR = 3_600.0
 
@@ -527,7 +529,7 @@ class HistoryGenerator:
             stamp = datetime.fromtimestamp(int(at), c.zone).isoformat()
         else:
             stamp = datetime.fromtimestamp(int(at), UTC).isoformat().replace("+00:00", "Z")
-        return at + delay, {
+        event: dict[str, Any] = {
             "specversion": "1.0",
             "id": event_id,
             "source": source,
@@ -535,8 +537,12 @@ class HistoryGenerator:
             "subject": c.id,
             "time": stamp,
             "datacontenttype": "application/json",
-            "data": data,
         }
+        if EVENT_CLASSES[kind].schema_version != 1:
+            # Absent means version 1: a current payload of a newer version must say so.
+            event["dataschema"] = schema_urn_of(kind)
+        event["data"] = data
+        return at + delay, event
 
 
 def generated(

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from ledger.codec import parse_event
-from ledger.events import DECISION_TYPES, EVENT_CLASSES, TouchpointEvent
+from ledger.events import DECISION_TYPES, EVENT_CLASSES, TouchpointEvent, schema_urn_of
 from ledger.generate import generated
 
 
@@ -104,3 +104,13 @@ def test_only_store_uploads_arrive_late(history: list[TouchpointEvent]) -> None:
         latest = max(latest, event.time)
     assert set(late_sources) == {"shop/pos"}
     assert 0 < sum(late_sources.values()) < len(history) * 0.02
+
+
+def test_payloads_of_newer_versions_name_their_schema() -> None:
+    """A v2 payload without ``dataschema`` would be read as version 1 (absent means v1)."""
+    raw = list(generated(customers=60, days=120, seed=3))
+    newer = [e for e in raw if EVENT_CLASSES[e["type"]].schema_version != 1]
+    assert newer, "the history holds no type of a version above 1"
+    for event in newer:
+        assert event["dataschema"] == schema_urn_of(event["type"])
+    assert all("dataschema" not in e for e in raw if e not in newer)
