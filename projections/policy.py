@@ -28,12 +28,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from ledger.errors import LedgerError
+from ledger.timeutil import LONGEST_SPAN, check_range
 from ledger.vocabulary import Channel, Purpose
 from projections.frequency import Window, slot_start
 from projections.profile import Profile
@@ -43,7 +46,7 @@ CONSENT_CHANNELS = frozenset({"phone", "sms", "email"})
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 """Day names by ``datetime.weekday()``."""
-_DURATION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[mhdw])$")
+_DURATION = re.compile(r"(?P<n>[1-9][0-9]*)(?P<unit>[mhdw])", re.ASCII)
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -56,11 +59,14 @@ class PolicyError(LedgerError):
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90m``, ``24h``, ``7d``, ``2w``."""
-    match = _DURATION.match(text)
+    """``90m``, ``24h``, ``7d``, ``2w``: at most :data:`LONGEST_SPAN` (about 100 years)."""
+    match = _DURATION.fullmatch(text) if len(text) <= 40 else None
     if match is None:
-        raise ValueError(f"{text!r} is not a duration like 24h, 7d or 2w")
-    return timedelta(seconds=int(match["n"]) * _UNITS[match["unit"]])
+        raise ValueError(f"{text[:40]!r} is not a duration like 24h, 7d or 2w")
+    seconds = int(match["n"]) * _UNITS[match["unit"]]
+    if seconds > LONGEST_SPAN.total_seconds():
+        raise ValueError(f"{text!r} is longer than {LONGEST_SPAN.days} days")
+    return timedelta(seconds=seconds)
 
 
 def _duration(text: str) -> str:
@@ -100,7 +106,7 @@ class Cap(_Strict):
 
     channel: ChannelOrAll
     purpose: Purpose
-    max: int = Field(ge=0)
+    max: StrictInt = Field(ge=0, le=1_000_000)
     per: Duration | Literal["calendar-day", "calendar-week", "calendar-month"]
 
     def label(self) -> str:
@@ -134,7 +140,7 @@ class Quiet(_Strict):
 
 
 class Complaints(_Strict):
-    no_marketing_while_open: bool = True
+    no_marketing_while_open: StrictBool = True
     cool_down: Duration | None = None
     """Also no marketing for this long after the last complaint was resolved."""
 
@@ -161,9 +167,11 @@ class Policy(_Strict):
     @classmethod
     def _instant(cls, value: object) -> object:
         if isinstance(value, date) and not isinstance(value, datetime):
-            return datetime.combine(value, time(), UTC)
-        if isinstance(value, datetime) and value.tzinfo is None:
-            raise ValueError("give the offset, e.g. 2026-01-01T00:00:00Z")
+            return check_range(datetime.combine(value, time(), UTC))
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("give the offset, e.g. 2026-01-01T00:00:00Z")
+            return check_range(value)
         return value
 
     @field_validator("caps")
@@ -206,6 +214,12 @@ def parse_policy(text: str, source: str = "policy") -> LoadedPolicy:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(source, [str(exc)]) from None
+    except RecursionError:
+        raise PolicyError(source, ["not TOML: arrays or tables nested too deeply"]) from None
+    except ValueError as exc:
+        # tomllib converts numbers itself; an integer of thousands of digits trips Python's
+        # int-to-string limit. Name its line.
+        raise PolicyError(source, [f"{_huge_number_line(text)}a number too long: {exc}"]) from None
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
@@ -229,10 +243,23 @@ def parse_policy(text: str, source: str = "policy") -> LoadedPolicy:
 
 def load_policy(path: Path) -> LoadedPolicy:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise PolicyError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            str(path), [f"line {line}: not UTF-8 (byte {data[exc.start]:#04x}); TOML is UTF-8"]
+        ) from None
     return parse_policy(text, str(path))
+
+
+def _huge_number_line(text: str) -> str:
+    """``"line N: "`` of the first run of more than 4,000 digits, if any."""
+    match = re.search(r"[0-9_]{4000}", text)
+    return f"line {text.count(chr(10), 0, match.start()) + 1}: " if match else ""
 
 
 @dataclass(frozen=True)
