@@ -210,7 +210,14 @@ def _text(raw: bytes) -> str:
 
 def check_rejects_target(source: IO[bytes], rejects_path: Path) -> None:
     """Refuse a rejects file that is the input itself (the same path, a hard link or a
-    symbolic link to it): the import would read its own rejections back, forever."""
+    symbolic link to it: the import would read its own rejections back, forever), or one
+    whose folder cannot be made: both before anything is read."""
+    try:
+        rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot write the rejects file {str(rejects_path)!r}: {exc.strerror}"
+        ) from None
     try:
         source_stat = os.fstat(source.fileno())
     except (OSError, AttributeError, io.UnsupportedOperation):

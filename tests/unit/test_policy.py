@@ -16,6 +16,7 @@ from projections.policy import (
     decide,
     default_policy,
     load_policies,
+    load_policy,
     parse_policy,
 )
 from projections.pressure import percentile
@@ -327,6 +328,25 @@ def test_the_earliest_time_clears_quiet_hours_and_caps_together() -> None:
         ),
         ('version = "x"\nversion = "y"\n', "Cannot overwrite a value (at line 2"),
         ('[consent]\nrequired_for = ["marketing"]\n', "version: Field required"),
+        # Hostile files: each a named problem, never a crash.
+        ("[" * 100_000, "(at line 1"),
+        ('version = "x"\nx = ' + "[" * 100_000, "nested too deeply"),
+        ('version = "x"\n[[caps]]\nmax = ' + "9" * 5000 + "\n", "line 3: a number too long"),
+        (
+            'version = "x"\n[[caps]]\nchannel = "sms"\npurpose = "marketing"\nmax = 2\n'
+            'per = "99999999999999999999d"\n',
+            "line 6: caps.0.per: '99999999999999999999d' is longer than 36600 days",
+        ),
+        (
+            'version = "x"\n[[caps]]\nchannel = "sms"\npurpose = "marketing"\nmax = true\n'
+            'per = "7d"\n',
+            "line 5: caps.0.max",
+        ),
+        (
+            'version = "x"\neffective_from = 0001-01-01T00:00:00+14:00\n',
+            "line 2: effective_from: 0001-01-01T00:00:00+14:00 is outside the accepted range",
+        ),
+        ('version = "x"\neffective_from = 9999-12-31\n', "line 2: effective_from"),
     ],
 )
 def test_invalid_policies_are_refused_with_the_line_and_problem(text: str, problem: str) -> None:
@@ -370,3 +390,11 @@ def test_nearest_rank_percentiles() -> None:
     )
     assert percentile([7], 0.99) == 7
     assert percentile([], 0.5) == 0
+
+
+def test_a_policy_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Any) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'version = "x"\ntime_zone = "Europe/Z\xfcrich"\n')
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.problems == ["line 2: not UTF-8 (byte 0xfc); TOML is UTF-8"]
