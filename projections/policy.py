@@ -172,7 +172,9 @@ class Policy(_Strict):
             if value.tzinfo is None:
                 raise ValueError("give the offset, e.g. 2026-01-01T00:00:00Z")
             return check_range(value)
-        return value
+        # Only TOML's own date-times and dates: a number or a string would be a second
+        # spelling of a moment (pydantic reads 0 as 1970-01-01).
+        raise ValueError("must be a TOML date-time with an offset (2026-01-01T00:00:00Z) or date")
 
     @field_validator("caps")
     @classmethod
