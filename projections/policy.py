@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from ledger import strict
 from ledger.errors import LedgerError
 from ledger.timeutil import LONGEST_SPAN, check_range
 from ledger.vocabulary import Channel, Purpose
@@ -617,33 +617,45 @@ Request = tuple[str, str, str]
 
 def parse_requests(stream: IO[bytes]) -> Iterator[tuple[int, Request | str]]:
     """A campaign list, CSV (header ``customer,channel,purpose``) or JSON Lines (objects with
-    those keys), line by line: each line's number and its request, or what is wrong with it."""
-    first = stream.readline()
+    those keys), line by line: each line's number and its request, or what is wrong with it.
+    Read strictly, like an import: a leading BOM is skipped, a key or column given twice and
+    bytes that are not UTF-8 are named, never guessed at."""
+    first = stream.readline().removeprefix(b"\xef\xbb\xbf")
     if first.lstrip().startswith(b"{"):
         lines = itertools.chain([first], stream)
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                item = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
+                item = strict.loads(line)
+            except strict.StrictJSONError as exc:
                 yield number, f"not JSON: {exc}"
                 continue
             yield number, _request(item if isinstance(item, dict) else {})
         return
-    header = [h.strip() for h in first.decode(errors="replace").split(",")]
-    missing = {"customer", "channel", "purpose"} - set(header)
-    if missing:
-        yield 1, f"the CSV header lacks {', '.join(sorted(missing))}"
+    try:
+        header = [h.strip() for h in first.decode().split(",")]
+    except UnicodeDecodeError:
+        yield 1, "the CSV header is not UTF-8"
         return
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    missing = {"customer", "channel", "purpose"} - set(header)
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if missing or twice:
+        problem = f"lacks {', '.join(sorted(missing))}" if missing else f"repeats {twice[0]!r}"
+        yield 1, f"the CSV header {problem}"
+        return
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
     try:
         for number, row in enumerate(csv.DictReader(text, header), 2):
+            if any(_SURROGATE.search(cell) for cell in row.values() if isinstance(cell, str)):
+                yield number, "not UTF-8"
+                continue
             yield number, _request(row)
     finally:
         text.detach()  # the caller owns the stream
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _CHANNELS = frozenset(c.value for c in Channel)
 _PURPOSES = frozenset(p.value for p in Purpose)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from projections.policy import (
     load_policies,
     load_policy,
     parse_policy,
+    parse_requests,
 )
 from projections.pressure import percentile
 from projections.profile import replay
@@ -398,3 +400,22 @@ def test_a_policy_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Any) ->
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
     assert caught.value.problems == ["line 2: not UTF-8 (byte 0xfc); TOML is UTF-8"]
+
+
+def test_a_campaign_list_is_read_strictly() -> None:
+    def read(data: bytes) -> list[tuple[int, object]]:
+        return list(parse_requests(io.BytesIO(data)))
+
+    bom_csv = b"\xef\xbb\xbfcustomer,channel,purpose\nC1,sms,marketing\nC\xff2,sms,marketing\n"
+    assert read(bom_csv) == [(2, ("C1", "sms", "marketing")), (3, "not UTF-8")]
+    assert read(b"customer,channel,purpose,customer\nC1,sms,marketing,C2\n") == [
+        (1, "the CSV header repeats 'customer'")
+    ]
+    lines = read(
+        b'\xef\xbb\xbf{"customer": "C1", "channel": "sms", "purpose": "marketing"}\n'
+        b'{"customer": "C1", "customer": "C2", "channel": "sms", "purpose": "marketing"}\n'
+    )
+    assert lines == [
+        (1, ("C1", "sms", "marketing")),
+        (2, "not JSON: duplicate key 'customer'"),
+    ]
