@@ -6,9 +6,12 @@ Tables for people, ``--json`` for machines. A :class:`LedgerError` becomes a one
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import sys
 import threading
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from typing import IO, Any, TypeVar
 
 import click
 import orjson
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,15 +39,15 @@ from rich.table import Table
 from consumers.kafka_group import GroupProjector
 from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
-from ledger import service
+from ledger import service, strict
 from ledger.api import Ledger, policy_history
 from ledger.app import log_name, open_log, open_store
 from ledger.asyncapi import asyncapi_document
 from ledger.codec import event_to_dict
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
-from ledger.events import EVENT_CLASSES, SHORT_NAMES, resolve_type
-from ledger.importer import Format, ImportSummary, detect_format
+from ledger.events import EVENT_CLASSES, SHORT_NAMES, EventTime, resolve_type
+from ledger.importer import Format, ImportSummary, check_rejects_target, detect_format
 from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
@@ -51,7 +55,7 @@ from ledger.settings import Settings
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
-from projections.policy import Decision, load_policies, parse_requests
+from projections.policy import Decision, load_policies, parse_duration, parse_requests
 from projections.pressure import PressureReport, pressure
 from projections.report import RelationshipReport
 
@@ -62,8 +66,15 @@ EXIT_DENIED = 5
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+EXIT_INTERNAL = 70
+"""Exit code of a bug (an exception the ledger did not expect), as ``EX_SOFTWARE``."""
+
+
 class LedgerGroup(click.Group):
-    """Turns every :class:`LedgerError` into one line on stderr and exit code 1."""
+    """Turns every error into one line on stderr and a non-zero exit code: a
+    :class:`LedgerError` or an operating-system error (a file that cannot be read) is the
+    user's to fix (exit 1); anything else is a bug (exit 70; ``LEDGER_DEBUG=1`` shows its
+    traceback)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -71,6 +82,29 @@ class LedgerGroup(click.Group):
         except LedgerError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a group called alone: its help, as click shows it
+        except click.UsageError as exc:
+            # One line, like every other error (click's own form takes three).
+            path = exc.ctx.command_path if exc.ctx else ctx.command_path
+            click.echo(f"error: {exc.format_message()} (try '{path} --help')", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click's own, and a closed pipe, which click ends quietly
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            if os.environ.get("LEDGER_DEBUG"):
+                traceback.print_exc()
+            summary = " ".join(str(exc).split())[:300]
+            click.echo(
+                f"error: internal error (a bug; please report it): {type(exc).__name__}: "
+                f"{summary} (LEDGER_DEBUG=1 shows the details)",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERNAL)
 
 
 def json_option(function: F) -> F:
@@ -100,23 +134,23 @@ def progress_bar(
         yield lambda step: bar.advance(task, step)
 
 
-def parse_time(value: str | None, option: str) -> datetime | None:
-    """``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 timestamp with a zone."""
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_TIME: TypeAdapter[datetime] = TypeAdapter(EventTime)
+
+
+def parse_time(value: str | None, option: str, *, date_ok: bool = True) -> datetime | None:
+    """An RFC 3339 timestamp with a zone, read by the contract's own rules (and range), or,
+    when ``date_ok``, ``YYYY-MM-DD`` (midnight UTC)."""
     if value is None:
         return None
+    text = f"{value}T00:00:00Z" if date_ok and _DATE.fullmatch(value) else value
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date or timestamp", param_hint=option
-        ) from None
-    if len(value) == 10:
-        return moment.replace(tzinfo=UTC)
-    if moment.tzinfo is None:
-        raise click.BadParameter(
-            f"{value!r} has no time zone; add Z or an offset like +03:00", param_hint=option
-        )
-    return moment
+        return _TIME.validate_python(text)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        if _DATE.fullmatch(value) and not date_ok:
+            problem = f"{value!r} has no time and no time zone; give e.g. {value}T09:30:00Z"
+        raise click.BadParameter(problem, param_hint=option) from None
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -171,41 +205,71 @@ def _document_from_options(
     fields: tuple[str, ...],
 ) -> dict[str, Any]:
     if document is not None:
-        text = sys.stdin.read() if document == "-" else document
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text(encoding="utf-8")
-        try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="DOCUMENT") from None
-        if not isinstance(parsed, dict):
-            raise click.BadParameter("must be a JSON object", param_hint="DOCUMENT")
-        return parsed
+        return _document(sys.stdin.buffer.read() if document == "-" else document)
     if event_type is None or customer is None:
         raise click.UsageError("give a JSON DOCUMENT, or --type and --customer")
     full_type = resolve_type(event_type)
     if full_type is None:
         names = ", ".join(SHORT_NAMES)
         raise click.BadParameter(f"{event_type!r} is not a type ({names})", param_hint="--type")
-    data: dict[str, Any] = {}
-    for item in fields:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    moment = parse_time(when, "--time") or datetime.now(UTC)
+    moment = parse_time(when, "--time", date_ok=False) or datetime.now(UTC)
     return {
         "id": event_id or str(uuid.uuid4()),
         "source": source,
         "type": full_type,
         "subject": customer,
         "time": moment.isoformat(),
-        "data": data,
+        "data": _data_from_fields(fields),
     }
+
+
+def _document(text: str | bytes) -> dict[str, Any]:
+    """A JSON document given on the command line, '-' (stdin) or as @FILE, read strictly."""
+    if isinstance(text, str) and text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {str(path)!r}: {exc.strerror}", param_hint="DOCUMENT"
+            ) from None
+    if isinstance(text, bytes):
+        text = text.removeprefix(b"\xef\xbb\xbf")  # a BOM, as in imported files
+    try:
+        parsed = strict.loads(text)
+    except strict.StrictJSONError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="DOCUMENT") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="DOCUMENT")
+    return parsed
+
+
+def _data_from_fields(fields: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` from ``--set KEY=VALUE`` options; each key once, and no key both a value and
+    a parent of others (``compensation=5`` with ``compensation.amount=3``)."""
+    data: dict[str, Any] = {}
+    for item in fields:
+        key, eq, value = item.partition("=")
+        parts = key.split(".")
+        if not eq or not all(parts):
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                parent = ".".join(parts[: depth + 1])
+                raise click.BadParameter(
+                    f"{key} clashes with {parent}={child}: {parent} cannot be both a value "
+                    "and a group of fields",
+                    param_hint="--set",
+                )
+            node = child
+        leaf = parts[-1]
+        if leaf in node:
+            kind = "a group of fields" if isinstance(node[leaf], dict) else "given twice"
+            raise click.BadParameter(f"{key} is {kind}", param_hint="--set")
+        node[leaf] = value
+    return data
 
 
 @main.command()
@@ -272,7 +336,9 @@ def append(
 
 
 @main.command("import")
-@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False, path_type=str))
+@click.argument(
+    "file", type=click.Path(exists=True, allow_dash=True, dir_okay=False, path_type=str)
+)
 @click.option(
     "--format",
     "fmt",
@@ -321,12 +387,30 @@ def import_(
     name = "stdin" if file == "-" else Path(file).name
     rejects = rejects_path or settings.data_dir / "rejects" / f"{name}-{stamp}.jsonl"
     size = None if file == "-" else Path(file).stat().st_size
+    with click.open_file(file, "rb") as source:
+        check_rejects_target(source, rejects)  # before the log is even opened
+        summary = _import(settings, source, chosen, rejects, size, batch_size, as_json)
+    _render_import(summary, as_json)
+    if summary.failed:
+        ctx.exit(1)
+    if summary.rejected:
+        ctx.exit(EXIT_REJECTED)
+
+
+def _import(
+    settings: Settings,
+    source: IO[bytes],
+    chosen: Format,
+    rejects: Path,
+    size: int | None,
+    batch_size: int | None,
+    as_json: bool,
+) -> ImportSummary:
     with (
-        click.open_file(file, "rb") as source,
         open_log(settings) as log,
         progress_bar("importing", size, unit_bytes=True) as advance,
     ):
-        summary = service.import_file(
+        return service.import_file(
             log,
             source,
             chosen,
@@ -334,11 +418,6 @@ def import_(
             batch_size=batch_size or settings.batch_size,
             on_progress=advance if not as_json else lambda _: None,
         )
-    _render_import(summary, as_json)
-    if summary.failed:
-        ctx.exit(1)
-    if summary.rejected:
-        ctx.exit(EXIT_REJECTED)
 
 
 def _render_import(summary: ImportSummary, as_json: bool) -> None:
@@ -735,12 +814,11 @@ def _render_demo(report: service.DemoReport, settings: Settings) -> None:
 
 
 def parse_window(value: str) -> timedelta:
-    """``90m``, ``24h``, ``7d`` or ``2w``."""
-    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-    number, unit = value[:-1], value[-1:]
-    if unit not in units or not number.isdigit() or int(number) == 0:
-        raise click.BadParameter(f"{value!r} is not a window like 24h, 7d or 2w")
-    return timedelta(seconds=int(number) * units[unit])
+    """``90m``, ``24h``, ``7d`` or ``2w`` (at most about 100 years)."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--window") from None
 
 
 def window_option(default: str | None) -> Callable[[F], F]:
@@ -1440,7 +1518,7 @@ def policy() -> None:
 
 
 @policy.command("check")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
 def policy_check(file: Path) -> None:
     """Validate a policy file, or a folder of its versions (each with effective_from):
     every problem with its line, exit 1 if any.

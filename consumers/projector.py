@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
-from ledger.codec import event_from_json
+from ledger.codec import event_from_stored
 from ledger.errors import InvalidEvent, LedgerError
 from ledger.events import DECISION_TYPES
 from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent
@@ -111,7 +111,7 @@ def item_of_stored(stored: StoredEvent) -> Item:
     except Exception:  # whatever broke, the validating path below says what
         pass
     try:
-        event = event_from_json(stored.document)
+        event = event_from_stored(stored.document)
     except InvalidEvent as exc:
         return Item(stored.position, None, "; ".join(exc.reasons), stored.document)
     return Item(stored.position, fact_of(event), None, stored.document)

@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from ledger import strict
 from ledger.errors import InvalidEvent
 from ledger.events import EVENT_CLASSES, SCHEMA_URN, Touchpoint, TouchpointEvent
 
@@ -86,7 +86,18 @@ def parse_event(raw: object) -> Touchpoint:
 
 
 def event_from_json(document: bytes | str) -> Touchpoint:
-    """Parse one structured-mode CloudEvent (a JSON object) into a touchpoint."""
+    """Parse one structured-mode CloudEvent (a JSON object) from outside the ledger, strictly
+    (see :mod:`ledger.strict`): duplicate keys, ``NaN`` and numbers not written plainly are
+    refused by name."""
+    try:
+        raw = strict.loads(document)
+    except strict.StrictJSONError as exc:
+        raise InvalidEvent([f"(event): not valid JSON: {exc}"]) from None
+    return parse_event(raw)
+
+
+def event_from_stored(document: bytes | str) -> Touchpoint:
+    """Parse a document the ledger wrote itself (canonical JSON, validated when appended)."""
     # Fast path: types still at schema version 1 need no upcasting, so pydantic can
     # validate the bytes directly. Anything else, and every failure, takes the full
     # path below, which also produces the reasons.
@@ -97,11 +108,7 @@ def event_from_json(document: bytes | str) -> Touchpoint:
     else:
         if event.schema_version == 1:
             return event
-    try:
-        raw = orjson.loads(document)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent([f"(event): not valid JSON: {exc}"]) from None
-    return parse_event(raw)
+    return event_from_json(document)
 
 
 def event_to_json(event: TouchpointEvent) -> bytes:

@@ -10,10 +10,17 @@ before validation, so an old event is always readable.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 from ledger.payloads import (
     CallData,
@@ -32,28 +39,16 @@ from ledger.payloads import (
     SmsData,
     VisitData,
 )
+from ledger.strict import rfc3339
+from ledger.timeutil import RANGE_TEXT, check_range
 
 SCHEMA_URN = re.compile(r"^urn:touchpoint-ledger:(?P<type>[a-z.]+):v(?P<version>[1-9][0-9]*)$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-def _rfc3339(value: object) -> object:
-    """Accept an RFC 3339 string with an offset, or an aware datetime; nothing else."""
-    if isinstance(value, str):
-        if not _RFC3339.match(value):
-            raise ValueError(
-                f"{value!r} is not an RFC 3339 timestamp with a time zone "
-                "(e.g. 2024-05-01T09:30:00+03:00 or 2024-05-01T06:30:00Z)"
-            )
-        return value
-    if isinstance(value, datetime):
-        if value.utcoffset() is None:
-            raise ValueError("naive datetime: the time zone is required")
-        return value
-    raise ValueError("must be an RFC 3339 timestamp string")
-
-
-EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+EventTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(rfc3339),
+    AfterValidator(check_range),
+    Field(description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}."),
+]
 EventId = Annotated[
     str,
     Field(

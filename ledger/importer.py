@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import os
 import queue
 import re
 import threading
@@ -24,12 +25,13 @@ from typing import IO, Any, Literal
 import orjson
 
 from ledger.codec import event_from_json, parse_event
-from ledger.errors import InvalidEvent, LedgerError
+from ledger.errors import ConfigurationError, InvalidEvent, LedgerError
 from ledger.events import Touchpoint
 from ledger.log import Appended, EventLog, Position
 
 Format = Literal["jsonl", "csv"]
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +79,13 @@ class RejectsFile:
 
     def write(self, rejection: Rejection) -> None:
         if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("ab")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("ab")
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot write the rejects file {str(self.path)!r}: {exc.strerror}"
+                ) from None
         record = {"line": rejection.line, "reasons": rejection.reasons, "input": rejection.text}
         self._file.write(orjson.dumps(record) + b"\n")
 
@@ -98,7 +105,8 @@ Line = tuple[int, Touchpoint | Rejection, int]
 def jsonl_candidates(stream: IO[bytes]) -> Iterator[Line]:
     """Validate JSON Lines; yields ``(line number, event or rejection, bytes consumed)``."""
     for number, line in enumerate(stream, start=1):
-        stripped = line.strip()
+        # A leading byte-order mark is accepted, as in CSV (editors on Windows write one).
+        stripped = (line.removeprefix(_BOM) if number == 1 else line).strip()
         if not stripped:
             yield number, Rejection(number, ["(line): empty line"], ""), len(line)
             continue
@@ -130,6 +138,15 @@ def _csv_rows(reader: Any) -> Iterator[Line]:
     except (csv.Error, UnicodeDecodeError) as exc:
         yield 1, Rejection(1, [f"(header): not a CSV header: {exc}"], ""), 0
         return
+    problem = _header_problem(header)
+    if problem is not None:
+        # Without a usable header no row has a meaning: every row is rejected, none is lost.
+        yield 1, Rejection(1, [f"(header): {problem}"], ",".join(header)), 0
+        for row in _rows_left(reader):
+            line = reader.line_num
+            reason = f"(line): not read, because the header is unusable: {problem}"
+            yield line, Rejection(line, [reason], ",".join(row)), sum(len(c) + 1 for c in row)
+        return
     paths = [column.strip().split(".") for column in header]
     while True:
         try:
@@ -142,6 +159,25 @@ def _csv_rows(reader: Any) -> Iterator[Line]:
             continue
         line = reader.line_num
         yield line, _csv_event(line, paths, row), sum(len(cell) + 1 for cell in row)
+
+
+def _header_problem(header: list[str]) -> str | None:
+    names = [column.strip() for column in header]
+    for index, name in enumerate(names):
+        if name and name in names[:index]:
+            first = names.index(name) + 1
+            return f"column {name!r} appears twice (columns {first} and {index + 1})"
+    return None
+
+
+def _rows_left(reader: Any) -> Iterator[list[str]]:
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError):
+            yield []
 
 
 def _csv_event(line: int, paths: list[list[str]], row: list[str]) -> Touchpoint | Rejection:
@@ -170,6 +206,31 @@ def _csv_event(line: int, paths: list[list[str]], row: list[str]) -> Touchpoint 
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
+
+
+def check_rejects_target(source: IO[bytes], rejects_path: Path) -> None:
+    """Refuse a rejects file that is the input itself (the same path, a hard link or a
+    symbolic link to it: the import would read its own rejections back, forever), or one
+    whose folder cannot be made: both before anything is read."""
+    try:
+        rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot write the rejects file {str(rejects_path)!r}: {exc.strerror}"
+        ) from None
+    try:
+        source_stat = os.fstat(source.fileno())
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return  # not a file (an in-memory stream): nothing to collide with
+    try:
+        rejects_stat = os.stat(rejects_path)
+    except OSError:
+        return  # does not exist yet, so it cannot be the input
+    if os.path.samestat(source_stat, rejects_stat):
+        raise ConfigurationError(
+            f"the rejects file {str(rejects_path)!r} is the input file itself; "
+            "give --rejects another path"
+        )
 
 
 def candidates(stream: IO[bytes], fmt: Format) -> Iterator[Line]:

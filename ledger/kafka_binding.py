@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
-
+from ledger import strict
 from ledger.codec import event_from_json, parse_event
 from ledger.errors import InvalidEvent
 from ledger.events import Touchpoint, TouchpointEvent
@@ -62,8 +61,8 @@ def from_record(
         if content_type:
             attributes["datacontenttype"] = content_type.decode(errors="replace")
         try:
-            data = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
+            data = strict.loads(value)
+        except strict.StrictJSONError as exc:
             raise InvalidEvent([f"data: the record value is not JSON: {exc}"]) from None
         event = parse_event({**attributes, "data": data})
     if key != event.subject.encode():

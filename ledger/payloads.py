@@ -11,9 +11,20 @@ import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
+from ledger.strict import flag, plain_decimal, rfc3339, whole_number
+from ledger.timeutil import RANGE_TEXT, check_range
 from ledger.vocabulary import (
     Channel,
     Direction,
@@ -30,9 +41,46 @@ PERSONAL: JsonDict = {"x-personal-data": True}
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Ref = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]
 Currency = Annotated[str, AfterValidator(check_currency), Field(examples=["GBP", "TRY"])]
-Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
-PositiveAmount = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=4)]
-Seconds = Annotated[int, Field(ge=0, le=7 * 24 * 3600)]
+_PLAIN_DECIMAL = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+WholeNumber = Annotated[int, BeforeValidator(whole_number)]
+"""An integer: a JSON integer or its plain ASCII digits in a string (CSV); never a boolean."""
+Flag = Annotated[bool, BeforeValidator(flag)]
+"""``true`` or ``false``: a JSON boolean, or that word in a string (CSV)."""
+
+
+def _amount_schema(minimum: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", minimum: 0},
+                {"type": "string", "pattern": _PLAIN_DECIMAL},
+            ],
+            "description": "An exact decimal written plainly (19.90; no exponent), at most 18 "
+            "digits with up to 4 decimal places. Strings are recommended.",
+        },
+        mode="validation",
+    )
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(plain_decimal),
+    Field(ge=0, max_digits=18, decimal_places=4),
+    _amount_schema("minimum"),
+]
+PositiveAmount = Annotated[
+    Decimal,
+    BeforeValidator(plain_decimal),
+    Field(gt=0, max_digits=18, decimal_places=4),
+    _amount_schema("exclusiveMinimum"),
+]
+Seconds = Annotated[int, Field(ge=0, le=7 * 24 * 3600), BeforeValidator(whole_number)]
+Moment = Annotated[
+    AwareDatetime,
+    BeforeValidator(rfc3339),
+    AfterValidator(check_range),
+    Field(description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}."),
+]
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 Phone = Annotated[str, AfterValidator(check_phone)]
 
@@ -93,7 +141,7 @@ class EmailData(Contact):
     channel: Literal[Channel.EMAIL] = Channel.EMAIL
     template: Ref | None = None
     subject_line: Text | None = None
-    bounced: bool = False
+    bounced: Flag = False
 
 
 class SmsData(Contact):
@@ -101,7 +149,7 @@ class SmsData(Contact):
 
     channel: Literal[Channel.SMS] = Channel.SMS
     template: Ref | None = None
-    segments: int = Field(default=1, ge=1, le=255)
+    segments: WholeNumber = Field(default=1, ge=1, le=255)
 
 
 class ChatData(Contact):
@@ -110,7 +158,7 @@ class ChatData(Contact):
     channel: Literal[Channel.CHAT, Channel.SOCIAL, Channel.WEB] = Channel.CHAT
     wait_seconds: Seconds = 0
     duration_seconds: Seconds = 0
-    messages: int = Field(default=1, ge=0, le=100_000)
+    messages: WholeNumber = Field(default=1, ge=0, le=100_000)
 
 
 class VisitData(Contact):
@@ -131,7 +179,7 @@ class PurchaseData(Contact):
     order_id: Ref
     amount: Amount
     currency: Currency
-    item_count: int = Field(ge=1, le=1_000_000)
+    item_count: WholeNumber = Field(ge=1, le=1_000_000)
 
 
 class RefundData(Contact):
@@ -144,7 +192,7 @@ class RefundData(Contact):
     order_id: Ref
     amount: PositiveAmount
     currency: Currency
-    item_count: int = Field(default=0, ge=0, le=1_000_000)
+    item_count: WholeNumber = Field(default=0, ge=0, le=1_000_000)
     reason: Text | None = None
 
 
@@ -187,7 +235,7 @@ class FeedbackData(Contact):
     channel: Channel
     direction: Direction = Direction.INBOUND
     scale: Literal["csat", "nps", "ces"]
-    score: int
+    score: WholeNumber
     comment: Text | None = None
     about: Ref | None = Field(default=None, description="Order or complaint id it is about.")
 
@@ -258,7 +306,7 @@ class DecisionReason(Payload):
 
     rule: Literal["consent", "cap", "quiet", "complaint"]
     message: Text
-    until: AwareDatetime | None = Field(
+    until: Moment | None = Field(
         default=None, description="When this rule stops denying (absent: not by waiting)."
     )
 
@@ -282,4 +330,4 @@ class ContactBlockedData(ContactDecisionData):
     only waiting would help)."""
 
     reasons: list[DecisionReason] = Field(min_length=1)
-    earliest: AwareDatetime | None = None
+    earliest: Moment | None = None

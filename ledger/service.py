@@ -28,6 +28,7 @@ from ledger.importer import (
     Rejection,
     RejectsFile,
     candidates,
+    check_rejects_target,
     import_stream,
 )
 from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
@@ -63,7 +64,9 @@ def import_file(
     batch_size: int,
     on_progress: Progress = _ignore,
 ) -> ImportSummary:
-    """Import JSON Lines or CSV from ``source``; rejects go to ``rejects_path``."""
+    """Import JSON Lines or CSV from ``source``; rejects go to ``rejects_path`` (refused
+    before anything is read if it is ``source`` itself)."""
+    check_rejects_target(source, rejects_path)
     return import_stream(
         log,
         candidates(source, fmt),

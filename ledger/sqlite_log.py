@@ -26,7 +26,7 @@ from eventsourcing.sqlite import (
     SQLiteDatastore,
 )
 
-from ledger.codec import event_from_json, event_to_json
+from ledger.codec import event_from_stored, event_to_json
 from ledger.errors import InvalidEvent, LogUnavailable
 from ledger.events import Touchpoint
 from ledger.log import (
@@ -547,7 +547,7 @@ def _utf8(value: object) -> bytes:
 def _decode(position: int, state: bytes, recorded_at: int) -> LogRecord:
     where = Position(PARTITION, position)
     try:
-        event = event_from_json(state)
+        event = event_from_stored(state)
     except InvalidEvent as exc:
         return LogRecord(where, from_micros(recorded_at), None, "; ".join(exc.reasons), state)
     return LogRecord(where, from_micros(recorded_at), event, None, state)

@@ -22,18 +22,21 @@ from pathlib import Path
 from typing import IO, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from ledger import strict
 from ledger.errors import LedgerError
+from ledger.timeutil import LONGEST_SPAN, check_range
 from ledger.vocabulary import Channel, Purpose
 from projections.frequency import Window, slot_start
 from projections.profile import Profile
@@ -43,7 +46,7 @@ CONSENT_CHANNELS = frozenset({"phone", "sms", "email"})
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 """Day names by ``datetime.weekday()``."""
-_DURATION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[mhdw])$")
+_DURATION = re.compile(r"(?P<n>[1-9][0-9]*)(?P<unit>[mhdw])", re.ASCII)
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -56,11 +59,14 @@ class PolicyError(LedgerError):
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90m``, ``24h``, ``7d``, ``2w``."""
-    match = _DURATION.match(text)
+    """``90m``, ``24h``, ``7d``, ``2w``: at most :data:`LONGEST_SPAN` (about 100 years)."""
+    match = _DURATION.fullmatch(text) if len(text) <= 40 else None
     if match is None:
-        raise ValueError(f"{text!r} is not a duration like 24h, 7d or 2w")
-    return timedelta(seconds=int(match["n"]) * _UNITS[match["unit"]])
+        raise ValueError(f"{text[:40]!r} is not a duration like 24h, 7d or 2w")
+    seconds = int(match["n"]) * _UNITS[match["unit"]]
+    if seconds > LONGEST_SPAN.total_seconds():
+        raise ValueError(f"{text!r} is longer than {LONGEST_SPAN.days} days")
+    return timedelta(seconds=seconds)
 
 
 def _duration(text: str) -> str:
@@ -100,7 +106,7 @@ class Cap(_Strict):
 
     channel: ChannelOrAll
     purpose: Purpose
-    max: int = Field(ge=0)
+    max: StrictInt = Field(ge=0, le=1_000_000)
     per: Duration | Literal["calendar-day", "calendar-week", "calendar-month"]
 
     def label(self) -> str:
@@ -134,7 +140,7 @@ class Quiet(_Strict):
 
 
 class Complaints(_Strict):
-    no_marketing_while_open: bool = True
+    no_marketing_while_open: StrictBool = True
     cool_down: Duration | None = None
     """Also no marketing for this long after the last complaint was resolved."""
 
@@ -161,10 +167,14 @@ class Policy(_Strict):
     @classmethod
     def _instant(cls, value: object) -> object:
         if isinstance(value, date) and not isinstance(value, datetime):
-            return datetime.combine(value, time(), UTC)
-        if isinstance(value, datetime) and value.tzinfo is None:
-            raise ValueError("give the offset, e.g. 2026-01-01T00:00:00Z")
-        return value
+            return check_range(datetime.combine(value, time(), UTC))
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("give the offset, e.g. 2026-01-01T00:00:00Z")
+            return check_range(value)
+        # Only TOML's own date-times and dates: a number or a string would be a second
+        # spelling of a moment (pydantic reads 0 as 1970-01-01).
+        raise ValueError("must be a TOML date-time with an offset (2026-01-01T00:00:00Z) or date")
 
     @field_validator("caps")
     @classmethod
@@ -206,6 +216,12 @@ def parse_policy(text: str, source: str = "policy") -> LoadedPolicy:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(source, [str(exc)]) from None
+    except RecursionError:
+        raise PolicyError(source, ["not TOML: arrays or tables nested too deeply"]) from None
+    except ValueError as exc:
+        # tomllib converts numbers itself; an integer of thousands of digits trips Python's
+        # int-to-string limit. Name its line.
+        raise PolicyError(source, [f"{_huge_number_line(text)}a number too long: {exc}"]) from None
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
@@ -229,10 +245,23 @@ def parse_policy(text: str, source: str = "policy") -> LoadedPolicy:
 
 def load_policy(path: Path) -> LoadedPolicy:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise PolicyError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            str(path), [f"line {line}: not UTF-8 (byte {data[exc.start]:#04x}); TOML is UTF-8"]
+        ) from None
     return parse_policy(text, str(path))
+
+
+def _huge_number_line(text: str) -> str:
+    """``"line N: "`` of the first run of more than 4,000 digits, if any."""
+    match = re.search(r"[0-9_]{4000}", text)
+    return f"line {text.count(chr(10), 0, match.start()) + 1}: " if match else ""
 
 
 @dataclass(frozen=True)
@@ -588,33 +617,45 @@ Request = tuple[str, str, str]
 
 def parse_requests(stream: IO[bytes]) -> Iterator[tuple[int, Request | str]]:
     """A campaign list, CSV (header ``customer,channel,purpose``) or JSON Lines (objects with
-    those keys), line by line: each line's number and its request, or what is wrong with it."""
-    first = stream.readline()
+    those keys), line by line: each line's number and its request, or what is wrong with it.
+    Read strictly, like an import: a leading BOM is skipped, a key or column given twice and
+    bytes that are not UTF-8 are named, never guessed at."""
+    first = stream.readline().removeprefix(b"\xef\xbb\xbf")
     if first.lstrip().startswith(b"{"):
         lines = itertools.chain([first], stream)
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                item = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
+                item = strict.loads(line)
+            except strict.StrictJSONError as exc:
                 yield number, f"not JSON: {exc}"
                 continue
             yield number, _request(item if isinstance(item, dict) else {})
         return
-    header = [h.strip() for h in first.decode(errors="replace").split(",")]
-    missing = {"customer", "channel", "purpose"} - set(header)
-    if missing:
-        yield 1, f"the CSV header lacks {', '.join(sorted(missing))}"
+    try:
+        header = [h.strip() for h in first.decode().split(",")]
+    except UnicodeDecodeError:
+        yield 1, "the CSV header is not UTF-8"
         return
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    missing = {"customer", "channel", "purpose"} - set(header)
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if missing or twice:
+        problem = f"lacks {', '.join(sorted(missing))}" if missing else f"repeats {twice[0]!r}"
+        yield 1, f"the CSV header {problem}"
+        return
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
     try:
         for number, row in enumerate(csv.DictReader(text, header), 2):
+            if any(_SURROGATE.search(cell) for cell in row.values() if isinstance(cell, str)):
+                yield number, "not UTF-8"
+                continue
             yield number, _request(row)
     finally:
         text.detach()  # the caller owns the stream
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _CHANNELS = frozenset(c.value for c in Channel)
 _PURPOSES = frozenset(p.value for p in Purpose)
 

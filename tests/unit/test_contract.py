@@ -82,7 +82,20 @@ def test_a_valid_purchase_keeps_exact_amount_and_gets_defaults() -> None:
         ("type", ..., "type: required (one of"),
         ("traceparent", "00-abc", "traceparent: unknown field"),
         ("data.amount", "-1", "data.amount: Input should be greater than or equal to 0"),
-        ("data.amount", "ten", "data.amount: Input should be a valid decimal"),
+        ("data.amount", "ten", "data.amount: 'ten' is not a plain decimal number"),
+        ("data.amount", "1E+2", "data.amount: '1E+2' is not a plain decimal number"),
+        ("data.amount", "1_000", "data.amount: '1_000' is not a plain decimal number"),
+        ("data.amount", "-0", "data.amount: '-0' is a negative zero"),
+        ("data.amount", "١٠", "data.amount: '١٠' is not a plain decimal number"),
+        ("data.amount", True, "data.amount: true is a boolean, not a number"),
+        ("data.item_count", True, "data.item_count: true is a boolean, not a whole number"),
+        ("data.item_count", "1_000", "data.item_count: '1_000' is not a whole number"),
+        ("data.item_count", "٣", "data.item_count: '٣' is not a whole number"),
+        ("data.item_count", 2.0, "data.item_count: 2.0 is not a whole number"),
+        ("time", "9999-12-31T23:59:59-12:00", "time: 9999-12-31T23:59:59-12:00 is outside"),
+        ("time", "0001-01-01T00:00:00+14:00", "time: 0001-01-01T00:00:00+14:00 is outside"),
+        ("time", "1899-12-31T23:59:59Z", "time: 1899-12-31T23:59:59+00:00 is outside"),
+        ("time", "٢٠٢٥-01-01T00:00:00Z", "time: '٢٠٢٥-01-01T00:00:00Z' is not an RFC 3339"),
         ("data.amount", "1.23456", "data.amount: Decimal input should have no more than 4"),
         ("data.currency", "XXX", "data.currency: 'XXX' is not an ISO 4217 currency code"),
         ("data.item_count", 0, "data.item_count: Input should be greater than or equal to 1"),
@@ -329,3 +342,44 @@ def test_a_blocked_contact_record_needs_its_reasons() -> None:
             {**envelope, "type": "contact.allowed", "data": {**decision, "policy_sha256": "x"}}
         )
     assert bad_hash.value.reasons[0].startswith("data.policy_sha256:")
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (b'{"id": "a", "id": "b"}', "(event): not valid JSON: duplicate key 'id'"),
+        (b'{"data": {"amount": "1", "amount": "2"}}', "(event): not valid JSON: duplicate key"),
+        (b'{"data": {"amount": NaN}}', "(event): not valid JSON: NaN is not a JSON number"),
+        (b"[" * 100_000, "(event): not valid JSON: nested too deeply"),
+        (b"\xff\xfe{}", "(event): not valid JSON"),
+    ],
+)
+def test_json_with_more_than_one_meaning_is_refused(document: bytes, expected: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        event_from_json(document)
+    assert caught.value.reasons[0].startswith(expected), caught.value.reasons
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        ("1e2", "data.amount: 1e2 is not a plain decimal number"),
+        ("1.0E+2", "data.amount: 1.0E+2 is not a plain decimal number"),
+        ("-0", "data.amount: -0 is not a plain decimal number"),
+        ("-0.0", "data.amount: -0.0 is not a plain decimal number"),
+        ("9" * 5000, "data.amount: 9999"),
+    ],
+)
+def test_json_numbers_must_be_written_plainly(number: str, expected: str) -> None:
+    document = orjson.dumps(PURCHASE).replace(b'"amount":"12.50"', f'"amount":{number}'.encode())
+    assert number.encode() in document
+    with pytest.raises(InvalidEvent) as caught:
+        event_from_json(document)
+    assert caught.value.reasons[0].startswith(expected), caught.value.reasons
+
+
+def test_a_plain_json_number_amount_is_read_exactly() -> None:
+    document = orjson.dumps(PURCHASE).replace(b'"amount":"12.50"', b'"amount":19.90')
+    event = event_from_json(document)
+    assert isinstance(event, Purchase)
+    assert str(event.data.amount) == "19.90"

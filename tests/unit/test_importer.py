@@ -9,7 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
+from ledger.errors import ConfigurationError
 from ledger.importer import RejectsFile, candidates, import_stream
+from ledger.service import import_file
 from tests.fakes import InMemoryLog
 
 GOOD = {
@@ -166,3 +168,87 @@ def test_both_write_paths_give_the_same_result(overlapped: bool) -> None:
     _, _, summary = run(data, log=log, batch=3)
     assert (summary.accepted, summary.duplicates, summary.rejected) == (7, 13, 1)
     assert [r.event.id for r in log.records] == [f"e{i}" for i in range(7)]
+
+
+def test_a_csv_column_named_twice_rejects_the_header_and_every_row() -> None:
+    data = (
+        b"id,source,type,subject,time,data.direction,subject\n"
+        b"m1,desk,touchpoint.email,C1,2025-01-01T10:00:00Z,inbound,C2\n"
+        b"m2,desk,touchpoint.email,C1,2025-01-01T10:00:00Z,inbound,C3\n"
+    )
+    log, rejects, summary = run(data, fmt="csv")
+    assert log.records == []
+    assert [(r.line, r.reasons) for r in rejects.items] == [
+        (1, ["(header): column 'subject' appears twice (columns 4 and 7)"]),
+        (
+            2,
+            [
+                "(line): not read, because the header is unusable: column 'subject' appears twice "
+                "(columns 4 and 7)"
+            ],
+        ),
+        (
+            3,
+            [
+                "(line): not read, because the header is unusable: column 'subject' appears twice "
+                "(columns 4 and 7)"
+            ],
+        ),
+    ]
+    assert rejects.items[1].text.startswith("m1,")
+    assert (summary.read, summary.rejected) == (3, 3)
+
+
+def test_a_byte_order_mark_is_accepted_in_json_lines_as_in_csv() -> None:
+    log, rejects, _ = run(b"\xef\xbb\xbf" + line("m1") + line("m2"))
+    assert not rejects.items
+    assert [r.event.id for r in log.records] == ["m1", "m2"]
+
+
+def test_csv_numbers_and_flags_are_read_strictly() -> None:
+    header = (
+        b"id,source,type,subject,time,data.channel,data.order_id,data.amount,data.currency,"
+        b"data.item_count\n"
+    )
+    data = header + (
+        b"p1,shop,touchpoint.purchase,C1,2025-01-01T10:00:00Z,web,O1,19.90,GBP,2\n"
+        b"p2,shop,touchpoint.purchase,C1,2025-01-01T10:00:00Z,web,O2,1E+2,GBP,1_000\n"
+        b"p3,shop,touchpoint.purchase,C1,2025-01-01T10:00:00Z,web,O3,-0,GBP,true\n"
+    )
+    log, rejects, _ = run(data, fmt="csv")
+    assert [str(r.event.data.amount) for r in log.records] == ["19.90"]
+    assert [(r.line, r.reasons) for r in rejects.items] == [
+        (
+            3,
+            [
+                "data.amount: '1E+2' is not a plain decimal number (e.g. 19.90; no exponent, "
+                "no separators)",
+                "data.item_count: '1_000' is not a whole number in plain digits (e.g. 3)",
+            ],
+        ),
+        (
+            4,
+            [
+                "data.amount: '-0' is a negative zero; write 0",
+                "data.item_count: 'true' is not a whole number in plain digits (e.g. 3)",
+            ],
+        ),
+    ]
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_the_rejects_file_may_not_be_the_input(tmp_path: Path, link: str) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(line("m1") + b"not json\n")
+    rejects = tmp_path / "rejects.jsonl"
+    if link == "same":
+        rejects = source
+    elif link == "symlink":
+        rejects.symlink_to(source)
+    else:
+        rejects.hardlink_to(source)
+    log = InMemoryLog()
+    with source.open("rb") as stream, pytest.raises(ConfigurationError, match="input file itself"):
+        import_file(log, stream, "jsonl", rejects, batch_size=10)
+    assert log.records == []
+    assert source.read_bytes() == line("m1") + b"not json\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,9 @@ from projections.policy import (
     decide,
     default_policy,
     load_policies,
+    load_policy,
     parse_policy,
+    parse_requests,
 )
 from projections.pressure import percentile
 from projections.profile import replay
@@ -327,6 +330,25 @@ def test_the_earliest_time_clears_quiet_hours_and_caps_together() -> None:
         ),
         ('version = "x"\nversion = "y"\n', "Cannot overwrite a value (at line 2"),
         ('[consent]\nrequired_for = ["marketing"]\n', "version: Field required"),
+        # Hostile files: each a named problem, never a crash.
+        ("[" * 100_000, "(at line 1"),
+        ('version = "x"\nx = ' + "[" * 100_000, "nested too deeply"),
+        ('version = "x"\n[[caps]]\nmax = ' + "9" * 5000 + "\n", "line 3: a number too long"),
+        (
+            'version = "x"\n[[caps]]\nchannel = "sms"\npurpose = "marketing"\nmax = 2\n'
+            'per = "99999999999999999999d"\n',
+            "line 6: caps.0.per: '99999999999999999999d' is longer than 36600 days",
+        ),
+        (
+            'version = "x"\n[[caps]]\nchannel = "sms"\npurpose = "marketing"\nmax = true\n'
+            'per = "7d"\n',
+            "line 5: caps.0.max",
+        ),
+        (
+            'version = "x"\neffective_from = 0001-01-01T00:00:00+14:00\n',
+            "line 2: effective_from: 0001-01-01T00:00:00+14:00 is outside the accepted range",
+        ),
+        ('version = "x"\neffective_from = 9999-12-31\n', "line 2: effective_from"),
     ],
 )
 def test_invalid_policies_are_refused_with_the_line_and_problem(text: str, problem: str) -> None:
@@ -370,3 +392,30 @@ def test_nearest_rank_percentiles() -> None:
     )
     assert percentile([7], 0.99) == 7
     assert percentile([], 0.5) == 0
+
+
+def test_a_policy_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Any) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'version = "x"\ntime_zone = "Europe/Z\xfcrich"\n')
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.problems == ["line 2: not UTF-8 (byte 0xfc); TOML is UTF-8"]
+
+
+def test_a_campaign_list_is_read_strictly() -> None:
+    def read(data: bytes) -> list[tuple[int, object]]:
+        return list(parse_requests(io.BytesIO(data)))
+
+    bom_csv = b"\xef\xbb\xbfcustomer,channel,purpose\nC1,sms,marketing\nC\xff2,sms,marketing\n"
+    assert read(bom_csv) == [(2, ("C1", "sms", "marketing")), (3, "not UTF-8")]
+    assert read(b"customer,channel,purpose,customer\nC1,sms,marketing,C2\n") == [
+        (1, "the CSV header repeats 'customer'")
+    ]
+    lines = read(
+        b'\xef\xbb\xbf{"customer": "C1", "channel": "sms", "purpose": "marketing"}\n'
+        b'{"customer": "C1", "customer": "C2", "channel": "sms", "purpose": "marketing"}\n'
+    )
+    assert lines == [
+        (1, ("C1", "sms", "marketing")),
+        (2, "not JSON: duplicate key 'customer'"),
+    ]

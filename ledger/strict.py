@@ -1,0 +1,161 @@
+"""Strict reading of input: one meaning per input, or a rejection that names it.
+
+JSON is read with duplicate keys refused (``json`` keeps the last silently), ``NaN`` and
+``Infinity`` refused, and every number kept as written until a field's validator decides;
+numbers must be plain ASCII decimals (``19.90``, ``3``): no exponent (``1E+2``), no negative
+zero (``-0``), no ``_`` separators, no other scripts' digits, and ``true`` is not ``1``.
+CSV cells, ``--set`` values and JSON strings follow the same rules for numbers and flags.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+_WHOLE = re.compile(r"-?(0|[1-9][0-9]*)", re.ASCII)
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", re.ASCII)
+MAX_DIGITS = 40
+"""Longer numbers are refused before any conversion (no field needs more)."""
+
+
+class StrictJSONError(ValueError):
+    """A JSON document that does not have exactly one meaning."""
+
+
+class NonPlainNumber:
+    """A JSON number not written in plain form (``1E+2``, ``-0``, ``1.0e3``): it reaches
+    the field's validator, which refuses it by name."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise StrictJSONError(f"duplicate key {key!r}")
+        document[key] = value
+    return document
+
+
+def _number(text: str) -> object:
+    if len(text) > MAX_DIGITS or not _DECIMAL.fullmatch(text) or _negative_zero(text):
+        return NonPlainNumber(text)
+    return Decimal(text) if "." in text else int(text)
+
+
+def _constant(name: str) -> object:
+    raise StrictJSONError(f"{name} is not a JSON number")
+
+
+def loads(document: bytes | str) -> Any:
+    """Decode one JSON document strictly; :class:`StrictJSONError` says what is wrong."""
+    try:
+        return json.loads(
+            document,
+            object_pairs_hook=_object,
+            parse_float=_number,
+            parse_int=_number,
+            parse_constant=_constant,
+        )
+    except StrictJSONError:
+        raise
+    except RecursionError:
+        raise StrictJSONError("nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise StrictJSONError(str(exc)) from None
+
+
+def _negative_zero(text: str) -> bool:
+    return text.startswith("-") and not text.strip("-0.")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, NonPlainNumber):
+        text = value.text
+    elif isinstance(value, Decimal | int):
+        text = str(value)
+    else:
+        text = repr(value)
+    return text if len(text) <= MAX_DIGITS else text[:MAX_DIGITS] + "…"
+
+
+def whole_number(value: object) -> object:
+    """Validator: an int (not a bool) or its plain ASCII digits as a string."""
+    if isinstance(value, bool):
+        raise ValueError(f"{_describe(value)} is a boolean, not a whole number")
+    if isinstance(value, int):
+        return value if len(str(value)) <= MAX_DIGITS else _too_long(value)
+    if isinstance(value, str) and len(value) <= MAX_DIGITS and _WHOLE.fullmatch(value):
+        if _negative_zero(value):
+            raise ValueError(f"{value!r} is a negative zero; write 0")
+        return int(value)
+    raise ValueError(f"{_describe(value)} is not a whole number in plain digits (e.g. 3)")
+
+
+def plain_decimal(value: object) -> object:
+    """Validator: an exact decimal written plainly (``19.90``, ``3``), as a JSON number or a
+    string; no exponent, no negative zero, no separators, ASCII digits only."""
+    if isinstance(value, bool):
+        raise ValueError(f"{_describe(value)} is a boolean, not a number")
+    if isinstance(value, int | Decimal):
+        return value if len(str(value)) <= MAX_DIGITS else _too_long(value)
+    if isinstance(value, str) and len(value) <= MAX_DIGITS and _DECIMAL.fullmatch(value):
+        if _negative_zero(value):
+            raise ValueError(f"{value!r} is a negative zero; write 0")
+        return Decimal(value)
+    if isinstance(value, float):
+        # Only reachable through a non-strict decoder: a binary float is never exact.
+        raise ValueError(f"{value!r} is a binary float; send the amount as a string")
+    raise ValueError(
+        f"{_describe(value)} is not a plain decimal number (e.g. 19.90; no exponent, no separators)"
+    )
+
+
+def _too_long(value: object) -> object:
+    raise ValueError(f"{_describe(value)} has more than {MAX_DIGITS} digits")
+
+
+def flag(value: object) -> object:
+    """Validator: ``true`` or ``false`` (JSON booleans, or those words in a CSV cell)."""
+    if isinstance(value, bool):
+        return value
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise ValueError(f"{_describe(value)} is not true or false")
+
+
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
+)
+
+
+def rfc3339(value: object) -> object:
+    """Validator: an RFC 3339 string with an offset, or an aware datetime; nothing else
+    (no naive times, no Unix timestamps, no other ISO 8601 spellings)."""
+    if isinstance(value, str):
+        if not RFC3339.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an RFC 3339 timestamp with a time zone "
+                "(e.g. 2024-05-01T09:30:00+03:00 or 2024-05-01T06:30:00Z)"
+            )
+        return value
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError("naive datetime: the time zone is required")
+        return value
+    raise ValueError("must be an RFC 3339 timestamp string")
