@@ -50,7 +50,7 @@ from ledger.settings import Settings
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
-from projections.policy import Decision, load_policies, parse_requests
+from projections.policy import Freshness, load_policies, parse_requests
 from projections.pressure import PressureReport, pressure
 from projections.report import RelationshipReport
 
@@ -1491,6 +1491,13 @@ def policy_show(ctx: click.Context, as_json: bool) -> None:
     rule = ["no marketing while open"] if complaints.no_marketing_while_open else []
     rule += [f"cool-down {complaints.cool_down}"] if complaints.cool_down else []
     click.echo(f"  complaints         {', '.join(rule) or '-'}")
+    for purpose in ("marketing", "transactional", "service"):
+        fresh = rules.freshness.of(purpose)
+        hold = f", reserve for {fresh.reserve_for}" if fresh.reserve_for else ""
+        click.echo(
+            f"  freshness          {purpose}: {fresh.stale} when stale "
+            f"(max {fresh.max_unprojected} unprojected){hold}"
+        )
 
 
 @main.command("may-contact")
@@ -1530,9 +1537,11 @@ def may_contact(
 
     Allows or denies with every reason (no consent; cap reached by contacts on ...; quiet
     hours until ...; open complaint since ...) and, when only waiting would help, the
-    earliest allowed time. Reads the views (run `ledger project run` to keep them current)
-    and the policy in force; its version and hash go with every decision. Exit 0 when
-    allowed, 5 when denied (a batch: 0, or 3 if some lines were unreadable).
+    earliest allowed time. Reads the views plus the customer's records not projected yet,
+    so a withdrawal appended a moment ago counts; every decision says the log and view
+    positions it saw. With --record, decisions are appended under a lock and an allowed
+    one holds a slot under the caps for the policy's reserve_for. Exit 0 when allowed, 5
+    when denied (a batch: 0, or 3 if some lines were unreadable).
 
     \b
     Example:
@@ -1543,20 +1552,18 @@ def may_contact(
     settings = settings_of(ctx)
     if requested_by is not None and not record:
         raise click.UsageError("--requested-by goes with --record")
-    recorder = _DecisionRecorder(requested_by) if record else None
     with Ledger(settings, policy=policy_file) as ledger:
         moment = _now(at)
         if batch is not None:
-            rejected = _decide_batch(ledger, batch, moment, recorder)
+            rejected = _decide_batch(ledger, batch, moment, record, requested_by)
             if rejected:
                 ctx.exit(EXIT_REJECTED)
             return
         if customer is None or channel is None or purpose is None:
             raise click.UsageError("give CUSTOMER, --channel and --purpose (or --batch FILE)")
-        decision = ledger.may_contact(customer, channel, purpose, moment)
-        if recorder is not None:
-            recorder.add(ledger, decision)
-            recorder.flush(ledger)
+        decision = ledger.may_contact(
+            customer, channel, purpose, moment, record=record, requested_by=requested_by
+        )
     if as_json:
         click.echo(orjson.dumps(decision.to_dict()))
     else:
@@ -1569,6 +1576,8 @@ def may_contact(
             click.echo(f"  - {reason.rule}: {reason.message}")
         if decision.earliest:
             click.echo(f"  earliest allowed: {decision.earliest.isoformat()}")
+        if decision.freshness is not None:
+            click.echo(f"  {_freshness_line(decision.freshness)}")
     if not decision.allowed:
         ctx.exit(EXIT_DENIED)
 
@@ -1712,30 +1721,22 @@ def _render_pressure(console: Console, report: PressureReport, window: str) -> N
     console.print(sources)
 
 
-class _DecisionRecorder:
-    """Appends decisions to the log (``--record``), a batch at a time."""
+def _freshness_line(freshness: Freshness) -> str:
+    """What a decision saw, in one line: log and view positions, records folded."""
 
-    BATCH = 5_000
+    def positions(found: dict[int, int]) -> str:
+        return ", ".join(f"{p}:{o}" for p, o in sorted(found.items())) or "-"
 
-    def __init__(self, requested_by: str | None) -> None:
-        self.requested_by = requested_by
-        self.pending: list[Decision] = []
-        self.recorded = 0
-
-    def add(self, ledger: Ledger, decision: Decision) -> None:
-        self.pending.append(decision)
-        if len(self.pending) >= self.BATCH:
-            self.flush(ledger)
-
-    def flush(self, ledger: Ledger) -> None:
-        if self.pending:
-            ledger.record(self.pending, requested_by=self.requested_by)
-            self.recorded += len(self.pending)
-            self.pending = []
+    line = (
+        f"as of log {positions(freshness.log_positions)}, views "
+        f"{positions(freshness.view_positions)}, {freshness.folded} record(s) folded beyond "
+        "the views"
+    )
+    return line + (f"; WARNING: {freshness.warning}" if freshness.warning else "")
 
 
 def _decide_batch(
-    ledger: Ledger, batch: IO[bytes], moment: datetime, recorder: _DecisionRecorder | None
+    ledger: Ledger, batch: IO[bytes], moment: datetime, record: bool, requested_by: str | None
 ) -> int:
     """Decisions for a campaign list, as JSON Lines on stdout; unreadable lines are reported
     on stderr with their number and reason. Returns how many were unreadable."""
@@ -1751,13 +1752,14 @@ def _decide_batch(
             yield request
 
     out = sys.stdout.buffer
-    for decision in ledger.may_contact_many(requests(), moment):
+    recorded = 0
+    for decision in ledger.may_contact_many(
+        requests(), moment, record=record, requested_by=requested_by
+    ):
         out.write(orjson.dumps(decision.to_dict()) + b"\n")
-        if recorder is not None:
-            recorder.add(ledger, decision)
-    if recorder is not None:
-        recorder.flush(ledger)
-        click.echo(f"recorded {recorder.recorded} decisions in the log", err=True)
+        recorded += 1
+    if record:
+        click.echo(f"recorded {recorded} decisions in the log", err=True)
     return rejected
 
 

@@ -29,6 +29,7 @@ from ledger.log import (
     EVERYTHING,
     Appended,
     AppendOutcome,
+    CustomerTail,
     Duplicate,
     EventLog,
     LogRecord,
@@ -36,6 +37,7 @@ from ledger.log import (
     Positions,
     RawRecord,
     ReadFilter,
+    StoredEvent,
 )
 from ledger.settings import KafkaLogTarget, Settings
 
@@ -309,6 +311,52 @@ class KafkaLog(EventLog):
                         f"topic {self.topic}: no progress for {READ_STALL_SECONDS:.0f}s on "
                         f"partitions {sorted(tp.partition for tp in unfinished)}"
                     )
+        except KafkaError as exc:
+            raise self._unavailable("cannot read", exc) from exc
+        finally:
+            consumer.close()
+
+    def customer_tail(
+        self,
+        customer: str,
+        start: Positions,
+        *,
+        limit: int,
+        kept_types: frozenset[str] = frozenset(),
+        kept_since: datetime | None = None,
+    ) -> CustomerTail:
+        """The customer's partition from ``start`` to its high watermark, filtered by key
+        (one consumer, one partition; ``kept_types`` are not looked for before ``start``)."""
+        partition = partition_for(customer, len(self.partitions()))
+        tp = TopicPartition(self.topic, partition)
+        wanted = customer.encode()
+        records: list[StoredEvent | LogRecord] = []
+        consumer = self._consumer()
+        try:
+            consumer.assign([tp])
+            offset = start.get(partition)
+            if offset is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+            patience = self._settings.kafka_timeout_seconds
+            deadline = time.monotonic() + patience
+            while True:
+                polled = consumer.poll(timeout_ms=200).get(tp, [])
+                if polled:
+                    deadline = time.monotonic() + patience
+                for record in polled:
+                    decoded = _decode(partition, record, wanted, set(), EVERYTHING)
+                    if decoded is None:
+                        continue
+                    if len(records) >= limit:
+                        return CustomerTail({partition: record.offset}, records, False)
+                    records.append(decoded)
+                highwater = consumer.highwater(tp)
+                if highwater is not None and consumer.position(tp) >= highwater:
+                    return CustomerTail({partition: int(highwater)}, records, True)
+                if time.monotonic() > deadline:
+                    raise LogUnavailable(f"topic {self.topic}: no high watermark in time")
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc
         finally:
