@@ -37,11 +37,12 @@ from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
 from ledger import service
 from ledger.api import Ledger, policy_history
-from ledger.app import log_name, open_log, open_store
+from ledger.app import fresh_by_default, known_partitions, log_name, open_log, open_store
 from ledger.codec import event_to_dict
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.events import EVENT_CLASSES, SHORT_NAMES, resolve_type
+from ledger.fresh import CustomerNow, customer_fresh, customer_in_views
 from ledger.importer import Format, ImportSummary, detect_format
 from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
@@ -977,6 +978,10 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
             for p in status.partitions
         ],
         "rows": status.rows,
+        "decisions": {
+            "unprojected_records": status.unprojected,
+            "oldest_unprojected_age_seconds": _age(status.oldest_unprojected),
+        },
         "last_error": None
         if error is None
         else {
@@ -1017,8 +1022,17 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
         )
     Console().print(table)
     click.echo("rows: " + ", ".join(f"{name} {n}" for name, n in status.rows.items()))
+    age = _age(status.oldest_unprojected)
+    click.echo(
+        f"decisions fold {status.unprojected} unprojected record(s) themselves"
+        + (f"; the oldest was recorded {age:,.0f}s ago" if age is not None else "")
+    )
     if error is not None:
         click.echo(f"last error: {error.partition}:{error.offset} {error.reason}")
+
+
+def _age(moment: datetime | None) -> float | None:
+    return None if moment is None else max((datetime.now(UTC) - moment).total_seconds(), 0.0)
 
 
 @project.command("retry")
@@ -1122,10 +1136,35 @@ def _history(
     return found
 
 
+def fresh_option(function: F) -> F:
+    return click.option(
+        "--fresh/--no-fresh",
+        default=None,
+        help="Fold the customer's records the views do not hold yet (default: yes on the "
+        "embedded log, no on Kafka, where it costs a scan of the customer's partition).",
+    )(function)
+
+
+def _fresh_customer(
+    ctx: click.Context, customer: str, fresh: bool | None, window: Window
+) -> CustomerNow:
+    """The customer's profile and contact slots in ``window``: the views, plus (``fresh``)
+    the customer's records past their positions."""
+    settings = settings_of(ctx)
+    with closing(open_store(settings)) as store:
+        if fresh is None:
+            fresh = fresh_by_default(settings)
+        if not fresh:
+            return customer_in_views(store, known_partitions(settings), customer, window)
+        with open_log(settings, create=False) as log:
+            return customer_fresh(log, store, customer, window)
+
+
 @main.command()
 @click.argument("customer")
 @at_option
 @as_of_options
+@fresh_option
 @json_option
 @click.pass_context
 def profile(
@@ -1134,12 +1173,14 @@ def profile(
     at: str | None,
     as_of: str | None,
     recorded_by: str | None,
+    fresh: bool | None,
     as_json: bool,
 ) -> None:
     """A customer's profile: details, purchases, complaints, feedback, consent, status.
 
-    Reads the views (run `ledger project run` first to bring them up to date), or, with
-    --as-of / --as-recorded-by, folds the customer's history up to that moment.
+    Reads the views plus the customer's records not projected yet (--fresh, the default
+    on the embedded log) and says which log and view positions it saw; or, with --as-of /
+    --as-recorded-by, folds the customer's history up to that moment.
 
     \b
     Example:
@@ -1148,13 +1189,14 @@ def profile(
       ledger profile C0000042 --as-of 2025-06-30
     """
     until, known_by = _as_of(as_of, recorded_by)
+    freshness: Freshness | None = None
     if until or known_by:
         found = _history(ctx, customer, until, known_by).profile()
         if found is None:
             raise LedgerError(f"no touchpoints of customer {customer!r} by then")
     else:
-        with closing(open_store(settings_of(ctx))) as store:
-            found = store.profile(customer)
+        current = _fresh_customer(ctx, customer, fresh, Window(0, 0))
+        found, freshness = current.profile, current.freshness
         if found is None:
             raise LedgerError(f"no profile for customer {customer!r} (try: ledger project run)")
     now = parse_time(at, "--at") or until or known_by or datetime.now(UTC)
@@ -1166,8 +1208,11 @@ def profile(
         "open_complaints": {c: t.isoformat() for c, t in found.open_complaints().items()},
     }
     if as_json:
-        click.echo(orjson.dumps({**found.to_dict(), **derived}))
+        seen = {"freshness": freshness.to_dict()} if freshness else {}
+        click.echo(orjson.dumps({**found.to_dict(), **derived, **seen}))
         return
+    if freshness is not None:
+        click.echo(_freshness_line(freshness))
     click.echo(
         f"customer {found.customer}: {derived['status']}"
         f"{'  AT RISK (complaint open too long)' if derived['at_risk'] else ''}"
@@ -1196,6 +1241,18 @@ def profile(
         )
 
 
+def _totals(
+    slots: list[tuple[int, str, str, str, int]], window: Window
+) -> dict[tuple[str, str, str], int]:
+    """Contacts per (channel, direction, purpose) among ``slots`` in ``window``."""
+    found: dict[tuple[str, str, str], int] = {}
+    for slot, channel, direction, purpose, n in slots:
+        if window.start <= slot < window.end:
+            key = (channel, direction, purpose)
+            found[key] = found.get(key, 0) + n
+    return found
+
+
 class ContactsGroup(click.Group):
     """``ledger contacts CUSTOMER`` and ``ledger contacts top``: any unknown name is a customer."""
 
@@ -1209,6 +1266,7 @@ def _customer_contacts(customer: str) -> click.Command:
     @window_option(None)
     @at_option
     @as_of_options
+    @fresh_option
     @json_option
     @click.pass_context
     def show(
@@ -1217,18 +1275,24 @@ def _customer_contacts(customer: str) -> click.Command:
         at: str | None,
         as_of: str | None,
         recorded_by: str | None,
+        fresh: bool | None,
         as_json: bool,
     ) -> None:
         until, known_by = _as_of(as_of, recorded_by)
         now = parse_time(at, "--at") or until or known_by or datetime.now(UTC)
         lengths = [window] if window else ["24h", "7d", "30d", "90d"]
         windows = {w: Window.rolling(now, parse_window(w)) for w in lengths}
+        freshness: Freshness | None = None
         if until or known_by:
             counts = _history(ctx, customer, until, known_by).contacts()
             per_window = {w: frequency.totals(counts, customer, win) for w, win in windows.items()}
         else:
-            with closing(open_store(settings_of(ctx))) as store:
-                per_window = {w: store.contacts(customer, win) for w, win in windows.items()}
+            widest = Window(
+                min(w.start for w in windows.values()), max(w.end for w in windows.values())
+            )
+            current = _fresh_customer(ctx, customer, fresh, widest)
+            per_window = {w: _totals(current.slots, win) for w, win in windows.items()}
+            freshness = current.freshness
         keys = sorted({k for counts in per_window.values() for k in counts})
         if as_json:
             click.echo(
@@ -1245,10 +1309,13 @@ def _customer_contacts(customer: str) -> click.Command:
                             }
                             for ch, d, p in keys
                         ],
+                        **({"freshness": freshness.to_dict()} if freshness else {}),
                     }
                 )
             )
             return
+        if freshness is not None:
+            click.echo(_freshness_line(freshness))
         table = Table(
             "channel",
             "direction",

@@ -26,13 +26,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ledger.app import open_log, open_store
+from ledger.app import known_partitions, open_log, open_store
 from ledger.codec import parse_event
 from ledger.errors import LogUnavailable
 from ledger.events import Touchpoint
 from ledger.fresh import CustomerNow, blind, customer_now, decision_lock, read_views
 from ledger.log import AppendOutcome, EventLog
-from ledger.settings import KafkaLogTarget, Settings, parse_log_url
+from ledger.settings import Settings
 from ledger.sqlite_log import SQLiteLog
 from projections.frequency import Window
 from projections.policy import (
@@ -216,7 +216,7 @@ class Ledger:
             log = self.log
             partitions = log.partitions()
         except LogUnavailable as exc:
-            snapshot = read_views(self.store, self._known_partitions(), customers, window)
+            snapshot = read_views(self.store, known_partitions(self.settings), customers, window)
             now = {c: blind(snapshot, c, f"the log cannot be read: {exc}") for c in customers}
         else:
             snapshot = read_views(self.store, partitions, customers, window)
@@ -235,12 +235,6 @@ class Ledger:
                 now[customer].reservations.append((at, channel, purpose))
             decisions.append(decision)
         return decisions
-
-    def _known_partitions(self) -> list[int]:
-        """The partitions the views may hold positions of, without asking the log."""
-        if isinstance(parse_log_url(self.settings.log_url), KafkaLogTarget):
-            return list(range(self.settings.kafka_partitions))
-        return [0]
 
     @staticmethod
     def _one(

@@ -193,3 +193,30 @@ def decision_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+FRESH_LIMIT = 1_000_000
+"""The most unprojected records of one customer a fresh ``profile``/``contacts`` folds."""
+
+
+def customer_fresh(
+    log: EventLog, store: ViewStore, customer: str, window: Window, *, limit: int = FRESH_LIMIT
+) -> CustomerNow:
+    """One customer's profile and contact slots in ``window`` as of the end of the log
+    (the views, plus what they lack); if the log cannot be read, the views alone, with a
+    warning in ``freshness``."""
+    try:
+        partitions = log.partitions()
+    except LogUnavailable as exc:
+        snapshot = read_views(store, [0], [customer], window)
+        return blind(snapshot, customer, f"the log cannot be read: {exc}")
+    snapshot = read_views(store, partitions, [customer], window)
+    return customer_now(log, store, snapshot, customer, window, limit=limit)
+
+
+def customer_in_views(
+    store: ViewStore, partitions: Sequence[int], customer: str, window: Window
+) -> CustomerNow:
+    """One customer as the views alone hold them (``--no-fresh``)."""
+    snapshot = read_views(store, partitions, [customer], window)
+    return blind(snapshot, customer, "not checked against the log (--no-fresh)")
