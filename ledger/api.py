@@ -112,6 +112,9 @@ class Ledger:
         self.policies = policy or policy_history(self.settings)
         self._log: EventLog | None = None
         self._store: ViewStore | None = None
+        self._partitions: list[int] = []
+        """The log's partitions, read once (Kafka: a metadata request per decision cost
+        more than the decision)."""
 
     @property
     def log(self) -> EventLog:
@@ -214,7 +217,8 @@ class Ledger:
         window = Window.rolling(at + timedelta(days=32), longest + timedelta(days=32))
         try:
             log = self.log
-            partitions = log.partitions()
+            partitions = self._partitions or log.partitions()
+            self._partitions = partitions
         except LogUnavailable as exc:
             snapshot = read_views(self.store, known_partitions(self.settings), customers, window)
             now = {c: blind(snapshot, c, f"the log cannot be read: {exc}") for c in customers}
@@ -224,7 +228,14 @@ class Ledger:
             hold = max(parse_duration(rules.of(p).reserve_for or "1m") for p in PURPOSES)
             now = {
                 c: customer_now(
-                    log, self.store, snapshot, c, window, limit=limit, kept_since=at - hold
+                    log,
+                    self.store,
+                    snapshot,
+                    c,
+                    window,
+                    limit=limit,
+                    kept_since=at - hold,
+                    deciding=True,
                 )
                 for c in customers
             }

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from consumers.projector import Item, item_of, item_of_stored
+from consumers.projector import item_of, item_of_stored
 from ledger.errors import LedgerError, LogUnavailable
 from ledger.events import DECISION_TYPES
-from ledger.log import CustomerTail, EventLog, StoredEvent
+from ledger.log import CustomerTail, EventLog, LogRecord, StoredEvent
 from projections import frequency, profile
-from projections.fact import Fact
+from projections.fact import Fact, fact_from_stored
 from projections.frequency import Window
 from projections.policy import Freshness, Reservation
 from projections.profile import Profile
@@ -70,8 +70,6 @@ class CustomerNow:
     profile: Profile | None = None
     slots: list[tuple[int, str, str, str, int]] = field(default_factory=list)
     reservations: list[Reservation] = field(default_factory=list)
-    facts: list[Fact] = field(default_factory=list)
-    """The unprojected facts folded (decision records left out)."""
     freshness: Freshness | None = None
 
     @property
@@ -88,6 +86,7 @@ def customer_now(
     *,
     limit: int,
     kept_since: datetime | None = None,
+    deciding: bool = False,
 ) -> CustomerNow:
     """The customer's views plus their records past the views' positions (at most
     ``limit``; beyond it, or if the log cannot be read, ``freshness.warning`` says so and
@@ -113,6 +112,7 @@ def customer_now(
         tail,
         window,
         dedupe=not log.refuses_duplicates_across_batches,
+        deciding=deciding,
     )
     if not tail.complete:
         now.profile, now.slots = now.view_profile, now.view_slots
@@ -139,8 +139,21 @@ def blind(snapshot: ViewSnapshot, customer: str, warning: str) -> CustomerNow:
     )
 
 
-def _items(tail: CustomerTail) -> list[Item]:
-    return [item_of_stored(r) if isinstance(r, StoredEvent) else item_of(r) for r in tail.records]
+def _fact(record: StoredEvent | LogRecord) -> Fact | None:
+    """The fact of a tail record (``None``: undecodable; the projector parks it)."""
+    if isinstance(record, StoredEvent):
+        try:
+            return fact_from_stored(record)  # the fast path, as in the projector
+        except Exception:  # whatever broke, the validating path says what
+            return item_of_stored(record).fact
+    return item_of(record).fact
+
+
+DECIDING_TYPES = frozenset(
+    {"consent.given", "consent.withdrawn", "complaint.opened", "complaint.resolved"}
+) | {"customer.details"}
+"""The types whose part of the profile a decision reads (consent, complaints, time zone);
+contacts count through their contact slots whatever their type."""
 
 
 def _fold(
@@ -151,9 +164,12 @@ def _fold(
     window: Window,
     *,
     dedupe: bool,
+    deciding: bool,
 ) -> None:
-    """Fold the tail into copies of the customer's profile and slots."""
-    facts = [(item.position, item.fact) for item in _items(tail) if item.fact is not None]
+    """Fold the tail into copies of the customer's profile and slots (``deciding``: only
+    the parts of the profile a decision reads)."""
+    decoded = [(record.position, _fact(record)) for record in tail.records]
+    facts = [(position, fact) for position, fact in decoded if fact is not None]
     unprojected = [(p, f) for p, f in facts if p.offset >= positions.get(p.partition, -1)]
     seen: set[str] = store.applied([f.id for _, f in unprojected]) if dedupe else set()
     state = None if now.view_profile is None else Profile.from_json(now.view_profile.to_json())
@@ -171,9 +187,9 @@ def _fold(
         folded += 1
         if fact.type in DECISION_TYPES:
             continue  # a record of a check: no profile, no contact (as in the projector)
-        state = state or Profile(customer=fact.subject)
-        profile.apply(state, fact)
-        now.facts.append(fact)
+        if not deciding or fact.type in DECIDING_TYPES:
+            state = state or Profile(customer=fact.subject)
+            profile.apply(state, fact)
         key = frequency.contact_key(fact)
         if key is not None and window.start <= key[4] < window.end:
             slots.append((key[4], key[1], key[2], key[3], 1))

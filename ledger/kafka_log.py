@@ -58,6 +58,8 @@ CONSUMER_OPTIONS: dict[str, Any] = {
     "fetch_max_wait_ms": 100,
 }
 READ_STALL_SECONDS = 30.0
+TAIL_OPTIONS: dict[str, Any] = {"fetch_max_wait_ms": 5}
+"""A customer's tail is read to the high watermark and no further: no waiting for news."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,12 +329,22 @@ class KafkaLog(EventLog):
     ) -> CustomerTail:
         """The customer's partition from ``start`` to its high watermark, filtered by key
         (one consumer, one partition; ``kept_types`` are not looked for before ``start``)."""
-        partition = partition_for(customer, len(self.partitions()))
-        tp = TopicPartition(self.topic, partition)
         wanted = customer.encode()
         records: list[StoredEvent | LogRecord] = []
-        consumer = self._consumer()
         try:
+            # A fetch at the end of a partition waits fetch_max_wait_ms for news: keep it
+            # short, a decision waits for it.
+            consumer = KafkaConsumer(
+                **self.client_options(), group_id=None, **{**CONSUMER_OPTIONS, **TAIL_OPTIONS}
+            )
+        except KafkaError as exc:
+            raise self._unavailable("cannot connect", exc) from exc
+        try:
+            found = consumer.partitions_for_topic(self.topic)
+            if not found:
+                raise LogUnavailable(f"no topic {self.topic} on Kafka yet")
+            partition = partition_for(customer, len(found))
+            tp = TopicPartition(self.topic, partition)
             consumer.assign([tp])
             offset = start.get(partition)
             if offset is None:
@@ -342,7 +354,7 @@ class KafkaLog(EventLog):
             patience = self._settings.kafka_timeout_seconds
             deadline = time.monotonic() + patience
             while True:
-                polled = consumer.poll(timeout_ms=200).get(tp, [])
+                polled = consumer.poll(timeout_ms=5).get(tp, [])
                 if polled:
                     deadline = time.monotonic() + patience
                 for record in polled:
