@@ -102,6 +102,11 @@ def measure(settings: Settings, label: str, customers: int, days: int, decisions
         asks = iter(ids * 2)
         current = timed(lambda: ledger.may_contact(next(asks), "sms", "marketing", at), decisions)
         print(f"  single decision, views current: {percentiles(current)}")
+        requests = [(c, "sms", "marketing") for c in ids * 5]
+        started = time.perf_counter()
+        decided = list(ledger.may_contact_many(requests, at))
+        seconds = time.perf_counter() - started
+        print(f"  batch, views current: {len(decided) / seconds:,.0f} decisions/s")
         hot = ids[0]
         with open_log(settings) as log:
             log.append(hot_records(hot, 1000, at))  # type: ignore[arg-type]
