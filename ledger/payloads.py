@@ -256,7 +256,7 @@ class CustomerDetailsData(Payload):
 class DecisionReason(Payload):
     """Why a contact was denied: the rule, in words, and when waiting would lift it."""
 
-    rule: Literal["consent", "cap", "quiet", "complaint"]
+    rule: Literal["consent", "cap", "quiet", "complaint", "stale"]
     message: Text
     until: AwareDatetime | None = Field(
         default=None, description="When this rule stops denying (absent: not by waiting)."

@@ -138,8 +138,11 @@ def test_a_tail_longer_than_the_bound_fails_closed_for_marketing(tmp_path: Path)
         *(touchpoint("touchpoint.email", LATER, {"direction": "inbound"}, "C1") for _ in range(3)),
     )
     with Ledger(settings, policy=policy(limit=2)) as ledger:
-        marketing = ledger.may_contact("C1", "sms", "marketing", ASK)
+        marketing = ledger.may_contact("C1", "sms", "marketing", ASK, record=True)
         service = ledger.may_contact("C1", "sms", "service", ASK)
+    with open_log(settings) as log:
+        [recorded] = [r.event for r in log.read() if r.event and r.event.type == "contact.blocked"]
+    assert [r.rule for r in recorded.data.reasons] == ["stale"]  # type: ignore[union-attr]
     assert not marketing.allowed
     assert [r.rule for r in marketing.reasons] == ["stale"]
     assert marketing.reasons[0].message.startswith("stale: the ledger cannot confirm C1's")
@@ -147,7 +150,7 @@ def test_a_tail_longer_than_the_bound_fails_closed_for_marketing(tmp_path: Path)
     assert service.allowed
     assert service.freshness is not None
     assert "more than 2" in (service.freshness.warning or "")
-    with Ledger(settings, policy=policy(limit=3)) as ledger:
+    with Ledger(settings, policy=policy(limit=4)) as ledger:  # 3 e-mails and the record
         assert ledger.may_contact("C1", "sms", "marketing", ASK).allowed
 
 
