@@ -30,7 +30,7 @@ from ledger.app import known_partitions, open_log, open_store
 from ledger.codec import parse_event
 from ledger.errors import LogUnavailable
 from ledger.events import Touchpoint
-from ledger.fresh import CustomerNow, blind, customer_now, decision_lock, read_views
+from ledger.fresh import CustomerNow, blind, customers_now, decision_lock, read_views
 from ledger.log import AppendOutcome, EventLog
 from ledger.settings import Settings
 from ledger.sqlite_log import SQLiteLog
@@ -226,19 +226,16 @@ class Ledger:
             snapshot = read_views(self.store, partitions, customers, window)
             limit = max(rules.of(p).max_unprojected for p in PURPOSES)
             hold = max(parse_duration(rules.of(p).reserve_for or "1m") for p in PURPOSES)
-            now = {
-                c: customer_now(
-                    log,
-                    self.store,
-                    snapshot,
-                    c,
-                    window,
-                    limit=limit,
-                    kept_since=at - hold,
-                    deciding=True,
-                )
-                for c in customers
-            }
+            now = customers_now(
+                log,
+                self.store,
+                snapshot,
+                customers,
+                window,
+                limit=limit,
+                kept_since=at - hold,
+                deciding=True,
+            )
         decisions = []
         for customer, channel, purpose in requests:
             decision = self._one(loaded, now[customer], channel, purpose, at)

@@ -77,53 +77,44 @@ class CustomerNow:
         return self.freshness is not None and self.freshness.warning is None
 
 
-def customer_now(
+def customers_now(
     log: EventLog,
     store: ViewStore,
     snapshot: ViewSnapshot,
-    customer: str,
+    customers: Sequence[str],
     window: Window,
     *,
     limit: int,
     kept_since: datetime | None = None,
     deciding: bool = False,
-) -> CustomerNow:
-    """The customer's views plus their records past the views' positions (at most
+) -> dict[str, CustomerNow]:
+    """Each customer's views plus their records past the views' positions (at most
     ``limit``; beyond it, or if the log cannot be read, ``freshness.warning`` says so and
     the answer is the views alone). Recorded ``contact.allowed`` decisions become
     reservations, from the tail and (embedded log) since ``kept_since``."""
-    now = CustomerNow(
-        customer, snapshot.profiles.get(customer), list(snapshot.slots.get(customer, []))
-    )
     try:
-        tail = log.customer_tail(
-            customer,
+        tails = log.customers_tail(
+            customers,
             snapshot.positions,
             limit=limit,
             kept_types=RESERVATION_TYPES if kept_since else frozenset(),
             kept_since=kept_since,
         )
     except LogUnavailable as exc:
-        return blind(snapshot, customer, f"the log cannot be read: {exc}")
-    _fold(
-        now,
-        store,
-        snapshot.positions,
-        tail,
-        window,
-        dedupe=not log.refuses_duplicates_across_batches,
-        deciding=deciding,
-    )
-    if not tail.complete:
-        now.profile, now.slots = now.view_profile, now.view_slots
-        now.freshness = Freshness(
-            tail.ends,
-            snapshot.positions,
-            0,
-            0,
-            f"more than {limit} of its records are not in the views yet",
+        return {c: blind(snapshot, c, f"the log cannot be read: {exc}") for c in customers}
+    dedupe = not log.refuses_duplicates_across_batches
+    found = {}
+    for customer, tail in tails.items():
+        now = CustomerNow(
+            customer, snapshot.profiles.get(customer), list(snapshot.slots.get(customer, []))
         )
-    return now
+        _fold(now, store, snapshot.positions, tail, window, dedupe=dedupe, deciding=deciding)
+        if not tail.complete:
+            now.profile, now.slots = now.view_profile, now.view_slots
+            warning = f"more than {limit} of its records are not in the views yet"
+            now.freshness = Freshness(tail.ends, snapshot.positions, 0, 0, warning)
+        found[customer] = now
+    return found
 
 
 def blind(snapshot: ViewSnapshot, customer: str, warning: str) -> CustomerNow:
@@ -227,7 +218,7 @@ def customer_fresh(
         snapshot = read_views(store, [0], [customer], window)
         return blind(snapshot, customer, f"the log cannot be read: {exc}")
     snapshot = read_views(store, partitions, [customer], window)
-    return customer_now(log, store, snapshot, customer, window, limit=limit)
+    return customers_now(log, store, snapshot, [customer], window, limit=limit)[customer]
 
 
 def customer_in_views(

@@ -254,6 +254,23 @@ class EventLog(ABC):
             records.append(record)
         return CustomerTail(ends, records, True)
 
+    def customers_tail(
+        self,
+        customers: Sequence[str],
+        start: Positions,
+        *,
+        limit: int,
+        kept_types: frozenset[str] = frozenset(),
+        kept_since: datetime | None = None,
+    ) -> dict[str, CustomerTail]:
+        """:meth:`customer_tail` of each customer (adapters may read shared partitions once)."""
+        return {
+            customer: self.customer_tail(
+                customer, start, limit=limit, kept_types=kept_types, kept_since=kept_since
+            )
+            for customer in customers
+        }
+
     @abstractmethod
     def follow(
         self,

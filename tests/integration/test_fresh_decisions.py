@@ -113,8 +113,12 @@ def test_a_decision_sees_what_was_just_recorded(settings: Settings, projector: s
     if projector == "caught_up":
         project(settings)
     expected = {"C-w": ["consent"], "C-c": ["complaint"], "C-x": ["cap"]}
+    with Ledger(settings, policy=policy()) as ledger:  # a batch: the tails read together
+        batch = [(c, "sms", "marketing") for c in expected]
+        decided = {d.customer: d.to_dict() for d in ledger.may_contact_many(batch, ASK)}
     for customer, rules in expected.items():
         decision = ask(settings, customer)
+        assert decided[customer] == decision
         assert (decision["allowed"], rules_of(decision)) == (False, rules)
         freshness = decision["freshness"]
         assert isinstance(freshness, dict)
