@@ -4,6 +4,8 @@ and on Kafka; and a burst of recorded asks cannot all pass a cap only one of the
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -226,3 +228,39 @@ def test_parallel_recorded_asks_on_kafka_share_the_lock_of_one_data_folder(
     append(settings, sms_consent(customer))
     answers = parallel_asks(settings, customer, 4, ASK)
     assert sorted(answers) == [False, False, False, True]
+
+
+CHILD = """
+import sys, time
+from datetime import datetime
+from pathlib import Path
+from ledger.api import Ledger
+from ledger.settings import Settings
+folder, policy, at = Path(sys.argv[1]), Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
+with Ledger(Settings(data_dir=folder), policy=policy) as ledger:
+    ledger.log.partitions(), ledger.store  # opened before the start signal
+    print("ready", flush=True)
+    while not (folder / "go").exists():
+        time.sleep(0.001)
+    allowed = ledger.may_contact("C1", "sms", "marketing", at, record=True).allowed
+print("allowed" if allowed else "denied", flush=True)
+"""
+
+
+def test_recorded_asks_from_parallel_processes_pass_a_cap_of_one_once(tmp_path: Path) -> None:
+    """The lock is a file lock beside the log: separate processes share it."""
+    settings = Settings(data_dir=tmp_path)
+    append(settings, sms_consent("C1"))
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(POLICY.format(limit=10_000))
+    command = [sys.executable, "-c", CHILD, str(tmp_path), str(policy_file), ASK.isoformat()]
+    children = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=Path.cwd())
+        for _ in range(6)
+    ]
+    for child in children:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+    (tmp_path / "go").touch()
+    answers = sorted(child.communicate(timeout=120)[0].strip() for child in children)
+    assert answers == ["allowed"] + ["denied"] * 5
