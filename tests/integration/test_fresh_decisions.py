@@ -17,7 +17,9 @@ import pytest
 from consumers.projector import Projector
 from ledger.api import Ledger
 from ledger.app import open_log, open_store
+from ledger.fresh import customer_fresh
 from ledger.settings import Settings
+from projections.frequency import Window
 from projections.policy import LoadedPolicy, parse_policy
 from tests.builders import touchpoint
 
@@ -264,3 +266,31 @@ def test_recorded_asks_from_parallel_processes_pass_a_cap_of_one_once(tmp_path: 
     (tmp_path / "go").touch()
     answers = sorted(child.communicate(timeout=120)[0].strip() for child in children)
     assert answers == ["allowed"] + ["denied"] * 5
+
+
+def test_kafka_duplicates_in_the_tail_count_once(
+    tmp_path: Path, kafka_settings: Callable[[], Settings]
+) -> None:
+    """An event re-published with the same id (Kafka cannot refuse it) is folded once: not
+    again when the views already hold it, not twice within the tail."""
+    settings = Settings(data_dir=tmp_path, log=kafka_settings().log, kafka_partitions=4)
+    sent = {"direction": "outbound", "purpose": "marketing"}
+    first = touchpoint("touchpoint.sms", LATER, sent, "C1", event_id="sms-1")
+    second = touchpoint("touchpoint.sms", LATER, sent, "C1", event_id="sms-2")
+    append(settings, sms_consent("C1"), first)
+    project(settings)
+    append(settings, first)  # re-published after the views applied it
+    append(settings, second)
+    append(settings, second)  # and twice within the tail
+    window = Window(0, 1 << 40)
+    with open_log(settings) as log:
+        store = open_store(settings)
+        try:
+            now = customer_fresh(log, store, "C1", window)
+        finally:
+            store.close()
+    assert sum(n for *_, n in now.slots) == 2
+    assert now.freshness is not None
+    assert now.freshness.folded == 1
+    assert now.profile is not None
+    assert now.profile.by_type["touchpoint.sms"] == 2
