@@ -516,9 +516,7 @@ def stale_decision(
     reason, or the decision over ``context`` (the views alone) with the warning."""
     why = freshness.warning or "unknown"
     if loaded.policy.freshness.of(purpose).stale == "deny":
-        reason = Reason(
-            "stale", f"stale: the ledger cannot confirm {customer}'s latest records ({why})"
-        )
+        reason = Reason("stale", f"the ledger cannot confirm {customer}'s latest records ({why})")
         return Decision(
             customer,
             channel,

@@ -153,7 +153,7 @@ def test_a_tail_longer_than_the_bound_fails_closed_for_marketing(tmp_path: Path)
     assert [r.rule for r in recorded.data.reasons] == ["stale"]  # type: ignore[union-attr]
     assert not marketing.allowed
     assert [r.rule for r in marketing.reasons] == ["stale"]
-    assert marketing.reasons[0].message.startswith("stale: the ledger cannot confirm C1's")
+    assert marketing.reasons[0].message.startswith("the ledger cannot confirm C1's")
     assert "more than 2" in marketing.reasons[0].message
     assert service.allowed
     assert service.freshness is not None
