@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from consumers.projector import item_of, item_of_stored
-from ledger.errors import LedgerError, LogUnavailable
+from ledger.errors import LogUnavailable
 from ledger.events import DECISION_TYPES
 from ledger.log import CustomerTail, EventLog, LogRecord, StoredEvent
 from projections import frequency, profile
@@ -28,9 +28,6 @@ from projections.frequency import Window
 from projections.policy import Freshness, Reservation
 from projections.profile import Profile
 from projections.store import ViewStore
-
-SNAPSHOT_ATTEMPTS = 5
-"""Reads of the views before giving up when a projector keeps committing meanwhile."""
 
 RESERVATION_TYPES = frozenset({"contact.allowed"})
 
@@ -48,16 +45,10 @@ class ViewSnapshot:
 def read_views(
     store: ViewStore, partitions: Sequence[int], customers: Sequence[str], window: Window
 ) -> ViewSnapshot:
-    """The views of ``customers`` as of one set of positions: positions and generation are
-    read before and after the rows, and the rows again if a commit came in between (rows
-    and positions of different commits would fold a record twice, or not at all)."""
-    for _ in range(SNAPSHOT_ATTEMPTS):
-        before = (store.positions(partitions), store.generation())
-        profiles = store.load_profiles(customers)
-        slots = store.contact_slots(customers, window)
-        if (store.positions(partitions), store.generation()) == before:
-            return ViewSnapshot(before[0], profiles, slots)
-    raise LedgerError("the views kept changing while being read: try again")
+    """The views of ``customers`` and the positions they are as of, read in one
+    transaction (rows of one commit with positions of another would fold a record twice,
+    or not at all)."""
+    return ViewSnapshot(*store.snapshot(partitions, customers, window))
 
 
 @dataclass

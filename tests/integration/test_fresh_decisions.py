@@ -294,3 +294,45 @@ def test_kafka_duplicates_in_the_tail_count_once(
     assert now.freshness.folded == 1
     assert now.profile is not None
     assert now.profile.by_type["touchpoint.sms"] == 2
+
+
+def test_fresh_answers_stay_exact_while_a_projector_commits(
+    tmp_path: Path, store_url: Callable[[str], str]
+) -> None:
+    """Views and positions are read as one snapshot: with a projector committing a few
+    records at a time meanwhile, every fresh answer counts each contact exactly once."""
+    settings = Settings(data_dir=tmp_path, store=store_url("views"))
+    sent = {"direction": "outbound", "purpose": "marketing"}
+    contacts = [
+        touchpoint("touchpoint.sms", LATER - timedelta(minutes=n), sent, "C1") for n in range(300)
+    ]
+    append(settings, sms_consent("C1"), *contacts)
+    stop = threading.Event()
+
+    def follow() -> None:
+        with open_log(settings) as log:
+            store = open_store(settings)
+            try:
+                Projector(log, store, batch_size=3, workers=1).follow(stop, poll_seconds=0.01)
+            finally:
+                store.close()
+
+    projector = threading.Thread(target=follow)
+    projector.start()
+    counted, folded = set(), set()
+    try:
+        with open_log(settings) as log:
+            store = open_store(settings)
+            try:
+                for _ in range(150):
+                    now = customer_fresh(log, store, "C1", Window(0, 1 << 40))
+                    counted.add(sum(n for *_, n in now.slots))
+                    assert now.freshness is not None
+                    folded.add(now.freshness.folded)
+            finally:
+                store.close()
+    finally:
+        stop.set()
+        projector.join()
+    assert counted == {300}
+    assert len(folded) > 3  # the views really moved while being read
