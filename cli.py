@@ -1157,7 +1157,8 @@ def _fresh_customer(
         if not fresh:
             return customer_in_views(store, known_partitions(settings), customer, window)
         with open_log(settings, create=False) as log:
-            return customer_fresh(log, store, customer, window)
+            known = known_partitions(settings)
+            return customer_fresh(log, store, customer, window, known_partitions=known)
 
 
 @main.command()

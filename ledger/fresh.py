@@ -63,10 +63,6 @@ class CustomerNow:
     reservations: list[Reservation] = field(default_factory=list)
     freshness: Freshness | None = None
 
-    @property
-    def confirmed(self) -> bool:
-        return self.freshness is not None and self.freshness.warning is None
-
 
 def customers_now(
     log: EventLog,
@@ -132,8 +128,14 @@ def _fact(record: StoredEvent | LogRecord) -> Fact | None:
 
 
 DECIDING_TYPES = frozenset(
-    {"consent.given", "consent.withdrawn", "complaint.opened", "complaint.resolved"}
-) | {"customer.details"}
+    {
+        "consent.given",
+        "consent.withdrawn",
+        "complaint.opened",
+        "complaint.resolved",
+        "customer.details",
+    }
+)
 """The types whose part of the profile a decision reads (consent, complaints, time zone);
 contacts count through their contact slots whatever their type."""
 
@@ -198,15 +200,21 @@ FRESH_LIMIT = 1_000_000
 
 
 def customer_fresh(
-    log: EventLog, store: ViewStore, customer: str, window: Window, *, limit: int = FRESH_LIMIT
+    log: EventLog,
+    store: ViewStore,
+    customer: str,
+    window: Window,
+    *,
+    limit: int = FRESH_LIMIT,
+    known_partitions: Sequence[int] = (0,),
 ) -> CustomerNow:
     """One customer's profile and contact slots in ``window`` as of the end of the log
-    (the views, plus what they lack); if the log cannot be read, the views alone, with a
-    warning in ``freshness``."""
+    (the views, plus what they lack); if the log cannot be read, the views alone (as of
+    their positions on ``known_partitions``), with a warning in ``freshness``."""
     try:
         partitions = log.partitions()
     except LogUnavailable as exc:
-        snapshot = read_views(store, [0], [customer], window)
+        snapshot = read_views(store, known_partitions, [customer], window)
         return blind(snapshot, customer, f"the log cannot be read: {exc}")
     snapshot = read_views(store, partitions, [customer], window)
     return customers_now(log, store, snapshot, [customer], window, limit=limit)[customer]
