@@ -41,12 +41,13 @@ from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
 from ledger import service, strict
 from ledger.api import Ledger, policy_history
-from ledger.app import log_name, open_log, open_store
+from ledger.app import fresh_by_default, known_partitions, log_name, open_log, open_store
 from ledger.asyncapi import asyncapi_document
 from ledger.codec import event_to_dict
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.events import EVENT_CLASSES, SHORT_NAMES, EventTime, resolve_type
+from ledger.fresh import CustomerNow, customer_fresh, customer_in_views
 from ledger.importer import Format, ImportSummary, check_rejects_target, detect_format
 from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
@@ -55,7 +56,7 @@ from ledger.settings import Settings
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
-from projections.policy import Decision, load_policies, parse_duration, parse_requests
+from projections.policy import Freshness, load_policies, parse_duration, parse_requests
 from projections.pressure import PressureReport, pressure
 from projections.report import RelationshipReport
 
@@ -1056,6 +1057,10 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
             for p in status.partitions
         ],
         "rows": status.rows,
+        "decisions": {
+            "unprojected_records": status.unprojected,
+            "oldest_unprojected_age_seconds": _age(status.oldest_unprojected),
+        },
         "last_error": None
         if error is None
         else {
@@ -1096,8 +1101,17 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
         )
     Console().print(table)
     click.echo("rows: " + ", ".join(f"{name} {n}" for name, n in status.rows.items()))
+    age = _age(status.oldest_unprojected)
+    click.echo(
+        f"decisions fold {status.unprojected} unprojected record(s) themselves"
+        + (f"; the oldest was recorded {age:,.0f}s ago" if age is not None else "")
+    )
     if error is not None:
         click.echo(f"last error: {error.partition}:{error.offset} {error.reason}")
+
+
+def _age(moment: datetime | None) -> float | None:
+    return None if moment is None else max((datetime.now(UTC) - moment).total_seconds(), 0.0)
 
 
 @project.command("retry")
@@ -1201,10 +1215,36 @@ def _history(
     return found
 
 
+def fresh_option(function: F) -> F:
+    return click.option(
+        "--fresh/--no-fresh",
+        default=None,
+        help="Fold the customer's records the views do not hold yet (default: yes on the "
+        "embedded log, no on Kafka, where it costs a scan of the customer's partition).",
+    )(function)
+
+
+def _fresh_customer(
+    ctx: click.Context, customer: str, fresh: bool | None, window: Window
+) -> CustomerNow:
+    """The customer's profile and contact slots in ``window``: the views, plus (``fresh``)
+    the customer's records past their positions."""
+    settings = settings_of(ctx)
+    with closing(open_store(settings)) as store:
+        if fresh is None:
+            fresh = fresh_by_default(settings)
+        if not fresh:
+            return customer_in_views(store, known_partitions(settings), customer, window)
+        with open_log(settings, create=False) as log:
+            known = known_partitions(settings)
+            return customer_fresh(log, store, customer, window, known_partitions=known)
+
+
 @main.command()
 @click.argument("customer")
 @at_option
 @as_of_options
+@fresh_option
 @json_option
 @click.pass_context
 def profile(
@@ -1213,12 +1253,14 @@ def profile(
     at: str | None,
     as_of: str | None,
     recorded_by: str | None,
+    fresh: bool | None,
     as_json: bool,
 ) -> None:
     """A customer's profile: details, purchases, complaints, feedback, consent, status.
 
-    Reads the views (run `ledger project run` first to bring them up to date), or, with
-    --as-of / --as-recorded-by, folds the customer's history up to that moment.
+    Reads the views plus the customer's records not projected yet (--fresh, the default
+    on the embedded log) and says which log and view positions it saw; or, with --as-of /
+    --as-recorded-by, folds the customer's history up to that moment.
 
     \b
     Example:
@@ -1227,13 +1269,14 @@ def profile(
       ledger profile C0000042 --as-of 2025-06-30
     """
     until, known_by = _as_of(as_of, recorded_by)
+    freshness: Freshness | None = None
     if until or known_by:
         found = _history(ctx, customer, until, known_by).profile()
         if found is None:
             raise LedgerError(f"no touchpoints of customer {customer!r} by then")
     else:
-        with closing(open_store(settings_of(ctx))) as store:
-            found = store.profile(customer)
+        current = _fresh_customer(ctx, customer, fresh, Window(0, 0))
+        found, freshness = current.profile, current.freshness
         if found is None:
             raise LedgerError(f"no profile for customer {customer!r} (try: ledger project run)")
     now = parse_time(at, "--at") or until or known_by or datetime.now(UTC)
@@ -1245,8 +1288,11 @@ def profile(
         "open_complaints": {c: t.isoformat() for c, t in found.open_complaints().items()},
     }
     if as_json:
-        click.echo(orjson.dumps({**found.to_dict(), **derived}))
+        seen = {"freshness": freshness.to_dict()} if freshness else {}
+        click.echo(orjson.dumps({**found.to_dict(), **derived, **seen}))
         return
+    if freshness is not None:
+        click.echo(_freshness_line(freshness))
     click.echo(
         f"customer {found.customer}: {derived['status']}"
         f"{'  AT RISK (complaint open too long)' if derived['at_risk'] else ''}"
@@ -1275,6 +1321,18 @@ def profile(
         )
 
 
+def _totals(
+    slots: list[tuple[int, str, str, str, int]], window: Window
+) -> dict[tuple[str, str, str], int]:
+    """Contacts per (channel, direction, purpose) among ``slots`` in ``window``."""
+    found: dict[tuple[str, str, str], int] = {}
+    for slot, channel, direction, purpose, n in slots:
+        if window.start <= slot < window.end:
+            key = (channel, direction, purpose)
+            found[key] = found.get(key, 0) + n
+    return found
+
+
 class ContactsGroup(click.Group):
     """``ledger contacts CUSTOMER`` and ``ledger contacts top``: any unknown name is a customer."""
 
@@ -1288,6 +1346,7 @@ def _customer_contacts(customer: str) -> click.Command:
     @window_option(None)
     @at_option
     @as_of_options
+    @fresh_option
     @json_option
     @click.pass_context
     def show(
@@ -1296,18 +1355,24 @@ def _customer_contacts(customer: str) -> click.Command:
         at: str | None,
         as_of: str | None,
         recorded_by: str | None,
+        fresh: bool | None,
         as_json: bool,
     ) -> None:
         until, known_by = _as_of(as_of, recorded_by)
         now = parse_time(at, "--at") or until or known_by or datetime.now(UTC)
         lengths = [window] if window else ["24h", "7d", "30d", "90d"]
         windows = {w: Window.rolling(now, parse_window(w)) for w in lengths}
+        freshness: Freshness | None = None
         if until or known_by:
             counts = _history(ctx, customer, until, known_by).contacts()
             per_window = {w: frequency.totals(counts, customer, win) for w, win in windows.items()}
         else:
-            with closing(open_store(settings_of(ctx))) as store:
-                per_window = {w: store.contacts(customer, win) for w, win in windows.items()}
+            widest = Window(
+                min(w.start for w in windows.values()), max(w.end for w in windows.values())
+            )
+            current = _fresh_customer(ctx, customer, fresh, widest)
+            per_window = {w: _totals(current.slots, win) for w, win in windows.items()}
+            freshness = current.freshness
         keys = sorted({k for counts in per_window.values() for k in counts})
         if as_json:
             click.echo(
@@ -1324,10 +1389,13 @@ def _customer_contacts(customer: str) -> click.Command:
                             }
                             for ch, d, p in keys
                         ],
+                        **({"freshness": freshness.to_dict()} if freshness else {}),
                     }
                 )
             )
             return
+        if freshness is not None:
+            click.echo(_freshness_line(freshness))
         table = Table(
             "channel",
             "direction",
@@ -1582,6 +1650,13 @@ def policy_show(ctx: click.Context, as_json: bool) -> None:
     rule = ["no marketing while open"] if complaints.no_marketing_while_open else []
     rule += [f"cool-down {complaints.cool_down}"] if complaints.cool_down else []
     click.echo(f"  complaints         {', '.join(rule) or '-'}")
+    for purpose in ("marketing", "transactional", "service"):
+        fresh = rules.freshness.of(purpose)
+        hold = f", reserve for {fresh.reserve_for}" if fresh.reserve_for else ""
+        click.echo(
+            f"  freshness          {purpose}: {fresh.stale} when stale "
+            f"(max {fresh.max_unprojected} unprojected){hold}"
+        )
 
 
 @main.command("may-contact")
@@ -1621,9 +1696,11 @@ def may_contact(
 
     Allows or denies with every reason (no consent; cap reached by contacts on ...; quiet
     hours until ...; open complaint since ...) and, when only waiting would help, the
-    earliest allowed time. Reads the views (run `ledger project run` to keep them current)
-    and the policy in force; its version and hash go with every decision. Exit 0 when
-    allowed, 5 when denied (a batch: 0, or 3 if some lines were unreadable).
+    earliest allowed time. Reads the views plus the customer's records not projected yet,
+    so a withdrawal appended a moment ago counts; every decision says the log and view
+    positions it saw. With --record, decisions are appended under a lock and an allowed
+    one holds a slot under the caps for the policy's reserve_for. Exit 0 when allowed, 5
+    when denied (a batch: 0, or 3 if some lines were unreadable).
 
     \b
     Example:
@@ -1634,20 +1711,18 @@ def may_contact(
     settings = settings_of(ctx)
     if requested_by is not None and not record:
         raise click.UsageError("--requested-by goes with --record")
-    recorder = _DecisionRecorder(requested_by) if record else None
     with Ledger(settings, policy=policy_file) as ledger:
         moment = _now(at)
         if batch is not None:
-            rejected = _decide_batch(ledger, batch, moment, recorder)
+            rejected = _decide_batch(ledger, batch, moment, record, requested_by)
             if rejected:
                 ctx.exit(EXIT_REJECTED)
             return
         if customer is None or channel is None or purpose is None:
             raise click.UsageError("give CUSTOMER, --channel and --purpose (or --batch FILE)")
-        decision = ledger.may_contact(customer, channel, purpose, moment)
-        if recorder is not None:
-            recorder.add(ledger, decision)
-            recorder.flush(ledger)
+        decision = ledger.may_contact(
+            customer, channel, purpose, moment, record=record, requested_by=requested_by
+        )
     if as_json:
         click.echo(orjson.dumps(decision.to_dict()))
     else:
@@ -1660,6 +1735,8 @@ def may_contact(
             click.echo(f"  - {reason.rule}: {reason.message}")
         if decision.earliest:
             click.echo(f"  earliest allowed: {decision.earliest.isoformat()}")
+        if decision.freshness is not None:
+            click.echo(f"  {_freshness_line(decision.freshness)}")
     if not decision.allowed:
         ctx.exit(EXIT_DENIED)
 
@@ -1803,30 +1880,22 @@ def _render_pressure(console: Console, report: PressureReport, window: str) -> N
     console.print(sources)
 
 
-class _DecisionRecorder:
-    """Appends decisions to the log (``--record``), a batch at a time."""
+def _freshness_line(freshness: Freshness) -> str:
+    """What a decision saw, in one line: log and view positions, records folded."""
 
-    BATCH = 5_000
+    def positions(found: dict[int, int]) -> str:
+        return ", ".join(f"{p}:{o}" for p, o in sorted(found.items())) or "-"
 
-    def __init__(self, requested_by: str | None) -> None:
-        self.requested_by = requested_by
-        self.pending: list[Decision] = []
-        self.recorded = 0
-
-    def add(self, ledger: Ledger, decision: Decision) -> None:
-        self.pending.append(decision)
-        if len(self.pending) >= self.BATCH:
-            self.flush(ledger)
-
-    def flush(self, ledger: Ledger) -> None:
-        if self.pending:
-            ledger.record(self.pending, requested_by=self.requested_by)
-            self.recorded += len(self.pending)
-            self.pending = []
+    line = (
+        f"as of log {positions(freshness.log_positions)}, views "
+        f"{positions(freshness.view_positions)}, {freshness.folded} record(s) folded beyond "
+        "the views"
+    )
+    return line + (f"; WARNING: {freshness.warning}" if freshness.warning else "")
 
 
 def _decide_batch(
-    ledger: Ledger, batch: IO[bytes], moment: datetime, recorder: _DecisionRecorder | None
+    ledger: Ledger, batch: IO[bytes], moment: datetime, record: bool, requested_by: str | None
 ) -> int:
     """Decisions for a campaign list, as JSON Lines on stdout; unreadable lines are reported
     on stderr with their number and reason. Returns how many were unreadable."""
@@ -1842,13 +1911,14 @@ def _decide_batch(
             yield request
 
     out = sys.stdout.buffer
-    for decision in ledger.may_contact_many(requests(), moment):
+    recorded = 0
+    for decision in ledger.may_contact_many(
+        requests(), moment, record=record, requested_by=requested_by
+    ):
         out.write(orjson.dumps(decision.to_dict()) + b"\n")
-        if recorder is not None:
-            recorder.add(ledger, decision)
-    if recorder is not None:
-        recorder.flush(ledger)
-        click.echo(f"recorded {recorder.recorded} decisions in the log", err=True)
+        recorded += 1
+    if record:
+        click.echo(f"recorded {recorded} decisions in the log", err=True)
     return rejected
 
 

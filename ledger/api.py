@@ -10,23 +10,30 @@
             print([r.message for r in decision.reasons], decision.earliest)
 
 Part of the application layer: it composes the log, the view store and the contact policy.
-Decisions read the views (run a projector to keep them current); they never rescan history.
+Decisions read the views plus the customer's records the views do not hold yet (see
+:mod:`ledger.fresh`), so they see everything recorded before the question; they never
+rescan history. Decisions recorded with ``record=True`` are made and appended one chunk
+at a time under a lock (see :meth:`Ledger.may_contact_many`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ledger.app import open_log, open_store
+from ledger.app import known_partitions, open_log, open_store
 from ledger.codec import parse_event
+from ledger.errors import LogUnavailable
 from ledger.events import Touchpoint
+from ledger.fresh import CustomerNow, blind, customers_now, decision_lock, read_views
 from ledger.log import AppendOutcome, EventLog
 from ledger.settings import Settings
+from ledger.sqlite_log import SQLiteLog
 from projections.frequency import Window
 from projections.policy import (
     Context,
@@ -37,6 +44,8 @@ from projections.policy import (
     decide,
     default_history,
     load_policies,
+    parse_duration,
+    stale_decision,
 )
 from projections.store import ViewStore
 
@@ -44,6 +53,8 @@ DECISION_CHUNK = 500
 """Decisions whose profiles and contact slots are read together in a batch."""
 
 DECISION_SOURCE = "touchpoint-ledger/may-contact"
+
+PURPOSES = ("marketing", "transactional", "service")
 
 
 def decision_event(decision: Decision, *, requested_by: str | None = None) -> Touchpoint:
@@ -101,6 +112,9 @@ class Ledger:
         self.policies = policy or policy_history(self.settings)
         self._log: EventLog | None = None
         self._store: ViewStore | None = None
+        self._partitions: list[int] = []
+        """The log's partitions, read once (Kafka: a metadata request per decision cost
+        more than the decision)."""
 
     @property
     def log(self) -> EventLog:
@@ -126,46 +140,140 @@ class Ledger:
         return self.log.append([decision_event(d, requested_by=requested_by) for d in decisions])
 
     def may_contact(
-        self, customer: str, channel: str, purpose: str, at: datetime | None = None
+        self,
+        customer: str,
+        channel: str,
+        purpose: str,
+        at: datetime | None = None,
+        *,
+        record: bool = False,
+        requested_by: str | None = None,
     ) -> Decision:
-        """May ``customer`` be contacted on ``channel`` for ``purpose`` at ``at`` (now)?"""
-        return next(self.may_contact_many([(customer, channel, purpose)], at))
+        """May ``customer`` be contacted on ``channel`` for ``purpose`` at ``at`` (now)?
+        With ``record``, the decision is appended to the log too (see
+        :meth:`may_contact_many`)."""
+        requests = [(customer, channel, purpose)]
+        return next(self.may_contact_many(requests, at, record=record, requested_by=requested_by))
 
     def may_contact_many(
-        self, requests: Iterable[tuple[str, str, str]], at: datetime | None = None
+        self,
+        requests: Iterable[tuple[str, str, str]],
+        at: datetime | None = None,
+        *,
+        record: bool = False,
+        requested_by: str | None = None,
     ) -> Iterator[Decision]:
-        """Decisions for ``(customer, channel, purpose)`` requests, in order; profiles and
-        contact slots are read :data:`DECISION_CHUNK` requests at a time."""
+        """Decisions for ``(customer, channel, purpose)`` requests, in order, read
+        :data:`DECISION_CHUNK` requests at a time.
+
+        With ``record``, each chunk is decided and appended to the log (``contact.allowed``
+        / ``contact.blocked``) while holding the decision lock, so that concurrent askers
+        see each other's recorded decisions: an allowed one holds a slot under the caps
+        for its purpose's ``reserve_for`` (a reservation), and a burst of asks cannot all
+        pass a cap only one of them fits."""
         moment = at or datetime.now(UTC)
         pending: list[tuple[str, str, str]] = []
         for request in requests:
             pending.append(request)
             if len(pending) >= DECISION_CHUNK:
-                yield from self._decide(pending, moment)
+                yield from self._chunk(pending, moment, record, requested_by)
                 pending = []
         if pending:
-            yield from self._decide(pending, moment)
+            yield from self._chunk(pending, moment, record, requested_by)
 
-    def _decide(self, requests: list[tuple[str, str, str]], at: datetime) -> list[Decision]:
+    def _chunk(
+        self,
+        requests: list[tuple[str, str, str]],
+        at: datetime,
+        record: bool,
+        requested_by: str | None,
+    ) -> list[Decision]:
+        if not record:
+            return self._decide(requests, at, reserve=False)
+        with decision_lock(self._lock_path()):
+            decisions = self._decide(requests, at, reserve=True)
+            self.record(decisions, requested_by=requested_by)
+        return decisions
+
+    def _lock_path(self) -> Path:
+        """Embedded: beside the log file (every process using it shares the lock). Kafka:
+        in the data folder, so only processes sharing it (one host) are serialised."""
+        log = self.log
+        if isinstance(log, SQLiteLog):
+            return log.path.with_name(log.path.name + ".decisions.lock")
+        return self.settings.data_dir / "decisions.lock"
+
+    def _decide(
+        self, requests: list[tuple[str, str, str]], at: datetime, *, reserve: bool
+    ) -> list[Decision]:
+        """Decide each request over the views plus the customer's unprojected records;
+        with ``reserve``, an allowed decision reserves its slot for the requests after it."""
         customers = sorted({customer for customer, _, _ in requests})
         loaded = self.policies.at(at)
         if loaded is None:
             raise PolicyError("policy", [f"no policy version in force at {at.isoformat()}"])
+        rules = loaded.policy.freshness
         longest = loaded.policy.longest_window()
         window = Window.rolling(at + timedelta(days=32), longest + timedelta(days=32))
-        profiles = self.store.load_profiles(customers)
-        slots = self.store.contact_slots(customers, window)
-        return [
-            decide(
+        try:
+            log = self.log
+            partitions = self._partitions or log.partitions()
+            self._partitions = partitions
+        except LogUnavailable as exc:
+            snapshot = read_views(self.store, known_partitions(self.settings), customers, window)
+            now = {c: blind(snapshot, c, f"the log cannot be read: {exc}") for c in customers}
+        else:
+            snapshot = read_views(self.store, partitions, customers, window)
+            limit = max(rules.of(p).max_unprojected for p in PURPOSES)
+            hold = max(parse_duration(rules.of(p).reserve_for or "1m") for p in PURPOSES)
+            now = customers_now(
+                log,
+                self.store,
+                snapshot,
+                customers,
+                window,
+                limit=limit,
+                kept_since=at - hold,
+                deciding=True,
+            )
+        decisions = []
+        for customer, channel, purpose in requests:
+            decision = self._one(loaded, now[customer], channel, purpose, at)
+            if reserve and decision.allowed:
+                now[customer].reservations.append((at, channel, purpose))
+            decisions.append(decision)
+        return decisions
+
+    @staticmethod
+    def _one(
+        loaded: LoadedPolicy, now: CustomerNow, channel: str, purpose: str, at: datetime
+    ) -> Decision:
+        freshness = now.freshness
+        assert freshness is not None
+        context = Context(now.profile, now.slots, now.reservations)
+        rules = loaded.policy.freshness.of(purpose)
+        if freshness.warning is None and freshness.folded > rules.max_unprojected:
+            freshness = replace(
+                freshness,
+                warning=f"more than {rules.max_unprojected} of its records are not in the "
+                "views yet",
+            )
+            context = Context(now.view_profile, now.view_slots, now.reservations)
+        customer = now.customer
+        if freshness.warning is not None:
+            return stale_decision(
                 loaded,
-                Context(profiles.get(customer), slots[customer]),
+                context,
+                freshness,
                 customer=customer,
                 channel=channel,
                 purpose=purpose,
                 at=at,
             )
-            for customer, channel, purpose in requests
-        ]
+        decision = decide(
+            loaded, context, customer=customer, channel=channel, purpose=purpose, at=at
+        )
+        return replace(decision, freshness=freshness)
 
     def close(self) -> None:
         if self._log is not None:

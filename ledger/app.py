@@ -25,6 +25,20 @@ def open_log(settings: Settings, *, create: bool = True) -> EventLog:
     return SQLiteLog(target.path, create=create, cache_mib=settings.sqlite_cache_mb)
 
 
+def known_partitions(settings: Settings) -> list[int]:
+    """The partitions the views may hold positions of, without asking the log."""
+    if isinstance(parse_log_url(settings.log_url), KafkaLogTarget):
+        return list(range(settings.kafka_partitions))
+    return [0]
+
+
+def fresh_by_default(settings: Settings) -> bool:
+    """Whether ``profile`` and ``contacts`` read the log's tail unless told not to: on the
+    embedded log (one indexed query, ~0.1 ms), not on Kafka (a consumer and a scan of the
+    customer's partition from the views' position: tens of milliseconds and up)."""
+    return not isinstance(parse_log_url(settings.log_url), KafkaLogTarget)
+
+
 def log_name(settings: Settings) -> str:
     """What the view store calls the log its positions belong to."""
     target = parse_log_url(settings.log_url)

@@ -29,6 +29,7 @@ from ledger.log import (
     EVERYTHING,
     Appended,
     AppendOutcome,
+    CustomerTail,
     Duplicate,
     EventLog,
     LogRecord,
@@ -36,6 +37,7 @@ from ledger.log import (
     Positions,
     RawRecord,
     ReadFilter,
+    StoredEvent,
 )
 from ledger.settings import KafkaLogTarget, Settings
 
@@ -56,6 +58,8 @@ CONSUMER_OPTIONS: dict[str, Any] = {
     "fetch_max_wait_ms": 100,
 }
 READ_STALL_SECONDS = 30.0
+TAIL_OPTIONS: dict[str, Any] = {"fetch_max_wait_ms": 5}
+"""A customer's tail is read to the high watermark and no further: no waiting for news."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +317,93 @@ class KafkaLog(EventLog):
             raise self._unavailable("cannot read", exc) from exc
         finally:
             consumer.close()
+
+    def customers_tail(
+        self,
+        customers: Sequence[str],
+        start: Positions,
+        *,
+        limit: int,
+        kept_types: frozenset[str] = frozenset(),
+        kept_since: datetime | None = None,
+    ) -> dict[str, CustomerTail]:
+        """The customers' partitions from ``start`` to their high watermarks, each read
+        once by one consumer and filtered by key (``kept_types`` are not looked for before
+        ``start``: that would mean reading the partitions from their beginning)."""
+        try:
+            # A fetch at the end of a partition waits fetch_max_wait_ms for news: keep it
+            # short, a decision waits for it.
+            consumer = KafkaConsumer(
+                **self.client_options(), group_id=None, **{**CONSUMER_OPTIONS, **TAIL_OPTIONS}
+            )
+        except KafkaError as exc:
+            raise self._unavailable("cannot connect", exc) from exc
+        try:
+            found = consumer.partitions_for_topic(self.topic)
+            if not found:
+                raise LogUnavailable(f"no topic {self.topic} on Kafka yet")
+            partition_of = {c: partition_for(c, len(found)) for c in customers}
+            return self._read_tails(consumer, partition_of, start, limit)
+        except KafkaError as exc:
+            raise self._unavailable("cannot read", exc) from exc
+        finally:
+            consumer.close()
+
+    def _read_tails(
+        self, consumer: KafkaConsumer, partition_of: dict[str, int], start: Positions, limit: int
+    ) -> dict[str, CustomerTail]:
+        records: dict[bytes, list[StoredEvent | LogRecord]] = {c.encode(): [] for c in partition_of}
+        complete = dict.fromkeys(records, True)
+        assigned = [TopicPartition(self.topic, p) for p in sorted(set(partition_of.values()))]
+        consumer.assign(assigned)
+        for tp in assigned:
+            offset = start.get(tp.partition)
+            if offset is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+        patience = self._settings.kafka_timeout_seconds
+        deadline = time.monotonic() + patience
+        ends: dict[int, int] = {}
+        while len(ends) < len(assigned):
+            for tp, polled in consumer.poll(timeout_ms=5).items():
+                deadline = time.monotonic() + patience
+                for record in polled:
+                    found = records.get(record.key)
+                    if found is None or not complete[record.key]:
+                        continue
+                    if len(found) >= limit:
+                        complete[record.key] = False
+                        continue
+                    decoded = _decode(tp.partition, record, record.key, set(), EVERYTHING)
+                    if decoded is not None:
+                        found.append(decoded)
+            for tp in assigned:
+                highwater = consumer.highwater(tp)
+                if highwater is not None and consumer.position(tp) >= highwater:
+                    ends.setdefault(tp.partition, int(highwater))
+            if time.monotonic() > deadline:
+                raise LogUnavailable(f"topic {self.topic}: no high watermark in time")
+        return {
+            customer: CustomerTail(
+                {partition: ends[partition]},
+                records[customer.encode()],
+                complete[customer.encode()],
+            )
+            for customer, partition in partition_of.items()
+        }
+
+    def customer_tail(
+        self,
+        customer: str,
+        start: Positions,
+        *,
+        limit: int,
+        kept_types: frozenset[str] = frozenset(),
+        kept_since: datetime | None = None,
+    ) -> CustomerTail:
+        """The customer's partition from ``start`` to its high watermark, filtered by key."""
+        return self.customers_tail([customer], start, limit=limit)[customer]
 
     def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
         tp = TopicPartition(self.topic, partition)

@@ -143,6 +143,20 @@ Positions = Mapping[int, int]
 """Per partition, the first offset to read (inclusive). Missing partitions start at 0."""
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerTail:
+    """One customer's records past some positions, up to the end of the log as it stood
+    when the read began (what a decision folds beyond the views)."""
+
+    ends: dict[int, int]
+    """Per partition read, the end it read to (the offset of the next record)."""
+    records: list[StoredEvent | LogRecord]
+    """In log order per partition: the customer's records from the start positions, then
+    (embedded log only) earlier ones of ``kept_types`` that happened since ``kept_since``."""
+    complete: bool
+    """False when more than ``limit`` records were found and the rest were not read."""
+
+
 class EventLog(ABC):
     """An append-only, ordered log of touchpoints."""
 
@@ -214,6 +228,48 @@ class EventLog(ABC):
         than a model per record (projectors) decode just what they use.
         """
         raise NotImplementedError(f"{type(self).__name__} does not vouch for its records")
+
+    def customer_tail(
+        self,
+        customer: str,
+        start: Positions,
+        *,
+        limit: int,
+        kept_types: frozenset[str] = frozenset(),
+        kept_since: datetime | None = None,
+    ) -> CustomerTail:
+        """``customer``'s records from ``start`` to the end of the log as it stands now:
+        at most ``limit`` of them (then ``complete`` is False). Logs that can find a
+        customer's older records cheaply (the embedded log's customer index) also return
+        those of ``kept_types`` that happened at or after ``kept_since``; others ignore it.
+
+        This default reads every partition; adapters narrow it down."""
+        ends = self.end_positions()
+        records: list[StoredEvent | LogRecord] = []
+        for record in self.read(start, ReadFilter(customer=customer)):
+            if record.position.offset >= ends.get(record.position.partition, 0):
+                continue
+            if len(records) >= limit:
+                return CustomerTail(ends, records, False)
+            records.append(record)
+        return CustomerTail(ends, records, True)
+
+    def customers_tail(
+        self,
+        customers: Sequence[str],
+        start: Positions,
+        *,
+        limit: int,
+        kept_types: frozenset[str] = frozenset(),
+        kept_since: datetime | None = None,
+    ) -> dict[str, CustomerTail]:
+        """:meth:`customer_tail` of each customer (adapters may read shared partitions once)."""
+        return {
+            customer: self.customer_tail(
+                customer, start, limit=limit, kept_types=kept_types, kept_since=kept_since
+            )
+            for customer in customers
+        }
 
     @abstractmethod
     def follow(

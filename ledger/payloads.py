@@ -304,7 +304,7 @@ class CustomerDetailsData(Payload):
 class DecisionReason(Payload):
     """Why a contact was denied: the rule, in words, and when waiting would lift it."""
 
-    rule: Literal["consent", "cap", "quiet", "complaint"]
+    rule: Literal["consent", "cap", "quiet", "complaint", "stale"]
     message: Text
     until: Moment | None = Field(
         default=None, description="When this rule stops denying (absent: not by waiting)."

@@ -31,7 +31,15 @@ from ledger.importer import (
     check_rejects_target,
     import_stream,
 )
-from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
+from ledger.log import (
+    EVERYTHING,
+    AppendOutcome,
+    EventLog,
+    LogRecord,
+    Position,
+    Positions,
+    ReadFilter,
+)
 from ledger.sqlite_log import SQLiteLog
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
@@ -368,6 +376,8 @@ class PartitionStatus:
     rate: float | None
     """Records per second of the last committed batch."""
     committed_at: datetime | None
+    oldest_unprojected: datetime | None = None
+    """When the first record the views have not applied was recorded (None: none)."""
 
     @property
     def lag_events(self) -> int:
@@ -388,6 +398,24 @@ class ProjectionStatus:
     partitions: list[PartitionStatus]
     rows: dict[str, int]
     last_error: DeadLetter | None
+
+    @property
+    def unprojected(self) -> int:
+        """Records a decision may have to fold itself (see :mod:`ledger.fresh`)."""
+        return sum(p.lag_events for p in self.partitions)
+
+    @property
+    def oldest_unprojected(self) -> datetime | None:
+        found = [p.oldest_unprojected for p in self.partitions if p.oldest_unprojected]
+        return min(found, default=None)
+
+
+def _oldest_unprojected(log: EventLog, partition: int, position: int, end: int) -> datetime | None:
+    """When the first record past the views' position was recorded."""
+    if position >= end:
+        return None
+    record = log.record_at(Position(partition, position))
+    return None if record is None else record.recorded_at
 
 
 def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
@@ -410,6 +438,7 @@ def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
             newest_in_log=newest_in_log.get(p),
             rate=progress[p][2] if p in progress else None,
             committed_at=progress[p][1] if p in progress else None,
+            oldest_unprojected=_oldest_unprojected(log, p, positions.get(p, first), end),
         )
         for p, end in sorted(ends.items())
     ]

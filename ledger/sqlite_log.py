@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from ledger.log import (
     EVERYTHING,
     Appended,
     AppendOutcome,
+    CustomerTail,
     Duplicate,
     EventLog,
     LogRecord,
@@ -335,6 +337,32 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             rows: list[tuple[int, str, str, str, int, bytes]] = cursor.fetchall()
             return rows
 
+    def select_customer_tail(
+        self, customer: str, start: int, limit: int, kept: tuple[list[str], int] | None
+    ) -> tuple[int, list[tuple[int, str, str, str, int, bytes]]]:
+        """The last position, and up to ``limit`` rows ``(position, id, type, subject, event
+        time, state)`` of ``customer`` from ``start`` to it, plus earlier rows of the kept
+        ``(types, since micros)``: one read transaction, through the customer index."""
+        clauses = "rowid >= ?"
+        params: list[Any] = [start]
+        if kept is not None and kept[0]:
+            types, since = kept
+            clauses = (
+                f"(rowid >= ? OR (topic IN ({','.join('?' * len(types))}) AND event_time >= ?))"
+            )
+            params = [start, *types, since]
+        statement = (
+            "SELECT rowid, originator_id, topic, subject, event_time, state "
+            f"FROM {self.events_table_name} WHERE subject = ? AND rowid <= ? AND {clauses} "
+            "ORDER BY rowid LIMIT ?"
+        )
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
+            end = cursor.fetchone()[0] or 0
+            cursor.execute(statement, (customer, end, *params, limit))
+            rows: list[tuple[int, str, str, str, int, bytes]] = cursor.fetchall()
+            return end, rows
+
     def select_documents(self, start: int, limit: int, span: Span) -> list[tuple[int, bytes, int]]:
         """Rows ``(position, state, recorded_at)`` from ``start``, in ``span``."""
         clauses, params = span.clauses()
@@ -480,6 +508,28 @@ class SQLiteLog(EventLog):
                 yield StoredEvent(
                     Position(PARTITION, row_position), event_id, event_type, subject, micros, state
                 )
+
+    def customer_tail(
+        self,
+        customer: str,
+        start: Positions,
+        *,
+        limit: int,
+        kept_types: frozenset[str] = frozenset(),
+        kept_since: datetime | None = None,
+    ) -> CustomerTail:
+        first = max(1, start.get(PARTITION, 1))
+        kept = None
+        if kept_types and kept_since is not None:
+            kept = (sorted(kept_types), to_micros(kept_since))
+        try:
+            end, rows = self.recorder.select_customer_tail(customer, first, limit + 1, kept)
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+        records: list[StoredEvent | LogRecord] = [
+            StoredEvent(Position(PARTITION, row[0]), *row[1:]) for row in rows[:limit]
+        ]
+        return CustomerTail({PARTITION: end + 1}, records, len(rows) <= limit)
 
     def read_span(self, start: Positions | None, span: Span) -> Iterator[LogRecord]:
         """Validated records of ``span`` from ``start`` (what :meth:`read` gives, for one

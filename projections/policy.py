@@ -10,6 +10,7 @@ longest window the policy looks at — and never rescans history.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -38,7 +39,7 @@ from ledger import strict
 from ledger.errors import LedgerError
 from ledger.timeutil import LONGEST_SPAN, check_range
 from ledger.vocabulary import Channel, Purpose
-from projections.frequency import Window, slot_start
+from projections.frequency import Window, slot_of, slot_start
 from projections.profile import Profile
 
 CONSENT_CHANNELS = frozenset({"phone", "sms", "email"})
@@ -145,6 +146,39 @@ class Complaints(_Strict):
     """Also no marketing for this long after the last complaint was resolved."""
 
 
+Stale = Literal["deny", "allow-with-warning"]
+
+
+class PurposeFreshness(_Strict):
+    """How decisions of one purpose treat records the projector has not applied yet."""
+
+    stale: Stale = "deny"
+    """When the ledger cannot confirm the customer's latest records (the log cannot be
+    read, or more than ``max_unprojected`` of them are not in the views yet): deny with a
+    ``stale`` reason, or decide on the views alone and say so in a warning."""
+    max_unprojected: int = Field(default=10_000, ge=0)
+    """The most of one customer's unprojected records a decision folds itself."""
+    reserve_for: Duration | None = None
+    """How long a recorded ``contact.allowed`` decision holds a slot under the caps (until
+    a matching contact arrives). Absent: recorded decisions never count."""
+
+
+def _relaxed() -> PurposeFreshness:
+    return PurposeFreshness(stale="allow-with-warning")
+
+
+class FreshnessRules(_Strict):
+    """Per purpose: the fail-closed mode and reservations (marketing fails closed)."""
+
+    marketing: PurposeFreshness = PurposeFreshness()
+    transactional: PurposeFreshness = Field(default_factory=_relaxed)
+    service: PurposeFreshness = Field(default_factory=_relaxed)
+
+    def of(self, purpose: str) -> PurposeFreshness:
+        found: PurposeFreshness = getattr(self, purpose, self.marketing)
+        return found
+
+
 class ConsentRule(_Strict):
     required_for: list[Purpose] = Field(default_factory=lambda: [Purpose.MARKETING])
 
@@ -162,6 +196,7 @@ class Policy(_Strict):
     caps: list[Cap] = Field(default_factory=list)
     quiet: list[Quiet] = Field(default_factory=list)
     complaints: Complaints = Complaints()
+    freshness: FreshnessRules = FreshnessRules()
 
     @field_validator("effective_from", mode="before")
     @classmethod
@@ -345,10 +380,36 @@ def _line_of(text: str, location: Sequence[int | str]) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    rule: Literal["consent", "cap", "quiet", "complaint"]
+    rule: Literal["consent", "cap", "quiet", "complaint", "stale"]
     message: str
     until: datetime | None = None
     """When this rule would stop denying (``None``: not by waiting)."""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What a decision saw: how far the log and the views had got, and what it folded."""
+
+    log_positions: dict[int, int]
+    """Per partition it read, the end of the log it saw (the offset of the next record)."""
+    view_positions: dict[int, int]
+    """Per partition, the views' position (the next offset the projector will apply)."""
+    folded: int
+    """The customer's records past the views' positions that the decision folded itself."""
+    reservations: int = 0
+    """Recorded ``contact.allowed`` decisions of the customer it read (each holds a slot
+    under the caps while its purpose's ``reserve_for`` lasts and no contact came)."""
+    warning: str | None = None
+    """Set when the decision could not confirm the customer's latest records."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "log_positions": {str(p): o for p, o in sorted(self.log_positions.items())},
+            "view_positions": {str(p): o for p, o in sorted(self.view_positions.items())},
+            "folded_beyond_views": self.folded,
+            "reservations": self.reservations,
+            "warning": self.warning,
+        }
 
 
 @dataclass(frozen=True)
@@ -363,6 +424,8 @@ class Decision:
     """When denied only by caps, quiet hours or a cool-down: the earliest allowed time."""
     policy_version: str
     policy_sha256: str
+    freshness: Freshness | None = None
+    """What the decision saw (``None``: a pure decision over a given context)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -381,6 +444,7 @@ class Decision:
             ],
             "earliest": self.earliest.isoformat() if self.earliest else None,
             "policy": {"version": self.policy_version, "sha256": self.policy_sha256},
+            "freshness": self.freshness.to_dict() if self.freshness else None,
         }
 
 
@@ -388,13 +452,19 @@ Slots = Sequence[tuple[int, str, str, str, int]]
 """``(slot, channel, direction, purpose, n)`` of one customer."""
 
 
+Reservation = tuple[datetime, str, str]
+"""A recorded ``contact.allowed`` decision: ``(time, channel, purpose)``."""
+
+
 @dataclass
 class Context:
-    """What a decision reads: the profile (or None for an unknown customer) and the
-    customer's contact slots over the policy's longest window."""
+    """What a decision reads: the profile (or None for an unknown customer), the
+    customer's contact slots over the policy's longest window, and their recorded
+    ``contact.allowed`` decisions (reservations, see :func:`held_reservations`)."""
 
     profile: Profile | None
     slots: Slots = field(default_factory=list)
+    reservations: Sequence[Reservation] = ()
 
 
 def decide(
@@ -409,7 +479,8 @@ def decide(
     """Allow or deny one contact, with every reason, and the earliest allowed time when
     waiting would help. Pure: the same policy and context give the same decision."""
     policy = loaded.policy
-    asking = _Asking(policy, channel, purpose, zone_of(context.profile, policy), context.slots)
+    slots = [*context.slots, *held_reservations(policy, context, at)]
+    asking = _Asking(policy, channel, purpose, zone_of(context.profile, policy), slots)
     reasons = [
         *_consent(policy, context.profile, channel, purpose, at),
         *_complaints(policy, context.profile, purpose, at),
@@ -430,6 +501,65 @@ def decide(
         loaded.version,
         loaded.sha256,
     )
+
+
+def held_reservations(policy: Policy, context: Context, at: datetime) -> Slots:
+    """The reservations that still hold a slot at ``at``, as outbound contact slots.
+
+    A recorded ``contact.allowed`` of a purpose with ``reserve_for`` holds one slot from
+    its time until ``reserve_for`` later, or until a matching contact (same channel and
+    purpose, outbound) is counted in its quarter-hour or after: each such contact
+    releases the oldest reservation of its kind, so a reservation and the contact it
+    announced never count twice."""
+    live: dict[tuple[str, str], list[datetime]] = {}
+    for moment, channel, purpose in context.reservations:
+        hold = policy.freshness.of(purpose).reserve_for
+        if hold is not None and moment <= at < moment + parse_duration(hold):
+            live.setdefault((channel, purpose), []).append(moment)
+    held: list[tuple[int, str, str, str, int]] = []
+    for (channel, purpose), moments in live.items():
+        moments.sort()
+        first = slot_of(moments[0])
+        arrived = sum(
+            n
+            for slot, ch, direction, pu, n in context.slots
+            if ch == channel and pu == purpose and direction == "outbound" and slot >= first
+        )
+        for moment in moments[min(arrived, len(moments)) :]:
+            held.append((slot_of(moment), channel, "outbound", purpose, 1))
+    return held
+
+
+def stale_decision(
+    loaded: LoadedPolicy,
+    context: Context,
+    freshness: Freshness,
+    *,
+    customer: str,
+    channel: str,
+    purpose: str,
+    at: datetime,
+) -> Decision:
+    """A decision when the customer's latest records cannot be confirmed (``freshness``
+    says why in its warning): per the purpose's ``stale`` rule, a denial with a ``stale``
+    reason, or the decision over ``context`` (the views alone) with the warning."""
+    why = freshness.warning or "unknown"
+    if loaded.policy.freshness.of(purpose).stale == "deny":
+        reason = Reason("stale", f"the ledger cannot confirm {customer}'s latest records ({why})")
+        return Decision(
+            customer,
+            channel,
+            purpose,
+            at,
+            False,
+            [reason],
+            None,
+            loaded.version,
+            loaded.sha256,
+            freshness,
+        )
+    decision = decide(loaded, context, customer=customer, channel=channel, purpose=purpose, at=at)
+    return dataclasses.replace(decision, freshness=freshness)
 
 
 def zone_of(profile: Profile | None, policy: Policy) -> ZoneInfo:

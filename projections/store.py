@@ -14,6 +14,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -276,6 +277,7 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
         self.suffix = suffix
         self.tables = {t: f"{t}{suffix}" for t in TABLES}
         self.tracking_table = "tracking"
+        self._snapshot = threading.local()
         super().__init__(datastore)
 
     def construct_create_table_statements(self) -> list[str]:
@@ -350,9 +352,24 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
                     cursor.execute(f"DETACH DATABASE {name}")
 
     def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        held = getattr(self._snapshot, "cursor", None)
+        if held is not None:
+            held.execute(self.sql(statement), params)
+            return [tuple(row) for row in held.fetchall()]
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(self.sql(statement), params)
             return [tuple(row) for row in cursor.fetchall()]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Selects inside see one state of the database (one read transaction: in WAL mode
+        its first read fixes what it sees)."""
+        with self.datastore.transaction(commit=False) as cursor:
+            self._snapshot.cursor = cursor
+            try:
+                yield
+            finally:
+                self._snapshot.cursor = None
 
 
 class PostgresViewRecorder(PostgresTrackingRecorder):
@@ -360,6 +377,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
 
     def __init__(self, datastore: PostgresDatastore, suffix: str = "") -> None:
         super().__init__(datastore)
+        self._snapshot = threading.local()
         self.schema = datastore.schema or "public"
         self.suffix = suffix
         self.tables = {t: f'"{self.schema}".{t}{suffix}' for t in TABLES}
@@ -404,9 +422,24 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
                     self._insert_tracking(cursor, Tracking(name, new))
 
     def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        held = getattr(self._snapshot, "cursor", None)
+        if held is not None:
+            held.execute(self.sql(statement), params)
+            return [tuple(row.values()) for row in held.fetchall()]
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(self.sql(statement), params)
             return [tuple(row.values()) for row in cursor.fetchall()]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Selects inside see one state of the database (one REPEATABLE READ transaction)."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            self._snapshot.cursor = cursor
+            try:
+                yield
+            finally:
+                self._snapshot.cursor = None
 
 
 ViewRecorder = SQLiteViewRecorder | PostgresViewRecorder
@@ -576,6 +609,23 @@ class ViewStore:
             if position is not None:
                 found[partition] = position
         return found
+
+    def snapshot(
+        self, partitions: Iterable[int], customers: Sequence[str], window: Window
+    ) -> tuple[dict[int, int], dict[str, Profile], dict[str, list[tuple[int, str, str, str, int]]]]:
+        """Positions, profiles and contact slots (as :meth:`positions`,
+        :meth:`load_profiles`, :meth:`contact_slots`) read in one transaction, so the rows
+        are exactly those of the positions (what a fresh decision folds the log onto)."""
+        names = {self.tracking_name(p): p for p in partitions}
+        with self.recorder.snapshot():
+            rows = self.recorder.select(
+                "SELECT application_name, MAX(notification_id) FROM "
+                f"{self.recorder.tracking_table} WHERE application_name IN "
+                f"({','.join('?' * len(names))}) GROUP BY application_name",
+                list(names),
+            )
+            positions = {names[name]: int(n) for name, n in rows if n is not None}
+            return positions, self.load_profiles(customers), self.contact_slots(customers, window)
 
     def applied(self, event_ids: Sequence[str]) -> set[str]:
         """Which of these events the views already hold."""

@@ -349,6 +349,19 @@ def test_the_earliest_time_clears_quiet_hours_and_caps_together() -> None:
             "line 2: effective_from: 0001-01-01T00:00:00+14:00 is outside the accepted range",
         ),
         ('version = "x"\neffective_from = 9999-12-31\n', "line 2: effective_from"),
+        (
+            'version = "x"\n[freshness.marketing]\nstale = "maybe"\n',
+            "line 3: freshness.marketing.stale",
+        ),
+        (
+            'version = "x"\n[freshness.service]\nmax_unprojected = -1\n',
+            "line 3: freshness.service.max_unprojected",
+        ),
+        (
+            'version = "x"\n[freshness.marketing]\nreserve_for = "soon"\n',
+            "line 3: freshness.marketing.reserve_for",
+        ),
+        ('version = "x"\n[freshness.sales]\nstale = "deny"\n', "freshness.sales: unknown key"),
     ],
 )
 def test_invalid_policies_are_refused_with_the_line_and_problem(text: str, problem: str) -> None:
@@ -419,3 +432,47 @@ def test_a_campaign_list_is_read_strictly() -> None:
         (1, ("C1", "sms", "marketing")),
         (2, "not JSON: duplicate key 'customer'"),
     ]
+
+
+RESERVING = BASE + '[freshness.marketing]\nreserve_for = "15m"\n'
+
+
+def ask_reserved(
+    events: list[Any], reservations: list[datetime], at: datetime = T, policy: str = RESERVING
+) -> Decision:
+    """Ask with recorded ``contact.allowed`` decisions (sms marketing) at these times."""
+    counts = frequency.replay(events)
+    slots = sorted((slot, ch, d, p, n) for (_, ch, d, p, slot), n in counts.items())
+    held = [(moment, "sms", "marketing") for moment in reservations]
+    return decide(
+        parse_policy(policy),
+        Context(replay("C1", events), slots, held),
+        customer="C1",
+        channel="sms",
+        purpose="marketing",
+        at=at,
+    )
+
+
+def test_a_recorded_allowed_decision_holds_a_slot_until_it_lapses_or_the_contact_comes() -> None:
+    """The sms cap is 2 per 7 days; one contact two days ago leaves one slot."""
+    sent = [*GRANTED, sms(T - timedelta(days=2))]
+    assert ask_reserved(sent, []).allowed
+    held = ask_reserved(sent, [T - timedelta(minutes=5)])
+    assert [r.rule for r in held.reasons] == ["cap"]
+    assert "reached (2)" in held.reasons[0].message
+    assert ask_reserved(sent, [T - timedelta(minutes=16)]).allowed  # lapsed after 15m
+    assert ask_reserved(sent, [T + timedelta(minutes=1)]).allowed  # not made yet at T
+    # The announced contact arrived: it counts, the reservation no longer does.
+    arrived = [*sent, sms(T - timedelta(minutes=3))]
+    decision = ask_reserved(arrived, [T - timedelta(minutes=5)])
+    assert "reached (2)" in decision.reasons[0].message
+    # Without reserve_for, recorded decisions never count.
+    assert ask_reserved(sent, [T - timedelta(minutes=5)], policy=BASE).allowed
+
+
+def test_the_built_in_policy_fails_closed_for_marketing_only() -> None:
+    rules = default_policy().policy.freshness
+    assert rules.of("marketing").stale == "deny"
+    assert rules.of("marketing").reserve_for == "15m"
+    assert rules.of("service").stale == rules.of("transactional").stale == "allow-with-warning"
