@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
+from ledger.stopping import exit_code, stop_on_signals
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
@@ -306,7 +306,8 @@ def import_(
     Valid lines are appended in batches; every rejected line goes to a rejects file
     with its line number and reasons. Running the same import twice appends nothing
     new (ids are idempotency keys). Exit code 0: all accepted; 3: some rejected;
-    1: the log failed.
+    1: the log failed; 130/143: stopped by SIGINT/SIGTERM (every line read so far was
+    appended or rejected and is counted in the summary; run it again to finish).
 
     \b
     Example:
@@ -321,6 +322,7 @@ def import_(
     rejects = rejects_path or settings.data_dir / "rejects" / f"{name}-{stamp}.jsonl"
     size = None if file == "-" else Path(file).stat().st_size
     with (
+        stop_on_signals() as stop,
         click.open_file(file, "rb") as source,
         open_log(settings) as log,
         progress_bar("importing", size, unit_bytes=True) as advance,
@@ -332,10 +334,19 @@ def import_(
             rejects,
             batch_size=batch_size or settings.batch_size,
             on_progress=advance if not as_json else lambda _: None,
+            stop=stop,
         )
+        interrupted = exit_code(stop)
     _render_import(summary, as_json)
     if summary.failed:
         ctx.exit(1)
+    if summary.interrupted:
+        click.echo(
+            f"interrupted by {_signal_name(interrupted)} after line {summary.read}: "
+            "run the same import again to finish (what is in the log is skipped)",
+            err=True,
+        )
+        ctx.exit(interrupted)
     if summary.rejected:
         ctx.exit(EXIT_REJECTED)
 
@@ -802,7 +813,9 @@ def project() -> None:
 
 
 @project.command("run")
-@click.option("--follow", is_flag=True, help="Keep running until SIGINT/SIGTERM.")
+@click.option(
+    "--follow", is_flag=True, help="Keep running until SIGINT/SIGTERM (then exit code 0)."
+)
 @batch_size_option
 @click.option(
     "--on-error",
@@ -831,8 +844,14 @@ def project_run(
     Resumes from the positions stored with the views; an event already applied (same
     id) is never applied twice. On a Kafka log, every process started with the same
     --group shares the partitions, and a stopped one's partitions move to the others.
-    With --follow, keeps applying new events, and on SIGINT/SIGTERM finishes the batch
-    in hand before exiting.
+    With --follow, keeps applying new events until SIGINT or SIGTERM.
+
+    On SIGINT/SIGTERM (once or several times, to the process or its group) it stops
+    within about a second, idle or busy: the batch in hand is committed (one process) or
+    rolled back (worker processes: nothing of it reaches the views), so every event
+    counts once when it runs again. Exit code with --follow: 0 (a signal is the normal
+    way to stop a follower); without it, a catch-up cut short exits 130 (SIGINT) or
+    143 (SIGTERM) after printing what it committed.
 
     \b
     Example:
@@ -840,11 +859,11 @@ def project_run(
       ledger project run --follow --batch-size 1000
     """
     settings = settings_of(ctx)
-    with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-        stop = threading.Event()
-        if follow:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: stop.set())
+    with (
+        stop_on_signals() as stop,
+        open_log(settings, create=False) as log,
+        closing(open_store(settings)) as store,
+    ):
         if isinstance(log, KafkaLog):
             group = GroupProjector(
                 log,
@@ -865,7 +884,8 @@ def project_run(
                 validate=validate,
                 workers=settings.workers if workers is None else workers,
             )
-            report = projector.follow(stop) if follow else projector.catch_up()
+            report = projector.follow(stop) if follow else projector.catch_up(stop)
+        interrupted = 0 if follow else exit_code(stop)
     summary = {
         "records": report.records,
         "applied": report.applied,
@@ -875,17 +895,30 @@ def project_run(
         "events_per_second": round(report.rate),
         "workers": report.workers,
         "positions": {str(p): o for p, o in sorted(report.positions.items())},
+        "interrupted": _signal_name(interrupted),
     }
     if as_json:
         click.echo(orjson.dumps(summary))
-        return
-    click.echo(
-        f"{report.records} records: {report.applied} applied, {report.duplicates} "
-        f"duplicates skipped, {report.parked} parked ({report.rate:,.0f} records/s"
-        + (f", {report.workers} worker processes)" if report.workers > 1 else ")")
-    )
-    if report.parked:
-        click.echo("parked records: ledger project errors")
+    else:
+        click.echo(
+            f"{report.records} records: {report.applied} applied, {report.duplicates} "
+            f"duplicates skipped, {report.parked} parked ({report.rate:,.0f} records/s"
+            + (f", {report.workers} worker processes)" if report.workers > 1 else ")")
+        )
+        if report.parked:
+            click.echo("parked records: ledger project errors")
+    if interrupted:
+        click.echo(
+            f"interrupted by {_signal_name(interrupted)}: the views hold every batch "
+            "committed before it; run `ledger project run` again to go on",
+            err=True,
+        )
+        ctx.exit(interrupted)
+
+
+def _signal_name(code: int) -> str | None:
+    """The name of the signal behind exit code ``code`` (128 + its number), if any."""
+    return signal.Signals(code - 128).name if code > 128 else None
 
 
 @project.command("rebuild")

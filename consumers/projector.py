@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from ledger.codec import event_from_json
 from ledger.errors import InvalidEvent, LedgerError
 from ledger.events import DECISION_TYPES
 from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent
+from ledger.stopping import Stop
 from projections import frequency, profile
 from projections.fact import Fact, fact_from_stored, fact_of
 from projections.store import BatchConflict, DeadLetter, ViewBatch, ViewStore
@@ -321,7 +321,7 @@ class Projector:
         self.folder.forget()
         self._generation = self.store.generation()
 
-    def catch_up(self, stop: threading.Event | None = None) -> RunReport:
+    def catch_up(self, stop: Stop | None = None) -> RunReport:
         """Apply everything up to the current end of the log, then return.
 
         Records are read and folded in chunks of :data:`READ_CHUNK`, and committed every
@@ -388,7 +388,7 @@ class Projector:
             return None
         return parallel
 
-    def follow(self, stop: threading.Event, poll_seconds: float = 0.2) -> RunReport:
+    def follow(self, stop: Stop, poll_seconds: float = 0.2) -> RunReport:
         """Catch up, then keep applying new records until ``stop`` is set (SIGINT/SIGTERM
         in the CLI). The batch in hand is always finished and committed first."""
         total = RunReport()

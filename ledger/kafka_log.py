@@ -38,6 +38,7 @@ from ledger.log import (
     ReadFilter,
 )
 from ledger.settings import KafkaLogTarget, Settings
+from ledger.stopping import Stop
 
 PRODUCER_OPTIONS: dict[str, Any] = {
     "acks": "all",
@@ -251,7 +252,7 @@ class KafkaLog(EventLog):
         self,
         start: Positions | None = None,
         where: ReadFilter = EVERYTHING,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
         poll_seconds: float = 0.2,
     ) -> Iterator[LogRecord]:
         return self._consume(
@@ -262,7 +263,7 @@ class KafkaLog(EventLog):
         self,
         start: Positions | None,
         where: ReadFilter,
-        stop: threading.Event | None,
+        stop: Stop | None,
         poll_seconds: float,
     ) -> Iterator[LogRecord]:
         partitions = self.partitions()

@@ -7,7 +7,6 @@ against both (``tests/integration/test_log_contract.py``).
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from ledger.events import Touchpoint
+from ledger.stopping import Stop
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -220,7 +220,7 @@ class EventLog(ABC):
         self,
         start: Positions | None = None,
         where: ReadFilter = EVERYTHING,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
         poll_seconds: float = 0.2,
     ) -> Iterator[LogRecord]:
         """Like :meth:`read`, then block for new records until ``stop`` is set."""

@@ -32,6 +32,7 @@ from ledger.importer import (
 )
 from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
 from ledger.sqlite_log import SQLiteLog
+from ledger.stopping import Stop
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, fact_of
@@ -62,14 +63,17 @@ def import_file(
     *,
     batch_size: int,
     on_progress: Progress = _ignore,
+    stop: Stop | None = None,
 ) -> ImportSummary:
-    """Import JSON Lines or CSV from ``source``; rejects go to ``rejects_path``."""
+    """Import JSON Lines or CSV from ``source``; rejects go to ``rejects_path``. With
+    ``stop``, ends early (at the line in hand) once it is set."""
     return import_stream(
         log,
         candidates(source, fmt),
         RejectsFile(rejects_path),
         batch_size=batch_size,
         on_progress=on_progress,
+        stop=stop,
     )
 
 

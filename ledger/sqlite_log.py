@@ -42,6 +42,7 @@ from ledger.log import (
     ReadFilter,
     StoredEvent,
 )
+from ledger.stopping import Stop
 from ledger.timeutil import from_micros, to_micros, utc_now
 
 TABLE = "touchpoints"
@@ -494,7 +495,7 @@ class SQLiteLog(EventLog):
         self,
         start: Positions | None = None,
         where: ReadFilter = EVERYTHING,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
         poll_seconds: float = 0.2,
     ) -> Iterator[LogRecord]:
         return self._scan(start, where, stop=stop or threading.Event(), poll_seconds=poll_seconds)
@@ -503,7 +504,7 @@ class SQLiteLog(EventLog):
         self,
         start: Positions | None,
         where: ReadFilter,
-        stop: threading.Event | None,
+        stop: Stop | None,
         poll_seconds: float,
     ) -> Iterator[LogRecord]:
         position = max(1, (start or {}).get(PARTITION, 1))
