@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 from ledger.codec import event_from_json
 from ledger.errors import InvalidEvent, LedgerError
 from ledger.events import DECISION_TYPES
-from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent
+from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent, as_bytes
 from ledger.stopping import Stop
 from projections import frequency, profile
 from projections.fact import Fact, fact_from_stored, fact_of
@@ -105,11 +105,17 @@ def item_of(record: LogRecord) -> Item:
 def item_of_stored(stored: StoredEvent) -> Item:
     """The item of a record the log validated at append time: the fast path decodes only
     what projections use; anything unexpected takes the validating path, which names the
-    problem (a record that fails it is parked, as from any log)."""
+    problem (a record that fails it is parked, as from any log). A row whose columns
+    are damaged (a type the ledger does not write, an impossible event time) is parked
+    naming them, whatever its JSON says: the fast path cannot trust those columns, and the
+    validating path (``--validate``) parks the same rows, so both give the same views."""
     try:
         return Item(stored.position, fact_from_stored(stored), None, stored.document)
     except Exception:  # whatever broke, the validating path below says what
         pass
+    damage = stored.damage()
+    if damage is not None:
+        return Item(stored.position, None, damage, as_bytes(stored.document))
     try:
         event = event_from_json(stored.document)
     except InvalidEvent as exc:
@@ -271,7 +277,7 @@ class Folder:
             DeadLetter(
                 record.position.partition,
                 record.position.offset,
-                record.raw,
+                as_bytes(record.raw),
                 reason,
                 datetime.now(UTC),
             )
