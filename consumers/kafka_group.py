@@ -27,6 +27,9 @@ from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
 from ledger.stopping import Stop
 from projections.store import BatchConflict, ViewStore
 
+LEAVE_GROUP_MS = 1000
+"""How long a stopping projector waits to leave its group politely."""
+
 
 class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, group: GroupProjector) -> None:
@@ -121,7 +124,9 @@ class GroupProjector:
                 elif until_caught_up and self._caught_up():
                     break
         finally:
-            self.consumer.close()
+            # Bounded: a LeaveGroup sent while a join is in flight is answered only when
+            # the join completes (seconds); the group then drops this member by timeout.
+            self.consumer.close(timeout_ms=LEAVE_GROUP_MS)
             report.seconds = time.perf_counter() - started
         return report
 

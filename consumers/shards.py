@@ -32,6 +32,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,9 @@ class WorkerPool:
         self.connections: list[Connection] = []
         self.processes: list[Any] = []
         # Started with SIGINT/SIGTERM held back, the fork server and the workers inherit
-        # that: a Ctrl-C to the process group cannot kill them before they ignore it.
+        # that: a Ctrl-C to the process group cannot kill them before they ignore it. (The
+        # resource tracker is started first: starting it unblocks both signals.)
+        resource_tracker.ensure_running()
         with signals_held():
             for spec in specs:
                 ours, theirs = context.Pipe()

@@ -71,8 +71,10 @@ class SignalStop:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[SignalStop]:
     """Turn SIGINT and SIGTERM into a :class:`SignalStop` while the block runs (several
-    signals, even in quick succession, make one request); the previous handlers come
-    back afterwards. Outside the main thread, no handlers are installed."""
+    signals, even in quick succession, make one request). Afterwards the previous
+    handlers come back -- unless a stop was requested: then the command is on its way
+    out (printing what it did), and the rest of a burst of signals is ignored rather
+    than killing it half-way. Outside the main thread, no handlers are installed."""
     stop = SignalStop()
     previous: dict[int, object] = {}
     try:
@@ -82,7 +84,7 @@ def stop_on_signals() -> Iterator[SignalStop]:
         yield stop
     finally:
         for number, handler in previous.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
+            signal.signal(number, signal.SIG_IGN if stop.is_set() else handler)  # type: ignore[arg-type]
         stop.close()
 
 
@@ -98,7 +100,8 @@ def signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back from this thread while the block runs (they are
     delivered when it ends). Processes started meanwhile inherit the held mask, so a
     helper process (multiprocessing's fork server, the projector's workers) never dies
-    of a Ctrl-C meant for the projector, which handles it for them."""
+    of a Ctrl-C meant for the projector, which handles it for them. (Starting
+    multiprocessing's resource tracker unblocks both: start it before.)"""
     held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
