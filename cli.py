@@ -62,7 +62,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class LedgerGroup(click.Group):
-    """Turns every :class:`LedgerError` into one line on stderr and exit code 1."""
+    """Turns every :class:`LedgerError` into one line on stderr and exit code 1, and a
+    Ctrl-C that reaches a command without a stop handler into one line and code 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -70,6 +71,9 @@ class LedgerGroup(click.Group):
         except LedgerError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted by SIGINT: what was not committed is rolled back", err=True)
+            ctx.exit(128 + signal.SIGINT)
 
 
 def json_option(function: F) -> F:
@@ -943,6 +947,8 @@ def project_rebuild(
     The profile and frequency views share one store and are rebuilt together (NAME is
     accepted for either). The live views stay readable until the swap, which is one
     transaction; a projector running with --follow picks up from the rebuilt positions.
+    On SIGINT/SIGTERM it stops within seconds without swapping anything in (exit code
+    130/143).
 
     \b
     Example:
@@ -950,14 +956,27 @@ def project_rebuild(
       ledger project rebuild profile --json
     """
     settings = settings_of(ctx)
-    with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
+    with (
+        stop_on_signals() as stop,
+        open_log(settings, create=False) as log,
+        closing(open_store(settings)) as store,
+    ):
         report = rebuild(
             log,
             store,
             batch_size=batch_size,
             validate=validate,
             workers=settings.workers if workers is None else workers,
+            stop=stop,
         )
+        interrupted = exit_code(stop)
+    if interrupted:
+        click.echo(
+            f"interrupted by {_signal_name(interrupted)}: nothing swapped in, the live views "
+            "are unchanged; run `ledger project rebuild` again",
+            err=True,
+        )
+        ctx.exit(interrupted)
     summary = {
         "rebuilt": name,
         "records": report.records,

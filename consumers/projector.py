@@ -490,10 +490,13 @@ def rebuild(
     validate: bool = False,
     workers: int | None = None,
     parallel_min: int | None = None,
+    stop: Stop | None = None,
 ) -> RunReport:
     """Rebuild the views from position 0 into fresh tables while the live ones stay
     readable, then swap them in (one transaction). A projector running meanwhile
-    conflicts once, resumes from the rebuilt positions and goes on."""
+    conflicts once, resumes from the rebuilt positions and goes on. If ``stop`` is set
+    before the end, nothing is swapped in: the live views stay as they were (the next
+    rebuild drops the unfinished tables)."""
     fresh = store.rebuild_store()
     fresh.defer_indexes()  # built once, by the swap
     report = Projector(
@@ -503,6 +506,7 @@ def rebuild(
         validate=validate,
         workers=workers,
         parallel_min=parallel_min,
-    ).catch_up()
-    store.swap_in(fresh)
+    ).catch_up(stop)
+    if stop is None or not stop.is_set():
+        store.swap_in(fresh)
     return report

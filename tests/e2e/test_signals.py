@@ -230,6 +230,19 @@ def test_an_interrupted_catch_up_exits_128_plus_the_signal(
     assert dump(copy_of) == backlog.views
 
 
+def test_an_interrupted_rebuild_swaps_nothing_in(backlog: Backlog, copy_of: Settings) -> None:
+    finish(copy_of)
+    live = dump(copy_of)
+    rng = random.Random(30)
+    rebuilding = ledger(
+        "project", "rebuild", "--batch-size", "2000", "--workers", "2", env=env_of(copy_of)
+    )
+    stopped = signal_group(rebuilding, CTRL_C, rng.uniform(0, 0.2), rng)
+    assert stopped.code == 130, stopped
+    assert "nothing swapped in" in stopped.stderr
+    assert dump(copy_of) == live == backlog.views
+
+
 def logged(log: Path) -> int:
     with sqlite3.connect(log) as connection:
         (count,) = connection.execute("SELECT count(*) FROM touchpoints").fetchone()
@@ -281,7 +294,9 @@ def test_a_kafka_follower_stops_within_seconds_and_counts_every_event_once(
     rng = random.Random(4)
     env = {**env_of(settings), "LEDGER_GROUP_ID": f"g-{rng.random()}"}
     for signals, delay in ((SEVERAL, rng.uniform(0.2, 3.0)), (ONE, rng.uniform(7.0, 9.0))):
-        follower = ledger("project", "run", "--follow", "--batch-size", "200", env=env)
+        follower = ledger(
+            "project", "run", "--follow", "--batch-size", "200", "--workers", "2", env=env
+        )
         stopped = signal_group(follower, signals, delay, rng)
         assert stopped.code == 0, stopped
     finish(settings)
