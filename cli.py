@@ -1859,6 +1859,8 @@ def audit_seal(ctx: click.Context, key: Path | None, as_json: bool) -> None:
 
     Incremental: sealing again continues from the last checkpoint. Checkpoints and the
     digest of every sealed record go to the audit store (LEDGER_AUDIT_STORE), not the log.
+    On SIGINT/SIGTERM it checkpoints what it has chained so far (a valid, shorter seal),
+    prints it and exits 130/143; sealing again goes on from there.
 
     \b
     Example:
@@ -1867,10 +1869,12 @@ def audit_seal(ctx: click.Context, key: Path | None, as_json: bool) -> None:
     settings = settings_of(ctx)
     signer = ledger_audit.Signer(key) if key else None
     with (
+        stop_on_signals() as stop,
         open_log(settings, create=False) as log,
         closing(ledger_audit.AuditStore(settings.audit_path)) as store,
     ):
-        report = ledger_audit.seal(log, log_name(settings), store, signer)
+        report = ledger_audit.seal(log, log_name(settings), store, signer, stop=stop)
+        interrupted = exit_code(stop)
     rate = report.records / report.seconds if report.seconds else 0.0
     if as_json:
         click.echo(
@@ -1880,19 +1884,28 @@ def audit_seal(ctx: click.Context, key: Path | None, as_json: bool) -> None:
                     "seconds": round(report.seconds, 3),
                     "records_per_second": round(rate),
                     "checkpoints": [c.to_dict() for c in report.checkpoints],
+                    "interrupted": _signal_name(interrupted),
                 }
             )
         )
-        return
-    click.echo(
-        f"sealed {report.records} new records in {len(report.checkpoints)} partition(s) "
-        f"({rate:,.0f} records/s){', signed' if signer else ''}"
-    )
-    for checkpoint in report.checkpoints:
+    else:
         click.echo(
-            f"  checkpoint {checkpoint.id}: partition {checkpoint.partition} up to position "
-            f"{checkpoint.position}, {checkpoint.count} records, chain {checkpoint.chain[:16]}..."
+            f"sealed {report.records} new records in {len(report.checkpoints)} partition(s) "
+            f"({rate:,.0f} records/s){', signed' if signer else ''}"
         )
+        for checkpoint in report.checkpoints:
+            click.echo(
+                f"  checkpoint {checkpoint.id}: partition {checkpoint.partition} up to position "
+                f"{checkpoint.position}, {checkpoint.count} records, "
+                f"chain {checkpoint.chain[:16]}..."
+            )
+    if interrupted:
+        click.echo(
+            f"interrupted by {_signal_name(interrupted)}: sealed as far as the checkpoints "
+            "say; run `ledger audit seal` again to seal the rest",
+            err=True,
+        )
+        ctx.exit(interrupted)
 
 
 @audit.command("verify")

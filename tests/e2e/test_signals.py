@@ -243,6 +243,38 @@ def test_an_interrupted_rebuild_swaps_nothing_in(backlog: Backlog, copy_of: Sett
     assert dump(copy_of) == live == backlog.views
 
 
+def test_an_interrupted_seal_checkpoints_what_it_chained(
+    backlog: Backlog, copy_of: Settings, tmp_path: Path
+) -> None:
+    """Its digesting processes print nothing; what it sealed verifies, and sealing again
+    seals the rest."""
+    rng = random.Random(40)
+    env = {**env_of(copy_of), "LEDGER_AUDIT_STORE": str(tmp_path / "audit.db")}
+    sealing = ledger("audit", "seal", "--json", env=env)
+    stopped = signal_group(sealing, SEVERAL, rng.uniform(0.3, 0.9), rng)
+    assert stopped.code in (0, 130), stopped  # 0: it finished before the signal
+    first = orjson.loads(stopped.stdout)
+    assert first["interrupted"] == (None if stopped.code == 0 else "SIGINT")
+    again = subprocess.run(
+        [sys.executable, "-m", "cli", "audit", "seal", "--json"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert first["records"] + orjson.loads(again.stdout)["records"] == backlog.events
+    verified = subprocess.run(
+        [sys.executable, "-m", "cli", "audit", "verify"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"{backlog.events} sealed records" in verified.stdout.decode()
+
+
 def logged(log: Path) -> int:
     with sqlite3.connect(log) as connection:
         (count,) = connection.execute("SELECT count(*) FROM touchpoints").fetchone()
