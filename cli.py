@@ -46,7 +46,7 @@ from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
-from ledger.stopping import exit_code, stop_on_signals
+from ledger.stopping import exit_code, stop_on_signals, stoppable
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
@@ -333,7 +333,7 @@ def import_(
     ):
         summary = service.import_file(
             log,
-            source,
+            stoppable(source, stop),
             chosen,
             rejects,
             batch_size=batch_size or settings.batch_size,

@@ -239,6 +239,8 @@ def _pump(
                 break
         if batch and writer.error is None:
             writer.submit(batch)
+        if stop is not None and stop.is_set():
+            summary.interrupted = True  # also when it ended the input (a pipe: stoppable)
     finally:
         writer.finish()
         rejects.close()

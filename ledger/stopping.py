@@ -14,11 +14,13 @@ codes of :func:`exit_code`.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import select
 import signal
+import stat
 from collections.abc import Iterator
-from typing import Protocol
+from typing import IO, Protocol
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -107,3 +109,40 @@ def signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+POLL_SECONDS = 0.1
+"""How often a read that waits for input looks whether a stop was requested."""
+
+
+class _StoppableInput(io.RawIOBase):
+    """A pipe or terminal read that ends (as at end of input) once a stop is requested:
+    a blocking read would otherwise wait for input that may never come."""
+
+    def __init__(self, stream: IO[bytes], stop: Stop) -> None:
+        self._stream = stream
+        self._fd = stream.fileno()
+        self._stop = stop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._fd], [], [], POLL_SECONDS)
+            if ready:
+                return os.readv(self._fd, [buffer])
+        return 0
+
+
+def stoppable(stream: IO[bytes], stop: Stop) -> IO[bytes]:
+    """``stream``, reading from which ends once ``stop`` is set, if it is a pipe, socket
+    or terminal (standard input); a regular file is returned as it is (its reads do not
+    block, and the reader checks ``stop`` itself)."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return stream
+    if stat.S_ISREG(mode):
+        return stream
+    return io.BufferedReader(_StoppableInput(stream, stop))

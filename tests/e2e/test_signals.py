@@ -7,6 +7,7 @@ so that ``os.killpg`` reaches them and their worker processes as a terminal's Ct
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -334,3 +335,44 @@ def test_a_kafka_follower_stops_within_seconds_and_counts_every_event_once(
     finish(settings)
     finish(fresh)
     assert dump(settings) == dump(fresh)
+
+
+def test_an_import_waiting_on_a_silent_pipe_stops(backlog: Backlog, tmp_path: Path) -> None:
+    """``ledger import -`` whose producer sent 300 lines and then nothing, keeping the pipe
+    open: a signal ends the wait for input, and the 300 lines are in the log and counted."""
+    settings = Settings(log=f"sqlite:///{tmp_path / 'log.db'}", store=f"sqlite:///{tmp_path}/v.db")
+    reading, writing = os.pipe()
+    try:
+        importer = subprocess.Popen(
+            [sys.executable, "-m", "cli", "import", "-", "--json", "--batch-size", "100"],
+            cwd=ROOT,
+            env={**os.environ, **env_of(settings)},
+            stdin=reading,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        with backlog.history.open("rb") as history:
+            os.write(writing, b"".join(itertools.islice(history, 300)))
+        try:
+            assert wait_until(lambda: logged_or_zero(tmp_path / "log.db") == 300, 60)
+            rng = random.Random(50)
+            stopped = signal_group(importer, ONE, rng.uniform(0, 0.3), rng)
+        finally:
+            if importer.poll() is None:
+                importer.kill()
+                importer.communicate()
+    finally:
+        os.close(reading)
+        os.close(writing)  # only now does the input end
+    assert stopped.code == 143, stopped
+    summary = orjson.loads(stopped.stdout)
+    assert (summary["read"], summary["accepted"], summary["interrupted"]) == (300, 300, True)
+    assert logged(tmp_path / "log.db") == 300
+
+
+def logged_or_zero(log: Path) -> int:
+    try:
+        return logged(log)
+    except sqlite3.Error:
+        return 0
