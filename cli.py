@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import sys
-import threading
 import traceback
 import uuid
 from collections import Counter
@@ -53,6 +52,7 @@ from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
+from ledger.stopping import exit_code, stop_on_signals, stoppable
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
@@ -75,7 +75,8 @@ class LedgerGroup(click.Group):
     """Turns every error into one line on stderr and a non-zero exit code: a
     :class:`LedgerError` or an operating-system error (a file that cannot be read) is the
     user's to fix (exit 1); anything else is a bug (exit 70; ``LEDGER_DEBUG=1`` shows its
-    traceback)."""
+    traceback). Ctrl-C that reaches a command
+    without a stop handler is one line and exit code 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -106,6 +107,9 @@ class LedgerGroup(click.Group):
                 err=True,
             )
             ctx.exit(EXIT_INTERNAL)
+        except KeyboardInterrupt:
+            click.echo("interrupted by SIGINT: what was not committed is rolled back", err=True)
+            ctx.exit(128 + signal.SIGINT)
 
 
 def json_option(function: F) -> F:
@@ -374,7 +378,8 @@ def import_(
     Valid lines are appended in batches; every rejected line goes to a rejects file
     with its line number and reasons. Running the same import twice appends nothing
     new (ids are idempotency keys). Exit code 0: all accepted; 3: some rejected;
-    1: the log failed.
+    1: the log failed; 130/143: stopped by SIGINT/SIGTERM (every line read so far was
+    appended or rejected and is counted in the summary; run it again to finish).
 
     \b
     Example:
@@ -390,10 +395,17 @@ def import_(
     size = None if file == "-" else Path(file).stat().st_size
     with click.open_file(file, "rb") as source:
         check_rejects_target(source, rejects)  # before the log is even opened
-        summary = _import(settings, source, chosen, rejects, size, batch_size, as_json)
+        summary, interrupted = _import(settings, source, chosen, rejects, size, batch_size, as_json)
     _render_import(summary, as_json)
     if summary.failed:
         ctx.exit(1)
+    if summary.interrupted:
+        click.echo(
+            f"interrupted by {_signal_name(interrupted)} after line {summary.read}: "
+            "run the same import again to finish (what is in the log is skipped)",
+            err=True,
+        )
+        ctx.exit(interrupted)
     if summary.rejected:
         ctx.exit(EXIT_REJECTED)
 
@@ -406,19 +418,23 @@ def _import(
     size: int | None,
     batch_size: int | None,
     as_json: bool,
-) -> ImportSummary:
+) -> tuple[ImportSummary, int]:
+    """The import's summary, and the exit code of the signal that stopped it (0: none)."""
     with (
+        stop_on_signals() as stop,
         open_log(settings) as log,
         progress_bar("importing", size, unit_bytes=True) as advance,
     ):
-        return service.import_file(
+        summary = service.import_file(
             log,
-            source,
+            stoppable(source, stop),
             chosen,
             rejects,
             batch_size=batch_size or settings.batch_size,
             on_progress=advance if not as_json else lambda _: None,
+            stop=stop,
         )
+        return summary, exit_code(stop)
 
 
 def _render_import(summary: ImportSummary, as_json: bool) -> None:
@@ -882,7 +898,9 @@ def project() -> None:
 
 
 @project.command("run")
-@click.option("--follow", is_flag=True, help="Keep running until SIGINT/SIGTERM.")
+@click.option(
+    "--follow", is_flag=True, help="Keep running until SIGINT/SIGTERM (then exit code 0)."
+)
 @batch_size_option
 @click.option(
     "--on-error",
@@ -911,8 +929,14 @@ def project_run(
     Resumes from the positions stored with the views; an event already applied (same
     id) is never applied twice. On a Kafka log, every process started with the same
     --group shares the partitions, and a stopped one's partitions move to the others.
-    With --follow, keeps applying new events, and on SIGINT/SIGTERM finishes the batch
-    in hand before exiting.
+    With --follow, keeps applying new events until SIGINT or SIGTERM.
+
+    On SIGINT/SIGTERM (once or several times, to the process or its group) it stops
+    within about a second, idle or busy: the batch in hand is committed (one process) or
+    rolled back (worker processes: nothing of it reaches the views), so every event
+    counts once when it runs again. Exit code with --follow: 0 (a signal is the normal
+    way to stop a follower); without it, a catch-up cut short exits 130 (SIGINT) or
+    143 (SIGTERM) after printing what it committed.
 
     \b
     Example:
@@ -920,11 +944,11 @@ def project_run(
       ledger project run --follow --batch-size 1000
     """
     settings = settings_of(ctx)
-    with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-        stop = threading.Event()
-        if follow:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: stop.set())
+    with (
+        stop_on_signals() as stop,
+        open_log(settings, create=False) as log,
+        closing(open_store(settings)) as store,
+    ):
         if isinstance(log, KafkaLog):
             group = GroupProjector(
                 log,
@@ -945,7 +969,8 @@ def project_run(
                 validate=validate,
                 workers=settings.workers if workers is None else workers,
             )
-            report = projector.follow(stop) if follow else projector.catch_up()
+            report = projector.follow(stop) if follow else projector.catch_up(stop)
+        interrupted = 0 if follow else exit_code(stop)
     summary = {
         "records": report.records,
         "applied": report.applied,
@@ -955,17 +980,30 @@ def project_run(
         "events_per_second": round(report.rate),
         "workers": report.workers,
         "positions": {str(p): o for p, o in sorted(report.positions.items())},
+        "interrupted": _signal_name(interrupted),
     }
     if as_json:
         click.echo(orjson.dumps(summary))
-        return
-    click.echo(
-        f"{report.records} records: {report.applied} applied, {report.duplicates} "
-        f"duplicates skipped, {report.parked} parked ({report.rate:,.0f} records/s"
-        + (f", {report.workers} worker processes)" if report.workers > 1 else ")")
-    )
-    if report.parked:
-        click.echo("parked records: ledger project errors")
+    else:
+        click.echo(
+            f"{report.records} records: {report.applied} applied, {report.duplicates} "
+            f"duplicates skipped, {report.parked} parked ({report.rate:,.0f} records/s"
+            + (f", {report.workers} worker processes)" if report.workers > 1 else ")")
+        )
+        if report.parked:
+            click.echo("parked records: ledger project errors")
+    if interrupted:
+        click.echo(
+            f"interrupted by {_signal_name(interrupted)}: the views hold every batch "
+            "committed before it; run `ledger project run` again to go on",
+            err=True,
+        )
+        ctx.exit(interrupted)
+
+
+def _signal_name(code: int) -> str | None:
+    """The name of the signal behind exit code ``code`` (128 + its number), if any."""
+    return signal.Signals(code - 128).name if code > 128 else None
 
 
 @project.command("rebuild")
@@ -990,6 +1028,8 @@ def project_rebuild(
     The profile and frequency views share one store and are rebuilt together (NAME is
     accepted for either). The live views stay readable until the swap, which is one
     transaction; a projector running with --follow picks up from the rebuilt positions.
+    On SIGINT/SIGTERM it stops within seconds without swapping anything in (exit code
+    130/143).
 
     \b
     Example:
@@ -997,14 +1037,27 @@ def project_rebuild(
       ledger project rebuild profile --json
     """
     settings = settings_of(ctx)
-    with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
+    with (
+        stop_on_signals() as stop,
+        open_log(settings, create=False) as log,
+        closing(open_store(settings)) as store,
+    ):
         report = rebuild(
             log,
             store,
             batch_size=batch_size,
             validate=validate,
             workers=settings.workers if workers is None else workers,
+            stop=stop,
         )
+        interrupted = exit_code(stop)
+    if interrupted:
+        click.echo(
+            f"interrupted by {_signal_name(interrupted)}: nothing swapped in, the live views "
+            "are unchanged; run `ledger project rebuild` again",
+            err=True,
+        )
+        ctx.exit(interrupted)
     summary = {
         "rebuilt": name,
         "records": report.records,
@@ -1968,6 +2021,8 @@ def audit_seal(ctx: click.Context, key: Path | None, as_json: bool) -> None:
 
     Incremental: sealing again continues from the last checkpoint. Checkpoints and the
     digest of every sealed record go to the audit store (LEDGER_AUDIT_STORE), not the log.
+    On SIGINT/SIGTERM it checkpoints what it has chained so far (a valid, shorter seal),
+    prints it and exits 130/143; sealing again goes on from there.
 
     \b
     Example:
@@ -1976,10 +2031,12 @@ def audit_seal(ctx: click.Context, key: Path | None, as_json: bool) -> None:
     settings = settings_of(ctx)
     signer = ledger_audit.Signer(key) if key else None
     with (
+        stop_on_signals() as stop,
         open_log(settings, create=False) as log,
         closing(ledger_audit.AuditStore(settings.audit_path)) as store,
     ):
-        report = ledger_audit.seal(log, log_name(settings), store, signer)
+        report = ledger_audit.seal(log, log_name(settings), store, signer, stop=stop)
+        interrupted = exit_code(stop)
     rate = report.records / report.seconds if report.seconds else 0.0
     if as_json:
         click.echo(
@@ -1989,19 +2046,28 @@ def audit_seal(ctx: click.Context, key: Path | None, as_json: bool) -> None:
                     "seconds": round(report.seconds, 3),
                     "records_per_second": round(rate),
                     "checkpoints": [c.to_dict() for c in report.checkpoints],
+                    "interrupted": _signal_name(interrupted),
                 }
             )
         )
-        return
-    click.echo(
-        f"sealed {report.records} new records in {len(report.checkpoints)} partition(s) "
-        f"({rate:,.0f} records/s){', signed' if signer else ''}"
-    )
-    for checkpoint in report.checkpoints:
+    else:
         click.echo(
-            f"  checkpoint {checkpoint.id}: partition {checkpoint.partition} up to position "
-            f"{checkpoint.position}, {checkpoint.count} records, chain {checkpoint.chain[:16]}..."
+            f"sealed {report.records} new records in {len(report.checkpoints)} partition(s) "
+            f"({rate:,.0f} records/s){', signed' if signer else ''}"
         )
+        for checkpoint in report.checkpoints:
+            click.echo(
+                f"  checkpoint {checkpoint.id}: partition {checkpoint.partition} up to position "
+                f"{checkpoint.position}, {checkpoint.count} records, "
+                f"chain {checkpoint.chain[:16]}..."
+            )
+    if interrupted:
+        click.echo(
+            f"interrupted by {_signal_name(interrupted)}: sealed as far as the checkpoints "
+            "say; run `ledger audit seal` again to seal the rest",
+            err=True,
+        )
+        ctx.exit(interrupted)
 
 
 @audit.command("verify")

@@ -15,7 +15,6 @@ never counted twice, and a position never moves past an event the views do not h
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from typing import Any
 
@@ -25,7 +24,11 @@ from kafka.errors import KafkaError
 from consumers.projector import PROJECTOR_BATCH, Projector, RunReport
 from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
+from ledger.stopping import Stop
 from projections.store import BatchConflict, ViewStore
+
+LEAVE_GROUP_MS = 1000
+"""How long a stopping projector waits to leave its group politely."""
 
 
 class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -89,7 +92,7 @@ class GroupProjector:
                 self.consumer.seek_to_beginning(tp)
 
     def run(
-        self, stop: threading.Event, *, until_caught_up: bool = False, poll_seconds: float = 0.5
+        self, stop: Stop, *, until_caught_up: bool = False, poll_seconds: float = 0.5
     ) -> RunReport:
         """Apply batches until ``stop`` is set (or, with ``until_caught_up``, until every
         assigned partition has reached its high watermark). The batch in hand is always
@@ -121,11 +124,13 @@ class GroupProjector:
                 elif until_caught_up and self._caught_up():
                     break
         finally:
-            self.consumer.close()
+            # Bounded: a LeaveGroup sent while a join is in flight is answered only when
+            # the join completes (seconds); the group then drops this member by timeout.
+            self.consumer.close(timeout_ms=LEAVE_GROUP_MS)
             report.seconds = time.perf_counter() - started
         return report
 
-    def _fold_backlog(self, stop: threading.Event, report: RunReport) -> bool:
+    def _fold_backlog(self, stop: Stop, report: RunReport) -> bool:
         """On the first assignment, catch its partitions up with worker processes (see
         :mod:`consumers.shards`), if there is more than one to share and the store can
         merge the workers' rows. The group consumer is paused meanwhile and polled between

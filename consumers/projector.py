@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 from ledger.codec import event_from_stored
 from ledger.errors import InvalidEvent, LedgerError
 from ledger.events import DECISION_TYPES
-from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent
+from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent, as_bytes
+from ledger.stopping import Stop
 from projections import frequency, profile
 from projections.fact import Fact, fact_from_stored, fact_of
 from projections.store import BatchConflict, DeadLetter, ViewBatch, ViewStore
@@ -105,11 +105,17 @@ def item_of(record: LogRecord) -> Item:
 def item_of_stored(stored: StoredEvent) -> Item:
     """The item of a record the log validated at append time: the fast path decodes only
     what projections use; anything unexpected takes the validating path, which names the
-    problem (a record that fails it is parked, as from any log)."""
+    problem (a record that fails it is parked, as from any log). A row whose columns
+    are damaged (a type the ledger does not write, an impossible event time) is parked
+    naming them, whatever its JSON says: the fast path cannot trust those columns, and the
+    validating path (``--validate``) parks the same rows, so both give the same views."""
     try:
         return Item(stored.position, fact_from_stored(stored), None, stored.document)
     except Exception:  # whatever broke, the validating path below says what
         pass
+    damage = stored.damage()
+    if damage is not None:
+        return Item(stored.position, None, damage, as_bytes(stored.document))
     try:
         event = event_from_stored(stored.document)
     except InvalidEvent as exc:
@@ -271,7 +277,7 @@ class Folder:
             DeadLetter(
                 record.position.partition,
                 record.position.offset,
-                record.raw,
+                as_bytes(record.raw),
                 reason,
                 datetime.now(UTC),
             )
@@ -321,7 +327,7 @@ class Projector:
         self.folder.forget()
         self._generation = self.store.generation()
 
-    def catch_up(self, stop: threading.Event | None = None) -> RunReport:
+    def catch_up(self, stop: Stop | None = None) -> RunReport:
         """Apply everything up to the current end of the log, then return.
 
         Records are read and folded in chunks of :data:`READ_CHUNK`, and committed every
@@ -388,7 +394,7 @@ class Projector:
             return None
         return parallel
 
-    def follow(self, stop: threading.Event, poll_seconds: float = 0.2) -> RunReport:
+    def follow(self, stop: Stop, poll_seconds: float = 0.2) -> RunReport:
         """Catch up, then keep applying new records until ``stop`` is set (SIGINT/SIGTERM
         in the CLI). The batch in hand is always finished and committed first."""
         total = RunReport()
@@ -484,10 +490,13 @@ def rebuild(
     validate: bool = False,
     workers: int | None = None,
     parallel_min: int | None = None,
+    stop: Stop | None = None,
 ) -> RunReport:
     """Rebuild the views from position 0 into fresh tables while the live ones stay
     readable, then swap them in (one transaction). A projector running meanwhile
-    conflicts once, resumes from the rebuilt positions and goes on."""
+    conflicts once, resumes from the rebuilt positions and goes on. If ``stop`` is set
+    before the end, nothing is swapped in: the live views stay as they were (the next
+    rebuild drops the unfinished tables)."""
     fresh = store.rebuild_store()
     fresh.defer_indexes()  # built once, by the swap
     report = Projector(
@@ -497,6 +506,7 @@ def rebuild(
         validate=validate,
         workers=workers,
         parallel_min=parallel_min,
-    ).catch_up()
-    store.swap_in(fresh)
+    ).catch_up(stop)
+    if stop is None or not stop.is_set():
+        store.swap_in(fresh)
     return report

@@ -23,15 +23,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import resource
 import shutil
 import signal
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from ledger.errors import LedgerError
 from ledger.kafka_log import KafkaLog, PartitionReader
 from ledger.log import EventLog
 from ledger.sqlite_log import Span, SQLiteLog
+from ledger.stopping import Stop, signals_held
 from projections.store import (
     BatchConflict,
     SharedEventId,
@@ -59,6 +61,9 @@ from projections.store import (
     ViewReader,
     write_staged,
 )
+
+STOP_POLL_SECONDS = 0.1
+"""How often the projector, waiting for its workers, looks whether it was asked to stop."""
 
 
 class WorkerFailed(LedgerError):
@@ -130,15 +135,16 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
     (``None``) or until the projector goes away (its end of the pipe closes).
 
     Ctrl-C and SIGTERM sent to the whole process group are the projector's to handle (it
-    finishes the batch in hand, then closes the pool): a worker ignores them."""
+    commits the batch in hand or throws it away, then ends the pool): a worker ignores
+    them (it starts with them held back, see :class:`WorkerPool`), and when the projector
+    is gone it ends quietly: no traceback for a pipe nobody reads."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         log = spec.open_log()
         views = ViewReader(spec.staging)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            connection.send(_failure(exc))
+        _answer(connection, _failure(exc))
         return
     folder = Folder(views, dedupe=spec.dedupe)
     reader = PartitionReader(log, spec.partitions) if isinstance(log, KafkaLog) else None
@@ -158,15 +164,26 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
                 left_at = {**job.start, **share.positions}
                 if job.end is not None:
                     left_at = {0: job.end}
-                connection.send(share)
+                answer: Share | tuple[str, str] = share
             except BaseException as exc:
                 left_at = None
-                connection.send(_failure(exc))
+                answer = _failure(exc)
+            if not _answer(connection, answer):
+                return  # the projector has gone (stopped or died): nobody to tell
     finally:
         if reader is not None:
             reader.close()
         views.close()
         log.close()
+
+
+def _answer(connection: Connection, answer: Share | tuple[str, str]) -> bool:
+    """Send ``answer`` to the projector; whether it could be sent."""
+    try:
+        connection.send(answer)
+    except OSError:  # BrokenPipeError: the projector closed its end
+        return False
+    return True
 
 
 def _failure(exc: BaseException) -> tuple[str, str]:
@@ -226,13 +243,18 @@ class WorkerPool:
         self.directory = staging_dir
         self.connections: list[Connection] = []
         self.processes: list[Any] = []
-        for spec in specs:
-            ours, theirs = context.Pipe()
-            process = context.Process(target=_work, args=(theirs, spec), daemon=True)
-            process.start()
-            theirs.close()
-            self.connections.append(ours)
-            self.processes.append(process)
+        # Started with SIGINT/SIGTERM held back, the fork server and the workers inherit
+        # that: a Ctrl-C to the process group cannot kill them before they ignore it. (The
+        # resource tracker is started first: starting it unblocks both signals.)
+        resource_tracker.ensure_running()
+        with signals_held():
+            for spec in specs:
+                ours, theirs = context.Pipe()
+                process = context.Process(target=_work, args=(theirs, spec), daemon=True)
+                process.start()
+                theirs.close()
+                self.connections.append(ours)
+                self.processes.append(process)
 
     def staging_file(self, worker: int, number: int) -> Path:
         # Two files per worker, alternating: one committing, one being written.
@@ -244,7 +266,15 @@ class WorkerPool:
             with contextlib.suppress(OSError):
                 connection.send(job)
 
-    def receive(self) -> list[Share]:
+    def receive(self, stop: Stop | None = None) -> list[Share] | None:
+        """Every worker's answer to its job; ``None`` if ``stop`` was set meanwhile (the
+        answers still due are abandoned: :meth:`close` with ``abandon``)."""
+        waiting = list(self.connections)
+        while waiting and stop is not None:
+            if stop.is_set():
+                return None
+            ready = multiprocessing.connection.wait(waiting, timeout=STOP_POLL_SECONDS)
+            waiting = [c for c in waiting if c not in ready]
         shares: list[Share] = []
         failure: str | None = None
         for index, connection in enumerate(self.connections):
@@ -262,12 +292,18 @@ class WorkerPool:
             raise WorkerFailed(failure)
         return shares
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
+        """End the workers: ask them to (they finish the job in hand first), or with
+        ``abandon``, kill them at once (their jobs are thrown away: nothing of them was
+        committed, and they hold nothing else)."""
         for connection in self.connections:
-            with contextlib.suppress(OSError):
-                connection.send(None)
+            if not abandon:
+                with contextlib.suppress(OSError):
+                    connection.send(None)
             connection.close()
         for process in self.processes:
+            if abandon:
+                process.kill()
             process.join(timeout=10)
             if process.is_alive():
                 process.kill()
@@ -311,7 +347,7 @@ class ParallelCatchUp:
         assert isinstance(log, SQLiteLog)
         return max(0, log.end_position() + 1 - start.get(0, 1))
 
-    def run(self, stop: threading.Event | None) -> RunReport:
+    def run(self, stop: Stop | None) -> RunReport:
         projector, store, log = self.projector, self.projector.store, self.projector.log
         staging, opener = store.staging, log_opener(log)
         assert staging is not None
@@ -338,7 +374,7 @@ class ParallelCatchUp:
         try:
             self._drive(pool, specs, partitions, stop, report)
         finally:
-            pool.close()
+            pool.close(abandon=stop is not None and stop.is_set())
             if deferred:
                 store.restore_indexes()
             projector.folder.forget()  # the workers changed profiles it may hold
@@ -382,7 +418,7 @@ class ParallelCatchUp:
         pool: WorkerPool,
         specs: list[WorkerSpec],
         partitions: list[int],
-        stop: threading.Event | None,
+        stop: Stop | None,
         report: RunReport,
     ) -> None:
         projector, store = self.projector, self.projector.store
@@ -394,7 +430,9 @@ class ParallelCatchUp:
         pool.send(jobs)
         last = time.perf_counter()
         while True:
-            shares = pool.receive()
+            shares = pool.receive(stop)
+            if shares is None:
+                return  # stopped: the batch in hand is thrown away (nothing of it committed)
             now = time.perf_counter()
             batch, records = self._merge(shares, jobs, stored, generation)
             batch.rate, last = records / max(now - last, 1e-9), now

@@ -22,14 +22,16 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 import sqlite3
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +40,7 @@ import orjson
 from ledger.errors import LedgerError
 from ledger.log import EventLog, RawRecord
 from ledger.sqlite_log import SQLiteLog
+from ledger.stopping import STOP_SIGNALS, Stop, signals_held
 from ledger.timeutil import from_micros, to_micros, utc_now
 
 ALGORITHM = "touchpoint-ledger-seal-v1"
@@ -336,9 +339,12 @@ def seal(
     signer: Signer | None = None,
     *,
     workers: int | None = None,
+    stop: Stop | None = None,
 ) -> SealReport:
     """Extend every partition's chain from its last checkpoint to the current end of the
-    log, and write a checkpoint for each partition that had new records.
+    log, and write a checkpoint for each partition that had new records. If ``stop`` is
+    set meanwhile, the partition in hand is checkpointed as far as it was chained (a
+    valid, shorter seal: the next one goes on from there) and the rest is left.
 
     The embedded log is read and digested by ``workers`` processes (default: one per
     core) in spans of positions; this process only chains the digests in order and
@@ -350,6 +356,8 @@ def seal(
     started = time.perf_counter()
     sealed_at = utc_now()
     for partition in log.partitions():
+        if stop is not None and stop.is_set():
+            break
         last = store.last(log_name, partition)
         state = _ChainState(
             chain=bytes.fromhex(last.chain) if last else GENESIS,
@@ -377,7 +385,7 @@ def seal(
             signature = signer.sign(made.message())
             return replace(made, public_key=signer.public_key, signature=signature)
 
-        digests = _sealing(_digests(log, partition, state.position + 1, workers), state)
+        digests = _sealing(_digests(log, partition, state.position + 1, workers), state, stop)
         made = store.add(log_name, partition, digests, checkpoint)
         if made is not None:
             report.records += made.count - before
@@ -394,10 +402,10 @@ class _ChainState:
 
 
 def _sealing(
-    digests: Iterator[tuple[int, bytes]], state: _ChainState
+    digests: Iterator[tuple[int, bytes]], state: _ChainState, stop: Stop | None = None
 ) -> Iterator[tuple[list[int], list[bytes]]]:
     """Chain ``(position, digest)`` pairs, yielding them in chunks; ``state`` is the chain
-    after the last chunk yielded."""
+    after the last chunk yielded. Ends after a chunk once ``stop`` is set."""
     sha256, pack = hashlib.sha256, _I64.pack
     chain = state.chain
     positions: list[int] = []
@@ -410,6 +418,10 @@ def _sealing(
             state.chain, state.count, state.position = chain, state.count + len(positions), position
             yield positions, chunk
             positions, chunk = [], []
+            if stop is not None and stop.is_set():
+                if isinstance(digests, Generator):
+                    digests.close()  # ends the digesting processes now
+                return
     if positions:
         state.chain, state.count, state.position = (
             chain,
@@ -460,11 +472,25 @@ def _parallel_digests(log: SQLiteLog, start: int, workers: int) -> Iterator[tupl
     if not spans:
         return
     context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for packed, joined in pool.map(_digest_span, *zip(*spans, strict=True)):
-            positions = struct.unpack(f">{len(packed) // 8}q", packed)
-            for index, position in enumerate(positions):
-                yield position, joined[index * 32 : index * 32 + 32]
+    resource_tracker.ensure_running()  # starting it later would unblock the signals
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_stops) as pool:
+        try:
+            # The workers start with SIGINT/SIGTERM held back, then ignore them: a Ctrl-C
+            # to the process group is the sealing process's to handle.
+            with signals_held():
+                digested = pool.map(_digest_span, *zip(*spans, strict=True))
+            for packed, joined in digested:
+                positions = struct.unpack(f">{len(packed) // 8}q", packed)
+                for index, position in enumerate(positions):
+                    yield position, joined[index * 32 : index * 32 + 32]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # stopped early: drop the rest
+
+
+def _ignore_stops() -> None:
+    """In a digesting process: leave SIGINT and SIGTERM to the sealing process."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
 
 
 # -- verification ---------------------------------------------------------------------------

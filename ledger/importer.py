@@ -28,6 +28,7 @@ from ledger.codec import event_from_json, parse_event
 from ledger.errors import ConfigurationError, InvalidEvent, LedgerError
 from ledger.events import Touchpoint
 from ledger.log import Appended, EventLog, Position
+from ledger.stopping import Stop
 
 Format = Literal["jsonl", "csv"]
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -56,6 +57,9 @@ class ImportSummary:
     rejects_path: Path | None = None
     failed: str | None = None
     """Why the import stopped early (the log became unavailable), if it did."""
+    interrupted: bool = False
+    """Whether a stop request (SIGINT/SIGTERM) ended it before the end of the input:
+    every line read was appended or rejected, the rest was not read."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,7 @@ class ImportSummary:
             "last_position": str(self.last_position) if self.last_position else None,
             "rejects_file": str(self.rejects_path) if self.rejects_path else None,
             "failed": self.failed,
+            "interrupted": self.interrupted,
         }
 
 
@@ -245,16 +250,19 @@ def import_stream(
     *,
     batch_size: int = 5000,
     on_progress: Callable[[int], None] = lambda consumed: None,
+    stop: Stop | None = None,
 ) -> ImportSummary:
     """Append every valid line to ``log`` in batches; write the others to ``rejects``.
 
-    Stops early (``summary.failed``) only when the log itself fails; what was
-    appended before that stays appended, and running the import again is safe.
+    Stops early when the log itself fails (``summary.failed``) or when ``stop`` is set
+    (``summary.interrupted``): then the lines read so far are written (a last, short
+    batch) and the rest is not read. What was appended stays appended, the summary
+    counts exactly it, and running the import again is safe (ids are idempotency keys).
     """
     summary = ImportSummary()
     writer = _BatchWriter(log, summary)
     with cyclic_gc_paused():
-        _pump(lines, writer, rejects, batch_size=batch_size, on_progress=on_progress)
+        _pump(lines, writer, rejects, batch_size=batch_size, on_progress=on_progress, stop=stop)
     if rejects.used:
         summary.rejects_path = rejects.path
     if writer.error is not None:
@@ -269,6 +277,7 @@ def _pump(
     *,
     batch_size: int,
     on_progress: Callable[[int], None],
+    stop: Stop | None,
 ) -> None:
     summary = writer.summary
     batch: list[Touchpoint] = []
@@ -286,8 +295,13 @@ def _pump(
             on_progress(consumed)
             if writer.error is not None:
                 break
+            if stop is not None and stop.is_set():
+                summary.interrupted = True
+                break
         if batch and writer.error is None:
             writer.submit(batch)
+        if stop is not None and stop.is_set():
+            summary.interrupted = True  # also when it ended the input (a pipe: stoppable)
     finally:
         writer.finish()
         rejects.close()

@@ -40,6 +40,7 @@ from ledger.log import (
     StoredEvent,
 )
 from ledger.settings import KafkaLogTarget, Settings
+from ledger.stopping import Stop
 
 PRODUCER_OPTIONS: dict[str, Any] = {
     "acks": "all",
@@ -255,7 +256,7 @@ class KafkaLog(EventLog):
         self,
         start: Positions | None = None,
         where: ReadFilter = EVERYTHING,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
         poll_seconds: float = 0.2,
     ) -> Iterator[LogRecord]:
         return self._consume(
@@ -266,7 +267,7 @@ class KafkaLog(EventLog):
         self,
         start: Positions | None,
         where: ReadFilter,
-        stop: threading.Event | None,
+        stop: Stop | None,
         poll_seconds: float,
     ) -> Iterator[LogRecord]:
         partitions = self.partitions()

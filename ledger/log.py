@@ -7,7 +7,6 @@ against both (``tests/integration/test_log_contract.py``).
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from ledger.events import Touchpoint
+from ledger.stopping import Stop
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -96,6 +96,90 @@ class StoredEvent(NamedTuple):
     """Event time, microseconds since the epoch."""
     document: bytes
     """The canonical structured-mode JSON the ledger wrote."""
+    recorded_at: int = 0
+    """When it was appended, microseconds since the epoch."""
+
+    def intact(self) -> bool:
+        """Whether every column holds the type the ledger writes, and the event time is
+        one a date can hold (cheap: the fast path asks it of every record)."""
+        return (
+            type(self.micros) is int
+            and type(self.document) is bytes
+            and type(self.id) is str
+            and type(self.type) is str
+            and type(self.subject) is str
+            and type(self.recorded_at) is int
+            and EARLIEST_MICROS <= self.micros <= LATEST_MICROS
+            and EARLIEST_MICROS <= self.recorded_at <= LATEST_MICROS
+        )
+
+    def damage(self) -> str | None:
+        """Why this row cannot be what the ledger stored, naming each damaged column
+        and its problem (``None`` if it is intact)."""
+        return row_damage(
+            originator_id=self.id,
+            topic=self.type,
+            subject=self.subject,
+            event_time=self.micros,
+            state=self.document,
+            recorded_at=self.recorded_at,
+        )
+
+
+EARLIEST_MICROS = -62135596800000000
+"""0001-01-01T00:00:00Z in microseconds since the epoch: the earliest time a date holds."""
+LATEST_MICROS = 253402300799999999
+"""9999-12-31T23:59:59.999999Z: the latest."""
+
+_COLUMN_TYPES: dict[str, tuple[type, str]] = {
+    "originator_id": (str, "text (the event id)"),
+    "topic": (str, "text (the event type)"),
+    "subject": (str, "text (the customer)"),
+    "event_time": (int, "an integer (microseconds)"),
+    "state": (bytes, "a blob (the event's JSON)"),
+    "recorded_at": (int, "an integer (microseconds)"),
+}
+
+
+def row_damage(**columns: object) -> str | None:
+    """Why an embedded-log row's ``columns`` cannot be what the ledger wrote -- a value
+    of another type than it writes, an event time no date can hold -- one clause per
+    damaged column naming it and its problem; ``None`` if there is none."""
+    problems = []
+    for column, value in columns.items():
+        wanted, described = _COLUMN_TYPES[column]
+        if type(value) is not wanted:
+            problems.append(f"stored column {column}: holds {_shown(value)}, not {described}")
+        elif column in ("event_time", "recorded_at"):
+            assert isinstance(value, int)
+            if not EARLIEST_MICROS <= value <= LATEST_MICROS:
+                problems.append(
+                    f"stored column {column}: {value} is outside years 1..9999 (no date holds it)"
+                )
+    if not problems:
+        return None
+    return "; ".join(problems) + " (changed outside the ledger? see: ledger audit verify)"
+
+
+def _shown(value: object) -> str:
+    kinds = {str: "text", bytes: "a blob", int: "an integer", float: "a real"}
+    kind = "NULL" if value is None else kinds.get(type(value), type(value).__name__)
+    if isinstance(value, str | bytes) and len(value) > 40:
+        return f"{kind} {value[:40]!r}..."
+    return kind if value is None else f"{kind} {value!r}"
+
+
+def as_bytes(value: object) -> bytes:
+    """A stored value as bytes, whatever its type (text as UTF-8, numbers as digits,
+    NULL as nothing): what a parked record keeps of a damaged row."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    if value is None:
+        return b""
+    text = value if isinstance(value, str) else repr(value)
+    return text.encode("utf-8", "surrogatepass")
 
 
 class RawRecord(NamedTuple):
@@ -276,7 +360,7 @@ class EventLog(ABC):
         self,
         start: Positions | None = None,
         where: ReadFilter = EVERYTHING,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
         poll_seconds: float = 0.2,
     ) -> Iterator[LogRecord]:
         """Like :meth:`read`, then block for new records until ``stop`` is set."""

@@ -41,6 +41,7 @@ from ledger.log import (
     ReadFilter,
 )
 from ledger.sqlite_log import SQLiteLog
+from ledger.stopping import Stop
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, fact_of
@@ -71,9 +72,11 @@ def import_file(
     *,
     batch_size: int,
     on_progress: Progress = _ignore,
+    stop: Stop | None = None,
 ) -> ImportSummary:
     """Import JSON Lines or CSV from ``source``; rejects go to ``rejects_path`` (refused
-    before anything is read if it is ``source`` itself)."""
+    before anything is read if it is ``source`` itself). With ``stop``, ends early (at the
+    line in hand) once it is set."""
     check_rejects_target(source, rejects_path)
     return import_stream(
         log,
@@ -81,6 +84,7 @@ def import_file(
         RejectsFile(rejects_path),
         batch_size=batch_size,
         on_progress=on_progress,
+        stop=stop,
     )
 
 

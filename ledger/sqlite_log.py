@@ -31,7 +31,9 @@ from ledger.codec import event_from_stored, event_to_json
 from ledger.errors import InvalidEvent, LogUnavailable
 from ledger.events import Touchpoint
 from ledger.log import (
+    EARLIEST_MICROS,
     EVERYTHING,
+    LATEST_MICROS,
     Appended,
     AppendOutcome,
     CustomerTail,
@@ -43,12 +45,26 @@ from ledger.log import (
     RawRecord,
     ReadFilter,
     StoredEvent,
+    as_bytes,
+    row_damage,
 )
-from ledger.timeutil import from_micros, to_micros, utc_now
+from ledger.stopping import Stop
+from ledger.timeutil import EPOCH, from_micros, to_micros, utc_now
 
 TABLE = "touchpoints"
 PARTITION = 0
 READ_PAGE = 2000
+
+USUAL_ROW = (
+    "(typeof(originator_id) = 'text' AND typeof(topic) = 'text' AND "
+    "typeof(subject) = 'text' AND typeof(event_time) = 'integer' AND "
+    "typeof(state) = 'blob' AND typeof(recorded_at) = 'integer' AND "
+    f"event_time BETWEEN {EARLIEST_MICROS} AND {LATEST_MICROS} AND "
+    f"recorded_at BETWEEN {EARLIEST_MICROS} AND {LATEST_MICROS})"
+)
+"""SQL: whether a row's columns hold what the ledger writes (their types, times a date can
+hold); a row where it is false is damaged and parked with the reason
+``StoredEvent.damage`` gives."""
 WAL_CHECKPOINT_PAGES = 10_000
 
 
@@ -252,8 +268,9 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
 
     def select_touchpoints(
         self, start: int, limit: int, where: ReadFilter
-    ) -> list[tuple[int, bytes, int]]:
-        """Rows ``(position, state, recorded_at)`` from ``start`` (inclusive), filtered."""
+    ) -> list[tuple[int, bytes, int, int]]:
+        """Rows ``(position, state, recorded_at, usual)`` from ``start`` (inclusive),
+        filtered; ``usual`` as in :data:`USUAL_ROW`."""
         clauses = ["rowid >= ?"]
         params: list[Any] = [start]
         if where.customer is not None:
@@ -269,13 +286,13 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             clauses.append("event_time < ?")
             params.append(to_micros(where.until))
         statement = (
-            f"SELECT rowid, state, recorded_at FROM {self.events_table_name} "
+            f"SELECT rowid, state, recorded_at, {USUAL_ROW} FROM {self.events_table_name} "
             f"WHERE {' AND '.join(clauses)} ORDER BY rowid LIMIT ?"
         )
         params.append(limit)
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(statement, params)
-            return [(r[0], r[1], r[2]) for r in cursor.fetchall()]
+            return [(r[0], r[1], r[2], r[3]) for r in cursor.fetchall()]
 
     def select_raw(self, start: int, limit: int) -> list[tuple[Any, ...]]:
         """Rows ``(position, usual, id, type, subject, event time, state, recorded at)``
@@ -308,41 +325,42 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
 
     def select_stored(
         self, start: int, limit: int, span: Span = EVERY_ROW
-    ) -> list[tuple[int, str, str, str, int, bytes]]:
-        """Rows ``(position, id, type, subject, event time, state)`` from ``start``, in
-        ``span``."""
+    ) -> list[tuple[int, str, str, str, int, bytes, int]]:
+        """Rows ``(position, id, type, subject, event time, state, recorded at)`` from
+        ``start``, in ``span``."""
         clauses, params = span.clauses()
         statement = (
-            "SELECT rowid, originator_id, topic, subject, event_time, state "
+            "SELECT rowid, originator_id, topic, subject, event_time, state, recorded_at "
             f"FROM {self.events_table_name} WHERE rowid >= ?{clauses} ORDER BY rowid LIMIT ?"
         )
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(statement, (start, *params, limit))
-            rows: list[tuple[int, str, str, str, int, bytes]] = cursor.fetchall()
+            rows: list[tuple[int, str, str, str, int, bytes, int]] = cursor.fetchall()
             return rows
 
     def select_by_customer(
         self, after: tuple[str, int], limit: int
-    ) -> list[tuple[int, str, str, str, int, bytes]]:
-        """Rows ``(position, id, type, subject, event time, state)`` after ``(customer,
-        position)``, in customer order and log order within a customer (the customer index
-        holds the position too, so this walks it)."""
+    ) -> list[tuple[int, str, str, str, int, bytes, int]]:
+        """Rows ``(position, id, type, subject, event time, state, recorded at)`` after
+        ``(customer, position)``, in customer order and log order within a customer (the
+        customer index holds the position too, so this walks it)."""
         statement = (
-            "SELECT rowid, originator_id, topic, subject, event_time, state "
+            "SELECT rowid, originator_id, topic, subject, event_time, state, recorded_at "
             f"FROM {self.events_table_name} "
             "WHERE (subject, rowid) > (?, ?) ORDER BY subject, rowid LIMIT ?"
         )
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(statement, (*after, limit))
-            rows: list[tuple[int, str, str, str, int, bytes]] = cursor.fetchall()
+            rows: list[tuple[int, str, str, str, int, bytes, int]] = cursor.fetchall()
             return rows
 
     def select_customer_tail(
         self, customer: str, start: int, limit: int, kept: tuple[list[str], int] | None
-    ) -> tuple[int, list[tuple[int, str, str, str, int, bytes]]]:
+    ) -> tuple[int, list[tuple[int, str, str, str, int, bytes, int]]]:
         """The last position, and up to ``limit`` rows ``(position, id, type, subject, event
-        time, state)`` of ``customer`` from ``start`` to it, plus earlier rows of the kept
-        ``(types, since micros)``: one read transaction, through the customer index."""
+        time, state, recorded_at)`` of ``customer`` from ``start`` to it, plus earlier rows
+        of the kept ``(types, since micros)``: one read transaction, through the customer
+        index."""
         clauses = "rowid >= ?"
         params: list[Any] = [start]
         if kept is not None and kept[0]:
@@ -352,7 +370,7 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             )
             params = [start, *types, since]
         statement = (
-            "SELECT rowid, originator_id, topic, subject, event_time, state "
+            "SELECT rowid, originator_id, topic, subject, event_time, state, recorded_at "
             f"FROM {self.events_table_name} WHERE subject = ? AND rowid <= ? AND {clauses} "
             "ORDER BY rowid LIMIT ?"
         )
@@ -360,19 +378,21 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             cursor.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
             end = cursor.fetchone()[0] or 0
             cursor.execute(statement, (customer, end, *params, limit))
-            rows: list[tuple[int, str, str, str, int, bytes]] = cursor.fetchall()
+            rows: list[tuple[int, str, str, str, int, bytes, int]] = cursor.fetchall()
             return end, rows
 
-    def select_documents(self, start: int, limit: int, span: Span) -> list[tuple[int, bytes, int]]:
-        """Rows ``(position, state, recorded_at)`` from ``start``, in ``span``."""
+    def select_documents(
+        self, start: int, limit: int, span: Span
+    ) -> list[tuple[int, bytes, int, int]]:
+        """Rows ``(position, state, recorded_at, usual)`` from ``start``, in ``span``."""
         clauses, params = span.clauses()
         statement = (
-            f"SELECT rowid, state, recorded_at FROM {self.events_table_name} "
+            f"SELECT rowid, state, recorded_at, {USUAL_ROW} FROM {self.events_table_name} "
             f"WHERE rowid >= ?{clauses} ORDER BY rowid LIMIT ?"
         )
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(statement, (start, *params, limit))
-            return [(r[0], r[1], r[2]) for r in cursor.fetchall()]
+            return [(r[0], r[1], r[2], r[3]) for r in cursor.fetchall()]
 
 
 class SQLiteLog(EventLog):
@@ -426,7 +446,7 @@ class SQLiteLog(EventLog):
             raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
         if not rows or rows[0][0] != position.offset:
             return None
-        return _decode(*rows[0])
+        return self._record(*rows[0])
 
     def end_positions(self) -> dict[int, int]:
         try:
@@ -491,10 +511,8 @@ class SQLiteLog(EventLog):
         first = max(1, (start or {}).get(PARTITION, 1))
         select = self.recorder.select_stored
         for rows in self._pages(lambda position, limit: select(position, limit, span), first):
-            for row_position, event_id, event_type, subject, micros, state in rows:
-                yield StoredEvent(
-                    Position(PARTITION, row_position), event_id, event_type, subject, micros, state
-                )
+            for row_position, *columns in rows:
+                yield StoredEvent(Position(PARTITION, row_position), *columns)
 
     def read_stored_by_customer(self) -> Iterator[StoredEvent]:
         """Every record, undecoded, customer after customer (each customer's in log order):
@@ -504,10 +522,8 @@ class SQLiteLog(EventLog):
             self.recorder.select_by_customer, ("", 0), after=lambda row: (row[3], row[0])
         )
         for rows in pages:
-            for row_position, event_id, event_type, subject, micros, state in rows:
-                yield StoredEvent(
-                    Position(PARTITION, row_position), event_id, event_type, subject, micros, state
-                )
+            for row_position, *columns in rows:
+                yield StoredEvent(Position(PARTITION, row_position), *columns)
 
     def customer_tail(
         self,
@@ -537,14 +553,14 @@ class SQLiteLog(EventLog):
         first = max(1, (start or {}).get(PARTITION, 1))
         select = self.recorder.select_documents
         for rows in self._pages(lambda position, limit: select(position, limit, span), first):
-            for row_position, state, recorded_at in rows:
-                yield _decode(row_position, state, recorded_at)
+            for row in rows:
+                yield self._record(*row)
 
     def follow(
         self,
         start: Positions | None = None,
         where: ReadFilter = EVERYTHING,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
         poll_seconds: float = 0.2,
     ) -> Iterator[LogRecord]:
         return self._scan(start, where, stop=stop or threading.Event(), poll_seconds=poll_seconds)
@@ -553,7 +569,7 @@ class SQLiteLog(EventLog):
         self,
         start: Positions | None,
         where: ReadFilter,
-        stop: threading.Event | None,
+        stop: Stop | None,
         poll_seconds: float,
     ) -> Iterator[LogRecord]:
         position = max(1, (start or {}).get(PARTITION, 1))
@@ -562,8 +578,8 @@ class SQLiteLog(EventLog):
                 rows = self.recorder.select_touchpoints(position, READ_PAGE, where)
             except (PersistenceError, sqlite3.Error) as exc:
                 raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
-            for row_position, state, recorded_at in rows:
-                yield _decode(row_position, state, recorded_at)
+            for row in rows:
+                yield self._record(*row)
             if rows:
                 position = rows[-1][0] + 1
                 continue
@@ -573,6 +589,24 @@ class SQLiteLog(EventLog):
             stop.wait(poll_seconds)
             if stop.is_set():
                 return
+
+    def _record(self, position: int, state: bytes, recorded_at: int, usual: int) -> LogRecord:
+        """The record of a row; a damaged row's names each damaged column (the validating
+        path parks exactly the rows the fast path parks, see ``StoredEvent.damage``)."""
+        if usual:
+            return _decode(position, state, recorded_at)
+        try:
+            _, event_id, event_type, subject, micros, state, recorded = self.recorder.select_row(
+                position
+            )
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+        stored = StoredEvent(
+            Position(PARTITION, position), event_id, event_type, subject, micros, state, recorded
+        )
+        reason = stored.damage() or "stored row: damaged"
+        when = from_micros(recorded) if row_damage(recorded_at=recorded) is None else EPOCH
+        return LogRecord(Position(PARTITION, position), when, None, reason, as_bytes(state))
 
     def end_position(self) -> int:
         """The position of the last record (0 for an empty log)."""

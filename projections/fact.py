@@ -55,6 +55,8 @@ def fact_from_stored(stored: StoredEvent) -> Fact:
     what the ledger writes; the caller then takes the validating path, which names the
     problem.
     """
+    if not stored.intact():
+        raise ValueError(stored.damage())
     document = orjson.loads(stored.document)
     if document.get("dataschema") != schema_urn_of(stored.type):
         document = upcast(document)  # another schema version: bring it up to date

@@ -31,6 +31,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import LedgerError
+from ledger.log import as_bytes
 from ledger.sqlite_log import LedgerDatastore
 from ledger.timeutil import from_micros, to_micros
 from projections.frequency import ContactKey, Window
@@ -833,7 +834,8 @@ class ViewStore:
             "ORDER BY partition, offset"
         )
         return [
-            DeadLetter(p, o, bytes(raw), reason, from_micros(at)) for p, o, raw, reason, at in rows
+            DeadLetter(p, o, as_bytes(raw), reason, from_micros(at))
+            for p, o, raw, reason, at in rows
         ]
 
     def counts(self) -> dict[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -21,6 +20,7 @@ from ledger.log import (
     RawRecord,
     ReadFilter,
 )
+from ledger.stopping import Stop
 
 
 class InMemoryLog(EventLog):
@@ -87,7 +87,7 @@ class InMemoryLog(EventLog):
         self,
         start: Positions | None = None,
         where: ReadFilter = EVERYTHING,
-        stop: threading.Event | None = None,
+        stop: Stop | None = None,
         poll_seconds: float = 0.2,
     ) -> Iterator[LogRecord]:
         return self.read(start, where)
