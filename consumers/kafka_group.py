@@ -20,11 +20,12 @@ import time
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, OffsetOutOfRangeError
 
 from consumers.projector import PROJECTOR_BATCH, Projector, RunReport
 from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
+from ledger.log import check_positions
 from projections.store import BatchConflict, ViewStore
 
 
@@ -71,16 +72,18 @@ class GroupProjector:
             self.consumer = KafkaConsumer(
                 **options,
                 group_id=group_id,
-                auto_offset_reset="earliest",
                 session_timeout_ms=session_timeout_ms,
                 heartbeat_interval_ms=max(1000, session_timeout_ms // 5),
             )
         except KafkaError as exc:
             raise LogUnavailable(f"cannot join group {group_id}: {exc}") from exc
         self.conflicts = 0
+        self.unchecked: dict[int, int] = {}
+        """Positions sought since the last check against the log's bounds."""
 
     def seek_to_store(self, partitions: list[TopicPartition]) -> None:
         positions = self.store.positions([tp.partition for tp in partitions])
+        self.unchecked.update(positions)  # checked by the run loop (a listener cannot raise)
         self.projector.resume(positions, [tp.partition for tp in partitions])
         for tp in partitions:
             if tp.partition in positions:
@@ -100,9 +103,7 @@ class GroupProjector:
         backlog_folded = False
         try:
             while not stop.is_set():
-                polled = self.consumer.poll(
-                    timeout_ms=int(poll_seconds * 1000), max_records=self.batch_size
-                )
+                polled = self._poll(poll_seconds)
                 if not backlog_folded and self.consumer.assignment():
                     backlog_folded = True
                     if self._fold_backlog(stop, report):
@@ -124,6 +125,24 @@ class GroupProjector:
             self.consumer.close()
             report.seconds = time.perf_counter() - started
         return report
+
+    def _poll(self, poll_seconds: float) -> dict[TopicPartition, list[Any]]:
+        """Poll the group, then stop (:class:`~ledger.errors.PositionLost`) rather than read
+        on from a position the topic no longer fits: every position sought from the store
+        is checked against the topic's bounds, and every fetch against its high watermark
+        (Tansu answers a fetch past the end with no records; Kafka with OFFSET_OUT_OF_RANGE,
+        which this consumer does not let reset itself)."""
+        try:
+            polled: dict[TopicPartition, list[Any]] = self.consumer.poll(
+                timeout_ms=int(poll_seconds * 1000), max_records=self.batch_size
+            )
+        except OffsetOutOfRangeError as exc:
+            raise self.log.out_of_range(exc) from exc
+        if self.unchecked:
+            check_positions(self.log, self.unchecked)
+            self.unchecked = {}
+        self.log.check_overrun(self.consumer, self.consumer.assignment())
+        return polled
 
     def _fold_backlog(self, stop: threading.Event, report: RunReport) -> bool:
         """On the first assignment, catch its partitions up with worker processes (see

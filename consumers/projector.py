@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 from ledger.codec import event_from_json
 from ledger.errors import InvalidEvent, LedgerError
 from ledger.events import DECISION_TYPES
-from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent
+from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent, check_positions
 from projections import frequency, profile
 from projections.fact import Fact, fact_from_stored, fact_of
 from projections.store import BatchConflict, DeadLetter, ViewBatch, ViewStore
@@ -298,6 +298,7 @@ class Projector:
         self.parallel_min = PARALLEL_MIN if parallel_min is None else parallel_min
         """Records behind before a catch-up uses ``workers``."""
         self._backlog_checked = False
+        self._positions_checked = False
         self.store = store
         self.batch_size = batch_size
         self.on_error = on_error
@@ -331,6 +332,7 @@ class Projector:
         """
         report = RunReport()
         started = time.perf_counter()
+        self._check_positions()
         parallel = self._parallel()
         if parallel is not None:
             report.merge(parallel.run(stop))
@@ -367,6 +369,16 @@ class Projector:
                 finished = False
         report.seconds = time.perf_counter() - started
         return report
+
+    def _check_positions(self) -> None:
+        """Stop (:class:`~ledger.errors.PositionLost`) rather than read on from a stored
+        position the log no longer fits: one past its end (the log was replaced) or before
+        its start (records deleted unread). On the embedded log before every catch-up (two
+        index lookups); on Kafka before the first, and the readers check every fetch."""
+        if self._positions_checked and not self.log.refuses_duplicates_across_batches:
+            return
+        check_positions(self.log, self.store.positions(self.log.partitions()))
+        self._positions_checked = True
 
     def _parallel(self) -> ParallelCatchUp | None:
         """Worker processes for this catch-up, if they are possible and worth it.

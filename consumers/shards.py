@@ -47,9 +47,9 @@ from consumers.projector import (
     item_of_stored,
     settle_garbage,
 )
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, PositionLost
 from ledger.kafka_log import KafkaLog, PartitionReader
-from ledger.log import EventLog
+from ledger.log import EventLog, check_positions
 from ledger.sqlite_log import Span, SQLiteLog
 from projections.store import (
     BatchConflict,
@@ -170,6 +170,8 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
 
 
 def _failure(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, PositionLost):  # a finding about the log, not a bug: no traceback
+        return (str(exc), "")
     return (f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
@@ -257,7 +259,8 @@ class WorkerPool:
             if isinstance(answer, Share):
                 shares.append(answer)
             else:
-                failure = failure or f"projector worker {index} failed: {answer[0]}\n{answer[1]}"
+                detail = f"{answer[0]}\n{answer[1]}" if answer[1] else answer[0]
+                failure = failure or f"projector worker {index} failed: {detail}"
         if failure is not None:
             raise WorkerFailed(failure)
         return shares
@@ -318,6 +321,7 @@ class ParallelCatchUp:
         assert opener is not None
         started = time.perf_counter()
         partitions = sorted(self.partitions if self.partitions is not None else log.partitions())
+        check_positions(log, store.positions(partitions))  # before any worker reads on from them
         embedded = isinstance(log, SQLiteLog)
         count = self.workers if embedded else min(self.workers, len(partitions))
         report = RunReport(workers=count)

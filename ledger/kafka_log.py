@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +19,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from ledger.errors import InvalidEvent, LogUnavailable
@@ -36,6 +36,7 @@ from ledger.log import (
     Positions,
     RawRecord,
     ReadFilter,
+    check_positions,
 )
 from ledger.settings import KafkaLogTarget, Settings
 
@@ -54,6 +55,9 @@ CONSUMER_OPTIONS: dict[str, Any] = {
     "fetch_max_bytes": 64 * 1024 * 1024,
     "fetch_min_bytes": 1,
     "fetch_max_wait_ms": 100,
+    # Every read seeks to a position of its own: a position out of range must stop the
+    # reader (see KafkaLog.out_of_range), never move it silently to the start or the end.
+    "auto_offset_reset": "none",
 }
 READ_STALL_SECONDS = 30.0
 
@@ -217,6 +221,8 @@ class KafkaLog(EventLog):
                 highwater = consumer.highwater(tp)
                 if highwater is not None and highwater <= position.offset:
                     return None
+        except OffsetOutOfRangeError:
+            return None  # deleted by retention, or past the end: no record there
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc
         finally:
@@ -230,17 +236,73 @@ class KafkaLog(EventLog):
         try:
             consumer.assign(assigned)
             consumer.seek_to_beginning()
-            deadline = time.monotonic() + self._settings.kafka_timeout_seconds
-            while time.monotonic() < deadline:
-                consumer.poll(timeout_ms=200, max_records=1)
-                marks = {tp.partition: consumer.highwater(tp) for tp in assigned}
-                if all(mark is not None for mark in marks.values()):
-                    return {p: int(mark) for p, mark in marks.items() if mark is not None}
+            return self._highwaters(consumer, assigned)
         except KafkaError as exc:
             raise self._unavailable("cannot read the end of the log", exc) from exc
         finally:
             consumer.close()
+
+    def _highwaters(
+        self, consumer: KafkaConsumer, assigned: list[TopicPartition]
+    ) -> dict[int, int]:
+        """The high watermark of each assigned partition, from fetches."""
+        deadline = time.monotonic() + self._settings.kafka_timeout_seconds
+        while time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200, max_records=1)
+            marks = {tp.partition: consumer.highwater(tp) for tp in assigned}
+            if all(mark is not None for mark in marks.values()):
+                return {p: int(mark) for p, mark in marks.items() if mark is not None}
         raise LogUnavailable(f"topic {self.topic}: no high watermark within the timeout")
+
+    @property
+    def name(self) -> str:
+        return f"Kafka topic {self.topic}"
+
+    def bounds(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        # The start is the log start offset (ListOffsets, earliest): Tansu and Kafka agree
+        # on it. The end is the high watermark a fetch brings back, not end_offsets()
+        # (wrong on Tansu; on Apache Kafka both are the same number).
+        wanted = sorted(set(partitions))
+        existing = set(self.partitions())
+        assigned = [TopicPartition(self.topic, p) for p in wanted if p in existing]
+        found = dict.fromkeys(wanted, (0, 0))
+        if not assigned:
+            return found
+        consumer = self._consumer()
+        try:
+            consumer.assign(assigned)
+            starts = consumer.beginning_offsets(
+                assigned, timeout_ms=int(self._settings.kafka_timeout_seconds * 1000)
+            )
+            consumer.seek_to_beginning()
+            ends = self._highwaters(consumer, assigned)
+        except KafkaError as exc:
+            raise self._unavailable("cannot read the bounds of the log", exc) from exc
+        finally:
+            consumer.close()
+        for tp in assigned:
+            found[tp.partition] = (int(starts[tp]), ends[tp.partition])
+        return found
+
+    def out_of_range(self, exc: OffsetOutOfRangeError) -> LogUnavailable:
+        """Turn a fetch refused as out of range into the precise error: raises
+        :class:`~ledger.errors.PositionLost` when the bounds confirm it, and otherwise
+        returns a :class:`LogUnavailable` for the caller to raise."""
+        offsets = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+        check_positions(self, {tp.partition: int(offset) for tp, offset in offsets.items()})
+        return self._unavailable("a fetch position is out of range", exc)
+
+    def check_overrun(self, consumer: KafkaConsumer, assigned: Iterable[TopicPartition]) -> None:
+        """Raise :class:`~ledger.errors.PositionBeyondEnd` if a partition's position is past
+        the high watermark its last fetch brought back (Tansu answers such a fetch with no
+        records instead of OFFSET_OUT_OF_RANGE). A suspicion is confirmed with fresh
+        bounds first, so a stale high watermark raises nothing."""
+        suspects = {}
+        for tp in assigned:
+            mark = consumer.highwater(tp)
+            if mark is not None and (position := consumer.position(tp)) > mark:
+                suspects[tp.partition] = position
+        check_positions(self, suspects)
 
     def read(
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING
@@ -292,6 +354,7 @@ class KafkaLog(EventLog):
                         decoded = _decode(tp.partition, record, wanted_key, wanted_types, where)
                         if decoded is not None:
                             yield decoded
+                self.check_overrun(consumer, assigned)
                 if stop is not None:
                     if stop.is_set():
                         return
@@ -309,6 +372,8 @@ class KafkaLog(EventLog):
                         f"topic {self.topic}: no progress for {READ_STALL_SECONDS:.0f}s on "
                         f"partitions {sorted(tp.partition for tp in unfinished)}"
                     )
+        except OffsetOutOfRangeError as exc:
+            raise self.out_of_range(exc) from exc
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc
         finally:
@@ -331,6 +396,7 @@ class KafkaLog(EventLog):
                         record.value,
                         record.timestamp * 1000,
                     )
+                self.check_overrun(consumer, [tp])
                 highwater = consumer.highwater(tp)
                 if highwater is not None and consumer.position(tp) >= highwater:
                     return
@@ -338,6 +404,8 @@ class KafkaLog(EventLog):
                     raise LogUnavailable(
                         f"topic {self.topic}: no progress on partition {partition}"
                     )
+        except OffsetOutOfRangeError as exc:
+            raise self.out_of_range(exc) from exc
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc
         finally:
@@ -396,6 +464,7 @@ class PartitionReader:
                         taken += len(batch)
                         self.moved[tp.partition] = self._at[tp.partition] = batch[-1].offset + 1
                         last_progress = time.monotonic()
+                self.log.check_overrun(consumer, self.assigned)
                 self.caught_up = all(
                     (mark := consumer.highwater(tp)) is not None and consumer.position(tp) >= mark
                     for tp in self.assigned
@@ -404,6 +473,8 @@ class PartitionReader:
                     break
                 if time.monotonic() - last_progress > READ_STALL_SECONDS:
                     raise LogUnavailable(f"topic {self.log.topic}: no progress on a partition")
+        except OffsetOutOfRangeError as exc:
+            raise self.log.out_of_range(exc) from exc
         except KafkaError as exc:
             raise self.log._unavailable("cannot read", exc) from exc
 
