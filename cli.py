@@ -959,6 +959,7 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
         status = service.projection_status(log, store)
     error = status.last_error
+    problems = [p.error for p in status.partitions if p.error is not None]
     data = {
         "log": settings.log_url,
         "store": settings.store_url,
@@ -973,9 +974,11 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
                 "records_per_second": round(p.rate) if p.rate else None,
                 "newest_applied": p.newest_applied.isoformat() if p.newest_applied else None,
                 "committed_at": p.committed_at.isoformat() if p.committed_at else None,
+                "error": p.error,
             }
             for p in status.partitions
         ],
+        "errors": problems,
         "rows": status.rows,
         "last_error": None
         if error is None
@@ -987,7 +990,7 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     }
     if as_json:
         click.echo(orjson.dumps(data))
-        return
+        ctx.exit(1 if problems else 0)
     table = Table(
         "partition",
         "position",
@@ -1000,7 +1003,9 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     )
     for p in status.partitions:
         lag = (
-            "-"
+            "ERROR (below)"
+            if p.error is not None
+            else "-"
             if p.lag_seconds is None
             else "not started"
             if p.lag_seconds == float("inf")
@@ -1019,6 +1024,40 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     click.echo("rows: " + ", ".join(f"{name} {n}" for name, n in status.rows.items()))
     if error is not None:
         click.echo(f"last error: {error.partition}:{error.offset} {error.reason}")
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        ctx.exit(1)
+
+
+@project.command("reset")
+@click.option("--yes", is_flag=True, help="Confirm: drop the views and their positions.")
+@json_option
+@click.pass_context
+def project_reset(ctx: click.Context, yes: bool, as_json: bool) -> None:
+    """Drop the views, their positions and parked records, so that the next `ledger project
+    run` projects the log from its beginning (one transaction; the log is not touched).
+
+    For views whose positions no longer fit the log (a Kafka topic deleted and recreated,
+    a broker that lost its data, an embedded log file replaced): `ledger project status`
+    names them. `ledger project rebuild` does the same and projects at once.
+
+    \b
+    Example:
+      ledger project reset --yes && ledger project run
+    """
+    if not yes:
+        raise LedgerError(
+            "project reset drops every view row and position of this store: "
+            "run it again with --yes to confirm"
+        )
+    settings = settings_of(ctx)
+    with closing(open_store(settings)) as store:
+        store.reset()
+    if as_json:
+        click.echo(orjson.dumps({"reset": True}))
+        return
+    click.echo("views, positions and parked records dropped: ledger project run starts over")
 
 
 @project.command("retry")

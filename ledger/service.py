@@ -30,7 +30,15 @@ from ledger.importer import (
     candidates,
     import_stream,
 )
-from ledger.log import EVERYTHING, AppendOutcome, EventLog, LogRecord, Positions, ReadFilter
+from ledger.log import (
+    EVERYTHING,
+    AppendOutcome,
+    EventLog,
+    LogRecord,
+    Positions,
+    ReadFilter,
+    position_problem,
+)
 from ledger.sqlite_log import SQLiteLog
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
@@ -365,6 +373,9 @@ class PartitionStatus:
     rate: float | None
     """Records per second of the last committed batch."""
     committed_at: datetime | None
+    error: str | None = None
+    """Why the views cannot go on from ``position`` (past the end of the partition, or
+    records deleted before it: :func:`ledger.log.position_problem`), if they cannot."""
 
     @property
     def lag_events(self) -> int:
@@ -389,11 +400,18 @@ class ProjectionStatus:
 
 def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
     """Position, lag in events and in event time, speed and last error of the views."""
-    ends = log.end_positions()
-    positions = store.positions(ends)
-    first = 1 if log.refuses_duplicates_across_batches else 0  # embedded offsets start at 1
+    numbers = log.partitions()
+    bounds = log.bounds(numbers)
+    ends = {p: end for p, (_, end) in bounds.items()}
+    positions = store.positions(numbers)
+    first = log.first_offset
+    problems = {
+        p: problem
+        for p, position in positions.items()
+        if (problem := position_problem(log.name, p, position, *bounds[p])) is not None
+    }
     newest_in_log: dict[int, datetime] = {}
-    tail = {p: max(end - 1, first) for p, end in ends.items()}
+    tail = {p: max(end - 1, bounds[p][0]) for p, end in ends.items() if end > bounds[p][0]}
     for record in log.read(tail):
         if record.event is not None:
             newest_in_log[record.position.partition] = record.event.time
@@ -407,6 +425,7 @@ def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
             newest_in_log=newest_in_log.get(p),
             rate=progress[p][2] if p in progress else None,
             committed_at=progress[p][1] if p in progress else None,
+            error=str(problems[p]) if p in problems else None,
         )
         for p, end in sorted(ends.items())
     ]

@@ -861,6 +861,12 @@ class ViewStore:
         except (PersistenceError, sqlite3.Error, psycopg.Error) as exc:
             raise StoreUnavailable(f"cannot swap the rebuilt views in: {exc}") from exc
 
+    def reset(self) -> None:
+        """Drop every view row, dead letter and position, in one transaction (empty views
+        swapped in): the next projector run starts from the beginning of the log. A
+        projector running meanwhile conflicts once and starts over from there."""
+        self.swap_in(self.rebuild_store())
+
     def indexes(self) -> list[tuple[str, str]]:
         return view_indexes(self.recorder.tables, self.recorder.suffix)
 
