@@ -6,6 +6,7 @@ Tables for people, ``--json`` for machines. A :class:`LedgerError` becomes a one
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -124,6 +125,23 @@ def settings_of(ctx: click.Context) -> Settings:
     return settings
 
 
+def _warnings_to_stderr() -> None:
+    """Show the ledger's warnings (logger ``ledger``: a Kafka topic that forgets events,
+    ...) as ``warning: ...`` lines on stderr, once each."""
+    logger = logging.getLogger("ledger")
+    if not any(isinstance(h, _StderrWarnings) for h in logger.handlers):
+        logger.addHandler(_StderrWarnings(logging.WARNING))
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+class _StderrWarnings(logging.Handler):
+    """Writes to whatever stderr is now (click's test runner swaps it per command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--log",
@@ -146,6 +164,7 @@ def main(ctx: click.Context, log_url: str | None, data_dir: Path | None) -> None
       ledger demo
       ledger replay --customer C0000042
     """
+    _warnings_to_stderr()
     overrides: dict[str, Any] = {}
     if log_url:
         overrides["log"] = log_url

@@ -118,7 +118,7 @@ def log_opener(log: EventLog) -> Callable[[], EventLog] | None:
     if isinstance(log, SQLiteLog):
         return partial(SQLiteLog, log.path, create=False, cache_mib=16)
     if isinstance(log, KafkaLog):
-        return partial(KafkaLog, log.target, log.settings)
+        return partial(KafkaLog, log.target, log.settings, check_config=False)
     return None
 
 

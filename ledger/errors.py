@@ -16,6 +16,12 @@ class ConfigurationError(LedgerError):
     """A setting, URL or option is malformed or inconsistent."""
 
 
+class TopicForgets(ConfigurationError):
+    """The Kafka topic is configured to delete or compact events (finite retention,
+    ``cleanup.policy=compact``): the ledger refuses to write to it unless allowed
+    (``LEDGER_KAFKA_ALLOW_FINITE_RETENTION``)."""
+
+
 class InvalidEvent(LedgerError):
     """An event does not satisfy the contract.
 

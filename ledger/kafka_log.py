@@ -8,6 +8,7 @@ deduplicate by event id (docs/contract.md, "Duplicates").
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,13 +19,14 @@ from functools import lru_cache
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
-from ledger.errors import InvalidEvent, LogUnavailable
+from ledger.errors import InvalidEvent, LogUnavailable, TopicForgets
 from ledger.events import Touchpoint
 from ledger.kafka_binding import Headers, from_record, to_binary
+from ledger.kafka_topic import check_topic, keep_forever
 from ledger.log import (
     EVERYTHING,
     Appended,
@@ -60,6 +62,7 @@ CONSUMER_OPTIONS: dict[str, Any] = {
     "auto_offset_reset": "none",
 }
 READ_STALL_SECONDS = 30.0
+LOGGER = logging.getLogger("ledger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +91,18 @@ class KafkaLog(EventLog):
 
     refuses_duplicates_across_batches = False
 
-    def __init__(self, target: KafkaLogTarget, settings: Settings) -> None:
+    def __init__(
+        self, target: KafkaLogTarget, settings: Settings, *, check_config: bool = True
+    ) -> None:
         self.target = target
         self.topic = target.topic
         self._settings = settings
         self._producer: KafkaProducer | None = None
         self._topic_checked = False
+        self._check_on_read = check_config
+        """Check the topic's configuration before the first read too (worker processes
+        of a projector that checked it do not)."""
+        self._config_checked = False
 
     # -- clients, created lazily and closed explicitly -------------------------------
 
@@ -125,26 +134,71 @@ class KafkaLog(EventLog):
         return self._producer
 
     def ensure_topic(self) -> None:
-        """Create the topic with the configured partitions unless it exists."""
+        """Create the topic to keep every event forever (:func:`keep_forever`) unless it
+        exists, then check its configuration: refuses to write to a topic that deletes or
+        compacts events unless ``kafka_allow_finite_retention`` (:class:`TopicForgets`)."""
         if self._topic_checked:
             return
+        admin = self._admin()
         try:
-            admin = KafkaAdminClient(**self.client_options())
-        except KafkaError as exc:
-            raise self._unavailable("cannot connect", exc) from exc
-        try:
+            replication = self._settings.kafka_replication_factor
             topic = NewTopic(
                 self.topic,
                 self._settings.kafka_partitions,
-                self._settings.kafka_replication_factor,
+                replication,
+                topic_configs=keep_forever(replication, self._settings.kafka_min_insync_replicas),
             )
             with suppress(TopicAlreadyExistsError):
                 admin.create_topics([topic])
+            self._check_config(admin, for_write=True)
         except KafkaError as exc:
             raise self._unavailable("cannot create the topic", exc) from exc
         finally:
             admin.close()
         self._topic_checked = True
+
+    def _admin(self) -> KafkaAdminClient:
+        try:
+            return KafkaAdminClient(**self.client_options())
+        except KafkaError as exc:
+            raise self._unavailable("cannot connect", exc) from exc
+
+    def _check_config(self, admin: KafkaAdminClient, *, for_write: bool) -> None:
+        """Check the topic's configuration (DescribeConfigs, every value) once per log
+        object: what makes it forget events refuses a write unless allowed, and is
+        otherwise a warning (logger ``ledger``), as is what weakens acknowledged writes."""
+        if self._config_checked:
+            return
+        self._config_checked = True
+        try:
+            resource = ConfigResource(ConfigResourceType.TOPIC, self.topic)
+            described = admin.describe_configs([resource], config_filter="all")
+            entries = described.get("topic", {}).get(self.topic, {})
+            topics = admin.describe_topics([self.topic])
+        except KafkaError as exc:
+            LOGGER.warning(
+                "%s: cannot check its configuration (%s): see docs/kafka.md", self.name, exc
+            )
+            return
+        config = {
+            name: str(entry["value"])
+            for name, entry in entries.items()
+            if isinstance(entry, dict) and entry.get("value") is not None
+        }
+        partitions = topics[0].get("partitions") if topics else None
+        replication = len(partitions[0].get("replica_nodes") or ()) if partitions else None
+        found = check_topic(config, replication or None)
+        if found.forgets and for_write and not self._settings.kafka_allow_finite_retention:
+            self._config_checked = False  # a write after a fix checks again
+            raise TopicForgets(
+                f"{self.name} does not keep every event: {'; '.join(found.forgets)}. The "
+                "ledger refuses to write to it (LEDGER_KAFKA_ALLOW_FINITE_RETENTION=true "
+                "writes anyway; see docs/kafka.md)"
+            )
+        for problem in found.forgets:
+            LOGGER.warning("%s does not keep every event: %s", self.name, problem)
+        for problem in found.weak:
+            LOGGER.warning("%s: %s", self.name, problem)
 
     def _consumer(self) -> KafkaConsumer:
         try:
@@ -190,6 +244,12 @@ class KafkaLog(EventLog):
         ]
 
     def partitions(self) -> list[int]:
+        if self._check_on_read and not self._config_checked:
+            admin = self._admin()
+            try:
+                self._check_config(admin, for_write=False)
+            finally:
+                admin.close()
         consumer = self._consumer()
         try:
             found = consumer.partitions_for_topic(self.topic)
