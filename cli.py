@@ -33,7 +33,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from consumers.kafka_group import GroupProjector
+from consumers.kafka_group import GroupProjector, follow_group
 from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
 from ledger import service
@@ -865,16 +865,20 @@ def project_run(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
         if isinstance(log, KafkaLog):
-            group = GroupProjector(
-                log,
-                store,
-                group_id=group_id or settings.group_id,
-                batch_size=batch_size,
-                session_timeout_ms=settings.kafka_session_timeout_ms,
-                on_error=on_error,
-                workers=settings.workers if workers is None else workers,
-            )
-            report = group.run(stop, until_caught_up=not follow)
+            kafka_log = log
+
+            def join() -> GroupProjector:
+                return GroupProjector(
+                    kafka_log,
+                    store,
+                    group_id=group_id or settings.group_id,
+                    batch_size=batch_size,
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                    on_error=on_error,
+                    workers=settings.workers if workers is None else workers,
+                )
+
+            report = follow_group(join, stop) if follow else join().run(stop, until_caught_up=True)
         else:
             projector = Projector(
                 log,

@@ -15,8 +15,10 @@ never counted twice, and a position never moves past an event the views do not h
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
@@ -27,6 +29,10 @@ from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
 from ledger.log import check_positions
 from projections.store import BatchConflict, ViewStore
+
+LOGGER = logging.getLogger("ledger")
+DOWN_REPORT_SECONDS = 5.0
+"""How long a member waits for an unreachable broker before it says so."""
 
 
 class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -78,6 +84,10 @@ class GroupProjector:
         except KafkaError as exc:
             raise LogUnavailable(f"cannot join group {group_id}: {exc}") from exc
         self.conflicts = 0
+        self.report = RunReport()
+        """What the last :meth:`run` did (so far, if it raised)."""
+        self._down_since: float | None = None
+        self._reported_at: float | None = None
         self.unchecked: dict[int, int] = {}
         """Positions sought since the last check against the log's bounds."""
 
@@ -97,13 +107,14 @@ class GroupProjector:
         """Apply batches until ``stop`` is set (or, with ``until_caught_up``, until every
         assigned partition has reached its high watermark). The batch in hand is always
         committed or rolled back before returning; the group is left cleanly."""
-        report = RunReport()
+        report = self.report = RunReport()
         started = time.perf_counter()
         self.consumer.subscribe([self.log.topic], listener=_SeekToStore(self))
         backlog_folded = False
         try:
             while not stop.is_set():
                 polled = self._poll(poll_seconds)
+                self._watch_broker()
                 if not backlog_folded and self.consumer.assignment():
                     backlog_folded = True
                     if self._fold_backlog(stop, report):
@@ -143,6 +154,36 @@ class GroupProjector:
             self.unchecked = {}
         self.log.check_overrun(self.consumer, self.consumer.assignment())
         return polled
+
+    def _watch_broker(self) -> None:
+        """While the group's coordinator cannot be reached (the broker is down), say so
+        (logger ``ledger``) after :data:`DOWN_REPORT_SECONDS` and every 30 s after that,
+        and say when it is back: the member waits for the broker (kafka-python reconnects),
+        its views stay at their committed positions."""
+        coordinator: Any = getattr(self.consumer, "_coordinator", None)
+        down = coordinator is not None and coordinator.coordinator_unknown()
+        now = time.monotonic()
+        if not down:
+            if self._down_since is not None and self._reported_at is not None:
+                LOGGER.warning(
+                    "%s: Kafka reachable again after %.0fs", self.log.name, now - self._down_since
+                )
+            self._down_since = self._reported_at = None
+            return
+        if self._down_since is None:
+            self._down_since = now
+        waited = now - self._down_since
+        if waited >= DOWN_REPORT_SECONDS and (
+            self._reported_at is None or now - self._reported_at >= 30
+        ):
+            LOGGER.warning(
+                "%s: Kafka at %s unreachable for %.0fs: waiting (the views stay at their "
+                "positions)",
+                self.log.name,
+                ",".join(self.log.target.bootstrap_servers),
+                waited,
+            )
+            self._reported_at = now
 
     def _fold_backlog(self, stop: threading.Event, report: RunReport) -> bool:
         """On the first assignment, catch its partitions up with worker processes (see
@@ -196,3 +237,33 @@ class GroupProjector:
             if highwater is None or self.consumer.position(tp) < highwater:
                 return False
         return True
+
+
+def follow_group(
+    join: Callable[[], GroupProjector], stop: threading.Event, *, retry_seconds: float = 2.0
+) -> RunReport:
+    """Be a group member until ``stop`` is set. While Kafka cannot be reached
+    (:class:`LogUnavailable`) wait, say so (logger ``ledger``) and join again; anything
+    else -- a position the topic no longer fits (:class:`~ledger.errors.PositionLost`),
+    ``--on-error stop`` -- ends the run: a follower never skips past it."""
+    total = RunReport()
+    down_since: float | None = None
+    while not stop.is_set():
+        member: GroupProjector | None = None
+        try:
+            member = join()
+            if down_since is not None:
+                LOGGER.warning("%s: Kafka reachable again, joining the group", member.log.name)
+                down_since = None
+            total.merge(member.run(stop))
+        except LogUnavailable as exc:
+            if member is not None:
+                total.merge(member.report)
+            now = time.monotonic()
+            if down_since is None:
+                down_since = now
+                LOGGER.warning(
+                    "%s: waiting for Kafka, joining again every %.0fs", exc, retry_seconds
+                )
+            stop.wait(retry_seconds)
+    return total

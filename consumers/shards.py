@@ -47,7 +47,7 @@ from consumers.projector import (
     item_of_stored,
     settle_garbage,
 )
-from ledger.errors import LedgerError, PositionLost
+from ledger.errors import LedgerError, LogUnavailable, PositionLost
 from ledger.kafka_log import KafkaLog, PartitionReader
 from ledger.log import EventLog, check_positions
 from ledger.sqlite_log import Span, SQLiteLog
@@ -172,7 +172,13 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
 def _failure(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, PositionLost):  # a finding about the log, not a bug: no traceback
         return (str(exc), "")
+    if isinstance(exc, LogUnavailable):  # the projector's caller may wait and retry
+        return (str(exc), UNAVAILABLE)
     return (f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+UNAVAILABLE = "log unavailable"
+"""Marks a worker's failure to reach the log (no traceback to show)."""
 
 
 def _fold(
@@ -249,6 +255,7 @@ class WorkerPool:
     def receive(self) -> list[Share]:
         shares: list[Share] = []
         failure: str | None = None
+        unavailable: str | None = None
         for index, connection in enumerate(self.connections):
             try:
                 answer = connection.recv()
@@ -258,9 +265,13 @@ class WorkerPool:
                 continue
             if isinstance(answer, Share):
                 shares.append(answer)
+            elif answer[1] == UNAVAILABLE:
+                unavailable = unavailable or answer[0]
             else:
                 detail = f"{answer[0]}\n{answer[1]}" if answer[1] else answer[0]
                 failure = failure or f"projector worker {index} failed: {detail}"
+        if failure is None and unavailable is not None:
+            raise LogUnavailable(unavailable)
         if failure is not None:
             raise WorkerFailed(failure)
         return shares
