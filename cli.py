@@ -983,6 +983,8 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
         status = service.projection_status(log, store)
     error = status.last_error
     problems = [p.error for p in status.partitions if p.error is not None]
+    if status.replaced is not None:
+        problems.insert(0, status.replaced)
     data = {
         "log": settings.log_url,
         "store": settings.store_url,

@@ -24,10 +24,9 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 
-from consumers.projector import PROJECTOR_BATCH, Projector, RunReport
+from consumers.projector import PROJECTOR_BATCH, Projector, RunReport, check_views_fit
 from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
-from ledger.log import check_positions
 from projections.store import BatchConflict, ViewStore
 
 LOGGER = logging.getLogger("ledger")
@@ -88,12 +87,13 @@ class GroupProjector:
         """What the last :meth:`run` did (so far, if it raised)."""
         self._down_since: float | None = None
         self._reported_at: float | None = None
-        self.unchecked: dict[int, int] = {}
-        """Positions sought since the last check against the log's bounds."""
+        self.unchecked: set[int] = set()
+        """Partitions sought since the views were last checked against the log."""
 
     def seek_to_store(self, partitions: list[TopicPartition]) -> None:
         positions = self.store.positions([tp.partition for tp in partitions])
-        self.unchecked.update(positions)  # checked by the run loop (a listener cannot raise)
+        self.unchecked.update(tp.partition for tp in partitions)  # by the run loop: a
+        # rebalance listener's exceptions are swallowed
         self.projector.resume(positions, [tp.partition for tp in partitions])
         for tp in partitions:
             if tp.partition in positions:
@@ -150,8 +150,8 @@ class GroupProjector:
         except OffsetOutOfRangeError as exc:
             raise self.log.out_of_range(exc) from exc
         if self.unchecked:
-            check_positions(self.log, self.unchecked)
-            self.unchecked = {}
+            check_views_fit(self.log, self.store, sorted(self.unchecked))
+            self.unchecked = set()
         self.log.check_overrun(self.consumer, self.consumer.assignment())
         return polled
 

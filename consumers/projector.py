@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from ledger.codec import event_from_json
-from ledger.errors import InvalidEvent, LedgerError
+from ledger.errors import InvalidEvent, LedgerError, LogReplaced
 from ledger.events import DECISION_TYPES
 from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent, check_positions
 from projections import frequency, profile
@@ -80,6 +80,22 @@ class Pending:
         report.duplicates += self.duplicates
         report.parked += len(self.batch.dead_letters)
         report.positions.update(self.batch.positions)
+
+
+def check_views_fit(log: EventLog, store: ViewStore, partitions: Iterable[int]) -> None:
+    """Raise :class:`~ledger.errors.PositionLost` unless the views of ``store`` may go on
+    from their positions in ``log``: each stored position lies within its partition
+    (:func:`ledger.log.check_positions`), and the log is the one they were built from (its
+    :meth:`~ledger.log.EventLog.identity`, recorded here the first time it is known)."""
+    check_positions(log, store.positions(partitions))
+    current = log.identity()
+    if current is None:
+        return
+    recorded = store.log_identity()
+    if recorded is None:
+        store.record_log_identity(current)
+    elif recorded != current:
+        raise LogReplaced(log=log.name, recorded=recorded, current=current)
 
 
 class PoisonEvent(LedgerError):
@@ -377,7 +393,7 @@ class Projector:
         index lookups); on Kafka before the first, and the readers check every fetch."""
         if self._positions_checked and not self.log.refuses_duplicates_across_batches:
             return
-        check_positions(self.log, self.store.positions(self.log.partitions()))
+        check_views_fit(self.log, self.store, self.log.partitions())
         self._positions_checked = True
 
     def _parallel(self) -> ParallelCatchUp | None:

@@ -43,13 +43,14 @@ from consumers.projector import (
     PoisonEvent,
     Projector,
     RunReport,
+    check_views_fit,
     item_of,
     item_of_stored,
     settle_garbage,
 )
 from ledger.errors import LedgerError, LogUnavailable, PositionLost
 from ledger.kafka_log import KafkaLog, PartitionReader
-from ledger.log import EventLog, check_positions
+from ledger.log import EventLog
 from ledger.sqlite_log import Span, SQLiteLog
 from projections.store import (
     BatchConflict,
@@ -332,7 +333,7 @@ class ParallelCatchUp:
         assert opener is not None
         started = time.perf_counter()
         partitions = sorted(self.partitions if self.partitions is not None else log.partitions())
-        check_positions(log, store.positions(partitions))  # before any worker reads on from them
+        check_views_fit(log, store, partitions)  # before any worker reads on from them
         embedded = isinstance(log, SQLiteLog)
         count = self.workers if embedded else min(self.workers, len(partitions))
         report = RunReport(workers=count)

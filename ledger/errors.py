@@ -54,10 +54,8 @@ class PositionLost(LedgerError):
     skip records silently, so nothing is read (see :class:`PositionBeyondEnd` and
     :class:`RecordsDeleted`)."""
 
-    def __init__(self, message: str, *, log: str, partition: int, position: int) -> None:
+    def __init__(self, message: str, *, log: str) -> None:
         self.log = log
-        self.partition = partition
-        self.position = position
         super().__init__(message)
 
 
@@ -67,14 +65,12 @@ class PositionBeyondEnd(PositionLost):
     or truncated), and the records now there are not the ones the position counted."""
 
     def __init__(self, *, log: str, partition: int, position: int, end: int) -> None:
-        self.end = end
+        self.partition, self.position, self.end = partition, position, end
         super().__init__(
             f"{log}, partition {partition}: the stored position {position} is beyond the end "
             f"of the partition ({end}): the log was replaced or lost records (topic deleted "
             f"and recreated, broker data lost, file swapped); {VIEWS_REMEDY}",
             log=log,
-            partition=partition,
-            position=position,
         )
 
 
@@ -83,7 +79,7 @@ class RecordsDeleted(PositionLost):
     it (Kafka retention, a truncated file) and can never be read again."""
 
     def __init__(self, *, log: str, partition: int, position: int, start: int) -> None:
-        self.start = start
+        self.partition, self.position, self.start = partition, position, start
         super().__init__(
             f"{log}, partition {partition}: records {position}..{start - 1} were deleted "
             f"before they were read (the partition now starts at {start}, the stored "
@@ -91,6 +87,19 @@ class RecordsDeleted(PositionLost):
             "projected or verified from this log. Restore them, or accept the loss and run "
             "`ledger project reset --yes` (views from what is left); see docs/kafka.md",
             log=log,
-            partition=partition,
-            position=position,
+        )
+
+
+class LogReplaced(PositionLost):
+    """The log is not the one the views were built from (another Kafka topic id, another
+    first event in the embedded log), whatever its positions say: a recreated topic that
+    already holds more records than the views' positions would otherwise pass unseen."""
+
+    def __init__(self, *, log: str, recorded: str, current: str) -> None:
+        self.recorded, self.current = recorded, current
+        super().__init__(
+            f"{log}: the views were built from another log ({recorded}; this one is "
+            f"{current}): it was replaced (topic deleted and recreated, file swapped); "
+            f"{VIEWS_REMEDY}",
+            log=log,
         )

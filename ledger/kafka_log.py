@@ -103,6 +103,7 @@ class KafkaLog(EventLog):
         """Check the topic's configuration before the first read too (worker processes
         of a projector that checked it do not)."""
         self._config_checked = False
+        self._topic_id: str | None = None
 
     # -- clients, created lazily and closed explicitly -------------------------------
 
@@ -253,6 +254,10 @@ class KafkaLog(EventLog):
         consumer = self._consumer()
         try:
             found = consumer.partitions_for_topic(self.topic)
+            # The topic id (KIP-516) came with the metadata: a recreated topic gets a new one.
+            cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+            topic_id = cluster.topic_id(self.topic) if cluster is not None else None
+            self._topic_id = str(topic_id) if topic_id and topic_id.int else None
         except KafkaError as exc:
             raise self._unavailable("cannot read metadata", exc) from exc
         finally:
@@ -317,6 +322,10 @@ class KafkaLog(EventLog):
     @property
     def name(self) -> str:
         return f"Kafka topic {self.topic}"
+
+    def identity(self) -> str | None:
+        self.partitions()
+        return None if self._topic_id is None else f"topic id {self._topic_id}"
 
     def bounds(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
         # The start is the log start offset (ListOffsets, earliest): Tansu and Kafka agree

@@ -201,6 +201,11 @@ class EventLog(ABC):
         """The log as error messages name it (no credentials)."""
         return type(self).__name__
 
+    def identity(self) -> str | None:
+        """What tells this log from another one at the same address, as views record it
+        (a Kafka topic's id, the embedded log's first event); ``None``: nothing yet."""
+        return None
+
     def bounds(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
         """Per partition asked for, ``(start, end)``: the offset of the first record it
         still holds and the offset its next record will get (``start == end``: empty). A

@@ -19,7 +19,7 @@ import orjson
 
 from consumers.projector import Projector, item_of_stored
 from ledger.codec import parse_event
-from ledger.errors import InvalidEvent
+from ledger.errors import InvalidEvent, LogReplaced
 from ledger.generate import generated
 from ledger.importer import (
     Format,
@@ -396,6 +396,9 @@ class ProjectionStatus:
     partitions: list[PartitionStatus]
     rows: dict[str, int]
     last_error: DeadLetter | None
+    replaced: str | None = None
+    """Why the views cannot go on with this log at all (it is not the one they were built
+    from: :class:`~ledger.errors.LogReplaced`), if so."""
 
 
 def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
@@ -429,4 +432,10 @@ def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
         )
         for p, end in sorted(ends.items())
     ]
-    return ProjectionStatus(partitions, store.counts(), store.last_error())
+    current, recorded = log.identity(), store.log_identity()
+    replaced = (
+        str(LogReplaced(log=log.name, recorded=recorded, current=current))
+        if current is not None and recorded is not None and current != recorded
+        else None
+    )
+    return ProjectionStatus(partitions, store.counts(), store.last_error(), replaced)

@@ -412,6 +412,18 @@ class SQLiteLog(EventLog):
     def name(self) -> str:
         return f"embedded log {self.path}"
 
+    def identity(self) -> str | None:
+        statement = (
+            f"SELECT originator_id FROM {self.recorder.events_table_name} ORDER BY rowid LIMIT 1"
+        )
+        try:
+            with self._datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement)
+                row = cursor.fetchone()
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+        return None if row is None else f"first event {row[0]}"
+
     def bounds(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
         statement = f"SELECT MIN(rowid), MAX(rowid) FROM {self.recorder.events_table_name}"
         try:

@@ -584,6 +584,34 @@ class ViewStore:
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
         return _load_profiles(self.recorder.select, customers)
 
+    def _identity_prefix(self) -> str:
+        return f"{self.prefix}|{self.source}:log="
+
+    def log_identity(self) -> str | None:
+        """The identity of the log these views were built from (see
+        :meth:`ledger.log.EventLog.identity`), if recorded."""
+        prefix = self._identity_prefix()
+        rows = self.recorder.select(
+            f"SELECT application_name FROM {self.recorder.tracking_table} WHERE {_PREFIXED}",
+            _prefix(prefix),
+        )
+        return str(rows[0][0])[len(prefix) :] if rows else None
+
+    def record_log_identity(self, identity: str) -> None:
+        """Record which log the views are built from (kept by rebuilds, dropped by reset)."""
+        table, prefix = self.recorder.tracking_table, self._identity_prefix()
+        try:
+            self.recorder.run(  # two projectors may record it at once: the same name
+                [
+                    (
+                        f"INSERT INTO {table} VALUES (?, 0) ON CONFLICT DO NOTHING",
+                        (prefix + identity,),
+                    )
+                ]
+            )
+        except (PersistenceError, sqlite3.Error, psycopg.Error) as exc:
+            raise StoreUnavailable(f"cannot write the view store {self.where}: {exc}") from exc
+
     def generation_name(self) -> str:
         return f"{self.prefix}|{self.source}:generation"
 
