@@ -851,7 +851,9 @@ def project_run(
     id) is never applied twice. On a Kafka log, every process started with the same
     --group shares the partitions, and a stopped one's partitions move to the others.
     With --follow, keeps applying new events, and on SIGINT/SIGTERM finishes the batch
-    in hand before exiting.
+    in hand before exiting; on Kafka it waits (and says so) while the broker is down.
+    Stops with exit 1, applying nothing, if the stored positions no longer fit the log (a
+    recreated topic, a replaced file): then `ledger project rebuild` or `project reset`.
 
     \b
     Example:

@@ -267,7 +267,7 @@ class WorkerPool:
             if isinstance(answer, Share):
                 shares.append(answer)
             elif answer[1] == UNAVAILABLE:
-                unavailable = unavailable or answer[0]
+                unavailable = unavailable or f"projector worker {index}: {answer[0]}"
             else:
                 detail = f"{answer[0]}\n{answer[1]}" if answer[1] else answer[0]
                 failure = failure or f"projector worker {index} failed: {detail}"
