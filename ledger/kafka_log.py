@@ -26,7 +26,7 @@ from kafka.partitioner.default import murmur2
 from ledger.errors import InvalidEvent, LogUnavailable, TopicForgets
 from ledger.events import Touchpoint
 from ledger.kafka_binding import Headers, from_record, to_binary
-from ledger.kafka_topic import check_topic, keep_forever
+from ledger.kafka_topic import TopicCheck, check_topic, keep_forever
 from ledger.log import (
     EVERYTHING,
     Appended,
@@ -102,7 +102,8 @@ class KafkaLog(EventLog):
         self._check_on_read = check_config
         """Check the topic's configuration before the first read too (worker processes
         of a projector that checked it do not)."""
-        self._config_checked = False
+        self._config_found: TopicCheck | None = None
+        """What :meth:`_check_config` found, once it looked."""
         self._topic_id: str | None = None
 
     # -- clients, created lazily and closed explicitly -------------------------------
@@ -165,12 +166,27 @@ class KafkaLog(EventLog):
             raise self._unavailable("cannot connect", exc) from exc
 
     def _check_config(self, admin: KafkaAdminClient, *, for_write: bool) -> None:
-        """Check the topic's configuration (DescribeConfigs, every value) once per log
-        object: what makes it forget events refuses a write unless allowed, and is
-        otherwise a warning (logger ``ledger``), as is what weakens acknowledged writes."""
-        if self._config_checked:
-            return
-        self._config_checked = True
+        """Check the topic's configuration (DescribeConfigs, every value; once per log
+        object, warnings included): what makes it forget events refuses every write unless
+        allowed, and is otherwise a warning (logger ``ledger``), as is what weakens
+        acknowledged writes."""
+        found, fresh = self._config_found, self._config_found is None
+        if found is None:
+            found = self._config_found = self._describe_config(admin)
+        if found.forgets and for_write and not self._settings.kafka_allow_finite_retention:
+            self._config_found = None  # the next write looks again (after a fix)
+            raise TopicForgets(
+                f"{self.name} does not keep every event: {'; '.join(found.forgets)}. The "
+                "ledger refuses to write to it (LEDGER_KAFKA_ALLOW_FINITE_RETENTION=true "
+                "writes anyway; see docs/kafka.md)"
+            )
+        if fresh:
+            for problem in found.forgets:
+                LOGGER.warning("%s does not keep every event: %s", self.name, problem)
+            for problem in found.weak:
+                LOGGER.warning("%s: %s", self.name, problem)
+
+    def _describe_config(self, admin: KafkaAdminClient) -> TopicCheck:
         try:
             resource = ConfigResource(ConfigResourceType.TOPIC, self.topic)
             described = admin.describe_configs([resource], config_filter="all")
@@ -180,7 +196,7 @@ class KafkaLog(EventLog):
             LOGGER.warning(
                 "%s: cannot check its configuration (%s): see docs/kafka.md", self.name, exc
             )
-            return
+            return TopicCheck()
         config = {
             name: str(entry["value"])
             for name, entry in entries.items()
@@ -188,18 +204,7 @@ class KafkaLog(EventLog):
         }
         partitions = topics[0].get("partitions") if topics else None
         replication = len(partitions[0].get("replica_nodes") or ()) if partitions else None
-        found = check_topic(config, replication or None)
-        if found.forgets and for_write and not self._settings.kafka_allow_finite_retention:
-            self._config_checked = False  # a write after a fix checks again
-            raise TopicForgets(
-                f"{self.name} does not keep every event: {'; '.join(found.forgets)}. The "
-                "ledger refuses to write to it (LEDGER_KAFKA_ALLOW_FINITE_RETENTION=true "
-                "writes anyway; see docs/kafka.md)"
-            )
-        for problem in found.forgets:
-            LOGGER.warning("%s does not keep every event: %s", self.name, problem)
-        for problem in found.weak:
-            LOGGER.warning("%s: %s", self.name, problem)
+        return check_topic(config, replication or None)
 
     def _consumer(self) -> KafkaConsumer:
         try:
@@ -245,7 +250,7 @@ class KafkaLog(EventLog):
         ]
 
     def partitions(self) -> list[int]:
-        if self._check_on_read and not self._config_checked:
+        if self._check_on_read and self._config_found is None:
             admin = self._admin()
             try:
                 self._check_config(admin, for_write=False)
