@@ -6,6 +6,7 @@ Tables for people, ``--json`` for machines. A :class:`LedgerError` becomes a one
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -35,7 +36,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from consumers.kafka_group import GroupProjector
+from consumers.kafka_group import GroupProjector, follow_group
 from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
 from ledger import service, strict
@@ -164,6 +165,23 @@ def settings_of(ctx: click.Context) -> Settings:
     return settings
 
 
+def _warnings_to_stderr() -> None:
+    """Show the ledger's warnings (logger ``ledger``: a Kafka topic that forgets events,
+    ...) as ``warning: ...`` lines on stderr, once each."""
+    logger = logging.getLogger("ledger")
+    if not any(isinstance(h, _StderrWarnings) for h in logger.handlers):
+        logger.addHandler(_StderrWarnings(logging.WARNING))
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+class _StderrWarnings(logging.Handler):
+    """Writes to whatever stderr is now (click's test runner swaps it per command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--log",
@@ -186,6 +204,7 @@ def main(ctx: click.Context, log_url: str | None, data_dir: Path | None) -> None
       ledger demo
       ledger replay --customer C0000042
     """
+    _warnings_to_stderr()
     overrides: dict[str, Any] = {}
     if log_url:
         overrides["log"] = log_url
@@ -937,6 +956,9 @@ def project_run(
     counts once when it runs again. Exit code with --follow: 0 (a signal is the normal
     way to stop a follower); without it, a catch-up cut short exits 130 (SIGINT) or
     143 (SIGTERM) after printing what it committed.
+    On Kafka it waits (and says so) while the broker is down. It stops with exit 1,
+    applying nothing, if the stored positions no longer fit the log (a recreated topic, a
+    replaced file): then `ledger project rebuild` or `project reset`.
 
     \b
     Example:
@@ -950,16 +972,20 @@ def project_run(
         closing(open_store(settings)) as store,
     ):
         if isinstance(log, KafkaLog):
-            group = GroupProjector(
-                log,
-                store,
-                group_id=group_id or settings.group_id,
-                batch_size=batch_size,
-                session_timeout_ms=settings.kafka_session_timeout_ms,
-                on_error=on_error,
-                workers=settings.workers if workers is None else workers,
-            )
-            report = group.run(stop, until_caught_up=not follow)
+            kafka_log = log
+
+            def join() -> GroupProjector:
+                return GroupProjector(
+                    kafka_log,
+                    store,
+                    group_id=group_id or settings.group_id,
+                    batch_size=batch_size,
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                    on_error=on_error,
+                    workers=settings.workers if workers is None else workers,
+                )
+
+            report = follow_group(join, stop) if follow else join().run(stop, until_caught_up=True)
         else:
             projector = Projector(
                 log,
@@ -1092,6 +1118,9 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
         status = service.projection_status(log, store)
     error = status.last_error
+    problems = [p.error for p in status.partitions if p.error is not None]
+    if status.replaced is not None:
+        problems.insert(0, status.replaced)
     data = {
         "log": settings.log_url,
         "store": settings.store_url,
@@ -1106,9 +1135,11 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
                 "records_per_second": round(p.rate) if p.rate else None,
                 "newest_applied": p.newest_applied.isoformat() if p.newest_applied else None,
                 "committed_at": p.committed_at.isoformat() if p.committed_at else None,
+                "error": p.error,
             }
             for p in status.partitions
         ],
+        "errors": problems,
         "rows": status.rows,
         "decisions": {
             "unprojected_records": status.unprojected,
@@ -1124,7 +1155,7 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     }
     if as_json:
         click.echo(orjson.dumps(data))
-        return
+        ctx.exit(1 if problems else 0)
     table = Table(
         "partition",
         "position",
@@ -1137,7 +1168,9 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     )
     for p in status.partitions:
         lag = (
-            "-"
+            "ERROR (below)"
+            if p.error is not None
+            else "-"
             if p.lag_seconds is None
             else "not started"
             if p.lag_seconds == float("inf")
@@ -1161,6 +1194,40 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     )
     if error is not None:
         click.echo(f"last error: {error.partition}:{error.offset} {error.reason}")
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        ctx.exit(1)
+
+
+@project.command("reset")
+@click.option("--yes", is_flag=True, help="Confirm: drop the views and their positions.")
+@json_option
+@click.pass_context
+def project_reset(ctx: click.Context, yes: bool, as_json: bool) -> None:
+    """Drop the views, their positions and parked records, so that the next `ledger project
+    run` projects the log from its beginning (one transaction; the log is not touched).
+
+    For views whose positions no longer fit the log (a Kafka topic deleted and recreated,
+    a broker that lost its data, an embedded log file replaced): `ledger project status`
+    names them. `ledger project rebuild` does the same and projects at once.
+
+    \b
+    Example:
+      ledger project reset --yes && ledger project run
+    """
+    if not yes:
+        raise LedgerError(
+            "project reset drops every view row and position of this store: "
+            "run it again with --yes to confirm"
+        )
+    settings = settings_of(ctx)
+    with closing(open_store(settings)) as store:
+        store.reset()
+    if as_json:
+        click.echo(orjson.dumps({"reset": True}))
+        return
+    click.echo("views, positions and parked records dropped: ledger project run starts over")
 
 
 def _age(moment: datetime | None) -> float | None:

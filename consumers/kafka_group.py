@@ -15,13 +15,15 @@ never counted twice, and a position never moves past an event the views do not h
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, OffsetOutOfRangeError
 
-from consumers.projector import PROJECTOR_BATCH, Projector, RunReport
+from consumers.projector import PROJECTOR_BATCH, Projector, RunReport, check_views_fit
 from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
 from ledger.stopping import Stop
@@ -29,6 +31,9 @@ from projections.store import BatchConflict, ViewStore
 
 LEAVE_GROUP_MS = 1000
 """How long a stopping projector waits to leave its group politely."""
+LOGGER = logging.getLogger("ledger")
+DOWN_REPORT_SECONDS = 5.0
+"""How long a member waits for an unreachable broker before it says so."""
 
 
 class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -74,16 +79,23 @@ class GroupProjector:
             self.consumer = KafkaConsumer(
                 **options,
                 group_id=group_id,
-                auto_offset_reset="earliest",
                 session_timeout_ms=session_timeout_ms,
                 heartbeat_interval_ms=max(1000, session_timeout_ms // 5),
             )
         except KafkaError as exc:
             raise LogUnavailable(f"cannot join group {group_id}: {exc}") from exc
         self.conflicts = 0
+        self.report = RunReport()
+        """What the last :meth:`run` did (so far, if it raised)."""
+        self._down_since: float | None = None
+        self._reported_at: float | None = None
+        self.unchecked: set[int] = set()
+        """Partitions sought since the views were last checked against the log."""
 
     def seek_to_store(self, partitions: list[TopicPartition]) -> None:
         positions = self.store.positions([tp.partition for tp in partitions])
+        self.unchecked.update(tp.partition for tp in partitions)  # by the run loop: a
+        # rebalance listener's exceptions are swallowed
         self.projector.resume(positions, [tp.partition for tp in partitions])
         for tp in partitions:
             if tp.partition in positions:
@@ -97,15 +109,14 @@ class GroupProjector:
         """Apply batches until ``stop`` is set (or, with ``until_caught_up``, until every
         assigned partition has reached its high watermark). The batch in hand is always
         committed or rolled back before returning; the group is left cleanly."""
-        report = RunReport()
+        report = self.report = RunReport()
         started = time.perf_counter()
         self.consumer.subscribe([self.log.topic], listener=_SeekToStore(self))
         backlog_folded = False
         try:
             while not stop.is_set():
-                polled = self.consumer.poll(
-                    timeout_ms=int(poll_seconds * 1000), max_records=self.batch_size
-                )
+                polled = self._poll(poll_seconds)
+                self._watch_broker()
                 if not backlog_folded and self.consumer.assignment():
                     backlog_folded = True
                     if self._fold_backlog(stop, report):
@@ -129,6 +140,54 @@ class GroupProjector:
             self.consumer.close(timeout_ms=LEAVE_GROUP_MS)
             report.seconds = time.perf_counter() - started
         return report
+
+    def _poll(self, poll_seconds: float) -> dict[TopicPartition, list[Any]]:
+        """Poll the group, then stop (:class:`~ledger.errors.PositionLost`) rather than read
+        on from a position the topic no longer fits: every position sought from the store
+        is checked against the topic's bounds, and every fetch against its high watermark
+        (Tansu answers a fetch past the end with no records; Kafka with OFFSET_OUT_OF_RANGE,
+        which this consumer does not let reset itself)."""
+        try:
+            polled: dict[TopicPartition, list[Any]] = self.consumer.poll(
+                timeout_ms=int(poll_seconds * 1000), max_records=self.batch_size
+            )
+        except OffsetOutOfRangeError as exc:
+            raise self.log.out_of_range(exc) from exc
+        if self.unchecked:
+            check_views_fit(self.log, self.store, sorted(self.unchecked))
+            self.unchecked = set()
+        self.log.check_overrun(self.consumer, self.consumer.assignment())
+        return polled
+
+    def _watch_broker(self) -> None:
+        """While the group's coordinator cannot be reached (the broker is down), say so
+        (logger ``ledger``) after :data:`DOWN_REPORT_SECONDS` and every 30 s after that,
+        and say when it is back: the member waits for the broker (kafka-python reconnects),
+        its views stay at their committed positions."""
+        coordinator: Any = getattr(self.consumer, "_coordinator", None)
+        down = coordinator is not None and coordinator.coordinator_unknown()
+        now = time.monotonic()
+        if not down:
+            if self._down_since is not None and self._reported_at is not None:
+                LOGGER.warning(
+                    "%s: Kafka reachable again after %.0fs", self.log.name, now - self._down_since
+                )
+            self._down_since = self._reported_at = None
+            return
+        if self._down_since is None:
+            self._down_since = now
+        waited = now - self._down_since
+        if waited >= DOWN_REPORT_SECONDS and (
+            self._reported_at is None or now - self._reported_at >= 30
+        ):
+            LOGGER.warning(
+                "%s: Kafka at %s unreachable for %.0fs: waiting (the views stay at their "
+                "positions)",
+                self.log.name,
+                ",".join(self.log.target.bootstrap_servers),
+                waited,
+            )
+            self._reported_at = now
 
     def _fold_backlog(self, stop: Stop, report: RunReport) -> bool:
         """On the first assignment, catch its partitions up with worker processes (see
@@ -182,3 +241,33 @@ class GroupProjector:
             if highwater is None or self.consumer.position(tp) < highwater:
                 return False
         return True
+
+
+def follow_group(
+    join: Callable[[], GroupProjector], stop: Stop, *, retry_seconds: float = 2.0
+) -> RunReport:
+    """Be a group member until ``stop`` is set. While Kafka cannot be reached
+    (:class:`LogUnavailable`) wait, say so (logger ``ledger``) and join again; anything
+    else -- a position the topic no longer fits (:class:`~ledger.errors.PositionLost`),
+    ``--on-error stop`` -- ends the run: a follower never skips past it."""
+    total = RunReport()
+    down_since: float | None = None
+    while not stop.is_set():
+        member: GroupProjector | None = None
+        try:
+            member = join()
+            if down_since is not None:
+                LOGGER.warning("%s: Kafka reachable again, joining the group", member.log.name)
+                down_since = None
+            total.merge(member.run(stop))
+        except LogUnavailable as exc:
+            if member is not None:
+                total.merge(member.report)
+            now = time.monotonic()
+            if down_since is None:
+                down_since = now
+                LOGGER.warning(
+                    "%s: waiting for Kafka, joining again every %.0fs", exc, retry_seconds
+                )
+            stop.wait(retry_seconds)
+    return total

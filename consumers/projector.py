@@ -19,9 +19,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from ledger.codec import event_from_stored
-from ledger.errors import InvalidEvent, LedgerError
+from ledger.errors import InvalidEvent, LedgerError, LogReplaced
 from ledger.events import DECISION_TYPES
-from ledger.log import EventLog, LogRecord, Position, Positions, StoredEvent, as_bytes
+from ledger.log import (
+    EventLog,
+    LogRecord,
+    Position,
+    Positions,
+    StoredEvent,
+    as_bytes,
+    check_positions,
+)
 from ledger.stopping import Stop
 from projections import frequency, profile
 from projections.fact import Fact, fact_from_stored, fact_of
@@ -80,6 +88,22 @@ class Pending:
         report.duplicates += self.duplicates
         report.parked += len(self.batch.dead_letters)
         report.positions.update(self.batch.positions)
+
+
+def check_views_fit(log: EventLog, store: ViewStore, partitions: Iterable[int]) -> None:
+    """Raise :class:`~ledger.errors.PositionLost` unless the views of ``store`` may go on
+    from their positions in ``log``: each stored position lies within its partition
+    (:func:`ledger.log.check_positions`), and the log is the one they were built from (its
+    :meth:`~ledger.log.EventLog.identity`, recorded here the first time it is known)."""
+    check_positions(log, store.positions(partitions))
+    current = log.identity()
+    if current is None:
+        return
+    recorded = store.log_identity()
+    if recorded is None:
+        store.record_log_identity(current)
+    elif recorded != current:
+        raise LogReplaced(log=log.name, recorded=recorded, current=current)
 
 
 class PoisonEvent(LedgerError):
@@ -304,6 +328,7 @@ class Projector:
         self.parallel_min = PARALLEL_MIN if parallel_min is None else parallel_min
         """Records behind before a catch-up uses ``workers``."""
         self._backlog_checked = False
+        self._positions_checked = False
         self.store = store
         self.batch_size = batch_size
         self.on_error = on_error
@@ -337,6 +362,7 @@ class Projector:
         """
         report = RunReport()
         started = time.perf_counter()
+        self._check_positions()
         parallel = self._parallel()
         if parallel is not None:
             report.merge(parallel.run(stop))
@@ -373,6 +399,16 @@ class Projector:
                 finished = False
         report.seconds = time.perf_counter() - started
         return report
+
+    def _check_positions(self) -> None:
+        """Stop (:class:`~ledger.errors.PositionLost`) rather than read on from a stored
+        position the log no longer fits: one past its end (the log was replaced) or before
+        its start (records deleted unread). On the embedded log before every catch-up (two
+        index lookups); on Kafka before the first, and the readers check every fetch."""
+        if self._positions_checked and not self.log.refuses_duplicates_across_batches:
+            return
+        check_views_fit(self.log, self.store, self.log.partitions())
+        self._positions_checked = True
 
     def _parallel(self) -> ParallelCatchUp | None:
         """Worker processes for this catch-up, if they are possible and worth it.

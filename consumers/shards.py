@@ -44,11 +44,12 @@ from consumers.projector import (
     PoisonEvent,
     Projector,
     RunReport,
+    check_views_fit,
     item_of,
     item_of_stored,
     settle_garbage,
 )
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, LogUnavailable, PositionLost
 from ledger.kafka_log import KafkaLog, PartitionReader
 from ledger.log import EventLog
 from ledger.sqlite_log import Span, SQLiteLog
@@ -123,7 +124,7 @@ def log_opener(log: EventLog) -> Callable[[], EventLog] | None:
     if isinstance(log, SQLiteLog):
         return partial(SQLiteLog, log.path, create=False, cache_mib=16)
     if isinstance(log, KafkaLog):
-        return partial(KafkaLog, log.target, log.settings)
+        return partial(KafkaLog, log.target, log.settings, check_config=False)
     return None
 
 
@@ -187,7 +188,15 @@ def _answer(connection: Connection, answer: Share | tuple[str, str]) -> bool:
 
 
 def _failure(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, PositionLost):  # a finding about the log, not a bug: no traceback
+        return (str(exc), "")
+    if isinstance(exc, LogUnavailable):  # the projector's caller may wait and retry
+        return (str(exc), UNAVAILABLE)
     return (f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+UNAVAILABLE = "log unavailable"
+"""Marks a worker's failure to reach the log (no traceback to show)."""
 
 
 def _fold(
@@ -277,6 +286,7 @@ class WorkerPool:
             waiting = [c for c in waiting if c not in ready]
         shares: list[Share] = []
         failure: str | None = None
+        unavailable: str | None = None
         for index, connection in enumerate(self.connections):
             try:
                 answer = connection.recv()
@@ -286,8 +296,13 @@ class WorkerPool:
                 continue
             if isinstance(answer, Share):
                 shares.append(answer)
+            elif answer[1] == UNAVAILABLE:
+                unavailable = unavailable or f"projector worker {index}: {answer[0]}"
             else:
-                failure = failure or f"projector worker {index} failed: {answer[0]}\n{answer[1]}"
+                detail = f"{answer[0]}\n{answer[1]}" if answer[1] else answer[0]
+                failure = failure or f"projector worker {index} failed: {detail}"
+        if failure is None and unavailable is not None:
+            raise LogUnavailable(unavailable)
         if failure is not None:
             raise WorkerFailed(failure)
         return shares
@@ -354,6 +369,7 @@ class ParallelCatchUp:
         assert opener is not None
         started = time.perf_counter()
         partitions = sorted(self.partitions if self.partitions is not None else log.partitions())
+        check_views_fit(log, store, partitions)  # before any worker reads on from them
         embedded = isinstance(log, SQLiteLog)
         count = self.workers if embedded else min(self.workers, len(partitions))
         report = RunReport(workers=count)

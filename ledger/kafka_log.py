@@ -8,9 +8,10 @@ deduplicate by event id (docs/contract.md, "Duplicates").
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,13 +19,14 @@ from functools import lru_cache
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
-from ledger.errors import InvalidEvent, LogUnavailable
+from ledger.errors import InvalidEvent, LogUnavailable, TopicForgets
 from ledger.events import Touchpoint
 from ledger.kafka_binding import Headers, from_record, to_binary
+from ledger.kafka_topic import TopicCheck, check_topic, keep_forever
 from ledger.log import (
     EVERYTHING,
     Appended,
@@ -38,6 +40,7 @@ from ledger.log import (
     RawRecord,
     ReadFilter,
     StoredEvent,
+    check_positions,
 )
 from ledger.settings import KafkaLogTarget, Settings
 from ledger.stopping import Stop
@@ -57,10 +60,14 @@ CONSUMER_OPTIONS: dict[str, Any] = {
     "fetch_max_bytes": 64 * 1024 * 1024,
     "fetch_min_bytes": 1,
     "fetch_max_wait_ms": 100,
+    # Every read seeks to a position of its own: a position out of range must stop the
+    # reader (see KafkaLog.out_of_range), never move it silently to the start or the end.
+    "auto_offset_reset": "none",
 }
 READ_STALL_SECONDS = 30.0
 TAIL_OPTIONS: dict[str, Any] = {"fetch_max_wait_ms": 5}
 """A customer's tail is read to the high watermark and no further: no waiting for news."""
+LOGGER = logging.getLogger("ledger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +96,20 @@ class KafkaLog(EventLog):
 
     refuses_duplicates_across_batches = False
 
-    def __init__(self, target: KafkaLogTarget, settings: Settings) -> None:
+    def __init__(
+        self, target: KafkaLogTarget, settings: Settings, *, check_config: bool = True
+    ) -> None:
         self.target = target
         self.topic = target.topic
         self._settings = settings
         self._producer: KafkaProducer | None = None
         self._topic_checked = False
+        self._check_on_read = check_config
+        """Check the topic's configuration before the first read too (worker processes
+        of a projector that checked it do not)."""
+        self._config_found: TopicCheck | None = None
+        """What :meth:`_check_config` found, once it looked."""
+        self._topic_id: str | None = None
 
     # -- clients, created lazily and closed explicitly -------------------------------
 
@@ -126,26 +141,75 @@ class KafkaLog(EventLog):
         return self._producer
 
     def ensure_topic(self) -> None:
-        """Create the topic with the configured partitions unless it exists."""
+        """Create the topic to keep every event forever (:func:`keep_forever`) unless it
+        exists, then check its configuration: refuses to write to a topic that deletes or
+        compacts events unless ``kafka_allow_finite_retention`` (:class:`TopicForgets`)."""
         if self._topic_checked:
             return
+        admin = self._admin()
         try:
-            admin = KafkaAdminClient(**self.client_options())
-        except KafkaError as exc:
-            raise self._unavailable("cannot connect", exc) from exc
-        try:
+            replication = self._settings.kafka_replication_factor
             topic = NewTopic(
                 self.topic,
                 self._settings.kafka_partitions,
-                self._settings.kafka_replication_factor,
+                replication,
+                topic_configs=keep_forever(replication, self._settings.kafka_min_insync_replicas),
             )
             with suppress(TopicAlreadyExistsError):
                 admin.create_topics([topic])
+            self._check_config(admin, for_write=True)
         except KafkaError as exc:
             raise self._unavailable("cannot create the topic", exc) from exc
         finally:
             admin.close()
         self._topic_checked = True
+
+    def _admin(self) -> KafkaAdminClient:
+        try:
+            return KafkaAdminClient(**self.client_options())
+        except KafkaError as exc:
+            raise self._unavailable("cannot connect", exc) from exc
+
+    def _check_config(self, admin: KafkaAdminClient, *, for_write: bool) -> None:
+        """Check the topic's configuration (DescribeConfigs, every value; once per log
+        object, warnings included): what makes it forget events refuses every write unless
+        allowed, and is otherwise a warning (logger ``ledger``), as is what weakens
+        acknowledged writes."""
+        found, fresh = self._config_found, self._config_found is None
+        if found is None:
+            found = self._config_found = self._describe_config(admin)
+        if found.forgets and for_write and not self._settings.kafka_allow_finite_retention:
+            self._config_found = None  # the next write looks again (after a fix)
+            raise TopicForgets(
+                f"{self.name} does not keep every event: {'; '.join(found.forgets)}. The "
+                "ledger refuses to write to it (LEDGER_KAFKA_ALLOW_FINITE_RETENTION=true "
+                "writes anyway; see docs/kafka.md)"
+            )
+        if fresh:
+            for problem in found.forgets:
+                LOGGER.warning("%s does not keep every event: %s", self.name, problem)
+            for problem in found.weak:
+                LOGGER.warning("%s: %s", self.name, problem)
+
+    def _describe_config(self, admin: KafkaAdminClient) -> TopicCheck:
+        try:
+            resource = ConfigResource(ConfigResourceType.TOPIC, self.topic)
+            described = admin.describe_configs([resource], config_filter="all")
+            entries = described.get("topic", {}).get(self.topic, {})
+            topics = admin.describe_topics([self.topic])
+        except KafkaError as exc:
+            LOGGER.warning(
+                "%s: cannot check its configuration (%s): see docs/kafka.md", self.name, exc
+            )
+            return TopicCheck()
+        config = {
+            name: str(entry["value"])
+            for name, entry in entries.items()
+            if isinstance(entry, dict) and entry.get("value") is not None
+        }
+        partitions = topics[0].get("partitions") if topics else None
+        replication = len(partitions[0].get("replica_nodes") or ()) if partitions else None
+        return check_topic(config, replication or None)
 
     def _consumer(self) -> KafkaConsumer:
         try:
@@ -191,9 +255,19 @@ class KafkaLog(EventLog):
         ]
 
     def partitions(self) -> list[int]:
+        if self._check_on_read and self._config_found is None:
+            admin = self._admin()
+            try:
+                self._check_config(admin, for_write=False)
+            finally:
+                admin.close()
         consumer = self._consumer()
         try:
             found = consumer.partitions_for_topic(self.topic)
+            # The topic id (KIP-516) came with the metadata: a recreated topic gets a new one.
+            cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+            topic_id = cluster.topic_id(self.topic) if cluster is not None else None
+            self._topic_id = str(topic_id) if topic_id and topic_id.int else None
         except KafkaError as exc:
             raise self._unavailable("cannot read metadata", exc) from exc
         finally:
@@ -222,6 +296,8 @@ class KafkaLog(EventLog):
                 highwater = consumer.highwater(tp)
                 if highwater is not None and highwater <= position.offset:
                     return None
+        except OffsetOutOfRangeError:
+            return None  # deleted by retention, or past the end: no record there
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc
         finally:
@@ -235,17 +311,77 @@ class KafkaLog(EventLog):
         try:
             consumer.assign(assigned)
             consumer.seek_to_beginning()
-            deadline = time.monotonic() + self._settings.kafka_timeout_seconds
-            while time.monotonic() < deadline:
-                consumer.poll(timeout_ms=200, max_records=1)
-                marks = {tp.partition: consumer.highwater(tp) for tp in assigned}
-                if all(mark is not None for mark in marks.values()):
-                    return {p: int(mark) for p, mark in marks.items() if mark is not None}
+            return self._highwaters(consumer, assigned)
         except KafkaError as exc:
             raise self._unavailable("cannot read the end of the log", exc) from exc
         finally:
             consumer.close()
+
+    def _highwaters(
+        self, consumer: KafkaConsumer, assigned: list[TopicPartition]
+    ) -> dict[int, int]:
+        """The high watermark of each assigned partition, from fetches."""
+        deadline = time.monotonic() + self._settings.kafka_timeout_seconds
+        while time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200, max_records=1)
+            marks = {tp.partition: consumer.highwater(tp) for tp in assigned}
+            if all(mark is not None for mark in marks.values()):
+                return {p: int(mark) for p, mark in marks.items() if mark is not None}
         raise LogUnavailable(f"topic {self.topic}: no high watermark within the timeout")
+
+    @property
+    def name(self) -> str:
+        return f"Kafka topic {self.topic}"
+
+    def identity(self) -> str | None:
+        self.partitions()
+        return None if self._topic_id is None else f"topic id {self._topic_id}"
+
+    def bounds(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        # The start is the log start offset (ListOffsets, earliest): Tansu and Kafka agree
+        # on it. The end is the high watermark a fetch brings back, not end_offsets()
+        # (wrong on Tansu; on Apache Kafka both are the same number).
+        wanted = sorted(set(partitions))
+        existing = set(self.partitions())
+        assigned = [TopicPartition(self.topic, p) for p in wanted if p in existing]
+        found = dict.fromkeys(wanted, (0, 0))
+        if not assigned:
+            return found
+        consumer = self._consumer()
+        try:
+            consumer.assign(assigned)
+            starts = consumer.beginning_offsets(
+                assigned, timeout_ms=int(self._settings.kafka_timeout_seconds * 1000)
+            )
+            consumer.seek_to_beginning()
+            ends = self._highwaters(consumer, assigned)
+        except KafkaError as exc:
+            raise self._unavailable("cannot read the bounds of the log", exc) from exc
+        finally:
+            consumer.close()
+        for tp in assigned:
+            found[tp.partition] = (int(starts[tp]), ends[tp.partition])
+        return found
+
+    def out_of_range(self, exc: OffsetOutOfRangeError) -> LogUnavailable:
+        """Turn a fetch refused as out of range into the precise error: raises
+        :class:`~ledger.errors.PositionLost` when the bounds confirm it, and otherwise
+        returns a :class:`LogUnavailable` for the caller to raise."""
+        offsets = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+        check_positions(self, {tp.partition: int(offset) for tp, offset in offsets.items()})
+        return self._unavailable("a fetch position is out of range", exc)
+
+    def check_overrun(self, consumer: KafkaConsumer, assigned: Iterable[TopicPartition]) -> None:
+        """Raise :class:`~ledger.errors.PositionBeyondEnd` if a partition's position is past
+        the high watermark its last fetch brought back (Tansu answers such a fetch with no
+        records instead of OFFSET_OUT_OF_RANGE). A suspicion is confirmed with fresh
+        bounds first, so a stale high watermark raises nothing."""
+        suspects = {}
+        for tp in assigned:
+            mark = consumer.highwater(tp)
+            if mark is not None and (position := consumer.position(tp)) > mark:
+                suspects[tp.partition] = position
+        check_positions(self, suspects)
 
     def read(
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING
@@ -297,6 +433,7 @@ class KafkaLog(EventLog):
                         decoded = _decode(tp.partition, record, wanted_key, wanted_types, where)
                         if decoded is not None:
                             yield decoded
+                self.check_overrun(consumer, assigned)
                 if stop is not None:
                     if stop.is_set():
                         return
@@ -314,6 +451,8 @@ class KafkaLog(EventLog):
                         f"topic {self.topic}: no progress for {READ_STALL_SECONDS:.0f}s on "
                         f"partitions {sorted(tp.partition for tp in unfinished)}"
                     )
+        except OffsetOutOfRangeError as exc:
+            raise self.out_of_range(exc) from exc
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc
         finally:
@@ -423,6 +562,7 @@ class KafkaLog(EventLog):
                         record.value,
                         record.timestamp * 1000,
                     )
+                self.check_overrun(consumer, [tp])
                 highwater = consumer.highwater(tp)
                 if highwater is not None and consumer.position(tp) >= highwater:
                     return
@@ -430,6 +570,8 @@ class KafkaLog(EventLog):
                     raise LogUnavailable(
                         f"topic {self.topic}: no progress on partition {partition}"
                     )
+        except OffsetOutOfRangeError as exc:
+            raise self.out_of_range(exc) from exc
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc
         finally:
@@ -488,6 +630,7 @@ class PartitionReader:
                         taken += len(batch)
                         self.moved[tp.partition] = self._at[tp.partition] = batch[-1].offset + 1
                         last_progress = time.monotonic()
+                self.log.check_overrun(consumer, self.assigned)
                 self.caught_up = all(
                     (mark := consumer.highwater(tp)) is not None and consumer.position(tp) >= mark
                     for tp in self.assigned
@@ -496,6 +639,8 @@ class PartitionReader:
                     break
                 if time.monotonic() - last_progress > READ_STALL_SECONDS:
                     raise LogUnavailable(f"topic {self.log.topic}: no progress on a partition")
+        except OffsetOutOfRangeError as exc:
+            raise self.log.out_of_range(exc) from exc
         except KafkaError as exc:
             raise self.log._unavailable("cannot read", exc) from exc
 

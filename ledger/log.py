@@ -8,12 +8,13 @@ against both (``tests/integration/test_log_contract.py``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, NamedTuple
 
+from ledger.errors import PositionBeyondEnd, PositionLost, RecordsDeleted
 from ledger.events import Touchpoint
 from ledger.stopping import Stop
 
@@ -290,6 +291,26 @@ class EventLog(ABC):
     def end_positions(self) -> dict[int, int]:
         """Per partition, the offset the next appended record will get."""
 
+    #: The offset of a partition's first record (the embedded log counts from 1).
+    first_offset: int = 0
+
+    @property
+    def name(self) -> str:
+        """The log as error messages name it (no credentials)."""
+        return type(self).__name__
+
+    def identity(self) -> str | None:
+        """What tells this log from another one at the same address, as views record it
+        (a Kafka topic's id, the embedded log's first event); ``None``: nothing yet."""
+        return None
+
+    def bounds(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """Per partition asked for, ``(start, end)``: the offset of the first record it
+        still holds and the offset its next record will get (``start == end``: empty). A
+        partition the log does not have is ``(first_offset, first_offset)``."""
+        ends = self.end_positions()
+        return {p: (self.first_offset, ends.get(p, self.first_offset)) for p in partitions}
+
     @abstractmethod
     def read(
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING
@@ -379,3 +400,30 @@ class EventLog(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def position_problem(
+    log: str, partition: int, position: int, start: int, end: int
+) -> PositionLost | None:
+    """What is wrong with reading on from a stored ``position`` of a partition that holds
+    the records ``start`` to ``end - 1``: past its end (the log was replaced) or before its
+    start (records were deleted unread). ``None`` if nothing is."""
+    if position > end:
+        return PositionBeyondEnd(log=log, partition=partition, position=position, end=end)
+    if position < start:
+        return RecordsDeleted(log=log, partition=partition, position=position, start=start)
+    return None
+
+
+def check_positions(log: EventLog, positions: Mapping[int, int]) -> None:
+    """Raise :class:`PositionLost` if reading ``log`` on from any of these stored positions
+    would skip records silently (see :func:`position_problem`); a partition without a
+    stored position starts wherever its records start, and is not checked."""
+    if not positions:
+        return
+    bounds = log.bounds(sorted(positions))
+    for partition, position in sorted(positions.items()):
+        start, end = bounds.get(partition, (log.first_offset, log.first_offset))
+        problem = position_problem(log.name, partition, position, start, end)
+        if problem is not None:
+            raise problem

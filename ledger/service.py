@@ -19,7 +19,7 @@ import orjson
 
 from consumers.projector import Projector, item_of_stored
 from ledger.codec import parse_event
-from ledger.errors import InvalidEvent
+from ledger.errors import InvalidEvent, LogReplaced
 from ledger.generate import generated
 from ledger.importer import (
     Format,
@@ -39,6 +39,7 @@ from ledger.log import (
     Position,
     Positions,
     ReadFilter,
+    position_problem,
 )
 from ledger.sqlite_log import SQLiteLog
 from ledger.stopping import Stop
@@ -382,6 +383,9 @@ class PartitionStatus:
     committed_at: datetime | None
     oldest_unprojected: datetime | None = None
     """When the first record the views have not applied was recorded (None: none)."""
+    error: str | None = None
+    """Why the views cannot go on from ``position`` (past the end of the partition, or
+    records deleted before it: :func:`ledger.log.position_problem`), if they cannot."""
 
     @property
     def lag_events(self) -> int:
@@ -402,6 +406,9 @@ class ProjectionStatus:
     partitions: list[PartitionStatus]
     rows: dict[str, int]
     last_error: DeadLetter | None
+    replaced: str | None = None
+    """Why the views cannot go on with this log at all (it is not the one they were built
+    from: :class:`~ledger.errors.LogReplaced`), if so."""
 
     @property
     def unprojected(self) -> int:
@@ -424,11 +431,18 @@ def _oldest_unprojected(log: EventLog, partition: int, position: int, end: int) 
 
 def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
     """Position, lag in events and in event time, speed and last error of the views."""
-    ends = log.end_positions()
-    positions = store.positions(ends)
-    first = 1 if log.refuses_duplicates_across_batches else 0  # embedded offsets start at 1
+    numbers = log.partitions()
+    bounds = log.bounds(numbers)
+    ends = {p: end for p, (_, end) in bounds.items()}
+    positions = store.positions(numbers)
+    first = log.first_offset
+    problems = {
+        p: problem
+        for p, position in positions.items()
+        if (problem := position_problem(log.name, p, position, *bounds[p])) is not None
+    }
     newest_in_log: dict[int, datetime] = {}
-    tail = {p: max(end - 1, first) for p, end in ends.items()}
+    tail = {p: max(end - 1, bounds[p][0]) for p, end in ends.items() if end > bounds[p][0]}
     for record in log.read(tail):
         if record.event is not None:
             newest_in_log[record.position.partition] = record.event.time
@@ -443,7 +457,14 @@ def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
             rate=progress[p][2] if p in progress else None,
             committed_at=progress[p][1] if p in progress else None,
             oldest_unprojected=_oldest_unprojected(log, p, positions.get(p, first), end),
+            error=str(problems[p]) if p in problems else None,
         )
         for p, end in sorted(ends.items())
     ]
-    return ProjectionStatus(partitions, store.counts(), store.last_error())
+    current, recorded = log.identity(), store.log_identity()
+    replaced = (
+        str(LogReplaced(log=log.name, recorded=recorded, current=current))
+        if current is not None and recorded is not None and current != recorded
+        else None
+    )
+    return ProjectionStatus(partitions, store.counts(), store.last_error(), replaced)

@@ -61,6 +61,20 @@ class Settings(BaseSettings):
         le=32,
         description="Replication factor when the ledger creates its topic.",
     )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="min.insync.replicas when the ledger creates its topic "
+        "(LEDGER_KAFKA_MIN_INSYNC_REPLICAS); default min(2, replication factor), so that an "
+        "acks=all write is on two brokers before it counts.",
+    )
+    kafka_allow_finite_retention: bool = Field(
+        default=False,
+        description="Write to a topic that deletes or compacts events (finite retention.ms "
+        "or retention.bytes, cleanup.policy=compact) with a warning instead of refusing "
+        "(LEDGER_KAFKA_ALLOW_FINITE_RETENTION). See docs/kafka.md.",
+    )
     kafka_client_id: str = Field(default="touchpoint-ledger", description="Kafka client.id.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Passed to kafka-python as security_protocol."

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -453,6 +453,35 @@ class SQLiteLog(EventLog):
             return {PARTITION: self.end_position() + 1}
         except (PersistenceError, sqlite3.Error) as exc:
             raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+
+    first_offset = 1
+
+    @property
+    def name(self) -> str:
+        return f"embedded log {self.path}"
+
+    def identity(self) -> str | None:
+        statement = (
+            f"SELECT originator_id FROM {self.recorder.events_table_name} ORDER BY rowid LIMIT 1"
+        )
+        try:
+            with self._datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement)
+                row = cursor.fetchone()
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+        return None if row is None else f"first event {row[0]}"
+
+    def bounds(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        statement = f"SELECT MIN(rowid), MAX(rowid) FROM {self.recorder.events_table_name}"
+        try:
+            with self._datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement)
+                low, high = cursor.fetchone()
+        except (PersistenceError, sqlite3.Error) as exc:
+            raise LogUnavailable(f"cannot read {self.path}: {exc}") from exc
+        end = (high or 0) + 1
+        return {p: ((low or end), end) if p == PARTITION else (1, 1) for p in partitions}
 
     def read(
         self, start: Positions | None = None, where: ReadFilter = EVERYTHING

@@ -635,6 +635,34 @@ class ViewStore:
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
         return _load_profiles(self.recorder.select, customers)
 
+    def _identity_prefix(self) -> str:
+        return f"{self.prefix}|{self.source}:log="
+
+    def log_identity(self) -> str | None:
+        """The identity of the log these views were built from (see
+        :meth:`ledger.log.EventLog.identity`), if recorded."""
+        prefix = self._identity_prefix()
+        rows = self.recorder.select(
+            f"SELECT application_name FROM {self.recorder.tracking_table} WHERE {_PREFIXED}",
+            _prefix(prefix),
+        )
+        return str(rows[0][0])[len(prefix) :] if rows else None
+
+    def record_log_identity(self, identity: str) -> None:
+        """Record which log the views are built from (kept by rebuilds, dropped by reset)."""
+        table, prefix = self.recorder.tracking_table, self._identity_prefix()
+        try:
+            self.recorder.run(  # two projectors may record it at once: the same name
+                [
+                    (
+                        f"INSERT INTO {table} VALUES (?, 0) ON CONFLICT DO NOTHING",
+                        (prefix + identity,),
+                    )
+                ]
+            )
+        except (PersistenceError, sqlite3.Error, psycopg.Error) as exc:
+            raise StoreUnavailable(f"cannot write the view store {self.where}: {exc}") from exc
+
     def generation_name(self) -> str:
         return f"{self.prefix}|{self.source}:generation"
 
@@ -912,6 +940,12 @@ class ViewStore:
                 self.recorder.run(statements)
         except (PersistenceError, sqlite3.Error, psycopg.Error) as exc:
             raise StoreUnavailable(f"cannot swap the rebuilt views in: {exc}") from exc
+
+    def reset(self) -> None:
+        """Drop every view row, dead letter and position, in one transaction (empty views
+        swapped in): the next projector run starts from the beginning of the log. A
+        projector running meanwhile conflicts once and starts over from there."""
+        self.swap_in(self.rebuild_store())
 
     def indexes(self) -> list[tuple[str, str]]:
         return view_indexes(self.recorder.tables, self.recorder.suffix)

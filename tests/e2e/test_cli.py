@@ -62,6 +62,7 @@ COMMANDS = [
     "project",
     "project run",
     "project status",
+    "project reset",
     "project errors",
     "profile",
     "contacts",
