@@ -1876,10 +1876,8 @@ def audit_verify(
     key = ledger_audit.load_public_key(public_key) if public_key else None
     with (
         open_log(settings, create=False) as log,
-        closing(ledger_audit.AuditStore(settings.audit_path)) as store,
+        closing(ledger_audit.require_seals(log, log_name(settings), settings.audit_path)) as store,
     ):
-        if not store.checkpoints(log_name(settings)):
-            raise LedgerError("nothing sealed yet: run `ledger audit seal` first")
         reports = ledger_audit.verify(
             log, log_name(settings), store, public_key=key, from_checkpoint=from_checkpoint
         )
@@ -1940,7 +1938,12 @@ def audit_export(ctx: click.Context, out: Path) -> None:
       ledger audit export --out bundle/
     """
     settings = settings_of(ctx)
-    with closing(ledger_audit.AuditStore(settings.audit_path)) as store:
+    store = ledger_audit.AuditStore.existing(settings.audit_path)
+    if store is None:
+        raise ledger_audit.SealsMissing(
+            f"no audit store at {settings.audit_path}: nothing to export"
+        )
+    with closing(store):
         path = ledger_audit.export(store, log_name(settings), out)
     click.echo(str(path))
 

@@ -55,6 +55,10 @@ class AuditError(LedgerError):
     """The audit store or a key cannot be used."""
 
 
+class SealsMissing(AuditError):
+    """The audit store holds no seals for a log: nothing can be verified."""
+
+
 _LAYOUTS: dict[int, struct.Struct] = {}
 
 
@@ -147,6 +151,12 @@ class AuditStore:
             )
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open the audit store {path}: {exc}") from exc
+
+    @classmethod
+    def existing(cls, path: Path) -> AuditStore | None:
+        """The audit store at ``path`` if the file is there (``None``: it is not; nothing
+        is created, so that a check never turns a lost store into an empty one)."""
+        return cls(path) if path.is_file() else None
 
     def close(self) -> None:
         self._db.close()
@@ -756,6 +766,36 @@ def _classify(partition: int, diff: _Diff, last_log_position: int) -> Divergence
         )
     return Divergence(
         partition, p, "modified", f"the record at position {p} is not the one sealed{more}"
+    )
+
+
+def require_seals(log: EventLog, log_name: str, path: Path) -> AuditStore:
+    """The audit store at ``path`` with seals for ``log_name``, or :class:`SealsMissing`.
+
+    Neither the log nor the audit store can prove that a log was never sealed (whoever
+    could delete the seals could edit the log too), so a missing store never means
+    "seal now": that would bless whatever the log holds today.
+    """
+    store = AuditStore.existing(path)
+    if store is not None and store.checkpoints(log_name):
+        return store
+    if store is not None:
+        store.close()
+    where = f"the audit store {path} " + ("holds none" if store else "does not exist")
+    held = "the log is empty"
+    for partition in log.partitions():
+        first = next(iter(log.read_raw(partition)), None)
+        if first is not None:
+            where_first = f"partition {partition} from position {first.position.offset}"
+            held = f"the log holds records ({where_first})"
+            break
+    raise SealsMissing(
+        f"no seals for log {log_name!r} ({where}) and {held}: nothing can be verified. "
+        "Either this log was never sealed, or its seals were lost or removed: if seals "
+        "were ever made, their loss is itself an incident. Restore the audit store from a "
+        "backup (or point LEDGER_AUDIT_STORE at it), or check the log against an exported "
+        "seals.json (docs/audit.md); do not seal now, which would bless the log as it "
+        "stands."
     )
 
 
