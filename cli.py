@@ -45,6 +45,7 @@ from ledger.events import EVENT_CLASSES, SHORT_NAMES, resolve_type
 from ledger.importer import Format, ImportSummary, detect_format
 from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
+from ledger.redact import redact, redact_url
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
 from ledger.vocabulary import Channel, Purpose
@@ -68,7 +69,9 @@ class LedgerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LedgerError as exc:
-            click.echo(f"error: {exc}", err=True)
+            # Messages name URLs; a library's own text may quote one with its password.
+            # One line, even when a driver's message spans several.
+            click.echo(f"error: {' '.join(redact(str(exc)).split())}", err=True)
             ctx.exit(1)
 
 
@@ -154,7 +157,7 @@ def main(ctx: click.Context, log_url: str | None, data_dir: Path | None) -> None
     try:
         ctx.obj = Settings(**overrides)
     except ValueError as exc:
-        raise ConfigurationError(f"settings: {exc}") from exc
+        raise ConfigurationError(f"settings: {redact(str(exc))}") from exc
 
 
 # -- append -----------------------------------------------------------------------------
@@ -638,7 +641,7 @@ def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool
 def _demo_json(report: service.DemoReport, settings: Settings) -> dict[str, Any]:
     seen = report.overview
     return {
-        "log": settings.log_url,
+        "log": redact_url(settings.log_url),
         "this_run": report.generated.as_dict(),
         "events": seen.events,
         "customers": seen.customers,
@@ -662,7 +665,7 @@ def _demo_json(report: service.DemoReport, settings: Settings) -> dict[str, Any]
 def _render_demo(report: service.DemoReport, settings: Settings) -> None:
     console = Console()
     run, seen = report.generated, report.overview
-    console.print(f"[bold]touchpoint-ledger demo[/bold]  log: {settings.log_url}")
+    console.print(f"[bold]touchpoint-ledger demo[/bold]  log: {redact_url(settings.log_url)}")
     console.print(
         f"this run: {run.accepted} appended, {run.duplicates} already there "
         f"(duplicates), {run.rejected} rejected"
@@ -960,8 +963,8 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
         status = service.projection_status(log, store)
     error = status.last_error
     data = {
-        "log": settings.log_url,
-        "store": settings.store_url,
+        "log": redact_url(settings.log_url),
+        "store": redact_url(settings.store_url),
         "partitions": [
             {
                 "partition": p.partition,
@@ -996,7 +999,7 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
         "lag (event time)",
         "records/s",
         "last commit",
-        title=f"{settings.log_url} -> {settings.store_url}",
+        title=f"{data['log']} -> {data['store']}",
     )
     for p in status.partitions:
         lag = (
