@@ -1901,6 +1901,7 @@ def audit_verify(
                             "signatures_verified": r.signatures,
                             "divergence": asdict(r.divergence) if r.divergence else None,
                             "problems": r.problems,
+                            "layout_1_until": r.layout_1_until,
                         }
                         for r in reports
                     ],
@@ -1921,6 +1922,12 @@ def audit_verify(
                 click.echo(f"  {problem}")
             if len(r.problems) > 5:
                 click.echo(f"  ... and {len(r.problems) - 5} more")
+            if r.layout_1_until:
+                click.echo(
+                    f"  note: records up to position {r.layout_1_until} were sealed in layout 1, "
+                    "which does not cover the version column nor the columns' types "
+                    "(docs/audit.md)"
+                )
     if not ok:
         ctx.exit(EXIT_TAMPERED)
 

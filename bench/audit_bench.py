@@ -9,13 +9,17 @@ Each figure comes from a fresh child process (its own peak RSS), on the same emb
   the limit sealing cannot beat;
 * ``seal``: digests, chain and checkpoint for every record, digests written to the audit
   store (a first seal of the whole log, signed);
-* ``verify``: the whole log re-read and checked against the seals.
+* ``verify``: the whole log re-read and checked against the seals;
+* ``digests, layout 1`` / ``layout 2``: only the reading and digesting of every record,
+  in the record layout sealed before issue 15 (customer, id, type, time, state, append
+  time) and in layout 2 (every column with its SQLite type), side by side in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -28,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
-    from ledger.audit import AuditStore, Signer, seal, verify
+    from ledger.audit import AuditStore, Signer, _digests, seal, verify
     from ledger.sqlite_log import SQLiteLog
 
     log = SQLiteLog(Path(args.log), create=False)
@@ -38,6 +42,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     elif args.child == "seal":
         report = seal(log, "embedded", AuditStore(Path(args.audit)), Signer(Path(args.key)))
         events = report.records
+    elif args.child in ("digests1", "digests2"):
+        legacy = log.end_position() if args.child == "digests1" else 0
+        events = sum(1 for _ in _digests(log, 0, 1, os.cpu_count() or 1, legacy))
     else:
         (checked,) = verify(log, "embedded", AuditStore(Path(args.audit)))
         assert checked.ok, checked
@@ -88,6 +95,8 @@ def main() -> None:
             ("raw read (read_raw), embedded", measure("read", log=log_path)),
             ("seal (signed), embedded", measure("seal", log=log_path, audit=audit, key=key)),
             ("verify, embedded", measure("verify", log=log_path, audit=audit)),
+            ("digests, layout 1 (before)", measure("digests1", log=log_path)),
+            ("digests, layout 2 (after)", measure("digests2", log=log_path)),
         ]
     print(f"\naudit seals over {args.events:,} events")
     print(f"{'what':34} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12}")
@@ -98,6 +107,8 @@ def main() -> None:
         )
     read, sealed = rows[0][1]["rate"], rows[1][1]["rate"]
     print(f"seal / raw read = {sealed / read:.2f}")
+    before, after = rows[3][1]["rate"], rows[4][1]["rate"]
+    print(f"digests layout 2 / layout 1 = {after / before:.2f}")
 
 
 if __name__ == "__main__":

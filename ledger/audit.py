@@ -40,9 +40,13 @@ from ledger.log import EventLog, RawRecord
 from ledger.sqlite_log import SQLiteLog
 from ledger.timeutil import from_micros, to_micros, utc_now
 
-ALGORITHM = "touchpoint-ledger-seal-v1"
+LAYOUT = 2
+"""The seal layout new checkpoints get (docs/audit.md): 1 sealed the embedded log's
+customer, id, type, event time, state and append time; 2 seals every column of its table
+with its SQLite type. Kafka records digest alike under both."""
+ALGORITHMS = {1: "touchpoint-ledger-seal-v1", 2: "touchpoint-ledger-seal-v2"}
+ALGORITHM = ALGORITHMS[LAYOUT]
 GENESIS = bytes(32)
-_RECORD_TAG = b"TPL-RECORD-1"
 _ABSENT = 0xFFFFFFFF
 _I64 = struct.Struct(">q")
 _SEAL_CHUNK = 20_000
@@ -75,7 +79,7 @@ def record_bytes(record: RawRecord) -> bytes:
         layout = _LAYOUTS[len(fields)] = struct.Struct(f">qI{len(fields)}I")
     lengths = [_ABSENT if f is None else len(f) for f in fields]
     head = layout.pack(record.timestamp, len(record.headers), *lengths)
-    return b"".join([_RECORD_TAG, head, *[f for f in fields if f is not None]])
+    return b"".join([record.tag, head, *[f for f in fields if f is not None]])
 
 
 def record_digest(record: RawRecord) -> bytes:
@@ -106,11 +110,14 @@ class Checkpoint:
     public_key: str | None = None
     """Ed25519 public key (raw, hex) that signed it, if signed."""
     signature: str | None = None
+    layout: int = 1
+    """The seal layout of the records this checkpoint was the first to cover."""
 
     def message(self) -> bytes:
-        """What the signature signs (docs/audit.md)."""
+        """What the signature signs (docs/audit.md): its first line names the layout."""
+        algorithm = ALGORITHMS.get(self.layout, f"touchpoint-ledger-seal-v{self.layout}")
         return (
-            f"{ALGORITHM}\nlog={self.log}\npartition={self.partition}\n"
+            f"{algorithm}\nlog={self.log}\npartition={self.partition}\n"
             f"position={self.position}\ncount={self.count}\nchain={self.chain}\n"
             f"sealed_at={to_micros(self.sealed_at)}\n"
         ).encode()
@@ -126,6 +133,7 @@ class Checkpoint:
             "sealed_at": to_micros(self.sealed_at),
             "public_key": self.public_key,
             "signature": self.signature,
+            "layout": self.layout,
         }
 
 
@@ -149,6 +157,11 @@ class AuditStore:
                 "NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, positions BLOB NOT "
                 "NULL, digests BLOB NOT NULL, PRIMARY KEY (log, partition, first)) WITHOUT ROWID;"
             )
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(checkpoints)")]
+            if "layout" not in columns:  # an audit store from before layout 2
+                self._db.execute(
+                    "ALTER TABLE checkpoints ADD COLUMN layout INTEGER NOT NULL DEFAULT 1"
+                )
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open the audit store {path}: {exc}") from exc
 
@@ -162,15 +175,18 @@ class AuditStore:
         self._db.close()
 
     def checkpoints(self, log: str, partition: int | None = None) -> list[Checkpoint]:
-        query = "SELECT * FROM checkpoints WHERE log = ?"
+        query = (
+            "SELECT id, log, partition, position, count, chain, sealed_at, public_key, "
+            "signature, layout FROM checkpoints WHERE log = ?"
+        )
         params: list[Any] = [log]
         if partition is not None:
             query += " AND partition = ?"
             params.append(partition)
         rows = self._db.execute(query + " ORDER BY partition, position, id", params).fetchall()
         return [
-            Checkpoint(i, lg, p, pos, n, chain, from_micros(at), key, sig)
-            for i, lg, p, pos, n, chain, at, key, sig in rows
+            Checkpoint(i, lg, p, pos, n, chain, from_micros(at), key, sig, layout)
+            for i, lg, p, pos, n, chain, at, key, sig, layout in rows
         ]
 
     def last(self, log: str, partition: int) -> Checkpoint | None:
@@ -220,7 +236,8 @@ class AuditStore:
                 if made is not None:
                     cursor = self._db.execute(
                         "INSERT INTO checkpoints (log, partition, position, count, chain, "
-                        "sealed_at, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "sealed_at, public_key, signature, layout) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             made.log,
                             made.partition,
@@ -230,6 +247,7 @@ class AuditStore:
                             to_micros(made.sealed_at),
                             made.public_key,
                             made.signature,
+                            made.layout,
                         ),
                     )
                     made = replace(made, id=cursor.lastrowid or 0)
@@ -381,6 +399,7 @@ def seal(
                 state.count,
                 state.chain.hex(),
                 sealed_at,
+                layout=LAYOUT,
             )
             if signer is None:
                 return made
@@ -430,13 +449,19 @@ def _sealing(
 
 
 def _digests(
-    log: EventLog, partition: int, start: int, workers: int
+    log: EventLog, partition: int, start: int, workers: int, layout_1_until: int = 0
 ) -> Iterator[tuple[int, bytes]]:
-    """``(position, digest)`` of every record of a partition from ``start``, in order."""
+    """``(position, digest)`` of every record of a partition from ``start``, in order;
+    the embedded log's records up to ``layout_1_until`` in seal layout 1, later ones in
+    layout 2."""
     if isinstance(log, SQLiteLog) and workers > 1:
-        yield from _parallel_digests(log, start, workers)
+        yield from _parallel_digests(log, start, workers, layout_1_until)
         return
-    for record in log.read_raw(partition, start):
+    if isinstance(log, SQLiteLog):
+        records = log.read_raw(partition, start, layout_1_until=layout_1_until)
+    else:
+        records = log.read_raw(partition, start)
+    for record in records:
         yield record.position.offset, record_digest(record)
 
 
@@ -444,14 +469,15 @@ _SPAN = 50_000
 """Positions per worker task when sealing the embedded log in parallel."""
 
 
-def _digest_span(path: Path, first: int, last: int) -> tuple[bytes, bytes]:
+def _digest_span(path: Path, first: int, last: int, layout_1_until: int) -> tuple[bytes, bytes]:
     """In a worker process: the positions (big-endian int64s) and digests of the embedded
     log's records ``first``..``last``."""
     positions: list[int] = []
     digests: list[bytes] = []
     sha256, encode = hashlib.sha256, record_bytes
-    with SQLiteLog(path, create=False, cache_mib=8) as log:
-        for record in log.read_raw(0, first):
+    log = SQLiteLog(path, create=False, cache_mib=8)
+    with log:
+        for record in log.read_raw(0, first, layout_1_until=layout_1_until):
             position = record.position.offset
             if position > last:
                 break
@@ -460,13 +486,18 @@ def _digest_span(path: Path, first: int, last: int) -> tuple[bytes, bytes]:
     return struct.pack(f">{len(positions)}q", *positions), b"".join(digests)
 
 
-def _parallel_digests(log: SQLiteLog, start: int, workers: int) -> Iterator[tuple[int, bytes]]:
+def _parallel_digests(
+    log: SQLiteLog, start: int, workers: int, layout_1_until: int
+) -> Iterator[tuple[int, bytes]]:
     """:func:`_digests` of the embedded log, read and digested by ``workers`` processes,
     span by span, in order, up to the position that was last when it started (later
     appends are for the next seal). Reading the rows is most of the work and digests do
     not depend on each other; only the chain is sequential."""
     last = log.end_position()
-    spans = [(log.path, lo, min(lo + _SPAN - 1, last)) for lo in range(start, last + 1, _SPAN)]
+    spans = [
+        (log.path, lo, min(lo + _SPAN - 1, last), layout_1_until)
+        for lo in range(start, last + 1, _SPAN)
+    ]
     if not spans:
         return
     context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
@@ -506,6 +537,9 @@ class PartitionReport:
     divergence: Divergence | None = None
     problems: list[str] = field(default_factory=list)
     """Checkpoints that do not match, or whose signature does not verify."""
+    layout_1_until: int = 0
+    """Records up to this position were sealed in layout 1 (0: none): on the embedded log,
+    an edit of their version column or of a column's type alone goes unseen."""
 
     @property
     def ok(self) -> bool:
@@ -581,8 +615,11 @@ def _verify_partition(
     after = start.position if start else -1
     check = _PartitionCheck(partition, start, [c for c in checkpoints if c.position > after])
     check.signatures(public_key)
+    legacy = max((c.position for c in checkpoints if c.layout == 1), default=0)
+    check.report.layout_1_until = legacy
     check.run(
-        _digests(log, partition, after + 1, workers), store.sealed(log_name, partition, after)
+        _digests(log, partition, after + 1, workers, legacy),
+        store.sealed(log_name, partition, after),
     )
     return check.report
 
