@@ -233,23 +233,27 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
         """Give a log created before the event id alone was UNIQUE that index; ``None``
         when done, else why it cannot be (the log already holds an id twice)."""
         table = self.events_table_name
-        with self.datastore.transaction(commit=True) as cursor:
+        with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(f"PRAGMA index_list({table})")
             for _, name, unique, *_ in cursor.fetchall():
                 if unique:
                     cursor.execute(f"PRAGMA index_info({name})")
                     if [row[2] for row in cursor.fetchall()] == ["originator_id"]:
                         return None
-            cursor.execute(
-                f"SELECT originator_id, group_concat(rowid) FROM {table} "
-                "GROUP BY originator_id HAVING count(*) > 1 LIMIT 1"
-            )
-            twice = cursor.fetchone()
-            if twice is not None:
-                return f"event {twice[0]} is stored twice, at positions {twice[1]}"
-            cursor.execute(
-                f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_event_id ON {table} (originator_id)"
-            )
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                cursor.execute(
+                    f"SELECT originator_id, group_concat(rowid) FROM {table} "
+                    "GROUP BY originator_id HAVING count(*) > 1 LIMIT 1"
+                )
+                twice = cursor.fetchone()
+                if twice is not None:
+                    return f"event {twice[0]} is stored twice, at positions {twice[1]}"
+                cursor.execute(
+                    f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_event_id ON {table} (originator_id)"
+                )
+        except (PersistenceError, sqlite3.Error) as exc:  # a read-only copy, say
+            return f"the UNIQUE index on the event id cannot be added ({exc})"
         return None
 
     def insert_batch(self, batch: EncodedBatch, recorded_at: int) -> list[tuple[int, bool]]:
