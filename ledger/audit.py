@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 
@@ -64,6 +64,7 @@ class SealsMissing(AuditError):
 
 
 _LAYOUTS: dict[int, struct.Struct] = {}
+_NAMES: dict[str, bytes] = {}
 
 
 def record_bytes(record: RawRecord) -> bytes:
@@ -72,14 +73,21 @@ def record_bytes(record: RawRecord) -> bytes:
     header's name and value, value); an absent field has length FFFFFFFF and no bytes."""
     fields = [record.key]
     for name, value in record.headers:
-        fields += (name.encode(), value)
+        encoded = _NAMES.get(name)
+        if encoded is None:
+            encoded = _NAMES[name] = name.encode()
+        fields += (encoded, value)
     fields.append(record.value)
     layout = _LAYOUTS.get(len(fields))
     if layout is None:
         layout = _LAYOUTS[len(fields)] = struct.Struct(f">qI{len(fields)}I")
-    lengths = [_ABSENT if f is None else len(f) for f in fields]
-    head = layout.pack(record.timestamp, len(record.headers), *lengths)
-    return b"".join([record.tag, head, *[f for f in fields if f is not None]])
+    if None in fields:
+        lengths = [_ABSENT if f is None else len(f) for f in fields]
+        head = layout.pack(record.timestamp, len(record.headers), *lengths)
+        return b"".join([record.tag, head, *[f for f in fields if f is not None]])
+    present = cast(list[bytes], fields)  # no field is absent
+    head = layout.pack(record.timestamp, len(record.headers), *map(len, present))
+    return record.tag + head + b"".join(present)
 
 
 def record_digest(record: RawRecord) -> bytes:

@@ -59,6 +59,9 @@ SEALED_COLUMNS = (
 """Every column of the table but ``position`` (which the seal chain covers), in the order
 the seal's record layout 2 takes them."""
 RECORD_TAG_2 = b"TPL-RECORD-2"
+_USUAL = ("text", "text", "integer", "text", "integer", "integer", "blob")
+USUAL_TYPES = " ".join(_USUAL).encode()
+"""The types of :data:`SEALED_COLUMNS` as the ledger writes them."""
 PARTITION = 0
 READ_PAGE = 2000
 WAL_CHECKPOINT_PAGES = 10_000
@@ -334,21 +337,31 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             return rows
 
     def select_sealed(self, start: int, limit: int) -> list[tuple[Any, ...]]:
-        """Rows as sealed since layout 2 (docs/audit.md): ``(position, subject, id,
-        version, type, event time, recorded at, state, types)``, every column as SQLite's
-        own text (or blob) bytes, ``types`` the ``typeof`` of each, space-separated."""
-        columns = SEALED_COLUMNS
+        """Rows as sealed since layout 2 (docs/audit.md): ``(position, usual, subject, id,
+        version, type, event time, recorded at, state)``, every column as SQLite's own text
+        (or blob) bytes; ``usual`` is 1 when each column holds the type the ledger writes
+        (:data:`USUAL_TYPES`), else :meth:`select_types` gives them."""
+        usual = " AND ".join(
+            f"typeof({c}) = '{t}'" for c, t in zip(SEALED_COLUMNS, _USUAL, strict=True)
+        )
         statement = (
-            "SELECT rowid, "
-            + ", ".join(f"CAST({c} AS BLOB)" for c in columns)
-            + ", CAST("
-            + " || ' ' || ".join(f"typeof({c})" for c in columns)
-            + f" AS BLOB) FROM {self.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+            f"SELECT rowid, {usual}, "
+            + ", ".join(f"CAST({c} AS BLOB)" for c in SEALED_COLUMNS)
+            + f" FROM {self.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
         )
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(statement, (start, limit))
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
+
+    def select_types(self, position: int) -> bytes:
+        """The ``typeof()`` of a row's :data:`SEALED_COLUMNS`, space-separated."""
+        types = " || ' ' || ".join(f"typeof({c})" for c in SEALED_COLUMNS)
+        statement = f"SELECT CAST({types} AS BLOB) FROM {self.events_table_name} WHERE rowid = ?"
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (position,))
+            found: bytes = cursor.fetchone()[0]
+            return found
 
     def select_row(self, position: int) -> tuple[Any, ...]:
         """One row's columns exactly as stored."""
@@ -509,7 +522,8 @@ class SQLiteLog(EventLog):
                 yield record
             start = layout_1_until + 1
         for rows in self._pages(self.recorder.select_sealed, start):
-            for position, subject, event_id, version, kind, time, recorded, state, types in rows:
+            for position, usual, subject, event_id, version, kind, time, recorded, state in rows:
+                types = USUAL_TYPES if usual else self.recorder.select_types(position)
                 yield RawRecord(
                     Position(PARTITION, position),
                     subject,
