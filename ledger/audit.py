@@ -37,7 +37,7 @@ import orjson
 
 from ledger.errors import LedgerError
 from ledger.log import EventLog, RawRecord
-from ledger.sqlite_log import SQLiteLog
+from ledger.sqlite_log import PARTITION, RECORD_TAG_2, USUAL_TYPES, SQLiteLog
 from ledger.timeutil import from_micros, to_micros, utc_now
 
 LAYOUT = 2
@@ -466,11 +466,76 @@ def _digests(
         yield from _parallel_digests(log, start, workers, layout_1_until)
         return
     if isinstance(log, SQLiteLog):
-        records = log.read_raw(partition, start, layout_1_until=layout_1_until)
-    else:
-        records = log.read_raw(partition, start)
-    for record in records:
+        yield from embedded_digests(log, start, layout_1_until)
+        return
+    for record in log.read_raw(partition, start):
         yield record.position.offset, record_digest(record)
+
+
+_LAYOUT_2_HEAD = struct.Struct(">qI14I")
+
+
+def embedded_digests(
+    log: SQLiteLog, start: int, layout_1_until: int = 0
+) -> Iterator[tuple[int, bytes]]:
+    """``(position, digest)`` of the embedded log's records from ``start``: what
+    :func:`record_digest` gives for each record :meth:`SQLiteLog.read_raw` yields, with
+    the usual rows of layout 2 digested straight from their columns (no record built;
+    the field names' lengths are constants: 2 ``id``, 7 ``version``, 4 ``type``, 4
+    ``time``, 11 ``recorded_at``, 5 ``types``)."""
+    if start <= layout_1_until:
+        for record in log.read_raw(PARTITION, start, layout_1_until=layout_1_until):
+            if record.position.offset > layout_1_until:
+                break
+            yield record.position.offset, record_digest(record)
+        start = layout_1_until + 1
+    sha256, pack, join = hashlib.sha256, _LAYOUT_2_HEAD.pack, b"".join
+    tag, types, types_length = RECORD_TAG_2, USUAL_TYPES, len(USUAL_TYPES)
+    for rows in log.sealed_rows(start):
+        for row in rows:
+            position, usual, subject, event_id, version, kind, time, recorded, state = row
+            if not usual:  # a column of another type (or NULL): the general way
+                yield position, record_digest(log.raw_record_2(row))
+                continue
+            head = pack(
+                0,
+                6,
+                len(subject),
+                2,
+                len(event_id),
+                7,
+                len(version),
+                4,
+                len(kind),
+                4,
+                len(time),
+                11,
+                len(recorded),
+                5,
+                types_length,
+                len(state),
+            )
+            record_bytes_2 = join(
+                (
+                    tag,
+                    head,
+                    subject,
+                    b"id",
+                    event_id,
+                    b"version",
+                    version,
+                    b"type",
+                    kind,
+                    b"time",
+                    time,
+                    b"recorded_at",
+                    recorded,
+                    b"types",
+                    types,
+                    state,
+                )
+            )
+            yield position, sha256(record_bytes_2).digest()
 
 
 _SPAN = 50_000
@@ -482,15 +547,13 @@ def _digest_span(path: Path, first: int, last: int, layout_1_until: int) -> tupl
     log's records ``first``..``last``."""
     positions: list[int] = []
     digests: list[bytes] = []
-    sha256, encode = hashlib.sha256, record_bytes
     log = SQLiteLog(path, create=False, cache_mib=8)
     with log:
-        for record in log.read_raw(0, first, layout_1_until=layout_1_until):
-            position = record.position.offset
+        for position, digest in embedded_digests(log, first, layout_1_until):
             if position > last:
                 break
             positions.append(position)
-            digests.append(sha256(encode(record)).digest())
+            digests.append(digest)
     return struct.pack(f">{len(positions)}q", *positions), b"".join(digests)
 
 

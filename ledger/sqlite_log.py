@@ -521,24 +521,34 @@ class SQLiteLog(EventLog):
                     break
                 yield record
             start = layout_1_until + 1
-        for rows in self._pages(self.recorder.select_sealed, start):
-            for position, usual, subject, event_id, version, kind, time, recorded, state in rows:
-                types = USUAL_TYPES if usual else self.recorder.select_types(position)
-                yield RawRecord(
-                    Position(PARTITION, position),
-                    subject,
-                    (
-                        ("id", event_id),
-                        ("version", version),
-                        ("type", kind),
-                        ("time", time),
-                        ("recorded_at", recorded),
-                        ("types", types),
-                    ),
-                    state,
-                    0,
-                    RECORD_TAG_2,
-                )
+        for rows in self.sealed_rows(start):
+            for row in rows:
+                yield self.raw_record_2(row)
+
+    def sealed_rows(self, start: int) -> Iterator[list[tuple[Any, ...]]]:
+        """Pages of :meth:`TouchpointRecorder.select_sealed` rows from ``start``: for a
+        reader that digests record layout 2 without building records (the audit seal)."""
+        return self._pages(self.recorder.select_sealed, start)
+
+    def raw_record_2(self, row: tuple[Any, ...]) -> RawRecord:
+        """One :meth:`sealed_rows` row as record layout 2 of docs/audit.md."""
+        position, usual, subject, event_id, version, kind, time, recorded, state = row
+        types = USUAL_TYPES if usual else self.recorder.select_types(position)
+        return RawRecord(
+            Position(PARTITION, position),
+            subject,
+            (
+                ("id", event_id),
+                ("version", version),
+                ("type", kind),
+                ("time", time),
+                ("recorded_at", recorded),
+                ("types", types),
+            ),
+            state,
+            0,
+            RECORD_TAG_2,
+        )
 
     def _read_raw_1(self, start: int) -> Iterator[RawRecord]:
         for rows in self._pages(self.recorder.select_raw, start):

@@ -21,6 +21,7 @@ from ledger.audit import (
     PartitionReport,
     Signer,
     chain_step,
+    embedded_digests,
     export,
     generate_key,
     record_digest,
@@ -246,3 +247,22 @@ def test_the_independent_verifier_catches_every_column_edit_too(tmp_path: Path, 
     tamper(path, EDITS[edit])
     tampered = subprocess.run(command, capture_output=True, text=True, check=False)
     assert (tampered.returncode, "the log does not match" in tampered.stdout) == (1, True)
+
+
+def test_the_fast_digests_equal_the_record_layout_for_every_row(
+    sealed: tuple[Path, AuditStore],
+) -> None:
+    """Sealing digests usual rows straight from their columns: it must give what
+    record_digest gives for the records read_raw yields, edited rows included."""
+    path, _ = sealed
+    for statement in EDITS.values():
+        tamper(path, statement.replace("position = 55", "position IN (55, 56)"))
+    tamper(path, "UPDATE touchpoints SET topic = 'ünïcode ✓' WHERE position = 57")
+    with SQLiteLog(path, create=False) as log:
+        general = [(r.position.offset, record_digest(r)) for r in log.read_raw(0, 1)]
+        assert list(embedded_digests(log, 1)) == general
+        layout_1 = [
+            (r.position.offset, record_digest(r)) for r in log.read_raw(0, 1, layout_1_until=30)
+        ]
+        assert list(embedded_digests(log, 1, layout_1_until=30)) == layout_1
+    assert len(set(general) - set(layout_1)) == 30  # only those differ in layout 1
