@@ -2,6 +2,8 @@
 
     python bench/audit_bench.py                   # 1,000,000 events, 100,000 customers
     python bench/audit_bench.py --events 200000   # a quicker look
+    git archive COMMIT | tar -x -C /tmp/before && python bench/audit_bench.py --before /tmp/before
+                                                  # the same figures by an older commit's code
 
 Each figure comes from a fresh child process (its own peak RSS), on the same embedded log:
 
@@ -56,10 +58,10 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def measure(kind: str, **options: Any) -> dict[str, Any]:
+def measure(kind: str, script: Path | None = None, **options: Any) -> dict[str, Any]:
     from bench.common import run_child
 
-    return run_child(__file__, kind, **options)
+    return run_child(str(script or __file__), kind, **options)
 
 
 def main() -> None:
@@ -71,6 +73,12 @@ def main() -> None:
     parser.add_argument("--log")
     parser.add_argument("--audit")
     parser.add_argument("--key")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="A copy of an older commit's tree: also seal and verify with its code, on the "
+        "same log, for a before/after in one run.",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args)))
@@ -95,9 +103,19 @@ def main() -> None:
             ("raw read (read_raw), embedded", measure("read", log=log_path)),
             ("seal (signed), embedded", measure("seal", log=log_path, audit=audit, key=key)),
             ("verify, embedded", measure("verify", log=log_path, audit=audit)),
-            ("digests, layout 1 (before)", measure("digests1", log=log_path)),
-            ("digests, layout 2 (after)", measure("digests2", log=log_path)),
+            ("digests, layout 1", measure("digests1", log=log_path)),
+            ("digests, layout 2", measure("digests2", log=log_path)),
         ]
+        if args.before:
+            old = args.before / "bench" / "audit_bench.py"
+            audit_before = Path(scratch) / "audit-before.db"
+            rows += [
+                (
+                    "seal (signed), --before code",
+                    measure("seal", old, log=log_path, audit=audit_before, key=key),
+                ),
+                ("verify, --before code", measure("verify", old, log=log_path, audit=audit_before)),
+            ]
     print(f"\naudit seals over {args.events:,} events")
     print(f"{'what':34} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12}")
     for name, r in rows:

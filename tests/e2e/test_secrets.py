@@ -108,3 +108,6 @@ def test_the_log_option_is_redacted_too(run: Run) -> None:
     result = run("--log", f"redis://u:{SECRET}@h:1/x", "replay")
     assert result.exit_code == 1
     assert "redis://u:***@h:1/x" in result.stderr
+    shown = run("--log", f"sqlite:///l.db?password={SECRET}", "demo", "--customers", "2")
+    assert shown.exit_code == 0
+    assert "log: sqlite:///l.db?password=***" in shown.stdout
