@@ -12,6 +12,9 @@ Each figure comes from a fresh child process (its own peak RSS), on the same emb
 * ``seal``: digests, chain and checkpoint for every record, digests written to the audit
   store (a first seal of the whole log, signed);
 * ``verify``: the whole log re-read and checked against the seals;
+* ``read+digest, 1 process, CPU s``: reading and digesting every record in one process,
+  rated per CPU second (steady when other work shares the machine; with ``--before``,
+  also by the older code);
 * ``digests, layout 1`` / ``layout 2``: only the reading and digesting of every record,
   in the record layout sealed before issue 15 (customer, id, type, time, state, append
   time) and in layout 2 (every column with its SQLite type), side by side in one run.
@@ -34,6 +37,8 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
+    if args.code:  # measure another tree's code (an older commit's: --before)
+        sys.path.insert(0, str(args.code))
     from ledger.audit import AuditStore, Signer, _digests, seal, verify
     from ledger.sqlite_log import SQLiteLog
 
@@ -44,6 +49,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     elif args.child == "seal":
         report = seal(log, "embedded", AuditStore(Path(args.audit)), Signer(Path(args.key)))
         events = report.records
+    elif args.child == "cpu":  # CPU time: robust when other processes share the machine
+        started = time.process_time()
+        events = sum(1 for _ in _digests(log, 0, 1, 1))
+        return {
+            "events": events,
+            "seconds": time.process_time() - started,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
     elif args.child in ("digests1", "digests2"):
         legacy = log.end_position() if args.child == "digests1" else 0
         events = sum(1 for _ in _digests(log, 0, 1, os.cpu_count() or 1, legacy))
@@ -73,6 +86,7 @@ def main() -> None:
     parser.add_argument("--log")
     parser.add_argument("--audit")
     parser.add_argument("--key")
+    parser.add_argument("--code", type=Path)
     parser.add_argument(
         "--before",
         type=Path,
@@ -106,7 +120,14 @@ def main() -> None:
             ("digests, layout 1", measure("digests1", log=log_path)),
             ("digests, layout 2", measure("digests2", log=log_path)),
         ]
+        rows.append(("read+digest, 1 process, CPU s", measure("cpu", log=log_path)))
         if args.before:
+            rows.append(
+                (
+                    "read+digest, CPU s, --before code",
+                    measure("cpu", log=log_path, code=args.before),
+                )
+            )
             old = args.before / "bench" / "audit_bench.py"
             audit_before = Path(scratch) / "audit-before.db"
             rows += [
