@@ -51,6 +51,7 @@ from ledger.fresh import CustomerNow, customer_fresh, customer_in_views
 from ledger.importer import Format, ImportSummary, check_rejects_target, detect_format
 from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
+from ledger.redact import redact, redact_url
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
 from ledger.stopping import exit_code, stop_on_signals, stoppable
@@ -83,7 +84,9 @@ class LedgerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LedgerError as exc:
-            click.echo(f"error: {exc}", err=True)
+            # Messages name URLs; a library's own text may quote one with its password.
+            # One line, even when a driver's message spans several.
+            click.echo(f"error: {' '.join(redact(str(exc)).split())}", err=True)
             ctx.exit(1)
         except click.exceptions.NoArgsIsHelpError:
             raise  # a group called alone: its help, as click shows it
@@ -213,7 +216,7 @@ def main(ctx: click.Context, log_url: str | None, data_dir: Path | None) -> None
     try:
         ctx.obj = Settings(**overrides)
     except ValueError as exc:
-        raise ConfigurationError(f"settings: {exc}") from exc
+        raise ConfigurationError(f"settings: {redact(str(exc))}") from exc
 
 
 # -- append -----------------------------------------------------------------------------
@@ -754,7 +757,7 @@ def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool
 def _demo_json(report: service.DemoReport, settings: Settings) -> dict[str, Any]:
     seen = report.overview
     return {
-        "log": settings.log_url,
+        "log": redact_url(settings.log_url),
         "this_run": report.generated.as_dict(),
         "events": seen.events,
         "customers": seen.customers,
@@ -778,7 +781,7 @@ def _demo_json(report: service.DemoReport, settings: Settings) -> dict[str, Any]
 def _render_demo(report: service.DemoReport, settings: Settings) -> None:
     console = Console()
     run, seen = report.generated, report.overview
-    console.print(f"[bold]touchpoint-ledger demo[/bold]  log: {settings.log_url}")
+    console.print(f"[bold]touchpoint-ledger demo[/bold]  log: {redact_url(settings.log_url)}")
     console.print(
         f"this run: {run.accepted} appended, {run.duplicates} already there "
         f"(duplicates), {run.rejected} rejected"
@@ -1122,8 +1125,8 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     if status.replaced is not None:
         problems.insert(0, status.replaced)
     data = {
-        "log": settings.log_url,
-        "store": settings.store_url,
+        "log": redact_url(settings.log_url),
+        "store": redact_url(settings.store_url),
         "partitions": [
             {
                 "partition": p.partition,
@@ -1164,7 +1167,7 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
         "lag (event time)",
         "records/s",
         "last commit",
-        title=f"{settings.log_url} -> {settings.store_url}",
+        title=f"{data['log']} -> {data['store']}",
     )
     for p in status.partitions:
         lag = (
@@ -2170,10 +2173,8 @@ def audit_verify(
     key = ledger_audit.load_public_key(public_key) if public_key else None
     with (
         open_log(settings, create=False) as log,
-        closing(ledger_audit.AuditStore(settings.audit_path)) as store,
+        closing(ledger_audit.require_seals(log, log_name(settings), settings.audit_path)) as store,
     ):
-        if not store.checkpoints(log_name(settings)):
-            raise LedgerError("nothing sealed yet: run `ledger audit seal` first")
         reports = ledger_audit.verify(
             log, log_name(settings), store, public_key=key, from_checkpoint=from_checkpoint
         )
@@ -2194,6 +2195,7 @@ def audit_verify(
                             "signatures_verified": r.signatures,
                             "divergence": asdict(r.divergence) if r.divergence else None,
                             "problems": r.problems,
+                            "layout_1_until": r.layout_1_until,
                         }
                         for r in reports
                     ],
@@ -2214,6 +2216,12 @@ def audit_verify(
                 click.echo(f"  {problem}")
             if len(r.problems) > 5:
                 click.echo(f"  ... and {len(r.problems) - 5} more")
+            if r.layout_1_until:
+                click.echo(
+                    f"  note: records up to position {r.layout_1_until} were sealed in layout 1, "
+                    "which does not cover the version column nor the columns' types "
+                    "(docs/audit.md)"
+                )
     if not ok:
         ctx.exit(EXIT_TAMPERED)
 
@@ -2234,7 +2242,12 @@ def audit_export(ctx: click.Context, out: Path) -> None:
       ledger audit export --out bundle/
     """
     settings = settings_of(ctx)
-    with closing(ledger_audit.AuditStore(settings.audit_path)) as store:
+    store = ledger_audit.AuditStore.existing(settings.audit_path)
+    if store is None:
+        raise ledger_audit.SealsMissing(
+            f"no audit store at {settings.audit_path}: nothing to export"
+        )
+    with closing(store):
         path = ledger_audit.export(store, log_name(settings), out)
     click.echo(str(path))
 

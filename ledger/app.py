@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from ledger.errors import ConfigurationError
 from ledger.kafka_log import KafkaLog
 from ledger.log import EventLog
+from ledger.redact import redact_url
 from ledger.settings import KafkaLogTarget, Settings, parse_log_url
 from ledger.sqlite_log import SQLiteLog
 from projections.store import PostgresViewStore, SQLiteViewStore, ViewStore
@@ -54,7 +55,7 @@ def open_store(settings: Settings) -> ViewStore:
         return PostgresViewStore(url, log_name(settings))
     if scheme != "sqlite" or not rest.startswith("/") or len(rest) < 2:
         raise ConfigurationError(
-            f"store URL {url!r}: expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+            f"store URL {redact_url(url)!r}: expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
         )
     return SQLiteViewStore(
         Path(unquote(rest[1:])), log_name(settings), cache_mib=settings.sqlite_cache_mb

@@ -33,19 +33,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing import resource_tracker
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 
 from ledger.errors import LedgerError
 from ledger.log import EventLog, RawRecord
-from ledger.sqlite_log import SQLiteLog
+from ledger.sqlite_log import PARTITION, RECORD_TAG_2, USUAL_TYPES, SQLiteLog
 from ledger.stopping import STOP_SIGNALS, Stop, signals_held
 from ledger.timeutil import from_micros, to_micros, utc_now
 
-ALGORITHM = "touchpoint-ledger-seal-v1"
+LAYOUT = 2
+"""The seal layout new checkpoints get (docs/audit.md): 1 sealed the embedded log's
+customer, id, type, event time, state and append time; 2 seals every column of its table
+with its SQLite type. Kafka records digest alike under both."""
+ALGORITHMS = {1: "touchpoint-ledger-seal-v1", 2: "touchpoint-ledger-seal-v2"}
+ALGORITHM = ALGORITHMS[LAYOUT]
 GENESIS = bytes(32)
-_RECORD_TAG = b"TPL-RECORD-1"
 _ABSENT = 0xFFFFFFFF
 _I64 = struct.Struct(">q")
 _SEAL_CHUNK = 20_000
@@ -58,7 +62,12 @@ class AuditError(LedgerError):
     """The audit store or a key cannot be used."""
 
 
+class SealsMissing(AuditError):
+    """The audit store holds no seals for a log: nothing can be verified."""
+
+
 _LAYOUTS: dict[int, struct.Struct] = {}
+_NAMES: dict[str, bytes] = {}
 
 
 def record_bytes(record: RawRecord) -> bytes:
@@ -67,14 +76,21 @@ def record_bytes(record: RawRecord) -> bytes:
     header's name and value, value); an absent field has length FFFFFFFF and no bytes."""
     fields = [record.key]
     for name, value in record.headers:
-        fields += (name.encode(), value)
+        encoded = _NAMES.get(name)
+        if encoded is None:
+            encoded = _NAMES[name] = name.encode()
+        fields += (encoded, value)
     fields.append(record.value)
     layout = _LAYOUTS.get(len(fields))
     if layout is None:
         layout = _LAYOUTS[len(fields)] = struct.Struct(f">qI{len(fields)}I")
-    lengths = [_ABSENT if f is None else len(f) for f in fields]
-    head = layout.pack(record.timestamp, len(record.headers), *lengths)
-    return b"".join([_RECORD_TAG, head, *[f for f in fields if f is not None]])
+    if None in fields:
+        lengths = [_ABSENT if f is None else len(f) for f in fields]
+        head = layout.pack(record.timestamp, len(record.headers), *lengths)
+        return b"".join([record.tag, head, *[f for f in fields if f is not None]])
+    present = cast(list[bytes], fields)  # no field is absent
+    head = layout.pack(record.timestamp, len(record.headers), *map(len, present))
+    return record.tag + head + b"".join(present)
 
 
 def record_digest(record: RawRecord) -> bytes:
@@ -105,11 +121,14 @@ class Checkpoint:
     public_key: str | None = None
     """Ed25519 public key (raw, hex) that signed it, if signed."""
     signature: str | None = None
+    layout: int = 1
+    """The seal layout of the records this checkpoint was the first to cover."""
 
     def message(self) -> bytes:
-        """What the signature signs (docs/audit.md)."""
+        """What the signature signs (docs/audit.md): its first line names the layout."""
+        algorithm = ALGORITHMS.get(self.layout, f"touchpoint-ledger-seal-v{self.layout}")
         return (
-            f"{ALGORITHM}\nlog={self.log}\npartition={self.partition}\n"
+            f"{algorithm}\nlog={self.log}\npartition={self.partition}\n"
             f"position={self.position}\ncount={self.count}\nchain={self.chain}\n"
             f"sealed_at={to_micros(self.sealed_at)}\n"
         ).encode()
@@ -125,6 +144,7 @@ class Checkpoint:
             "sealed_at": to_micros(self.sealed_at),
             "public_key": self.public_key,
             "signature": self.signature,
+            "layout": self.layout,
         }
 
 
@@ -148,22 +168,36 @@ class AuditStore:
                 "NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, positions BLOB NOT "
                 "NULL, digests BLOB NOT NULL, PRIMARY KEY (log, partition, first)) WITHOUT ROWID;"
             )
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(checkpoints)")]
+            if "layout" not in columns:  # an audit store from before layout 2
+                self._db.execute(
+                    "ALTER TABLE checkpoints ADD COLUMN layout INTEGER NOT NULL DEFAULT 1"
+                )
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open the audit store {path}: {exc}") from exc
+
+    @classmethod
+    def existing(cls, path: Path) -> AuditStore | None:
+        """The audit store at ``path`` if the file is there (``None``: it is not; nothing
+        is created, so that a check never turns a lost store into an empty one)."""
+        return cls(path) if path.is_file() else None
 
     def close(self) -> None:
         self._db.close()
 
     def checkpoints(self, log: str, partition: int | None = None) -> list[Checkpoint]:
-        query = "SELECT * FROM checkpoints WHERE log = ?"
+        query = (
+            "SELECT id, log, partition, position, count, chain, sealed_at, public_key, "
+            "signature, layout FROM checkpoints WHERE log = ?"
+        )
         params: list[Any] = [log]
         if partition is not None:
             query += " AND partition = ?"
             params.append(partition)
         rows = self._db.execute(query + " ORDER BY partition, position, id", params).fetchall()
         return [
-            Checkpoint(i, lg, p, pos, n, chain, from_micros(at), key, sig)
-            for i, lg, p, pos, n, chain, at, key, sig in rows
+            Checkpoint(i, lg, p, pos, n, chain, from_micros(at), key, sig, layout)
+            for i, lg, p, pos, n, chain, at, key, sig, layout in rows
         ]
 
     def last(self, log: str, partition: int) -> Checkpoint | None:
@@ -213,7 +247,8 @@ class AuditStore:
                 if made is not None:
                     cursor = self._db.execute(
                         "INSERT INTO checkpoints (log, partition, position, count, chain, "
-                        "sealed_at, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "sealed_at, public_key, signature, layout) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             made.log,
                             made.partition,
@@ -223,6 +258,7 @@ class AuditStore:
                             to_micros(made.sealed_at),
                             made.public_key,
                             made.signature,
+                            made.layout,
                         ),
                     )
                     made = replace(made, id=cursor.lastrowid or 0)
@@ -379,6 +415,7 @@ def seal(
                 state.count,
                 state.chain.hex(),
                 sealed_at,
+                layout=LAYOUT,
             )
             if signer is None:
                 return made
@@ -432,43 +469,118 @@ def _sealing(
 
 
 def _digests(
-    log: EventLog, partition: int, start: int, workers: int
+    log: EventLog, partition: int, start: int, workers: int, layout_1_until: int = 0
 ) -> Iterator[tuple[int, bytes]]:
-    """``(position, digest)`` of every record of a partition from ``start``, in order."""
+    """``(position, digest)`` of every record of a partition from ``start``, in order;
+    the embedded log's records up to ``layout_1_until`` in seal layout 1, later ones in
+    layout 2."""
     if isinstance(log, SQLiteLog) and workers > 1:
-        yield from _parallel_digests(log, start, workers)
+        yield from _parallel_digests(log, start, workers, layout_1_until)
+        return
+    if isinstance(log, SQLiteLog):
+        yield from embedded_digests(log, start, layout_1_until)
         return
     for record in log.read_raw(partition, start):
         yield record.position.offset, record_digest(record)
+
+
+_LAYOUT_2_HEAD = struct.Struct(">qI14I")
+
+
+def embedded_digests(
+    log: SQLiteLog, start: int, layout_1_until: int = 0
+) -> Iterator[tuple[int, bytes]]:
+    """``(position, digest)`` of the embedded log's records from ``start``: what
+    :func:`record_digest` gives for each record :meth:`SQLiteLog.read_raw` yields, with
+    the usual rows of layout 2 digested straight from their columns (no record built;
+    the field names' lengths are constants: 2 ``id``, 7 ``version``, 4 ``type``, 4
+    ``time``, 11 ``recorded_at``, 5 ``types``)."""
+    if start <= layout_1_until:
+        for record in log.read_raw(PARTITION, start, layout_1_until=layout_1_until):
+            if record.position.offset > layout_1_until:
+                break
+            yield record.position.offset, record_digest(record)
+        start = layout_1_until + 1
+    sha256, pack, join = hashlib.sha256, _LAYOUT_2_HEAD.pack, b"".join
+    tag, types, types_length = RECORD_TAG_2, USUAL_TYPES, len(USUAL_TYPES)
+    for rows in log.sealed_rows(start):
+        for row in rows:
+            position, usual, subject, event_id, version, kind, time, recorded, state = row
+            if not usual:  # a column of another type (or NULL): the general way
+                yield position, record_digest(log.raw_record_2(row))
+                continue
+            head = pack(
+                0,
+                6,
+                len(subject),
+                2,
+                len(event_id),
+                7,
+                len(version),
+                4,
+                len(kind),
+                4,
+                len(time),
+                11,
+                len(recorded),
+                5,
+                types_length,
+                len(state),
+            )
+            record_bytes_2 = join(
+                (
+                    tag,
+                    head,
+                    subject,
+                    b"id",
+                    event_id,
+                    b"version",
+                    version,
+                    b"type",
+                    kind,
+                    b"time",
+                    time,
+                    b"recorded_at",
+                    recorded,
+                    b"types",
+                    types,
+                    state,
+                )
+            )
+            yield position, sha256(record_bytes_2).digest()
 
 
 _SPAN = 50_000
 """Positions per worker task when sealing the embedded log in parallel."""
 
 
-def _digest_span(path: Path, first: int, last: int) -> tuple[bytes, bytes]:
+def _digest_span(path: Path, first: int, last: int, layout_1_until: int) -> tuple[bytes, bytes]:
     """In a worker process: the positions (big-endian int64s) and digests of the embedded
     log's records ``first``..``last``."""
     positions: list[int] = []
     digests: list[bytes] = []
-    sha256, encode = hashlib.sha256, record_bytes
-    with SQLiteLog(path, create=False, cache_mib=8) as log:
-        for record in log.read_raw(0, first):
-            position = record.position.offset
+    log = SQLiteLog(path, create=False, cache_mib=8)
+    with log:
+        for position, digest in embedded_digests(log, first, layout_1_until):
             if position > last:
                 break
             positions.append(position)
-            digests.append(sha256(encode(record)).digest())
+            digests.append(digest)
     return struct.pack(f">{len(positions)}q", *positions), b"".join(digests)
 
 
-def _parallel_digests(log: SQLiteLog, start: int, workers: int) -> Iterator[tuple[int, bytes]]:
+def _parallel_digests(
+    log: SQLiteLog, start: int, workers: int, layout_1_until: int
+) -> Iterator[tuple[int, bytes]]:
     """:func:`_digests` of the embedded log, read and digested by ``workers`` processes,
     span by span, in order, up to the position that was last when it started (later
     appends are for the next seal). Reading the rows is most of the work and digests do
     not depend on each other; only the chain is sequential."""
     last = log.end_position()
-    spans = [(log.path, lo, min(lo + _SPAN - 1, last)) for lo in range(start, last + 1, _SPAN)]
+    spans = [
+        (log.path, lo, min(lo + _SPAN - 1, last), layout_1_until)
+        for lo in range(start, last + 1, _SPAN)
+    ]
     if not spans:
         return
     context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
@@ -522,6 +634,9 @@ class PartitionReport:
     divergence: Divergence | None = None
     problems: list[str] = field(default_factory=list)
     """Checkpoints that do not match, or whose signature does not verify."""
+    layout_1_until: int = 0
+    """Records up to this position were sealed in layout 1 (0: none): on the embedded log,
+    an edit of their version column or of a column's type alone goes unseen."""
 
     @property
     def ok(self) -> bool:
@@ -597,8 +712,11 @@ def _verify_partition(
     after = start.position if start else -1
     check = _PartitionCheck(partition, start, [c for c in checkpoints if c.position > after])
     check.signatures(public_key)
+    legacy = max((c.position for c in checkpoints if c.layout == 1), default=0)
+    check.report.layout_1_until = legacy
     check.run(
-        _digests(log, partition, after + 1, workers), store.sealed(log_name, partition, after)
+        _digests(log, partition, after + 1, workers, legacy),
+        store.sealed(log_name, partition, after),
     )
     return check.report
 
@@ -782,6 +900,36 @@ def _classify(partition: int, diff: _Diff, last_log_position: int) -> Divergence
         )
     return Divergence(
         partition, p, "modified", f"the record at position {p} is not the one sealed{more}"
+    )
+
+
+def require_seals(log: EventLog, log_name: str, path: Path) -> AuditStore:
+    """The audit store at ``path`` with seals for ``log_name``, or :class:`SealsMissing`.
+
+    Neither the log nor the audit store can prove that a log was never sealed (whoever
+    could delete the seals could edit the log too), so a missing store never means
+    "seal now": that would bless whatever the log holds today.
+    """
+    store = AuditStore.existing(path)
+    if store is not None and store.checkpoints(log_name):
+        return store
+    if store is not None:
+        store.close()
+    where = f"the audit store {path} " + ("holds none" if store else "does not exist")
+    held = "the log is empty"
+    for partition in log.partitions():
+        first = next(iter(log.read_raw(partition)), None)
+        if first is not None:
+            where_first = f"partition {partition} from position {first.position.offset}"
+            held = f"the log holds records ({where_first})"
+            break
+    raise SealsMissing(
+        f"no seals for log {log_name!r} ({where}) and {held}: nothing can be verified. "
+        "Either this log was never sealed, or its seals were lost or removed: if seals "
+        "were ever made, their loss is itself an incident. Restore the audit store from a "
+        "backup (or point LEDGER_AUDIT_STORE at it), or check the log against an exported "
+        "seals.json (docs/audit.md); do not seal now, which would bless the log as it "
+        "stands."
     )
 
 

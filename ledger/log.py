@@ -197,6 +197,9 @@ class RawRecord(NamedTuple):
     value: bytes | None
     timestamp: int
     """Microseconds since the epoch (Kafka: the record timestamp, milliseconds x 1000)."""
+    tag: bytes = b"TPL-RECORD-1"
+    """Which record layout of docs/audit.md these parts follow (the embedded log's records
+    sealed since layout 2 carry every column, with its type: ``TPL-RECORD-2``)."""
 
 
 @dataclass(frozen=True, slots=True)

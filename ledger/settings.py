@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import ConfigurationError
+from ledger.redact import redact_url
 
 
 class Settings(BaseSettings):
@@ -193,30 +194,38 @@ def parse_log_url(url: str) -> LogTarget:
     ``sqlite:///ledger.db`` is relative to the current folder and
     ``sqlite:////var/ledger.db`` absolute, as in SQLAlchemy URLs.
     """
+    shown = redact_url(url)  # every message shows the URL without its password
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigurationError(
-            f"log URL {url!r}: expected sqlite:///PATH or kafka://HOST:PORT/TOPIC"
+            f"log URL {shown!r}: expected sqlite:///PATH or kafka://HOST:PORT/TOPIC"
         )
     if scheme == "sqlite":
         if not rest.startswith("/") or len(rest) < 2:
-            raise ConfigurationError(f"log URL {url!r}: expected sqlite:///PATH (three slashes)")
+            raise ConfigurationError(f"log URL {shown!r}: expected sqlite:///PATH (three slashes)")
         return SQLiteLogTarget(Path(unquote(rest[1:])))
     if scheme == "kafka":
         parts = urlsplit(url)
+        if "@" in parts.netloc:
+            raise ConfigurationError(
+                f"log URL {shown!r}: credentials do not belong in a Kafka URL; set "
+                "LEDGER_KAFKA_SASL_USERNAME and LEDGER_KAFKA_SASL_PASSWORD instead"
+            )
         servers = tuple(s.strip() for s in parts.netloc.split(",") if s.strip())
         topic = parts.path.lstrip("/")
         if not servers:
             raise ConfigurationError(
-                f"log URL {url!r}: no bootstrap server (kafka://host:port/topic)"
+                f"log URL {shown!r}: no bootstrap server (kafka://host:port/topic)"
             )
         for server in servers:
             host, colon, port = server.rpartition(":")
             if not colon or not host or not port.isdigit():
-                raise ConfigurationError(f"log URL {url!r}: server {server!r} is not host:port")
+                raise ConfigurationError(f"log URL {shown!r}: server {server!r} is not host:port")
         if not topic or len(topic) > 249 or not set(topic) <= _TOPIC_CHARS:
             raise ConfigurationError(
-                f"log URL {url!r}: topic {topic!r} must be 1-249 characters of [a-zA-Z0-9._-]"
+                f"log URL {shown!r}: topic {topic!r} must be 1-249 characters of [a-zA-Z0-9._-]"
             )
         return KafkaLogTarget(servers, topic)
-    raise ConfigurationError(f"log URL {url!r}: unknown scheme {scheme!r} (use sqlite or kafka)")
+    raise ConfigurationError(
+        f"log URL {shown!r}: unknown scheme {redact_url(scheme)!r} (use sqlite or kafka)"
+    )

@@ -1,7 +1,9 @@
 """The embedded log: touchpoints in a SQLite file, through eventsourcing's recorder.
 
 Each event is stored as an eventsourcing row with the event id as originator id and
-version 1, so the database itself refuses a second event with the same id. The
+version 1. A UNIQUE index on the event id alone (not eventsourcing's id + version, which an
+edited version column would sidestep) makes the database itself refuse a second event
+with the same id; logs created before it get the index when they are opened. The
 row's position (an ``INTEGER PRIMARY KEY AUTOINCREMENT``, eventsourcing's
 notification id) is stable across VACUUM and never reused, which the audit seals
 rely on. eventsourcing 9.5 does not implement ``subscribe()`` for SQLite, so
@@ -28,7 +30,7 @@ from eventsourcing.sqlite import (
 )
 
 from ledger.codec import event_from_stored, event_to_json
-from ledger.errors import InvalidEvent, LogUnavailable
+from ledger.errors import InvalidEvent, LogCorrupted, LogUnavailable
 from ledger.events import Touchpoint
 from ledger.log import (
     EARLIEST_MICROS,
@@ -52,6 +54,21 @@ from ledger.stopping import Stop
 from ledger.timeutil import EPOCH, from_micros, to_micros, utc_now
 
 TABLE = "touchpoints"
+SEALED_COLUMNS = (
+    "subject",
+    "originator_id",
+    "originator_version",
+    "topic",
+    "event_time",
+    "recorded_at",
+    "state",
+)
+"""Every column of the table but ``position`` (which the seal chain covers), in the order
+the seal's record layout 2 takes them."""
+RECORD_TAG_2 = b"TPL-RECORD-2"
+_USUAL = ("text", "text", "integer", "text", "integer", "integer", "blob")
+USUAL_TYPES = " ".join(_USUAL).encode()
+"""The types of :data:`SEALED_COLUMNS` as the ledger writes them."""
 PARTITION = 0
 READ_PAGE = 2000
 
@@ -206,14 +223,12 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             "CAST(json_extract(j.value, '$[2]') AS BLOB), json_extract(j.value, '$[3]'), "
             "json_extract(j.value, '$[4]'), ? FROM json_each(?) AS j "
             f"WHERE NOT EXISTS (SELECT 1 FROM {events_table_name} AS k "
-            "WHERE k.originator_id = json_extract(j.value, '$[0]') "
-            "AND k.originator_version = 1) ORDER BY j.key"
+            "WHERE k.originator_id = json_extract(j.value, '$[0]')) ORDER BY j.key"
         )
         self.sequence_statement = "SELECT seq FROM sqlite_sequence WHERE name = ?"
         self.known_statement = (
             f"SELECT json_each.key, t.rowid FROM json_each(?) JOIN {events_table_name} t "
-            "ON t.originator_id = json_extract(json_each.value, '$[0]') "
-            "AND t.originator_version = 1 WHERE t.rowid <= ?"
+            "ON t.originator_id = json_extract(json_each.value, '$[0]') WHERE t.rowid <= ?"
         )
 
     def construct_create_table_statements(self) -> list[str]:
@@ -229,10 +244,38 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             "subject TEXT NOT NULL, "
             "event_time INTEGER NOT NULL, "
             "recorded_at INTEGER NOT NULL, "
-            "UNIQUE (originator_id, originator_version))",
+            # The event id alone: a version column edited by hand cannot let it in twice.
+            "UNIQUE (originator_id))",
             # Index entries end with the rowid anyway: (subject) orders by customer, then position.
             f"CREATE INDEX IF NOT EXISTS {table}_subject ON {table} (subject)",
         ]
+
+    def ensure_unique_ids(self) -> str | None:
+        """Give a log created before the event id alone was UNIQUE that index; ``None``
+        when done, else why it cannot be (the log already holds an id twice)."""
+        table = self.events_table_name
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"PRAGMA index_list({table})")
+            for _, name, unique, *_ in cursor.fetchall():
+                if unique:
+                    cursor.execute(f"PRAGMA index_info({name})")
+                    if [row[2] for row in cursor.fetchall()] == ["originator_id"]:
+                        return None
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                cursor.execute(
+                    f"SELECT originator_id, group_concat(rowid) FROM {table} "
+                    "GROUP BY originator_id HAVING count(*) > 1 LIMIT 1"
+                )
+                twice = cursor.fetchone()
+                if twice is not None:
+                    return f"event {twice[0]} is stored twice, at positions {twice[1]}"
+                cursor.execute(
+                    f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_event_id ON {table} (originator_id)"
+                )
+        except (PersistenceError, sqlite3.Error) as exc:  # a read-only copy, say
+            return f"the UNIQUE index on the event id cannot be added ({exc})"
+        return None
 
     def insert_batch(self, batch: EncodedBatch, recorded_at: int) -> list[tuple[int, bool]]:
         """Insert in one transaction; per event ``(position, True)`` if new, else
@@ -311,6 +354,33 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
             cursor.execute(statement, (start, limit))
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
+
+    def select_sealed(self, start: int, limit: int) -> list[tuple[Any, ...]]:
+        """Rows as sealed since layout 2 (docs/audit.md): ``(position, usual, subject, id,
+        version, type, event time, recorded at, state)``, every column as SQLite's own text
+        (or blob) bytes; ``usual`` is 1 when each column holds the type the ledger writes
+        (:data:`USUAL_TYPES`), else :meth:`select_types` gives them."""
+        usual = " AND ".join(
+            f"typeof({c}) = '{t}'" for c, t in zip(SEALED_COLUMNS, _USUAL, strict=True)
+        )
+        statement = (
+            f"SELECT rowid, {usual}, "
+            + ", ".join(f"CAST({c} AS BLOB)" for c in SEALED_COLUMNS)
+            + f" FROM {self.events_table_name} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+        )
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (start, limit))
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
+
+    def select_types(self, position: int) -> bytes:
+        """The ``typeof()`` of a row's :data:`SEALED_COLUMNS`, space-separated."""
+        types = " || ' ' || ".join(f"typeof({c})" for c in SEALED_COLUMNS)
+        statement = f"SELECT CAST({types} AS BLOB) FROM {self.events_table_name} WHERE rowid = ?"
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (position,))
+            found: bytes = cursor.fetchone()[0]
+            return found
 
     def select_row(self, position: int) -> tuple[Any, ...]:
         """One row's columns exactly as stored."""
@@ -416,6 +486,7 @@ class SQLiteLog(EventLog):
             )
             self.recorder = TouchpointRecorder(self._datastore)
             self.recorder.create_table()
+            self._ids_twice = self.recorder.ensure_unique_ids()
         except (PersistenceError, sqlite3.Error) as exc:
             raise LogUnavailable(f"cannot open the ledger at {path}: {exc}") from exc
 
@@ -423,6 +494,11 @@ class SQLiteLog(EventLog):
         return encode_batch(events)
 
     def write(self, encoded: EncodedBatch) -> list[AppendOutcome]:
+        if self._ids_twice is not None:
+            raise LogCorrupted(
+                f"{self.path}: {self._ids_twice}; appends are refused until it is resolved "
+                "(ledger audit verify names what changed)"
+            )
         try:
             results = self.recorder.insert_batch(encoded, to_micros(utc_now()))
         except (PersistenceError, sqlite3.Error) as exc:
@@ -507,9 +583,51 @@ class SQLiteLog(EventLog):
             yield rows
             position = after(rows[-1])
 
-    def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
+    def read_raw(
+        self, partition: int, start: int = 0, *, layout_1_until: int = 0
+    ) -> Iterator[RawRecord]:
+        """Every record's stored parts from ``start``: as record layout 2 of docs/audit.md
+        (every column with its type), except records up to position ``layout_1_until``,
+        sealed before layout 2, in layout 1 (customer, id, type, event time, state and
+        append time, as the ledger reads them back)."""
         if partition != PARTITION:
             return
+        if start <= layout_1_until:
+            for record in self._read_raw_1(start):
+                if record.position.offset > layout_1_until:
+                    break
+                yield record
+            start = layout_1_until + 1
+        for rows in self.sealed_rows(start):
+            for row in rows:
+                yield self.raw_record_2(row)
+
+    def sealed_rows(self, start: int) -> Iterator[list[tuple[Any, ...]]]:
+        """Pages of :meth:`TouchpointRecorder.select_sealed` rows from ``start``: for a
+        reader that digests record layout 2 without building records (the audit seal)."""
+        return self._pages(self.recorder.select_sealed, start)
+
+    def raw_record_2(self, row: tuple[Any, ...]) -> RawRecord:
+        """One :meth:`sealed_rows` row as record layout 2 of docs/audit.md."""
+        position, usual, subject, event_id, version, kind, time, recorded, state = row
+        types = USUAL_TYPES if usual else self.recorder.select_types(position)
+        return RawRecord(
+            Position(PARTITION, position),
+            subject,
+            (
+                ("id", event_id),
+                ("version", version),
+                ("type", kind),
+                ("time", time),
+                ("recorded_at", recorded),
+                ("types", types),
+            ),
+            state,
+            0,
+            RECORD_TAG_2,
+        )
+
+    def _read_raw_1(self, start: int) -> Iterator[RawRecord]:
         for rows in self._pages(self.recorder.select_raw, start):
             for row_position, usual, event_id, event_type, subject, micros, state, recorded in rows:
                 if not usual:  # a column of an unexpected type (edited?): encode it as stored

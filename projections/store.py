@@ -32,6 +32,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.errors import LedgerError
 from ledger.log import as_bytes
+from ledger.redact import MASK, redact
 from ledger.sqlite_log import LedgerDatastore
 from ledger.timeutil import from_micros, to_micros
 from projections.frequency import ContactKey, Window
@@ -1034,5 +1035,10 @@ class PostgresViewStore(ViewStore):
                 ):
                     cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         except (PersistenceError, psycopg.Error) as exc:
-            raise StoreUnavailable(f"cannot reach PostgreSQL at {parts.hostname}: {exc}") from exc
+            reason = redact(str(exc))
+            if parts.password:  # in case a driver's message quotes it
+                reason = reason.replace(parts.password, MASK).replace(unquote(parts.password), MASK)
+            raise StoreUnavailable(
+                f"cannot reach PostgreSQL at {parts.hostname}: {reason}"
+            ) from exc
         super().__init__(PostgresViewRecorder(datastore), source, f"postgresql://{parts.hostname}")

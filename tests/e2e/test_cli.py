@@ -416,7 +416,9 @@ def test_history_and_as_of_from_the_command_line(run: Run) -> None:
 def test_seal_verify_export_from_the_command_line(run: Run, tmp_path: Path) -> None:
     assert run("generate", "--customers", "20", "--days", "60").exit_code == 0
     unsealed = run("audit", "verify")
-    assert (unsealed.exit_code, "nothing sealed yet" in unsealed.stderr) == (1, True)
+    assert (unsealed.exit_code, "no seals for log 'embedded'" in unsealed.stderr) == (1, True)
+    assert "audit seal` first" not in unsealed.stderr
+    assert not (tmp_path / "ledger-data" / "audit.db").exists()  # a check creates nothing
     assert run("audit", "keygen", "keys/seal.pem").exit_code == 0
     assert run("audit", "keygen", "keys/seal.pem").exit_code == 1  # never overwrites a key
     sealed = orjson.loads(run("audit", "seal", "--key", "keys/seal.pem", "--json").stdout)
@@ -566,3 +568,33 @@ def test_may_contact_records_its_decisions_for_auditors(run: Run, tmp_path: Path
         ).exit_code
         == 2
     )
+
+
+def test_verify_says_what_missing_seals_mean_and_never_advises_sealing(
+    run: Run, tmp_path: Path
+) -> None:
+    """Seals made, then the audit store deleted: verify must not pass, nor suggest a seal
+    (which would bless a tampered log), but say that nothing can be verified and why."""
+    assert run("generate", "--customers", "5", "--days", "10").exit_code == 0
+    assert run("audit", "seal").exit_code == 0
+    assert run("audit", "verify").exit_code == 0
+    for name in ("audit.db", "audit.db-wal", "audit.db-shm"):
+        (tmp_path / "ledger-data" / name).unlink(missing_ok=True)
+    lost = run("audit", "verify")
+    assert lost.exit_code == 1
+    message = lost.stderr.strip()
+    assert "\n" not in message
+    assert "Traceback" not in message
+    for meaning in (
+        "does not exist",
+        "the log holds records",
+        "nothing can be verified",
+        "never sealed",
+        "their loss is itself an incident",
+        "Restore the audit store from a backup",
+        "seals.json",
+        "do not seal now",
+    ):
+        assert meaning in message, meaning
+    assert run("audit", "export", "--out", "bundle").exit_code == 1
+    assert not (tmp_path / "ledger-data" / "audit.db").exists()

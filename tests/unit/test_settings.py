@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import ConfigurationError
+from ledger.redact import redact, redact_url
 from ledger.settings import KafkaLogTarget, Settings, SQLiteLogTarget, parse_log_url
 
 
@@ -70,3 +71,37 @@ def test_default_log_is_sqlite_in_the_data_dir(monkeypatch: pytest.MonkeyPatch) 
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="kafka_partitions"):
         Settings(kafka_partitions=0)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://user:secret@host/db", "postgresql://user:***@host/db"),
+        ("postgresql://user@host/db", "postgresql://user@host/db"),
+        ("postgresql://:secret@host:5432/db", "postgresql://:***@host:5432/db"),
+        ("postgresql://u:a/b@c@host/db?schema=s", "postgresql://u:***@host/db?schema=s"),
+        ("user:secret@host/db", "user:***@host/db"),
+        ("sqlite:///views.db", "sqlite:///views.db"),
+        (
+            "postgresql://h/db?sslpassword=x&schema=s&api_key=y",
+            "postgresql://h/db?sslpassword=***&schema=s&api_key=***",
+        ),
+        ("kafka://k1:9092,k2:9092/topic", "kafka://k1:9092,k2:9092/topic"),
+    ],
+)
+def test_redact_url_hides_every_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_redact_finds_urls_in_free_text() -> None:
+    text = "failed: 'kafka://a:pw1@h:1/t' and \"postgresql://b:pw2@h/db?password=pw3\" (x)"
+    assert redact(text) == (
+        "failed: 'kafka://a:***@h:1/t' and \"postgresql://b:***@h/db?password=***\" (x)"
+    )
+
+
+def test_a_kafka_url_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(ConfigurationError, match="LEDGER_KAFKA_SASL_PASSWORD") as caught:
+        parse_log_url("kafka://user:hunter2@k1:9092/topic")
+    assert "hunter2" not in str(caught.value)
+    assert "user:***@k1:9092" in str(caught.value)
