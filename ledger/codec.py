@@ -16,8 +16,11 @@ from pydantic import TypeAdapter, ValidationError
 from ledger import strict
 from ledger.errors import InvalidEvent
 from ledger.events import EVENT_CLASSES, SCHEMA_URN, Touchpoint, TouchpointEvent
+from ledger.extensions import CORE_ATTRIBUTES, split_extensions
 
 EVENT_ADAPTER: TypeAdapter[Touchpoint] = TypeAdapter(Touchpoint)
+_REQUIRED = ("id", "source", "subject", "time", "data")
+"""Core attributes without a default, besides ``type``."""
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -79,10 +82,25 @@ def parse_event(raw: object) -> Touchpoint:
     """Validate a decoded JSON object as a touchpoint (upcasting old versions first)."""
     if not isinstance(raw, dict):
         raise InvalidEvent([f"(event): must be a JSON object, got {type(raw).__name__}"])
+    kept, refused = split_extensions(raw)
     try:
-        return EVENT_ADAPTER.validate_python(upcast(raw))
+        event = EVENT_ADAPTER.validate_python(upcast(kept))
     except ValidationError as exc:
-        raise InvalidEvent(reasons_of(exc)) from None
+        reasons = reasons_of(exc)
+        if raw.get("type") not in EVENT_CLASSES:
+            # Without a type pydantic names nothing else: a file of another layout would
+            # get only "type: required". Name every missing core attribute, every column
+            # that is no attribute of the contract.
+            reasons += [f"{name}: required" for name in _REQUIRED if name not in raw]
+            reasons += [
+                f"{name}: unknown attribute (extensions are kept only on a valid touchpoint)"
+                for name in kept
+                if name not in CORE_ATTRIBUTES
+            ]
+        raise InvalidEvent(refused + reasons) from None
+    if refused:
+        raise InvalidEvent(refused)
+    return event
 
 
 def event_from_json(document: bytes | str) -> Touchpoint:

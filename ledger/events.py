@@ -67,6 +67,32 @@ CustomerId = Annotated[
         description="The customer's id; also the Kafka record key.",
     ),
 ]
+_UTF8 = "[Uu][Tt][Ff]-8"
+_JSON_MEDIA_TYPE = (
+    r"^[Aa][Pp][Pp][Ll][Ii][Cc][Aa][Tt][Ii][Oo][Nn]/[Jj][Ss][Oo][Nn][ \t]*"
+    rf'(;[ \t]*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]=({_UTF8}|"{_UTF8}")[ \t]*)?$'
+)
+_MEDIA_TYPE_CHECK = re.compile(_JSON_MEDIA_TYPE, re.ASCII)
+
+
+def _json_media_type(value: str) -> str:
+    if not _MEDIA_TYPE_CHECK.match(value):
+        raise ValueError(
+            f"{value!r} is not application/json (the only parameter allowed is charset=utf-8)"
+        )
+    return value
+
+
+DataContentType = Annotated[
+    str,
+    AfterValidator(_json_media_type),
+    Field(
+        max_length=64,
+        json_schema_extra={"pattern": _JSON_MEDIA_TYPE},
+        description="application/json, kept as sent (any case, optionally with the "
+        "parameter charset=utf-8).",
+    ),
+]
 Source = Annotated[
     str,
     Field(
@@ -79,9 +105,14 @@ Source = Annotated[
 
 
 class TouchpointEvent(BaseModel):
-    """Base of every touchpoint: the CloudEvents 1.0 envelope, frozen."""
+    """Base of every touchpoint: the CloudEvents 1.0 envelope, frozen.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Extension attributes (``traceparent``, ``partitionkey``, ...) are kept as extra fields
+    (``model_extra``), after :func:`ledger.codec.parse_event` checked them
+    (:mod:`ledger.extensions`); they are stored and replayed with the event.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     schema_version: ClassVar[int] = 1
 
@@ -91,7 +122,7 @@ class TouchpointEvent(BaseModel):
     type: str
     subject: CustomerId
     time: EventTime
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: DataContentType = "application/json"
     dataschema: str | None = Field(default=None, validate_default=True)
     data: Payload
 

@@ -158,7 +158,13 @@ def rfc3339(value: object) -> object:
     """Validator: an RFC 3339 string with an offset, or an aware datetime; nothing else
     (no naive times, no Unix timestamps, no other ISO 8601 spellings)."""
     if isinstance(value, str):
-        if not RFC3339.fullmatch(value):
+        match = RFC3339.fullmatch(value)
+        if match and match[1] and len(match[1]) > 7:
+            raise ValueError(
+                f"{value!r} is more precise than a microsecond; the ledger keeps at most 6 "
+                "fractional digits and does not round silently: send at most 6"
+            )
+        if not match:
             raise ValueError(
                 f"{value!r} is not an RFC 3339 timestamp with a time zone "
                 "(e.g. 2024-05-01T09:30:00+03:00 or 2024-05-01T06:30:00Z)"
