@@ -43,7 +43,7 @@ from ledger import service, strict
 from ledger.api import Ledger, policy_history
 from ledger.app import fresh_by_default, known_partitions, log_name, open_log, open_store
 from ledger.asyncapi import asyncapi_document
-from ledger.codec import event_to_dict
+from ledger.codec import event_to_dict, from_text_cells
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.events import EVENT_CLASSES, SHORT_NAMES, EventTime, resolve_type
@@ -233,14 +233,17 @@ def _document_from_options(
         names = ", ".join(SHORT_NAMES)
         raise click.BadParameter(f"{event_type!r} is not a type ({names})", param_hint="--type")
     moment = parse_time(when, "--time", date_ok=False) or datetime.now(UTC)
-    return {
-        "id": event_id or str(uuid.uuid4()),
-        "source": source,
-        "type": full_type,
-        "subject": customer,
-        "time": moment.isoformat(),
-        "data": _data_from_fields(fields),
-    }
+    # --set values are text: integer and boolean fields are converted by the type's schema.
+    return from_text_cells(
+        {
+            "id": event_id or str(uuid.uuid4()),
+            "source": source,
+            "type": full_type,
+            "subject": customer,
+            "time": moment.isoformat(),
+            "data": _data_from_fields(fields),
+        }
+    )
 
 
 def _document(text: str | bytes) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ledger import strict
 from ledger.errors import InvalidEvent
@@ -101,6 +102,43 @@ def parse_event(raw: object) -> Touchpoint:
     if refused:
         raise InvalidEvent(refused)
     return event
+
+
+def from_text_cells(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` whose ``data`` leaves are text (CSV cells, ``--set`` values), with each
+    integer and boolean field of its type converted from text explicitly (plain digits,
+    ``true``/``false``); anything else stays text, and validation names the problem.
+
+    JSON input never passes through here: there ``"3"`` is not an integer.
+    """
+    kinds = _text_kinds(document.get("type"))
+    data = document.get("data")
+    if not kinds or not isinstance(data, dict):
+        return document
+    converted = dict(data)
+    for name, kind in kinds.items():
+        cell = converted.get(name)
+        if isinstance(cell, str):
+            converted[name] = (
+                strict.whole_number_text(cell) if kind == "integer" else (strict.flag_text(cell))
+            )
+    return {**document, "data": converted}
+
+
+@cache
+def _text_kinds(event_type: object) -> dict[str, str]:
+    cls = EVENT_CLASSES.get(event_type) if isinstance(event_type, str) else None
+    if cls is None:
+        return {}
+    data_model = cls.model_fields["data"].annotation
+    assert isinstance(data_model, type)
+    assert issubclass(data_model, BaseModel)
+    properties = data_model.model_json_schema()["properties"]
+    return {
+        name: spec["type"]
+        for name, spec in properties.items()
+        if spec.get("type") in ("integer", "boolean")
+    }
 
 
 def event_from_json(document: bytes | str) -> Touchpoint:

@@ -39,7 +39,7 @@ from ledger.payloads import (
     SmsData,
     VisitData,
 )
-from ledger.strict import rfc3339
+from ledger.strict import RFC3339_SCHEMA, rfc3339
 from ledger.timeutil import RANGE_TEXT, check_range
 
 SCHEMA_URN = re.compile(r"^urn:touchpoint-ledger:(?P<type>[a-z.]+):v(?P<version>[1-9][0-9]*)$")
@@ -47,7 +47,10 @@ EventTime = Annotated[
     AwareDatetime,
     BeforeValidator(rfc3339),
     AfterValidator(check_range),
-    Field(description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}."),
+    Field(
+        description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}.",
+        json_schema_extra={"pattern": RFC3339_SCHEMA},
+    ),
 ]
 EventId = Annotated[
     str,
