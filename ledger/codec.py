@@ -16,7 +16,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ledger import strict
 from ledger.errors import InvalidEvent
-from ledger.events import EVENT_CLASSES, SCHEMA_URN, Touchpoint, TouchpointEvent
+from ledger.events import (
+    EVENT_CLASSES,
+    JSON_MEDIA_TYPE_PROBLEM,
+    SCHEMA_URN,
+    Touchpoint,
+    TouchpointEvent,
+)
 from ledger.extensions import CORE_ATTRIBUTES, split_extensions
 
 EVENT_ADAPTER: TypeAdapter[Touchpoint] = TypeAdapter(Touchpoint)
@@ -198,6 +204,8 @@ def reasons_of(exc: ValidationError) -> list[str]:
             reason = f"type: {tag!r} is not a touchpoint type (one of {_TYPES})"
         elif kind == "missing":
             reason = f"{field}: required"
+        elif kind == "string_pattern_mismatch" and field == "datacontenttype":
+            reason = f"{field}: {error['input']!r} {JSON_MEDIA_TYPE_PROBLEM}"
         elif kind == "extra_forbidden":
             reason = f"{field}: unknown field"
         else:

@@ -35,6 +35,8 @@ CORE_ATTRIBUTES = (
 )
 """The context attributes the contract defines, plus ``data``."""
 
+_CORE = frozenset(CORE_ATTRIBUTES)
+
 STRING_EXTENSIONS = {
     "traceparent": "W3C Trace Context (distributed tracing)",
     "tracestate": "W3C Trace Context (distributed tracing)",
@@ -132,7 +134,9 @@ def split_extensions(
     raw: dict[str, object], core: Iterable[str] = CORE_ATTRIBUTES
 ) -> tuple[dict[str, object], list[str]]:
     """``raw`` with refused and ``null`` extensions left out, and the reasons for refusals."""
-    known = set(core)
+    known = _CORE if core is CORE_ATTRIBUTES else frozenset(core)
+    if raw.keys() <= known:
+        return raw, []  # the common case, checked in C
     reasons: list[str] = []
     kept: dict[str, object] = {}
     extensions = 0
