@@ -116,7 +116,9 @@ def contract() -> dict[str, Any]:
             "binary_mode": {
                 "headers": "ce_specversion, ce_id, ce_source, ce_type, ce_subject, ce_time, "
                 "and ce_dataschema for schema versions above 1 (UTF-8); "
-                "content-type: application/json",
+                "content-type: application/json (optionally ; charset=utf-8); CloudEvents "
+                "extensions as ce_<name> (kept and replayed); header names read in any case, "
+                "an attribute twice refused",
                 "value": "the data object as JSON",
             },
             "structured_mode": {
