@@ -72,7 +72,7 @@ CustomerId = Annotated[
 ]
 _UTF8 = "[Uu][Tt][Ff]-8"
 JSON_MEDIA_TYPE_PROBLEM = "is not application/json (the only parameter allowed is charset=utf-8)"
-_JSON_MEDIA_TYPE = (
+JSON_MEDIA_TYPE_PATTERN = (
     r"^[Aa][Pp][Pp][Ll][Ii][Cc][Aa][Tt][Ii][Oo][Nn]/[Jj][Ss][Oo][Nn][ \t]*"
     rf'(;[ \t]*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]=({_UTF8}|"{_UTF8}")[ \t]*)?$'
 )
@@ -80,7 +80,7 @@ DataContentType = Annotated[
     str,
     Field(
         max_length=64,
-        pattern=_JSON_MEDIA_TYPE,  # checked by pydantic-core (no Python call per event)
+        pattern=JSON_MEDIA_TYPE_PATTERN,  # checked by pydantic-core (no Python call per event)
         description="application/json, kept as sent (any case, optionally with the "
         "parameter charset=utf-8).",
     ),
