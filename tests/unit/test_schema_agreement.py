@@ -13,7 +13,9 @@ import json
 from functools import cache
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
 from jsonschema import Draft202012Validator
 
 from ledger.codec import event_from_json
@@ -21,6 +23,7 @@ from ledger.errors import InvalidEvent
 from ledger.events import EVENT_CLASSES, SCHEMA_URN
 from ledger.generate import generated
 from ledger.schema import event_schema, schema_files
+from tests.strategies import event_documents
 
 DELETE = object()
 
@@ -269,3 +272,10 @@ def test_every_sample_is_valid(samples: dict[str, dict[str, Any]]) -> None:
     assert set(samples) >= set(EVENT_CLASSES)
     for document in samples.values():
         assert agree(document) == (True, True), document
+
+
+@settings(max_examples=300, deadline=None)
+@given(event_documents())
+def test_arbitrary_valid_events_pass_both(document: dict[str, Any]) -> None:
+    document = orjson.loads(orjson.dumps(document, default=str))  # nested datetimes
+    assert agree(document) == (True, True), document
