@@ -94,7 +94,8 @@ def parse_event(raw: object) -> Touchpoint:
         event = EVENT_ADAPTER.validate_python(upcast(kept))
     except ValidationError as exc:
         reasons = reasons_of(exc)
-        if raw.get("type") not in EVENT_CLASSES:
+        event_type = raw.get("type")
+        if not (isinstance(event_type, str) and event_type in EVENT_CLASSES):
             # Without a type pydantic names nothing else: a file of another layout would
             # get only "type: required". Name every missing core attribute, every column
             # that is no attribute of the contract.
@@ -117,7 +118,8 @@ def from_text_cells(document: dict[str, Any]) -> dict[str, Any]:
 
     JSON input never passes through here: there ``"3"`` is not an integer.
     """
-    kinds = _text_kinds(document.get("type"))
+    event_type = document.get("type")
+    kinds = _text_kinds(event_type) if isinstance(event_type, str) else {}
     data = document.get("data")
     if not kinds or not isinstance(data, dict):
         return document
@@ -132,8 +134,8 @@ def from_text_cells(document: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def _text_kinds(event_type: object) -> dict[str, str]:
-    cls = EVENT_CLASSES.get(event_type) if isinstance(event_type, str) else None
+def _text_kinds(event_type: str) -> dict[str, str]:
+    cls = EVENT_CLASSES.get(event_type)
     if cls is None:
         return {}
     data_model = cls.model_fields["data"].annotation

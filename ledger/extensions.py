@@ -56,6 +56,7 @@ MAX_EXTENSIONS = 32
 (``tracestate`` is at most 512 characters)."""
 
 _NAME = re.compile(r"[a-z0-9]+", re.ASCII)
+_PLAIN = re.compile(r"[A-Za-z0-9_]{1,64}", re.ASCII)
 _INT32 = (-(2**31), 2**31 - 1)
 
 
@@ -64,12 +65,14 @@ def extension_problem(name: str, value: object) -> str | None:
     if name == "data_base64":
         return "data_base64: binary data is not a touchpoint; send data as a JSON object"
     if not _NAME.fullmatch(name):
+        # A name a person can read stands as the field; anything else is quoted, shortened.
+        field = name if _PLAIN.fullmatch(name) else f"(event): attribute {name[:40]!r}"
         return (
-            f"{name}: unknown attribute, and not a valid extension name "
+            f"{field}: unknown attribute, and not a valid extension name "
             "(CloudEvents: lower-case a-z and 0-9 only)"
         )
     if len(name) > MAX_NAME:
-        return f"{name[:20]}…: extension name longer than {MAX_NAME} characters"
+        return f"(event): extension name {name[:20]!r}… longer than {MAX_NAME} characters"
     if (typo := likely_typo(name)) is not None:
         return f"{name}: unknown attribute; did you mean {typo!r}?"
     if isinstance(value, str):
