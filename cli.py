@@ -19,7 +19,7 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import click
 import orjson
@@ -43,7 +43,7 @@ from ledger import service, strict
 from ledger.api import Ledger, policy_history
 from ledger.app import fresh_by_default, known_partitions, log_name, open_log, open_store
 from ledger.asyncapi import asyncapi_document
-from ledger.codec import event_to_dict
+from ledger.codec import event_to_dict, from_text_cells
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.events import EVENT_CLASSES, SHORT_NAMES, EventTime, resolve_type
@@ -55,6 +55,7 @@ from ledger.redact import redact, redact_url
 from ledger.schema import contract, dump, write_schemas
 from ledger.settings import Settings
 from ledger.stopping import exit_code, stop_on_signals, stoppable
+from ledger.timeutil import MICROSECOND, check_range
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
@@ -145,16 +146,34 @@ def progress_bar(
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _TIME: TypeAdapter[datetime] = TypeAdapter(EventTime)
+DayBound = Literal["start", "end", "next"]
 
 
-def parse_time(value: str | None, option: str, *, date_ok: bool = True) -> datetime | None:
+def parse_time(
+    value: str | None, option: str, *, date_ok: bool = True, day: DayBound = "start"
+) -> datetime | None:
     """An RFC 3339 timestamp with a zone, read by the contract's own rules (and range), or,
-    when ``date_ok``, ``YYYY-MM-DD`` (midnight UTC)."""
+    when ``date_ok``, a bare date ``YYYY-MM-DD`` (a UTC day), which means:
+
+    * ``day="start"``: the start of that day (``--since``: everything on it is included);
+    * ``day="end"``: its last microsecond (inclusive bounds such as ``--as-of``);
+    * ``day="next"``: the start of the next day (exclusive bounds such as ``--until`` "before").
+
+    So every command that takes a bare date as an upper bound includes the whole of that day.
+    """
     if value is None:
         return None
-    text = f"{value}T00:00:00Z" if date_ok and _DATE.fullmatch(value) else value
+    if date_ok and _DATE.fullmatch(value):
+        try:
+            start = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            check_range(start)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+        if day == "end":
+            return start + timedelta(days=1) - MICROSECOND
+        return start + timedelta(days=1) if day == "next" else start
     try:
-        return _TIME.validate_python(text)
+        return _TIME.validate_python(value)
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
         if _DATE.fullmatch(value) and not date_ok:
@@ -240,14 +259,17 @@ def _document_from_options(
         names = ", ".join(SHORT_NAMES)
         raise click.BadParameter(f"{event_type!r} is not a type ({names})", param_hint="--type")
     moment = parse_time(when, "--time", date_ok=False) or datetime.now(UTC)
-    return {
-        "id": event_id or str(uuid.uuid4()),
-        "source": source,
-        "type": full_type,
-        "subject": customer,
-        "time": moment.isoformat(),
-        "data": _data_from_fields(fields),
-    }
+    # --set values are text: integer and boolean fields are converted by the type's schema.
+    return from_text_cells(
+        {
+            "id": event_id or str(uuid.uuid4()),
+            "source": source,
+            "type": full_type,
+            "subject": customer,
+            "time": moment.isoformat(),
+            "data": _data_from_fields(fields),
+        }
+    )
 
 
 def _document(text: str | bytes) -> dict[str, Any]:
@@ -502,8 +524,13 @@ def _positions(value: str | None) -> dict[int, int] | None:
 @main.command()
 @click.option("--customer", help="Only this customer's touchpoints.")
 @click.option("--type", "types", multiple=True, help="Only these types (repeatable).")
-@click.option("--since", help="Event time at or after (YYYY-MM-DD or RFC 3339).")
-@click.option("--until", help="Event time before (YYYY-MM-DD or RFC 3339).")
+@click.option(
+    "--since", help="Event time at or after (RFC 3339, or YYYY-MM-DD: from its start, UTC)."
+)
+@click.option(
+    "--until",
+    help="Event time before (RFC 3339, or YYYY-MM-DD: that whole UTC day included).",
+)
 @click.option(
     "--from-position",
     metavar="P[,P...]",
@@ -550,7 +577,7 @@ def replay(
         customer=customer,
         types=_types(types),
         since=parse_time(since, "--since"),
-        until=parse_time(until, "--until"),
+        until=parse_time(until, "--until", day="next"),
     )
     fmt = "jsonl" if as_json else fmt or ("table" if sys.stdout.isatty() else "jsonl")
     undecodable = 0
@@ -599,7 +626,12 @@ def _table_line(record: LogRecord) -> str:
 
 @main.command()
 @click.argument("customer")
-@click.option("--until", metavar="TIME", help="Only events that happened by TIME (inclusive).")
+@click.option(
+    "--until",
+    metavar="TIME",
+    help="Only events that happened by TIME (inclusive; a bare YYYY-MM-DD: to the end of that "
+    "UTC day).",
+)
 @click.option(
     "--as-recorded-by",
     "recorded_by",
@@ -626,7 +658,10 @@ def history(
       ledger history C0000042 --until 2025-06-30 --json
     """
     found = _history(
-        ctx, customer, parse_time(until, "--until"), parse_time(recorded_by, "--as-recorded-by")
+        ctx,
+        customer,
+        parse_time(until, "--until", day="end"),
+        parse_time(recorded_by, "--as-recorded-by", day="end"),
     )
     if as_json:
         out = sys.stdout.buffer
@@ -1311,19 +1346,24 @@ def as_of_options(function: F) -> F:
         "--as-recorded-by",
         "recorded_by",
         metavar="TIME",
-        help="As the ledger knew it then: only events recorded (appended) by TIME.",
+        help="As the ledger knew it then: only events recorded (appended) by TIME (a bare "
+        "YYYY-MM-DD: to the end of that UTC day).",
     )(function)
     return click.option(
         "--as-of",
         "as_of",
         metavar="TIME",
         help="As it stood at TIME: only events that happened by then (event time), "
-        "folded from the log by the projection's own code.",
+        "folded from the log by the projection's own code. A bare YYYY-MM-DD means the end "
+        "of that UTC day (everything on it included).",
     )(function)
 
 
 def _as_of(as_of: str | None, recorded_by: str | None) -> tuple[datetime | None, datetime | None]:
-    return parse_time(as_of, "--as-of"), parse_time(recorded_by, "--as-recorded-by")
+    return (
+        parse_time(as_of, "--as-of", day="end"),
+        parse_time(recorded_by, "--as-recorded-by", day="end"),
+    )
 
 
 def _history(
@@ -1865,8 +1905,12 @@ def may_contact(
 
 
 @main.command()
-@click.option("--since", help="Contacts at or after (YYYY-MM-DD or RFC 3339).")
-@click.option("--until", help="Contacts before (YYYY-MM-DD or RFC 3339).")
+@click.option(
+    "--since", help="Contacts at or after (RFC 3339, or YYYY-MM-DD: from its start, UTC)."
+)
+@click.option(
+    "--until", help="Contacts before (RFC 3339, or YYYY-MM-DD: that whole UTC day included)."
+)
 @click.option("--channel", type=click.Choice([c.value for c in Channel]))
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
@@ -1899,7 +1943,7 @@ def violations(
             log,
             history,
             since=parse_time(since, "--since"),
-            until=parse_time(until, "--until"),
+            until=parse_time(until, "--until", day="next"),
             channel=channel,
         )
     if as_json:

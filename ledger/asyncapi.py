@@ -13,7 +13,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from ledger.events import EVENT_CLASSES, SHORT_NAMES
+from ledger.events import EVENT_CLASSES, JSON_MEDIA_TYPE_PATTERN, SHORT_NAMES
+from ledger.extensions import MAX_NAME, STRING_EXTENSIONS
 from ledger.kafka_binding import STRUCTURED
 from ledger.schema import event_schema
 
@@ -95,14 +96,31 @@ def _binary_headers(name: str) -> dict[str, Any]:
         },
         "content-type": {
             "type": "string",
-            "pattern": "^application/json(;.*)?$",
-            "description": "The data's content type.",
+            "pattern": JSON_MEDIA_TYPE_PATTERN,
+            "description": "The data's content type: application/json, optionally with "
+            "charset=utf-8. Header names are read in any case.",
         },
     }
+    properties.update(
+        {
+            f"ce_{extension}": {**text, "description": f"CloudEvents extension: {what}."}
+            for extension, what in STRING_EXTENSIONS.items()
+        }
+    )
     required = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time"]
     if cls.schema_version != 1:
         required.append("ce_dataschema")
-    return {"type": "object", "properties": properties, "required": required}
+    return {
+        "type": "object",
+        "properties": properties,
+        "patternProperties": {
+            f"^ce_[a-z0-9]{{1,{MAX_NAME}}}$": {
+                **text,
+                "description": "Any other CloudEvents extension attribute: kept with the event.",
+            }
+        },
+        "required": required,
+    }
 
 
 def _key() -> dict[str, Any]:

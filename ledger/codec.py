@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ledger import strict
 from ledger.errors import InvalidEvent
-from ledger.events import EVENT_CLASSES, SCHEMA_URN, Touchpoint, TouchpointEvent
+from ledger.events import (
+    EVENT_CLASSES,
+    JSON_MEDIA_TYPE_PROBLEM,
+    SCHEMA_URN,
+    Touchpoint,
+    TouchpointEvent,
+)
+from ledger.extensions import CORE_ATTRIBUTES, split_extensions
 
 EVENT_ADAPTER: TypeAdapter[Touchpoint] = TypeAdapter(Touchpoint)
+_REQUIRED = ("id", "source", "subject", "time", "data")
+"""Core attributes without a default, besides ``type``."""
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -79,10 +89,64 @@ def parse_event(raw: object) -> Touchpoint:
     """Validate a decoded JSON object as a touchpoint (upcasting old versions first)."""
     if not isinstance(raw, dict):
         raise InvalidEvent([f"(event): must be a JSON object, got {type(raw).__name__}"])
+    kept, refused = split_extensions(raw)
     try:
-        return EVENT_ADAPTER.validate_python(upcast(raw))
+        event = EVENT_ADAPTER.validate_python(upcast(kept))
     except ValidationError as exc:
-        raise InvalidEvent(reasons_of(exc)) from None
+        reasons = reasons_of(exc)
+        event_type = raw.get("type")
+        if not (isinstance(event_type, str) and event_type in EVENT_CLASSES):
+            # Without a type pydantic names nothing else: a file of another layout would
+            # get only "type: required". Name every missing core attribute, every column
+            # that is no attribute of the contract.
+            reasons += [f"{name}: required" for name in _REQUIRED if name not in raw]
+            reasons += [
+                f"{name}: unknown attribute (extensions are kept only on a valid touchpoint)"
+                for name in kept
+                if name not in CORE_ATTRIBUTES
+            ]
+        raise InvalidEvent(refused + reasons) from None
+    if refused:
+        raise InvalidEvent(refused)
+    return event
+
+
+def from_text_cells(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` whose ``data`` leaves are text (CSV cells, ``--set`` values), with each
+    integer and boolean field of its type converted from text explicitly (plain digits,
+    ``true``/``false``); anything else stays text, and validation names the problem.
+
+    JSON input never passes through here: there ``"3"`` is not an integer.
+    """
+    event_type = document.get("type")
+    kinds = _text_kinds(event_type) if isinstance(event_type, str) else {}
+    data = document.get("data")
+    if not kinds or not isinstance(data, dict):
+        return document
+    converted = dict(data)
+    for name, kind in kinds.items():
+        cell = converted.get(name)
+        if isinstance(cell, str):
+            converted[name] = (
+                strict.whole_number_text(cell) if kind == "integer" else (strict.flag_text(cell))
+            )
+    return {**document, "data": converted}
+
+
+@cache
+def _text_kinds(event_type: str) -> dict[str, str]:
+    cls = EVENT_CLASSES.get(event_type)
+    if cls is None:
+        return {}
+    data_model = cls.model_fields["data"].annotation
+    assert isinstance(data_model, type)
+    assert issubclass(data_model, BaseModel)
+    properties = data_model.model_json_schema()["properties"]
+    return {
+        name: spec["type"]
+        for name, spec in properties.items()
+        if spec.get("type") in ("integer", "boolean")
+    }
 
 
 def event_from_json(document: bytes | str) -> Touchpoint:
@@ -142,6 +206,8 @@ def reasons_of(exc: ValidationError) -> list[str]:
             reason = f"type: {tag!r} is not a touchpoint type (one of {_TYPES})"
         elif kind == "missing":
             reason = f"{field}: required"
+        elif kind == "string_pattern_mismatch" and field == "datacontenttype":
+            reason = f"{field}: {error['input']!r} {JSON_MEDIA_TYPE_PROBLEM}"
         elif kind == "extra_forbidden":
             reason = f"{field}: unknown field"
         else:

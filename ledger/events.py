@@ -39,7 +39,7 @@ from ledger.payloads import (
     SmsData,
     VisitData,
 )
-from ledger.strict import rfc3339
+from ledger.strict import RFC3339_SCHEMA, rfc3339
 from ledger.timeutil import RANGE_TEXT, check_range
 
 SCHEMA_URN = re.compile(r"^urn:touchpoint-ledger:(?P<type>[a-z.]+):v(?P<version>[1-9][0-9]*)$")
@@ -47,7 +47,10 @@ EventTime = Annotated[
     AwareDatetime,
     BeforeValidator(rfc3339),
     AfterValidator(check_range),
-    Field(description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}."),
+    Field(
+        description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}.",
+        json_schema_extra={"pattern": RFC3339_SCHEMA},
+    ),
 ]
 EventId = Annotated[
     str,
@@ -67,6 +70,21 @@ CustomerId = Annotated[
         description="The customer's id; also the Kafka record key.",
     ),
 ]
+_UTF8 = "[Uu][Tt][Ff]-8"
+JSON_MEDIA_TYPE_PROBLEM = "is not application/json (the only parameter allowed is charset=utf-8)"
+JSON_MEDIA_TYPE_PATTERN = (
+    r"^[Aa][Pp][Pp][Ll][Ii][Cc][Aa][Tt][Ii][Oo][Nn]/[Jj][Ss][Oo][Nn][ \t]*"
+    rf'(;[ \t]*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]=({_UTF8}|"{_UTF8}")[ \t]*)?$'
+)
+DataContentType = Annotated[
+    str,
+    Field(
+        max_length=64,
+        pattern=JSON_MEDIA_TYPE_PATTERN,  # checked by pydantic-core (no Python call per event)
+        description="application/json, kept as sent (any case, optionally with the "
+        "parameter charset=utf-8).",
+    ),
+]
 Source = Annotated[
     str,
     Field(
@@ -79,9 +97,14 @@ Source = Annotated[
 
 
 class TouchpointEvent(BaseModel):
-    """Base of every touchpoint: the CloudEvents 1.0 envelope, frozen."""
+    """Base of every touchpoint: the CloudEvents 1.0 envelope, frozen.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Extension attributes (``traceparent``, ``partitionkey``, ...) are kept as extra fields
+    (``model_extra``), after :func:`ledger.codec.parse_event` checked them
+    (:mod:`ledger.extensions`); they are stored and replayed with the event.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     schema_version: ClassVar[int] = 1
 
@@ -91,7 +114,7 @@ class TouchpointEvent(BaseModel):
     type: str
     subject: CustomerId
     time: EventTime
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: DataContentType = "application/json"
     dataschema: str | None = Field(default=None, validate_default=True)
     data: Payload
 

@@ -24,7 +24,7 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from ledger.codec import event_from_json, parse_event
+from ledger.codec import event_from_json, from_text_cells, parse_event
 from ledger.errors import ConfigurationError, InvalidEvent, LedgerError
 from ledger.events import Touchpoint
 from ledger.log import Appended, EventLog, Position
@@ -204,7 +204,7 @@ def _csv_event(line: int, paths: list[list[str]], row: list[str]) -> Touchpoint 
             node = child
         node[path[-1]] = cell
     try:
-        return parse_event(document)
+        return parse_event(from_text_cells(document))
     except InvalidEvent as exc:
         return Rejection(line, exc.reasons, text)
 

@@ -5,6 +5,12 @@ We write **binary mode**: each context attribute as a ``ce_<name>`` header (UTF-
 the customer id as the record key. ``ce_dataschema`` is sent only for schema versions
 above 1 (absent means version 1). We read binary mode and **structured mode**
 (``content-type: application/cloudevents+json``, the whole event as the value).
+
+Extension attributes travel as ``ce_<name>`` headers too, in the spec's canonical string form
+(``true``/``false``, integers in decimal). Reading, header names are matched in any case
+(``Content-Type``, ``CE_ID``: Kafka headers are case-sensitive, but HTTP-minded tools and
+proxies change case) and an attribute given twice, in any spelling, is refused; the media
+type is compared case-insensitively and may carry parameters (``charset=utf-8``).
 """
 
 from __future__ import annotations
@@ -34,31 +40,48 @@ def to_binary(event: TouchpointEvent) -> tuple[bytes, bytes, Headers]:
     if event.schema_version != 1:
         # Absent means version 1 (the contract); one header less per record is ~5% faster.
         headers.append(("ce_dataschema", event.schema_urn().encode()))
+    if event.model_extra:
+        headers += [
+            (f"ce_{name}", _header_value(value)) for name, value in event.model_extra.items()
+        ]
     headers.append(("content-type", event.datacontenttype.encode()))
     data = event.data.__pydantic_serializer__.to_json(event.data, exclude_none=True)
     return event.subject.encode(), data, headers
+
+
+def _header_value(value: object) -> bytes:
+    # The spec's canonical string encoding: Boolean as true/false, Integer in decimal.
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    return str(value).encode()
 
 
 def from_record(
     key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
 ) -> Touchpoint:
     """Decode a Kafka record in binary or structured mode; ``InvalidEvent`` if it is not one."""
-    content_type = b""
+    content_type: bytes | None = None
     attributes: dict[str, object] = {}
-    try:
-        for name, raw in headers:
-            if name == "content-type":
-                content_type = raw
-            elif name.startswith("ce_"):
-                attributes[name[3:]] = raw.decode()
-    except UnicodeDecodeError:
-        raise InvalidEvent(["headers: a ce_ header is not UTF-8"]) from None
+    for name, raw in headers:
+        lowered = name.lower()
+        if lowered == "content-type":
+            if content_type is not None:
+                raise InvalidEvent(["headers: content-type given twice"])
+            content_type = raw
+        elif lowered.startswith("ce_"):
+            attribute = lowered[3:]
+            if attribute in attributes:
+                raise InvalidEvent([f"headers: ce_{attribute} given twice (names in any case)"])
+            try:
+                attributes[attribute] = raw.decode()
+            except UnicodeDecodeError:
+                raise InvalidEvent([f"headers: a ce_ header is not UTF-8 ({name})"]) from None
     if value is None:
         raise InvalidEvent(["value: empty record (a tombstone is not a touchpoint)"])
-    if content_type.split(b";")[0].strip() == STRUCTURED.encode():
+    if content_type is not None and _media_type(content_type) == STRUCTURED:
         event = event_from_json(value)
     else:
-        if content_type:
+        if content_type is not None:
             attributes["datacontenttype"] = content_type.decode(errors="replace")
         try:
             data = strict.loads(value)
@@ -73,3 +96,8 @@ def from_record(
             ]
         )
     return event
+
+
+def _media_type(content_type: bytes) -> str:
+    """The media type without parameters, lower-cased (media types are case-insensitive)."""
+    return content_type.split(b";")[0].strip().decode(errors="replace").lower()

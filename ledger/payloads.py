@@ -23,9 +23,15 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
-from ledger.strict import flag, plain_decimal, rfc3339, whole_number
+from ledger.strict import RFC3339_SCHEMA, flag, plain_decimal, rfc3339, whole_number
 from ledger.timeutil import RANGE_TEXT, check_range
 from ledger.vocabulary import (
+    E164_PATTERN,
+    EMAIL_PATTERN,
+    ISO_3166,
+    ISO_4217,
+    LOCALE_PATTERN,
+    TIME_ZONES,
     Channel,
     Direction,
     Purpose,
@@ -40,8 +46,18 @@ PERSONAL: JsonDict = {"x-personal-data": True}
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Ref = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]
-Currency = Annotated[str, AfterValidator(check_currency), Field(examples=["GBP", "TRY"])]
-_PLAIN_DECIMAL = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+Currency = Annotated[
+    str,
+    AfterValidator(check_currency),
+    Field(examples=["GBP", "TRY"], json_schema_extra={"enum": sorted(ISO_4217)}),
+]
+_AMOUNT_PATTERNS = {
+    # At most 14 digits before the point and 4 significant ones after it (trailing zeros
+    # do not count, as in the ledger's check); no exponent, no sign, no separators.
+    "minimum": r"^(0|[1-9][0-9]{0,13})(\.[0-9]{1,4}0*)?$",
+    # The same, but not zero: refunds give back something.
+    "exclusiveMinimum": r"^([1-9][0-9]{0,13}(\.[0-9]{1,4}0*)?|0\.[0-9]{0,3}[1-9]0*)$",
+}
 WholeNumber = Annotated[int, BeforeValidator(whole_number)]
 """An integer: a JSON integer or its plain ASCII digits in a string (CSV); never a boolean."""
 Flag = Annotated[bool, BeforeValidator(flag)]
@@ -52,8 +68,8 @@ def _amount_schema(minimum: str) -> WithJsonSchema:
     return WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", minimum: 0},
-                {"type": "string", "pattern": _PLAIN_DECIMAL},
+                {"type": "number", minimum: 0, "maximum": 99999999999999.9999},
+                {"type": "string", "pattern": _AMOUNT_PATTERNS[minimum]},
             ],
             "description": "An exact decimal written plainly (19.90; no exponent), at most 18 "
             "digits with up to 4 decimal places. Strings are recommended.",
@@ -79,21 +95,41 @@ Moment = Annotated[
     AwareDatetime,
     BeforeValidator(rfc3339),
     AfterValidator(check_range),
-    Field(description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}."),
+    Field(
+        description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}.",
+        json_schema_extra={"pattern": RFC3339_SCHEMA},
+    ),
 ]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-Phone = Annotated[str, AfterValidator(check_phone)]
+Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+Phone = Annotated[
+    str, AfterValidator(check_phone), Field(json_schema_extra={"pattern": E164_PATTERN})
+]
 
 
 def _check_recipient(address: str) -> str:
     if "@" in address:
-        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address) or len(address) > 254:
+        if not _EMAIL.fullmatch(address) or len(address) > 254:
             raise ValueError(f"{address!r} is not an e-mail address")
         return address
     return check_phone(address)
 
 
-Recipient = Annotated[str, AfterValidator(_check_recipient)]
+_EMAIL = re.compile(EMAIL_PATTERN)
+Recipient = Annotated[
+    str,
+    AfterValidator(_check_recipient),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": EMAIL_PATTERN, "maxLength": 254},
+                {"type": "string", "pattern": E164_PATTERN},
+            ],
+            "description": "E-mail address or E.164 number.",
+            "x-personal-data": True,
+        },
+        mode="validation",
+    ),
+]
 
 
 class Payload(BaseModel):
@@ -120,6 +156,18 @@ class Money(Payload):
 
 class CallData(Contact):
     """A phone call. ``outcome`` says whether anybody talked."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "if": {
+                "properties": {"outcome": {"not": {"const": "answered"}}},
+                "required": ["outcome"],
+            },
+            "then": {"properties": {"duration_seconds": {"const": 0}}},
+        },
+    )
 
     channel: Literal[Channel.PHONE] = Channel.PHONE
     outcome: Literal["answered", "abandoned", "missed", "voicemail"]
@@ -232,6 +280,21 @@ SCALES: dict[str, tuple[int, int]] = {"csat": (1, 5), "nps": (0, 10), "ces": (1,
 class FeedbackData(Contact):
     """A survey answer or review (schema version 2: the scale is explicit)."""
 
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            # The score's range on its scale; an absent scale (version 1) is CSAT.
+            "allOf": [
+                {
+                    "if": {"properties": {"scale": {"const": scale}}},
+                    "then": {"properties": {"score": {"minimum": low, "maximum": high}}},
+                }
+                for scale, (low, high) in {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}.items()
+            ]
+        },
+    )
+
     channel: Channel
     direction: Direction = Direction.INBOUND
     scale: Literal["csat", "nps", "ces"]
@@ -294,11 +357,26 @@ class CustomerDetailsData(Payload):
     """
 
     personal: PersonalData = PersonalData()
-    country: Annotated[str, AfterValidator(check_country)] | None = None
-    time_zone: Annotated[str, AfterValidator(check_time_zone)] | None = Field(
-        default=None, description="IANA name, e.g. Europe/Istanbul; used for quiet hours."
-    )
-    locale: Annotated[str, AfterValidator(check_locale)] | None = None
+    country: (
+        Annotated[
+            str, AfterValidator(check_country), Field(json_schema_extra={"enum": sorted(ISO_3166)})
+        ]
+        | None
+    ) = None
+    time_zone: (
+        Annotated[
+            str,
+            AfterValidator(check_time_zone),
+            Field(json_schema_extra={"enum": sorted(TIME_ZONES)}),
+        ]
+        | None
+    ) = Field(default=None, description="IANA name, e.g. Europe/Istanbul; used for quiet hours.")
+    locale: (
+        Annotated[
+            str, AfterValidator(check_locale), Field(json_schema_extra={"pattern": LOCALE_PATTERN})
+        ]
+        | None
+    ) = None
 
 
 class DecisionReason(Payload):

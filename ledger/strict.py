@@ -4,7 +4,11 @@ JSON is read with duplicate keys refused (``json`` keeps the last silently), ``N
 ``Infinity`` refused, and every number kept as written until a field's validator decides;
 numbers must be plain ASCII decimals (``19.90``, ``3``): no exponent (``1E+2``), no negative
 zero (``-0``), no ``_`` separators, no other scripts' digits, and ``true`` is not ``1``.
-CSV cells, ``--set`` values and JSON strings follow the same rules for numbers and flags.
+Types are not coerced: ``"3"`` is not an integer and ``"true"`` is not a boolean in JSON (as
+in the published JSON Schemas). CSV cells and ``--set`` values are text by nature: they are
+converted by the field's type first (:func:`whole_number_text`, :func:`flag_text`), by the same
+rules for numbers and flags. Amounts are the exception by design: a plain decimal string is
+the recommended form (exact), so ``"19.90"`` is an amount.
 """
 
 from __future__ import annotations
@@ -102,16 +106,30 @@ def _describe(value: object) -> str:
 
 
 def whole_number(value: object) -> object:
-    """Validator: an int (not a bool) or its plain ASCII digits as a string."""
+    """Validator: a JSON integer (not a boolean, not a string: ``"3"`` is refused, as the
+    JSON Schema refuses it; text sources such as CSV convert with :func:`whole_number_text`
+    first)."""
     if isinstance(value, bool):
         raise ValueError(f"{_describe(value)} is a boolean, not a whole number")
     if isinstance(value, int):
         return value if len(str(value)) <= MAX_DIGITS else _too_long(value)
-    if isinstance(value, str) and len(value) <= MAX_DIGITS and _WHOLE.fullmatch(value):
-        if _negative_zero(value):
-            raise ValueError(f"{value!r} is a negative zero; write 0")
-        return int(value)
+    if isinstance(value, str) and whole_number_text(value) is not value:
+        raise ValueError(f"{value!r} is a string, not a whole number: send {value} unquoted")
     raise ValueError(f"{_describe(value)} is not a whole number in plain digits (e.g. 3)")
+
+
+def whole_number_text(text: str) -> object:
+    """A CSV cell or ``--set`` value meant as a whole number: its ``int`` when written in
+    plain ASCII digits, else ``text`` itself (the validator then names the problem)."""
+    if len(text) <= MAX_DIGITS and _WHOLE.fullmatch(text) and not _negative_zero(text):
+        return int(text)
+    return text
+
+
+def flag_text(text: str) -> object:
+    """A CSV cell or ``--set`` value meant as true/false: ``True``/``False`` for exactly
+    ``true``/``false``, else ``text`` itself (the validator then names the problem)."""
+    return {"true": True, "false": False}.get(text, text)
 
 
 def plain_decimal(value: object) -> object:
@@ -138,13 +156,12 @@ def _too_long(value: object) -> object:
 
 
 def flag(value: object) -> object:
-    """Validator: ``true`` or ``false`` (JSON booleans, or those words in a CSV cell)."""
+    """Validator: a JSON ``true`` or ``false``; the strings ``"true"``, ``"yes"`` are refused
+    (text sources convert with :func:`flag_text` first)."""
     if isinstance(value, bool):
         return value
-    if value == "true":
-        return True
-    if value == "false":
-        return False
+    if isinstance(value, str) and flag_text(value) is not value:
+        raise ValueError(f"{value!r} is a string, not true or false: send {value} unquoted")
     raise ValueError(f"{_describe(value)} is not true or false")
 
 
@@ -154,11 +171,28 @@ RFC3339 = re.compile(
 )
 
 
+RFC3339_SCHEMA = (
+    r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+"""The JSON Schema ``pattern`` of a time, since ``format: date-time`` is only an annotation
+in 2020-12 (validators ignore it by default). It cannot see two checks the ledger makes:
+the day exists in its month (no 31 April), and the UTC instant, after the offset, lies in
+1900..2999."""
+
+
 def rfc3339(value: object) -> object:
     """Validator: an RFC 3339 string with an offset, or an aware datetime; nothing else
     (no naive times, no Unix timestamps, no other ISO 8601 spellings)."""
     if isinstance(value, str):
-        if not RFC3339.fullmatch(value):
+        match = RFC3339.fullmatch(value)
+        if match and match[1] and len(match[1]) > 7:
+            raise ValueError(
+                f"{value!r} is more precise than a microsecond; the ledger keeps at most 6 "
+                "fractional digits and does not round silently: send at most 6"
+            )
+        if not match:
             raise ValueError(
                 f"{value!r} is not an RFC 3339 timestamp with a time zone "
                 "(e.g. 2024-05-01T09:30:00+03:00 or 2024-05-01T06:30:00Z)"

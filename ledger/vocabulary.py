@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 
 class Channel(StrEnum):
@@ -64,8 +64,17 @@ ISO_3166 = frozenset(
     """.split()
 )
 
-_LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+"""Published as JSON Schema ``pattern``s too; checked here with ``fullmatch`` (Python's ``$``
+also matches before a final newline, ECMA-262's does not)."""
+_LOCALE = re.compile(LOCALE_PATTERN, re.ASCII)
+_E164 = re.compile(E164_PATTERN, re.ASCII)
+
+TIME_ZONES = frozenset(available_timezones())
+"""IANA zone names the ledger accepts (the installed tz database's list, published as the
+schema's ``enum``); a path that ZoneInfo would also open (``posix/...``) is not a name."""
 
 
 def check_currency(code: str) -> str:
@@ -90,17 +99,19 @@ def time_zone(name: str) -> ZoneInfo:
 
 
 def check_time_zone(name: str) -> str:
+    if name not in TIME_ZONES:
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Istanbul)")
     time_zone(name)
     return name
 
 
 def check_locale(tag: str) -> str:
-    if not _LOCALE.match(tag):
+    if not _LOCALE.fullmatch(tag):
         raise ValueError(f"{tag!r} is not a BCP 47 language tag (e.g. tr-TR, en-GB)")
     return tag
 
 
 def check_phone(number: str) -> str:
-    if not _E164.match(number):
+    if not _E164.fullmatch(number):
         raise ValueError(f"{number!r} is not an E.164 phone number (e.g. +905321234567)")
     return number
