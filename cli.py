@@ -1152,6 +1152,21 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
             "reason": error.reason,
             "parked_at": error.parked_at.isoformat(),
         },
+        "misplaced": {
+            "records": status.misplaced_records,
+            "partitions": [
+                {
+                    "partition": m.partition,
+                    "records": m.count,
+                    "last_offset": m.offset,
+                    "last_customer": m.customer,
+                    "murmur2_partition": m.home,
+                }
+                for m in status.misplaced.values()
+            ],
+            "explanation": service.MISPLACED_EXPLANATION if status.misplaced else None,
+            "fix": service.MISPLACED_FIX if status.misplaced else None,
+        },
     }
     if as_json:
         click.echo(orjson.dumps(data))
@@ -1194,6 +1209,16 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     )
     if error is not None:
         click.echo(f"last error: {error.partition}:{error.offset} {error.reason}")
+    if status.misplaced:
+        click.echo(
+            f"misplaced: {status.misplaced_records} {service.MISPLACED_EXPLANATION}",
+        )
+        for m in status.misplaced.values():
+            click.echo(
+                f"  partition {m.partition}: {m.count} record(s), the last at "
+                f"{m.partition}:{m.offset} (customer {m.customer}, whose partition is {m.home})"
+            )
+        click.echo(f"  fix the producer: {service.MISPLACED_FIX}")
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     if problems:
@@ -1340,7 +1365,8 @@ def fresh_option(function: F) -> F:
         "--fresh/--no-fresh",
         default=None,
         help="Fold the customer's records the views do not hold yet (default: yes on the "
-        "embedded log, no on Kafka, where it costs a scan of the customer's partition).",
+        "embedded log, no on Kafka, where it costs a fetch of every partition past the "
+        "views' positions).",
     )(function)
 
 

@@ -33,7 +33,7 @@ from ledger.log import (
 from ledger.stopping import Stop
 from projections import frequency, profile
 from projections.fact import Fact, fact_from_stored, fact_of
-from projections.store import BatchConflict, DeadLetter, ViewBatch, ViewStore
+from projections.store import BatchConflict, DeadLetter, Misplaced, ViewBatch, ViewStore
 
 if TYPE_CHECKING:
     from consumers.shards import ParallelCatchUp
@@ -213,9 +213,19 @@ class Folder:
     moved the views on.
     """
 
-    def __init__(self, views: Views, *, dedupe: bool, on_error: OnError = "park") -> None:
+    def __init__(
+        self,
+        views: Views,
+        *,
+        dedupe: bool,
+        on_error: OnError = "park",
+        partition_count: int | None = None,
+    ) -> None:
         self.views = views
         self.dedupe = dedupe
+        self.partition_count = partition_count if partition_count and partition_count > 1 else None
+        """Kafka: the topic's partitions, to find records outside their key's murmur2
+        partition (``None``: a log that does not place records by key)."""
         self.on_error = on_error
         self.profiles: dict[str, profile.Profile] = {}
         self.recent_ids: set[str] = set()
@@ -245,6 +255,8 @@ class Folder:
         batch's counts; a record whose apply fails is parked. Returns (applied, duplicates).
         With ``resolve`` (a retry), every record handled leaves the dead letters."""
         facts = [item.fact for item in items if item.fact is not None]
+        if self.partition_count is not None and not resolve:
+            self.find_misplaced(items, batch)
         already: set[str] = set()
         if self.dedupe:
             ids = [f.id for f in facts]
@@ -294,6 +306,27 @@ class Folder:
                 batch.applied_ids.add(fact.id)
         return applied, duplicates
 
+    def find_misplaced(self, items: list[Item], batch: ViewBatch) -> None:
+        """Count the records that sit outside the partition murmur2 gives their key (the
+        customer): a producer with another partitioner wrote them. They are applied all
+        the same (per-customer reads look in every partition); the count tells who to fix."""
+        from ledger.kafka_log import partition_for  # Kafka only: no kafka import otherwise
+
+        count = self.partition_count
+        assert count is not None
+        misplaced = batch.misplaced
+        for item in items:
+            fact = item.fact
+            assert fact is not None
+            home = partition_for(fact.subject, count)
+            partition, offset = item.position.partition, item.position.offset
+            if home != partition:
+                found = Misplaced(partition, 1, offset, fact.subject, home)
+                if partition in misplaced:
+                    misplaced[partition].add(found)
+                else:
+                    misplaced[partition] = found
+
     def park(self, batch: ViewBatch, record: Item, reason: str) -> None:
         if self.on_error == "stop":
             raise PoisonEvent(f"record at {record.position}: {reason}")
@@ -336,7 +369,10 @@ class Projector:
         # The embedded log's database refuses a second event with the same id, so its
         # events need no dedupe records; Kafka's can repeat, so theirs are kept.
         self.folder = Folder(
-            store, dedupe=not log.refuses_duplicates_across_batches, on_error=on_error
+            store,
+            dedupe=not log.refuses_duplicates_across_batches,
+            on_error=on_error,
+            partition_count=len(log.partitions()) if log.placed_by_key else None,
         )
         self._next: dict[int, int] = {}
         """Per partition, the position this projector last read from or committed."""

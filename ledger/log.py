@@ -253,6 +253,11 @@ class EventLog(ABC):
     #: its sends are Python work and it has its own I/O thread).
     overlapped_writes: bool = False
 
+    #: Whether records are placed in partitions by their key (Kafka: the partition
+    #: murmur2 gives the customer, Java's default), so that a projector can tell a record
+    #: that another partitioner put elsewhere.
+    placed_by_key: bool = False
+
     #: Whether every stored record was validated and canonically encoded by this ledger
     #: when it was appended, so :meth:`read_stored` may hand out undecoded bytes (SQLite:
     #: yes; Kafka: no, any client may publish to the topic).

@@ -50,7 +50,7 @@ from projections.policy import PolicyHistory
 from projections.pressure import PressureReport, pressure
 from projections.profile import Profile
 from projections.report import RelationshipReport, relationship_report
-from projections.store import DeadLetter, ViewStore
+from projections.store import DeadLetter, Misplaced, ViewStore
 from projections.violations import Violation, violations
 
 Progress = Callable[[int], None]
@@ -409,6 +409,12 @@ class ProjectionStatus:
     replaced: str | None = None
     """Why the views cannot go on with this log at all (it is not the one they were built
     from: :class:`~ledger.errors.LogReplaced`), if so."""
+    misplaced: dict[int, Misplaced] = field(default_factory=dict)
+    """Per partition, applied records outside their key's murmur2 partition (Kafka)."""
+
+    @property
+    def misplaced_records(self) -> int:
+        return sum(m.count for m in self.misplaced.values())
 
     @property
     def unprojected(self) -> int:
@@ -467,4 +473,21 @@ def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
         if current is not None and recorded is not None and current != recorded
         else None
     )
-    return ProjectionStatus(partitions, store.counts(), store.last_error(), replaced)
+    return ProjectionStatus(
+        partitions, store.counts(), store.last_error(), replaced, store.misplaced()
+    )
+
+
+MISPLACED_EXPLANATION = (
+    "records sit outside the partition Kafka's default partitioner (murmur2 of the key, the "
+    "customer id) gives their key: a producer with another partitioner wrote them. They are "
+    "applied, and per-customer reads (replay --customer, history, --as-of, decisions) look in "
+    "every partition, so answers stay right; but one customer's records no longer keep one "
+    "order across partitions."
+)
+MISPLACED_FIX = (
+    "partition by murmur2 of the key: librdkafka clients (confluent-kafka, "
+    "node-rdkafka, ...) partitioner=murmur2_random; Java: the default partitioner; Go: "
+    "franz-go's default (kgo.StickyKeyPartitioner(nil)), sarama needs "
+    "sarama.NewCustomHashPartitioner(murmur2) (its default is FNV-1a)"
+)

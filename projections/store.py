@@ -73,6 +73,24 @@ class DeadLetter:
     parked_at: datetime
 
 
+@dataclass(slots=True)
+class Misplaced:
+    """Records of one partition that sit outside their key's murmur2 partition: how many,
+    and the last one seen (its offset, customer and the partition murmur2 gives it)."""
+
+    partition: int
+    count: int
+    offset: int
+    customer: str
+    home: int
+
+    def add(self, other: Misplaced) -> None:
+        """Count ``other``'s records too; the later of the two last records stays."""
+        self.count += other.count
+        if other.offset >= self.offset:
+            self.offset, self.customer, self.home = other.offset, other.customer, other.home
+
+
 @dataclass
 class ViewBatch:
     """Everything one batch changes, written in one transaction."""
@@ -93,6 +111,8 @@ class ViewBatch:
     bump_generation: bool = False
     resolved: list[tuple[int, int]] = field(default_factory=list)
     """Dead letters (partition, offset) that this batch applied at last."""
+    misplaced: dict[int, Misplaced] = field(default_factory=dict)
+    """Per partition, the records of this batch outside their key's murmur2 partition."""
     """Per partition, the stored position this batch was read from (``None``: no position
     yet). The commit fails if another projector moved it meanwhile."""
 
@@ -111,7 +131,7 @@ class PreparedBatch:
     """Staging files (:func:`write_staged`) whose rows the commit adds too (SQLite only)."""
 
 
-TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress")
+TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress", "misplaced")
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
@@ -163,6 +183,12 @@ UPSERT_PROGRESS = (
     "committed_at = excluded.committed_at, rate = excluded.rate"
 )
 
+UPSERT_MISPLACED = (
+    "INSERT INTO {misplaced} VALUES (?, ?, ?, ?, ?) ON CONFLICT (partition) DO UPDATE SET "
+    "n = {misplaced}.n + excluded.n, last_offset = excluded.last_offset, "
+    "last_customer = excluded.last_customer, home = excluded.home"
+)
+
 
 def _contact_key_order(row: tuple[str, str, str, str, int, int]) -> tuple[str, int, str, str, str]:
     return row[0], row[4], row[1], row[2], row[3]
@@ -198,6 +224,13 @@ def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
         (
             UPSERT_PROGRESS,
             [(p, t, now, batch.rate) for p, t in sorted(batch.newest.items())],
+        ),
+        (
+            UPSERT_MISPLACED,
+            [
+                (p, m.count, m.offset, m.customer, m.home)
+                for p, m in sorted(batch.misplaced.items())
+            ],
         ),
     ]
 
@@ -268,6 +301,9 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         f"CREATE TABLE IF NOT EXISTS {t['progress']} (partition {integer} PRIMARY KEY, "
         f"last_event_time {integer} NOT NULL, committed_at {integer} NOT NULL, "
         f"rate {real} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {t['misplaced']} (partition {integer} PRIMARY KEY, "
+        f"n {integer} NOT NULL, last_offset {integer} NOT NULL, last_customer TEXT NOT NULL, "
+        f"home {integer} NOT NULL)",
     ]
 
 
@@ -850,6 +886,15 @@ class ViewStore:
             "SELECT partition, last_event_time, committed_at, rate FROM {progress}"
         )
         return {p: (from_micros(t), from_micros(c), float(r)) for p, t, c, r in rows}
+
+    def misplaced(self) -> dict[int, Misplaced]:
+        """Per partition, the applied records that sit outside their key's murmur2
+        partition (a producer with another partitioner: see docs/kafka.md)."""
+        rows = self.recorder.select(
+            "SELECT partition, n, last_offset, last_customer, home FROM {misplaced} "
+            "ORDER BY partition"
+        )
+        return {int(p): Misplaced(int(p), int(n), int(o), str(c), int(h)) for p, n, o, c, h in rows}
 
     def last_error(self) -> DeadLetter | None:
         """The record parked most recently, if any."""
