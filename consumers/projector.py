@@ -32,8 +32,8 @@ from ledger.log import (
 )
 from ledger.stopping import Stop
 from projections import frequency, profile
-from projections.fact import Fact, fact_from_stored, fact_of
-from projections.store import BatchConflict, DeadLetter, Misplaced, ViewBatch, ViewStore
+from projections.fact import Fact, content_digest, fact_from_stored, fact_of
+from projections.store import BatchConflict, DeadLetter, Misplaced, Seen, ViewBatch, ViewStore
 
 if TYPE_CHECKING:
     from consumers.shards import ParallelCatchUp
@@ -117,13 +117,16 @@ class Item(NamedTuple):
     fact: Fact | None
     error: str | None
     raw: bytes
+    record: LogRecord | None = None
+    """The record as the log gave it (Kafka: with key, headers and timestamp), if any."""
 
 
 def item_of(record: LogRecord) -> Item:
     """The item of a record a log decoded (and validated) itself."""
     if record.event is None:
-        return Item(record.position, None, record.error or "cannot be decoded", record.raw)
-    return Item(record.position, fact_of(record.event), None, record.raw)
+        error = record.error or "cannot be decoded"
+        return Item(record.position, None, error, record.raw, record)
+    return Item(record.position, fact_of(record.event), None, record.raw, record)
 
 
 def item_of_stored(stored: StoredEvent) -> Item:
@@ -200,7 +203,7 @@ class Views(Protocol):
 
     def load_profiles(self, customers: Sequence[str]) -> dict[str, profile.Profile]: ...
 
-    def applied(self, event_ids: Sequence[str]) -> set[str]: ...
+    def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]: ...
 
 
 class Folder:
@@ -228,7 +231,7 @@ class Folder:
         partition (``None``: a log that does not place records by key)."""
         self.on_error = on_error
         self.profiles: dict[str, profile.Profile] = {}
-        self.recent_ids: set[str] = set()
+        self.recent_ids: dict[str, Seen] = {}
         """Ids applied by a batch that may not be committed yet (a worker folds the next
         batch while the previous one commits): not in the views' dedupe records yet."""
 
@@ -257,14 +260,12 @@ class Folder:
         facts = [item.fact for item in items if item.fact is not None]
         if self.partition_count is not None and not resolve:
             self.find_misplaced(items, batch)
-        already: set[str] = set()
+        already: dict[str, Seen] = {}
         if self.dedupe:
             ids = [f.id for f in facts]
-            already = (
-                self.views.applied(ids)
-                | batch.applied_ids.intersection(ids)
-                | self.recent_ids.intersection(ids)
-            )
+            already = self.views.seen(ids)
+            for earlier in (self.recent_ids, batch.applied_ids):
+                already.update((i, earlier[i]) for i in ids if i in earlier)
         profiles = self.profiles
         unseen = {f.subject for f in facts} - profiles.keys()
         profiles.update(self.views.load_profiles(sorted(unseen)))
@@ -276,15 +277,16 @@ class Folder:
             assert fact is not None
             if resolve:
                 batch.resolved.append((item.position.partition, item.position.offset))
+            seen: Seen | None = None
             if self.dedupe:
-                if fact.id in already:
-                    duplicates += 1
+                seen, duplicate = self.first_copy(batch, item, already, resolve=resolve)
+                if seen is None:
+                    duplicates += duplicate
                     continue
-                already.add(fact.id)
             if fact.type in DECISION_TYPES:  # a record of a check: no profile, no contact
                 applied += 1
-                if self.dedupe:
-                    batch.applied_ids.add(fact.id)
+                if seen is not None:
+                    batch.applied_ids[fact.id] = seen
                 continue
             customer = profiles.get(fact.subject) or profile.Profile(customer=fact.subject)
             try:
@@ -302,8 +304,8 @@ class Folder:
             if fact.micros > newest.get(partition, -1 << 62):
                 newest[partition] = fact.micros
             applied += 1
-            if self.dedupe:
-                batch.applied_ids.add(fact.id)
+            if seen is not None:
+                batch.applied_ids[fact.id] = seen
         return applied, duplicates
 
     def find_misplaced(self, items: list[Item], batch: ViewBatch) -> None:
@@ -327,16 +329,57 @@ class Folder:
                 else:
                     misplaced[partition] = found
 
-    def park(self, batch: ViewBatch, record: Item, reason: str) -> None:
+    def first_copy(
+        self, batch: ViewBatch, item: Item, already: dict[str, Seen], *, resolve: bool
+    ) -> tuple[Seen | None, bool]:
+        """``(seen, False)`` for the first copy of an id (now in ``already``); ``(None,
+        True)`` for a copy with the same content (a silent duplicate); ``(None, False)``
+        for one with other content: a conflict, parked with the first copy's position."""
+        fact = item.fact
+        assert fact is not None
+        digest = content_digest(fact)
+        first = already.get(fact.id)
+        position = item.position
+        if first is None:
+            seen = already[fact.id] = Seen(digest, position.partition, position.offset)
+            return seen, False
+        if first.digest in (None, digest) or first[1:] == (position.partition, position.offset):
+            return None, True
+        if resolve:
+            batch.resolved.pop()
+        self.park_conflict(batch, item, first)
+        return None, False
+
+    def park_conflict(self, batch: ViewBatch, item: Item, first: Seen) -> None:
+        """Park a copy of an applied id whose content differs from the applied copy's."""
+        assert item.fact is not None
+        assert first.partition is not None
+        assert first.offset is not None
+        where = Position(first.partition, first.offset)
+        reason = (
+            f"conflicting duplicate: id {item.fact.id!r} was applied from {where} with other "
+            "content (another customer, type, time or data); this copy is not applied "
+            "(both: ledger project errors)"
+        )
+        self.park(batch, item, reason, first=(where.partition, where.offset))
+
+    def park(
+        self, batch: ViewBatch, item: Item, reason: str, first: tuple[int, int] | None = None
+    ) -> None:
         if self.on_error == "stop":
-            raise PoisonEvent(f"record at {record.position}: {reason}")
+            raise PoisonEvent(f"record at {item.position}: {reason}")
+        record = item.record
         batch.dead_letters.append(
             DeadLetter(
-                record.position.partition,
-                record.position.offset,
-                as_bytes(record.raw),
+                item.position.partition,
+                item.position.offset,
+                as_bytes(item.raw),
                 reason,
                 datetime.now(UTC),
+                key=None if record is None else record.key,
+                headers=() if record is None else record.headers,
+                timestamp=None if record is None else record.recorded_at,
+                first=first,
             )
         )
 

@@ -679,10 +679,13 @@ def _decode(
             return None
     position = Position(partition, record.offset)
     recorded_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    headers = tuple((name, value or b"") for name, value in record.headers)
     try:
         event = from_record(record.key, record.value, record.headers)
     except InvalidEvent as exc:
-        return LogRecord(position, recorded_at, None, "; ".join(exc.reasons), record.value or b"")
+        reasons = "; ".join(exc.reasons)
+        value = record.value or b""
+        return LogRecord(position, recorded_at, None, reasons, value, record.key, headers)
     if not where.matches(event):
         return None
-    return LogRecord(position, recorded_at, event, None, record.value)
+    return LogRecord(position, recorded_at, event, None, record.value, record.key, headers)

@@ -83,6 +83,10 @@ class LogRecord:
     error: str | None = None
     raw: bytes = field(default=b"", repr=False)
     """The stored bytes (embedded: the structured JSON; Kafka: the record value)."""
+    key: bytes | None = field(default=None, repr=False)
+    """Kafka: the record key (what a parked record keeps besides its value)."""
+    headers: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    """Kafka: the record headers."""
 
 
 class StoredEvent(NamedTuple):
