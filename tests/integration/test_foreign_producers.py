@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from confluent_kafka import Producer
 
 from cli import main
-from consumers.projector import Projector
+from consumers.projector import Projector, rebuild
 from ledger import service
 from ledger.app import open_log, open_store
 from ledger.codec import event_to_dict, parse_event
@@ -30,6 +30,7 @@ from ledger.sqlite_log import SQLiteLog
 from projections import profile
 from projections.frequency import Window
 from projections.store import SQLiteViewStore
+from tests.conftest import StoreUrlFactory
 
 PARTITIONS = 4
 
@@ -179,3 +180,31 @@ def test_any_partitioner_gives_the_same_answers(
         assert misplaced["explanation"] is None
     truth.close()
     truth_log.close()
+
+
+def test_misplaced_counts_are_kept_with_the_views(
+    kafka_settings: Callable[[], Settings], store_url: StoreUrlFactory
+) -> None:
+    """Counted once per record on every path (worker processes on SQLite, one process on
+    PostgreSQL, a rebuild), and dropped with the views by a reset."""
+    events = [parse_event(d) for d in generated(16, 30, seed=5)]
+    settings = kafka_settings().model_copy(update={"store": store_url("m")})
+    with open_log(settings) as log:
+        assert isinstance(log, KafkaLog)
+        log.ensure_topic()
+        bootstrap = ",".join(log.target.bootstrap_servers)
+        publish(bootstrap, log.topic, events, mode="binary")  # librdkafka's default partitioner
+        expected = dict(misplaced_in(log))
+        assert expected
+        store = open_store(settings)
+        try:
+            Projector(log, store, workers=2).catch_up()
+            assert {p: m.count for p, m in store.misplaced().items()} == expected
+            Projector(log, store, workers=2).catch_up()  # nothing new: nothing counted again
+            assert {p: m.count for p, m in store.misplaced().items()} == expected
+            rebuild(log, store, workers=2)
+            assert {p: m.count for p, m in store.misplaced().items()} == expected
+            store.reset()
+            assert store.misplaced() == {}
+        finally:
+            store.close()
