@@ -117,16 +117,19 @@ class Item(NamedTuple):
     fact: Fact | None
     error: str | None
     raw: bytes
-    record: LogRecord | None = None
-    """The record as the log gave it (Kafka: with key, headers and timestamp), if any."""
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: datetime | None = None
+    """When the log recorded it (what a parked record keeps, with key and headers)."""
 
 
 def item_of(record: LogRecord) -> Item:
     """The item of a record a log decoded (and validated) itself."""
-    if record.event is None:
+    event, key, headers, at = record.event, record.key, record.headers, record.recorded_at
+    if event is None:
         error = record.error or "cannot be decoded"
-        return Item(record.position, None, error, record.raw, record)
-    return Item(record.position, fact_of(record.event), None, record.raw, record)
+        return Item(record.position, None, error, record.raw, key, headers, at)
+    return Item(record.position, fact_of(event), None, record.raw, key, headers, at)
 
 
 def item_of_stored(stored: StoredEvent) -> Item:
@@ -368,7 +371,6 @@ class Folder:
     ) -> None:
         if self.on_error == "stop":
             raise PoisonEvent(f"record at {item.position}: {reason}")
-        record = item.record
         batch.dead_letters.append(
             DeadLetter(
                 item.position.partition,
@@ -376,9 +378,9 @@ class Folder:
                 as_bytes(item.raw),
                 reason,
                 datetime.now(UTC),
-                key=None if record is None else record.key,
-                headers=() if record is None else record.headers,
-                timestamp=None if record is None else record.recorded_at,
+                key=item.key,
+                headers=item.headers,
+                timestamp=item.timestamp,
                 first=first,
             )
         )

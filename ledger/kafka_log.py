@@ -679,7 +679,7 @@ def _decode(
             return None
     position = Position(partition, record.offset)
     recorded_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-    headers = tuple((name, value or b"") for name, value in record.headers)
+    headers = tuple(record.headers)  # (name, value) pairs; a value may be None
     try:
         event = from_record(record.key, record.value, record.headers)
     except InvalidEvent as exc:

@@ -98,6 +98,9 @@ def encode_headers(headers: Sequence[tuple[str, bytes]]) -> str | None:
         return None
     encoded: list[dict[str, str]] = []
     for name, value in headers:
+        if value is None:  # Kafka allows a header without a value
+            encoded.append({"name": name, "value": None})
+            continue
         try:
             encoded.append({"name": name, "value": value.decode()})
         except UnicodeDecodeError:
@@ -109,7 +112,10 @@ def decode_headers(text: str | None) -> tuple[tuple[str, bytes], ...]:
     if not text:
         return ()
     return tuple(
-        (h["name"], h["value"].encode() if "value" in h else base64.b64decode(h["base64"]))
+        (
+            h["name"],
+            (h["value"] or "").encode() if "value" in h else base64.b64decode(h["base64"]),
+        )
         for h in orjson.loads(text)
     )
 
