@@ -53,6 +53,7 @@ from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.redact import redact, redact_url
 from ledger.schema import contract, dump, write_schemas
+from ledger.service import Conflict
 from ledger.settings import Settings
 from ledger.stopping import exit_code, stop_on_signals, stoppable
 from ledger.timeutil import MICROSECOND, check_range
@@ -62,6 +63,7 @@ from projections.frequency import Window
 from projections.policy import Freshness, load_policies, parse_duration, parse_requests
 from projections.pressure import PressureReport, pressure
 from projections.report import RelationshipReport
+from projections.store import DeadLetter, encode_headers
 
 EXIT_REJECTED = 3
 EXIT_DENIED = 5
@@ -566,7 +568,9 @@ def replay(
 
     The JSON Lines output can be imported into another ledger unchanged. Records
     the ledger cannot decode are reported on stderr with their position, and the
-    exit code is then 3.
+    exit code is then 3. Each id is shown once, as the views count it: a later
+    identical copy (a re-publish on Kafka) is skipped, one with other content is
+    reported on stderr with both positions (exit code 3; see ledger project errors).
 
     \b
     Example:
@@ -580,10 +584,21 @@ def replay(
         until=parse_time(until, "--until", day="next"),
     )
     fmt = "jsonl" if as_json else fmt or ("table" if sys.stdout.isatty() else "jsonl")
-    undecodable = 0
+    undecodable = conflicts = 0
     with open_log(settings_of(ctx), create=False) as log:
         out = sys.stdout.buffer
-        for record in service.replay(log, _positions(from_position), where, limit):
+        for found in service.replay_once(log, _positions(from_position), where, limit):
+            if isinstance(found, service.Repeat):
+                if found.conflict:  # the projector parks it: shown there, not here
+                    conflicts += 1
+                    click.echo(
+                        f"warning: the record at {found.record.position} repeats the id of the "
+                        f"record at {found.first} with other content: not shown (see: ledger "
+                        "project errors)",
+                        err=True,
+                    )
+                continue  # an identical re-publish: counted once, shown once
+            record = found
             if record.event is None:
                 undecodable += 1
                 click.echo(
@@ -595,7 +610,7 @@ def replay(
                 out.write(_jsonl(record, with_position))
             else:
                 click.echo(_table_line(record))
-    if undecodable:
+    if undecodable or conflicts:
         ctx.exit(EXIT_REJECTED)
 
 
@@ -1190,6 +1205,21 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
             "reason": error.reason,
             "parked_at": error.parked_at.isoformat(),
         },
+        "misplaced": {
+            "records": status.misplaced_records,
+            "partitions": [
+                {
+                    "partition": m.partition,
+                    "records": m.count,
+                    "last_offset": m.offset,
+                    "last_customer": m.customer,
+                    "murmur2_partition": m.home,
+                }
+                for m in status.misplaced.values()
+            ],
+            "explanation": service.MISPLACED_EXPLANATION if status.misplaced else None,
+            "fix": service.MISPLACED_FIX if status.misplaced else None,
+        },
     }
     if as_json:
         click.echo(orjson.dumps(data))
@@ -1232,6 +1262,16 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     )
     if error is not None:
         click.echo(f"last error: {error.partition}:{error.offset} {error.reason}")
+    if status.misplaced:
+        click.echo(
+            f"misplaced: {status.misplaced_records} {service.MISPLACED_EXPLANATION}",
+        )
+        for m in status.misplaced.values():
+            click.echo(
+                f"  partition {m.partition}: {m.count} record(s), the last at "
+                f"{m.partition}:{m.offset} (customer {m.customer}, whose partition is {m.home})"
+            )
+        click.echo(f"  fix the producer: {service.MISPLACED_FIX}")
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     if problems:
@@ -1316,25 +1356,77 @@ def project_errors(ctx: click.Context, as_json: bool) -> None:
     Example:
       ledger project errors --json
     """
-    with closing(open_store(settings_of(ctx))) as store:
+    settings = settings_of(ctx)
+    with closing(open_store(settings)) as store:
         letters = store.dead_letters()
+    conflicts = _conflicts(settings, letters)
     if as_json:
         for letter in letters:
-            click.echo(
-                orjson.dumps(
-                    {
-                        "position": f"{letter.partition}:{letter.offset}",
-                        "reason": letter.reason,
-                        "parked_at": letter.parked_at.isoformat(),
-                        "raw": letter.raw.decode(errors="replace"),
-                    }
-                )
-            )
+            click.echo(orjson.dumps(_letter_dict(letter, conflicts.get(letter))))
         return
     if not letters:
         click.echo("no parked records")
     for letter in letters:
         click.echo(f"{letter.partition}:{letter.offset}  {letter.reason}")
+        extras = [f"key {letter.key!r}"] if letter.key is not None else []
+        if letter.timestamp is not None:
+            extras.append(f"recorded {letter.timestamp.isoformat()}")
+        if letter.headers:
+            extras.append("headers " + ", ".join(f"{n}={v!r}" for n, v in letter.headers))
+        if extras:
+            click.echo("    " + "; ".join(extras))
+        conflict = conflicts.get(letter)
+        if conflict is not None:
+            click.echo(f"    differs: {', '.join(conflict.differs) or 'unknown'}")
+            for label, record in (("applied", conflict.applied), ("parked", conflict.parked)):
+                shown = (
+                    orjson.dumps(event_to_dict(record.event)).decode()
+                    if record is not None and record.event is not None
+                    else "(not readable in the log)"
+                )
+                where = record.position if record is not None else "?"
+                click.echo(f"    {label} copy at {where}: {shown}")
+
+
+def _conflicts(settings: Settings, letters: list[DeadLetter]) -> dict[DeadLetter, Conflict]:
+    """Both versions of each conflicting duplicate among ``letters``, from the log (if it
+    cannot be read, a warning, and the letters alone)."""
+    wanted = [letter for letter in letters if letter.first is not None]
+    if not wanted:
+        return {}
+    try:
+        with open_log(settings, create=False) as log:
+            found = {letter: service.conflict_of(log, letter) for letter in wanted}
+    except LedgerError as exc:
+        click.echo(f"warning: the conflicting copies cannot be read from the log: {exc}", err=True)
+        return {}
+    return {letter: conflict for letter, conflict in found.items() if conflict is not None}
+
+
+def _letter_dict(letter: DeadLetter, conflict: Conflict | None) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "position": f"{letter.partition}:{letter.offset}",
+        "reason": letter.reason,
+        "parked_at": letter.parked_at.isoformat(),
+        "raw": letter.raw.decode(errors="replace"),
+        "key": None if letter.key is None else letter.key.decode(errors="replace"),
+        "headers": orjson.loads(encode_headers(letter.headers) or "[]"),
+        "timestamp": None if letter.timestamp is None else letter.timestamp.isoformat(),
+    }
+    if letter.first is not None:
+        found["conflict"] = {
+            "applied_position": f"{letter.first[0]}:{letter.first[1]}",
+            "differs": None if conflict is None else conflict.differs,
+            "applied": _version(conflict.applied if conflict else None),
+            "parked": _version(conflict.parked if conflict else None),
+        }
+    return found
+
+
+def _version(record: LogRecord | None) -> dict[str, Any] | None:
+    if record is None or record.event is None:
+        return None
+    return {"position": str(record.position), "event": event_to_dict(record.event)}
 
 
 def _now(at: str | None) -> datetime:
@@ -1383,7 +1475,8 @@ def fresh_option(function: F) -> F:
         "--fresh/--no-fresh",
         default=None,
         help="Fold the customer's records the views do not hold yet (default: yes on the "
-        "embedded log, no on Kafka, where it costs a scan of the customer's partition).",
+        "embedded log, no on Kafka, where it costs a fetch of every partition past the "
+        "views' positions).",
     )(function)
 
 

@@ -32,8 +32,8 @@ from ledger.log import (
 )
 from ledger.stopping import Stop
 from projections import frequency, profile
-from projections.fact import Fact, fact_from_stored, fact_of
-from projections.store import BatchConflict, DeadLetter, ViewBatch, ViewStore
+from projections.fact import Fact, content_digest, fact_from_stored, fact_of
+from projections.store import BatchConflict, DeadLetter, Misplaced, Seen, ViewBatch, ViewStore
 
 if TYPE_CHECKING:
     from consumers.shards import ParallelCatchUp
@@ -117,13 +117,19 @@ class Item(NamedTuple):
     fact: Fact | None
     error: str | None
     raw: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: datetime | None = None
+    """When the log recorded it (what a parked record keeps, with key and headers)."""
 
 
 def item_of(record: LogRecord) -> Item:
     """The item of a record a log decoded (and validated) itself."""
-    if record.event is None:
-        return Item(record.position, None, record.error or "cannot be decoded", record.raw)
-    return Item(record.position, fact_of(record.event), None, record.raw)
+    event, key, headers, at = record.event, record.key, record.headers, record.recorded_at
+    if event is None:
+        error = record.error or "cannot be decoded"
+        return Item(record.position, None, error, record.raw, key, headers, at)
+    return Item(record.position, fact_of(event), None, record.raw, key, headers, at)
 
 
 def item_of_stored(stored: StoredEvent) -> Item:
@@ -200,7 +206,7 @@ class Views(Protocol):
 
     def load_profiles(self, customers: Sequence[str]) -> dict[str, profile.Profile]: ...
 
-    def applied(self, event_ids: Sequence[str]) -> set[str]: ...
+    def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]: ...
 
 
 class Folder:
@@ -213,12 +219,22 @@ class Folder:
     moved the views on.
     """
 
-    def __init__(self, views: Views, *, dedupe: bool, on_error: OnError = "park") -> None:
+    def __init__(
+        self,
+        views: Views,
+        *,
+        dedupe: bool,
+        on_error: OnError = "park",
+        partition_count: int | None = None,
+    ) -> None:
         self.views = views
         self.dedupe = dedupe
+        self.partition_count = partition_count if partition_count and partition_count > 1 else None
+        """Kafka: the topic's partitions, to find records outside their key's murmur2
+        partition (``None``: a log that does not place records by key)."""
         self.on_error = on_error
         self.profiles: dict[str, profile.Profile] = {}
-        self.recent_ids: set[str] = set()
+        self.recent_ids: dict[str, Seen] = {}
         """Ids applied by a batch that may not be committed yet (a worker folds the next
         batch while the previous one commits): not in the views' dedupe records yet."""
 
@@ -245,14 +261,14 @@ class Folder:
         batch's counts; a record whose apply fails is parked. Returns (applied, duplicates).
         With ``resolve`` (a retry), every record handled leaves the dead letters."""
         facts = [item.fact for item in items if item.fact is not None]
-        already: set[str] = set()
+        if self.partition_count is not None and not resolve:
+            self.find_misplaced(items, batch)
+        already: dict[str, Seen] = {}
         if self.dedupe:
             ids = [f.id for f in facts]
-            already = (
-                self.views.applied(ids)
-                | batch.applied_ids.intersection(ids)
-                | self.recent_ids.intersection(ids)
-            )
+            already = self.views.seen(ids)
+            for earlier in (self.recent_ids, batch.applied_ids):
+                already.update((i, earlier[i]) for i in ids if i in earlier)
         profiles = self.profiles
         unseen = {f.subject for f in facts} - profiles.keys()
         profiles.update(self.views.load_profiles(sorted(unseen)))
@@ -264,15 +280,16 @@ class Folder:
             assert fact is not None
             if resolve:
                 batch.resolved.append((item.position.partition, item.position.offset))
+            seen: Seen | None = None
             if self.dedupe:
-                if fact.id in already:
-                    duplicates += 1
+                seen, duplicate = self.first_copy(batch, item, already, resolve=resolve)
+                if seen is None:
+                    duplicates += duplicate
                     continue
-                already.add(fact.id)
             if fact.type in DECISION_TYPES:  # a record of a check: no profile, no contact
                 applied += 1
-                if self.dedupe:
-                    batch.applied_ids.add(fact.id)
+                if seen is not None:
+                    batch.applied_ids[fact.id] = seen
                 continue
             customer = profiles.get(fact.subject) or profile.Profile(customer=fact.subject)
             try:
@@ -290,20 +307,81 @@ class Folder:
             if fact.micros > newest.get(partition, -1 << 62):
                 newest[partition] = fact.micros
             applied += 1
-            if self.dedupe:
-                batch.applied_ids.add(fact.id)
+            if seen is not None:
+                batch.applied_ids[fact.id] = seen
         return applied, duplicates
 
-    def park(self, batch: ViewBatch, record: Item, reason: str) -> None:
+    def find_misplaced(self, items: list[Item], batch: ViewBatch) -> None:
+        """Count the records that sit outside the partition murmur2 gives their key (the
+        customer): a producer with another partitioner wrote them. They are applied all
+        the same (per-customer reads look in every partition); the count tells who to fix."""
+        from ledger.kafka_log import partition_for  # Kafka only: no kafka import otherwise
+
+        count = self.partition_count
+        assert count is not None
+        misplaced = batch.misplaced
+        for item in items:
+            fact = item.fact
+            assert fact is not None
+            home = partition_for(fact.subject, count)
+            partition, offset = item.position.partition, item.position.offset
+            if home != partition:
+                found = Misplaced(partition, 1, offset, fact.subject, home)
+                if partition in misplaced:
+                    misplaced[partition].add(found)
+                else:
+                    misplaced[partition] = found
+
+    def first_copy(
+        self, batch: ViewBatch, item: Item, already: dict[str, Seen], *, resolve: bool
+    ) -> tuple[Seen | None, bool]:
+        """``(seen, False)`` for the first copy of an id (now in ``already``); ``(None,
+        True)`` for a copy with the same content (a silent duplicate); ``(None, False)``
+        for one with other content: a conflict, parked with the first copy's position."""
+        fact = item.fact
+        assert fact is not None
+        digest = content_digest(fact)
+        first = already.get(fact.id)
+        position = item.position
+        if first is None:
+            seen = already[fact.id] = Seen(digest, position.partition, position.offset)
+            return seen, False
+        if first.digest in (None, digest) or first[1:] == (position.partition, position.offset):
+            return None, True
+        if resolve:
+            batch.resolved.pop()
+        self.park_conflict(batch, item, first)
+        return None, False
+
+    def park_conflict(self, batch: ViewBatch, item: Item, first: Seen) -> None:
+        """Park a copy of an applied id whose content differs from the applied copy's."""
+        assert item.fact is not None
+        assert first.partition is not None
+        assert first.offset is not None
+        where = Position(first.partition, first.offset)
+        reason = (
+            f"conflicting duplicate: id {item.fact.id!r} was applied from {where} with other "
+            "content (another customer, type, time or data); this copy is not applied "
+            "(both: ledger project errors)"
+        )
+        self.park(batch, item, reason, first=(where.partition, where.offset))
+
+    def park(
+        self, batch: ViewBatch, item: Item, reason: str, first: tuple[int, int] | None = None
+    ) -> None:
         if self.on_error == "stop":
-            raise PoisonEvent(f"record at {record.position}: {reason}")
+            raise PoisonEvent(f"record at {item.position}: {reason}")
         batch.dead_letters.append(
             DeadLetter(
-                record.position.partition,
-                record.position.offset,
-                as_bytes(record.raw),
+                item.position.partition,
+                item.position.offset,
+                as_bytes(item.raw),
                 reason,
                 datetime.now(UTC),
+                key=item.key,
+                headers=item.headers,
+                timestamp=item.timestamp,
+                first=first,
             )
         )
 
@@ -336,7 +414,10 @@ class Projector:
         # The embedded log's database refuses a second event with the same id, so its
         # events need no dedupe records; Kafka's can repeat, so theirs are kept.
         self.folder = Folder(
-            store, dedupe=not log.refuses_duplicates_across_batches, on_error=on_error
+            store,
+            dedupe=not log.refuses_duplicates_across_batches,
+            on_error=on_error,
+            partition_count=len(log.partitions()) if log.placed_by_key else None,
         )
         self._next: dict[int, int] = {}
         """Per partition, the position this projector last read from or committed."""

@@ -56,6 +56,7 @@ from ledger.sqlite_log import Span, SQLiteLog
 from ledger.stopping import Stop, signals_held
 from projections.store import (
     BatchConflict,
+    Misplaced,
     SharedEventId,
     Staging,
     ViewBatch,
@@ -99,6 +100,7 @@ class Share:
     """Kafka: per partition that moved, the next position to read."""
     newest: dict[int, int] = field(default_factory=dict)
     dead_letters: int = 0
+    misplaced: dict[int, Misplaced] = field(default_factory=dict)
     first_dead_letter: str | None = None
     caught_up: bool = True
     peak_rss_mb: float = 0.0
@@ -117,6 +119,8 @@ class WorkerSpec:
     """Kafka: the partitions this worker reads."""
     dedupe: bool
     validate: bool
+    partition_count: int | None = None
+    """Kafka: the topic's partitions (to count records outside their key's partition)."""
 
 
 def log_opener(log: EventLog) -> Callable[[], EventLog] | None:
@@ -147,7 +151,7 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
     except BaseException as exc:
         _answer(connection, _failure(exc))
         return
-    folder = Folder(views, dedupe=spec.dedupe)
+    folder = Folder(views, dedupe=spec.dedupe, partition_count=spec.partition_count)
     reader = PartitionReader(log, spec.partitions) if isinstance(log, KafkaLog) else None
     left_at: dict[int, int] | None = None
     try:
@@ -226,6 +230,7 @@ def _fold(
     # This batch may still be committing while the next one is folded: remember its ids.
     folder.recent_ids = batch.applied_ids
     share.newest = batch.newest
+    share.misplaced = batch.misplaced
     share.dead_letters = len(batch.dead_letters)
     share.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if batch.dead_letters:
@@ -382,6 +387,7 @@ class ParallelCatchUp:
                 partitions=tuple(partitions[index::count]),
                 dedupe=projector.folder.dedupe,
                 validate=projector.validate,
+                partition_count=projector.folder.partition_count,
             )
             for index in range(count)
         ]
@@ -513,5 +519,10 @@ class ParallelCatchUp:
             batch.positions.update(share.positions)
             for partition, newest in share.newest.items():
                 batch.newest[partition] = max(newest, batch.newest.get(partition, newest))
+            for partition, misplaced in share.misplaced.items():
+                if partition in batch.misplaced:
+                    batch.misplaced[partition].add(misplaced)
+                else:
+                    batch.misplaced[partition] = misplaced
         batch.expected = {p: stored.get(p) for p in batch.positions}
         return batch, records

@@ -95,6 +95,7 @@ class KafkaLog(EventLog):
     """An :class:`EventLog` on a Kafka topic."""
 
     refuses_duplicates_across_batches = False
+    placed_by_key = True
 
     def __init__(
         self, target: KafkaLogTarget, settings: Settings, *, check_config: bool = True
@@ -406,9 +407,11 @@ class KafkaLog(EventLog):
         stop: Stop | None,
         poll_seconds: float,
     ) -> Iterator[LogRecord]:
+        # A customer's records are looked for in every partition, not only in the one
+        # murmur2 gives their key: a producer with another partitioner (librdkafka's
+        # default, sarama's) puts them elsewhere, and they must not go missing (see
+        # docs/kafka.md, "Records outside their key's partition").
         partitions = self.partitions()
-        if where.customer is not None:
-            partitions = [partition_for(where.customer, len(partitions))]
         wanted_key = where.customer.encode() if where.customer is not None else None
         wanted_types = {t.encode() for t in where.types}
         assigned = [TopicPartition(self.topic, p) for p in partitions]
@@ -467,9 +470,12 @@ class KafkaLog(EventLog):
         kept_types: frozenset[str] = frozenset(),
         kept_since: datetime | None = None,
     ) -> dict[str, CustomerTail]:
-        """The customers' partitions from ``start`` to their high watermarks, each read
-        once by one consumer and filtered by key (``kept_types`` are not looked for before
-        ``start``: that would mean reading the partitions from their beginning)."""
+        """Every partition from ``start`` to its high watermark, read once by one consumer
+        and filtered by key (``kept_types`` are not looked for before ``start``: that would
+        mean reading the partitions from their beginning). Every partition, not only the
+        customers' murmur2 ones: a producer with another partitioner puts a customer's
+        records elsewhere (see docs/kafka.md); past the views' positions the tails are
+        short, so this costs a fetch per partition, not a scan."""
         try:
             # A fetch at the end of a partition waits fetch_max_wait_ms for news: keep it
             # short, a decision waits for it.
@@ -482,19 +488,23 @@ class KafkaLog(EventLog):
             found = consumer.partitions_for_topic(self.topic)
             if not found:
                 raise LogUnavailable(f"no topic {self.topic} on Kafka yet")
-            partition_of = {c: partition_for(c, len(found)) for c in customers}
-            return self._read_tails(consumer, partition_of, start, limit)
+            return self._read_tails(consumer, customers, sorted(found), start, limit)
         except KafkaError as exc:
             raise self._unavailable("cannot read", exc) from exc
         finally:
             consumer.close()
 
     def _read_tails(
-        self, consumer: KafkaConsumer, partition_of: dict[str, int], start: Positions, limit: int
+        self,
+        consumer: KafkaConsumer,
+        customers: Sequence[str],
+        partitions: Sequence[int],
+        start: Positions,
+        limit: int,
     ) -> dict[str, CustomerTail]:
-        records: dict[bytes, list[StoredEvent | LogRecord]] = {c.encode(): [] for c in partition_of}
+        records: dict[bytes, list[StoredEvent | LogRecord]] = {c.encode(): [] for c in customers}
         complete = dict.fromkeys(records, True)
-        assigned = [TopicPartition(self.topic, p) for p in sorted(set(partition_of.values()))]
+        assigned = [TopicPartition(self.topic, p) for p in partitions]
         consumer.assign(assigned)
         for tp in assigned:
             offset = start.get(tp.partition)
@@ -526,11 +536,9 @@ class KafkaLog(EventLog):
                 raise LogUnavailable(f"topic {self.topic}: no high watermark in time")
         return {
             customer: CustomerTail(
-                {partition: ends[partition]},
-                records[customer.encode()],
-                complete[customer.encode()],
+                dict(ends), records[customer.encode()], complete[customer.encode()]
             )
-            for customer, partition in partition_of.items()
+            for customer in customers
         }
 
     def customer_tail(
@@ -542,7 +550,7 @@ class KafkaLog(EventLog):
         kept_types: frozenset[str] = frozenset(),
         kept_since: datetime | None = None,
     ) -> CustomerTail:
-        """The customer's partition from ``start`` to its high watermark, filtered by key."""
+        """Every partition from ``start`` to its high watermark, filtered by key."""
         return self.customers_tail([customer], start, limit=limit)[customer]
 
     def read_raw(self, partition: int, start: int = 0) -> Iterator[RawRecord]:
@@ -671,10 +679,13 @@ def _decode(
             return None
     position = Position(partition, record.offset)
     recorded_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    headers = tuple(record.headers)  # (name, value) pairs; a value may be None
     try:
         event = from_record(record.key, record.value, record.headers)
     except InvalidEvent as exc:
-        return LogRecord(position, recorded_at, None, "; ".join(exc.reasons), record.value or b"")
+        reasons = "; ".join(exc.reasons)
+        value = record.value or b""
+        return LogRecord(position, recorded_at, None, reasons, value, record.key, headers)
     if not where.matches(event):
         return None
-    return LogRecord(position, recorded_at, event, None, record.value)
+    return LogRecord(position, recorded_at, event, None, record.value, record.key, headers)

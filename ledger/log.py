@@ -83,6 +83,10 @@ class LogRecord:
     error: str | None = None
     raw: bytes = field(default=b"", repr=False)
     """The stored bytes (embedded: the structured JSON; Kafka: the record value)."""
+    key: bytes | None = field(default=None, repr=False)
+    """Kafka: the record key (what a parked record keeps besides its value)."""
+    headers: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    """Kafka: the record headers."""
 
 
 class StoredEvent(NamedTuple):
@@ -255,6 +259,11 @@ class EventLog(ABC):
     #: next batch on another thread meanwhile pays off (SQLite: yes; kafka-python: no,
     #: its sends are Python work and it has its own I/O thread).
     overlapped_writes: bool = False
+
+    #: Whether records are placed in partitions by their key (Kafka: the partition
+    #: murmur2 gives the customer, Java's default), so that a projector can tell a record
+    #: that another partitioner put elsewhere.
+    placed_by_key: bool = False
 
     #: Whether every stored record was validated and canonically encoded by this ledger
     #: when it was appended, so :meth:`read_stored` may hand out undecoded bytes (SQLite:

@@ -18,7 +18,7 @@ from typing import IO, Any
 import orjson
 
 from consumers.projector import Projector, item_of_stored
-from ledger.codec import parse_event
+from ledger.codec import event_to_dict, parse_event
 from ledger.errors import InvalidEvent, LogReplaced
 from ledger.generate import generated
 from ledger.importer import (
@@ -45,12 +45,12 @@ from ledger.sqlite_log import SQLiteLog
 from ledger.stopping import Stop
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
-from projections.fact import Fact, fact_of
+from projections.fact import Fact, content_digest, fact_of
 from projections.policy import PolicyHistory
 from projections.pressure import PressureReport, pressure
 from projections.profile import Profile
 from projections.report import RelationshipReport, relationship_report
-from projections.store import DeadLetter, ViewStore
+from projections.store import DeadLetter, Misplaced, ViewStore
 from projections.violations import Violation, violations
 
 Progress = Callable[[int], None]
@@ -98,6 +98,48 @@ def replay(
     """The history in log order, filtered; at most ``limit`` records."""
     records = log.read(start, where)
     return itertools.islice(records, limit) if limit is not None else records
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """A later copy of an id already given: the same content (``conflict`` False: a
+    re-publish), or other content (a conflict the projector parks)."""
+
+    record: LogRecord
+    first: Position
+    conflict: bool
+
+
+def replay_once(
+    log: EventLog,
+    start: Positions | None = None,
+    where: ReadFilter = EVERYTHING,
+    limit: int | None = None,
+) -> Iterator[LogRecord | Repeat]:
+    """:func:`replay`, each id once as the projections count it: on a log that may repeat
+    ids (Kafka), a later copy comes as a :class:`Repeat` instead (not counted in
+    ``limit``). Holds each id given so far (~150 bytes each) for the comparison."""
+    records = log.read(start, where)
+    if log.refuses_duplicates_across_batches:
+        yield from itertools.islice(records, limit) if limit is not None else records
+        return
+    given: dict[str, tuple[int, Position]] = {}
+    count = 0
+    for record in records:
+        if limit is not None and count >= limit:
+            return
+        if record.event is None:
+            count += 1
+            yield record
+            continue
+        digest = content_digest(fact_of(record.event))
+        first = given.get(record.event.id)
+        if first is not None:
+            yield Repeat(record, first[1], conflict=first[0] != digest)
+            continue
+        given[record.event.id] = (digest, record.position)
+        count += 1
+        yield record
 
 
 @dataclass
@@ -409,6 +451,12 @@ class ProjectionStatus:
     replaced: str | None = None
     """Why the views cannot go on with this log at all (it is not the one they were built
     from: :class:`~ledger.errors.LogReplaced`), if so."""
+    misplaced: dict[int, Misplaced] = field(default_factory=dict)
+    """Per partition, applied records outside their key's murmur2 partition (Kafka)."""
+
+    @property
+    def misplaced_records(self) -> int:
+        return sum(m.count for m in self.misplaced.values())
 
     @property
     def unprojected(self) -> int:
@@ -467,4 +515,46 @@ def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
         if current is not None and recorded is not None and current != recorded
         else None
     )
-    return ProjectionStatus(partitions, store.counts(), store.last_error(), replaced)
+    return ProjectionStatus(
+        partitions, store.counts(), store.last_error(), replaced, store.misplaced()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Both copies of a conflicting id, as the log holds them (``None``: not found)."""
+
+    applied: LogRecord | None
+    """The copy the views applied (the first one read)."""
+    parked: LogRecord | None
+    differs: list[str]
+    """The attributes whose values differ (``subject``: another customer; ``data``...)."""
+
+
+def conflict_of(log: EventLog, letter: DeadLetter) -> Conflict | None:
+    """Both versions of a parked conflicting duplicate, read from the log at their
+    positions (the log keeps every record), and what differs between them."""
+    if letter.first is None:
+        return None
+    applied = log.record_at(Position(*letter.first))
+    parked = log.record_at(Position(letter.partition, letter.offset))
+    differs: list[str] = []
+    if applied is not None and parked is not None and applied.event and parked.event:
+        a, b = event_to_dict(applied.event), event_to_dict(parked.event)
+        differs = [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    return Conflict(applied, parked, differs)
+
+
+MISPLACED_EXPLANATION = (
+    "records sit outside the partition Kafka's default partitioner (murmur2 of the key, the "
+    "customer id) gives their key: a producer with another partitioner wrote them. They are "
+    "applied, and per-customer reads (replay --customer, history, --as-of, decisions) look in "
+    "every partition, so answers stay right; but one customer's records no longer keep one "
+    "order across partitions."
+)
+MISPLACED_FIX = (
+    "partition by murmur2 of the key: librdkafka clients (confluent-kafka, "
+    "node-rdkafka, ...) partitioner=murmur2_random; Java: the default partitioner; Go: "
+    "franz-go's default (kgo.StickyKeyPartitioner(nil)), sarama needs "
+    "sarama.NewCustomHashPartitioner(murmur2) (its default is FNV-1a)"
+)

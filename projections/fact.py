@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -64,3 +65,13 @@ def fact_from_stored(stored: StoredEvent) -> Fact:
     if not isinstance(data, dict):
         raise ValueError("data: not an object")
     return Fact(stored.id, stored.type, stored.subject, stored.micros, data)
+
+
+def content_digest(fact: Fact) -> int:
+    """A 64-bit digest of what an event says (type, customer, time, data in canonical
+    JSON), not how it was written: two copies of one id with the same digest are the same
+    event re-published; with different digests, a conflict."""
+    canonical = orjson.dumps(
+        (fact.type, fact.subject, fact.micros, fact.data), option=orjson.OPT_SORT_KEYS
+    )
+    return int.from_bytes(blake2b(canonical, digest_size=8).digest(), "big", signed=True)

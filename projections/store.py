@@ -9,6 +9,7 @@ with the same id never counts twice.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -21,9 +22,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import orjson
 import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -65,13 +67,76 @@ class BatchConflict(LedgerError):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that could not be decoded or applied, parked with its reason."""
+    """A record that could not be decoded or applied, parked with its reason and all of
+    the record a person needs to judge it: value, key, headers and timestamp."""
 
     partition: int
     offset: int
     raw: bytes
+    """The record's value (the embedded log: the stored JSON)."""
     reason: str
     parked_at: datetime
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: datetime | None = None
+    """When the log recorded it (Kafka: the record timestamp; embedded: append time)."""
+    first: tuple[int, int] | None = None
+    """A conflicting duplicate: the position of the copy of its id that was applied."""
+
+
+class Seen(NamedTuple):
+    """An applied event id: a digest of its content and where it was read (``None`` for
+    ids applied before the ledger kept them: such a copy cannot be compared)."""
+
+    digest: int | None
+    partition: int | None
+    offset: int | None
+
+
+def encode_headers(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """Headers as JSON, losslessly: ``{"name", "value"}`` (UTF-8) or ``{"name", "base64"}``."""
+    if not headers:
+        return None
+    encoded: list[dict[str, str]] = []
+    for name, value in headers:
+        if value is None:  # Kafka allows a header without a value
+            encoded.append({"name": name, "value": None})
+            continue
+        try:
+            encoded.append({"name": name, "value": value.decode()})
+        except UnicodeDecodeError:
+            encoded.append({"name": name, "base64": base64.b64encode(value).decode()})
+    return orjson.dumps(encoded).decode()
+
+
+def decode_headers(text: str | None) -> tuple[tuple[str, bytes], ...]:
+    if not text:
+        return ()
+    return tuple(
+        (
+            h["name"],
+            (h["value"] or "").encode() if "value" in h else base64.b64decode(h["base64"]),
+        )
+        for h in orjson.loads(text)
+    )
+
+
+@dataclass(slots=True)
+class Misplaced:
+    """Records of one partition that sit outside their key's murmur2 partition: how many,
+    and the last one seen (its offset, customer and the partition murmur2 gives it)."""
+
+    partition: int
+    count: int
+    offset: int
+    customer: str
+    home: int
+
+    def add(self, other: Misplaced) -> None:
+        """Count ``other``'s records too; the later of the two last records stays."""
+        self.count += other.count
+        if other.offset >= self.offset:
+            self.offset, self.customer, self.home = other.offset, other.customer, other.home
 
 
 @dataclass
@@ -80,7 +145,8 @@ class ViewBatch:
 
     profiles: dict[str, Profile] = field(default_factory=dict)
     contacts: Counter[ContactKey] = field(default_factory=Counter)
-    applied_ids: set[str] = field(default_factory=set)
+    applied_ids: dict[str, Seen] = field(default_factory=dict)
+    """The ids this batch applied, with their content digest and position."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     positions: dict[int, int] = field(default_factory=dict)
     """Per partition, the next offset to read once this batch is committed."""
@@ -94,6 +160,8 @@ class ViewBatch:
     bump_generation: bool = False
     resolved: list[tuple[int, int]] = field(default_factory=list)
     """Dead letters (partition, offset) that this batch applied at last."""
+    misplaced: dict[int, Misplaced] = field(default_factory=dict)
+    """Per partition, the records of this batch outside their key's murmur2 partition."""
     """Per partition, the stored position this batch was read from (``None``: no position
     yet). The commit fails if another projector moved it meanwhile."""
 
@@ -112,7 +180,7 @@ class PreparedBatch:
     """Staging files (:func:`write_staged`) whose rows the commit adds too (SQLite only)."""
 
 
-TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress")
+TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress", "misplaced")
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
@@ -127,9 +195,15 @@ _CONTACTS_CONFLICT = (
 )
 UPSERT_PROFILE = "INSERT INTO {profiles} VALUES (?, ?, ?, ?, ?)" + _PROFILE_CONFLICT
 UPSERT_CONTACTS = "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?)" + _CONTACTS_CONFLICT
-INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?)"
+INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?, ?, ?, ?)"
 
-INSERT_DEAD_LETTER = "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+INSERT_DEAD_LETTER = (
+    "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+DEAD_LETTER_COLUMNS = (
+    "partition, offset, raw, reason, parked_at, record_key, headers, record_timestamp, "
+    "first_partition, first_offset"
+)
 
 # The same, from a staging file attached as {staged} ("WHERE true" tells SQLite's parser
 # that ON CONFLICT belongs to the INSERT). Staging rows were inserted sorted by the views'
@@ -152,9 +226,11 @@ STAGING_DDL = [
     "oldest_open_complaint INTEGER, purchases INTEGER)",
     "CREATE TABLE contact_slots (customer TEXT, channel TEXT, direction TEXT, purpose TEXT, "
     "slot INTEGER, n INTEGER)",
-    "CREATE TABLE applied_events (event_id TEXT)",
+    "CREATE TABLE applied_events (event_id TEXT, digest INTEGER, partition INTEGER, "
+    "offset INTEGER)",
     "CREATE TABLE dead_letters (partition INTEGER, offset INTEGER, raw BLOB, reason TEXT, "
-    "parked_at INTEGER)",
+    "parked_at INTEGER, record_key BLOB, headers TEXT, record_timestamp INTEGER, "
+    "first_partition INTEGER, first_offset INTEGER)",
 ]
 DELETE_DEAD_LETTER = "DELETE FROM {dead_letters} WHERE partition = ? AND offset = ?"
 UPSERT_PROGRESS = (
@@ -162,6 +238,12 @@ UPSERT_PROGRESS = (
     "last_event_time = CASE WHEN excluded.last_event_time > {progress}.last_event_time "
     "THEN excluded.last_event_time ELSE {progress}.last_event_time END, "
     "committed_at = excluded.committed_at, rate = excluded.rate"
+)
+
+UPSERT_MISPLACED = (
+    "INSERT INTO {misplaced} VALUES (?, ?, ?, ?, ?) ON CONFLICT (partition) DO UPDATE SET "
+    "n = {misplaced}.n + excluded.n, last_offset = excluded.last_offset, "
+    "last_customer = excluded.last_customer, home = excluded.home"
 )
 
 
@@ -179,12 +261,27 @@ def _view_rows(batch: ViewBatch) -> list[tuple[str, str, list[tuple[Any, ...]]]]
     return [
         ("profiles", UPSERT_PROFILE, [_profile_row(batch.profiles[c]) for c in profiles]),
         ("contact_slots", UPSERT_CONTACTS, contacts),
-        ("applied_events", INSERT_APPLIED, [(i,) for i in batch.applied_ids]),
+        (
+            "applied_events",
+            INSERT_APPLIED,
+            [(i, *seen) for i, seen in batch.applied_ids.items()],
+        ),
         (
             "dead_letters",
             INSERT_DEAD_LETTER,
             [
-                (d.partition, d.offset, d.raw, d.reason, to_micros(d.parked_at))
+                (
+                    d.partition,
+                    d.offset,
+                    d.raw,
+                    d.reason,
+                    to_micros(d.parked_at),
+                    d.key,
+                    encode_headers(d.headers),
+                    None if d.timestamp is None else to_micros(d.timestamp),
+                    None if d.first is None else d.first[0],
+                    None if d.first is None else d.first[1],
+                )
                 for d in batch.dead_letters
             ],
         ),
@@ -199,6 +296,13 @@ def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
         (
             UPSERT_PROGRESS,
             [(p, t, now, batch.rate) for p, t in sorted(batch.newest.items())],
+        ),
+        (
+            UPSERT_MISPLACED,
+            [
+                (p, m.count, m.offset, m.customer, m.home)
+                for p, m in sorted(batch.misplaced.items())
+            ],
         ),
     ]
 
@@ -262,13 +366,19 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         f"slot {integer} NOT NULL, n {integer} NOT NULL, "
         f"PRIMARY KEY (customer, slot, channel, direction, purpose)){keyed}",
         *(create for _, create in view_indexes(tables, suffix)),
-        f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY){keyed}",
+        f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY, "
+        f"digest {integer}, partition {integer}, {offset} {integer}){keyed}",
         f"CREATE TABLE IF NOT EXISTS {t['dead_letters']} (partition {integer} NOT NULL, "
         f"{offset} {integer} NOT NULL, raw {blob} NOT NULL, reason TEXT NOT NULL, "
-        f"parked_at {integer} NOT NULL, PRIMARY KEY (partition, {offset})){keyed}",
+        f"parked_at {integer} NOT NULL, record_key {blob}, headers TEXT, "
+        f"record_timestamp {integer}, first_partition {integer}, first_offset {integer}, "
+        f"PRIMARY KEY (partition, {offset})){keyed}",
         f"CREATE TABLE IF NOT EXISTS {t['progress']} (partition {integer} PRIMARY KEY, "
         f"last_event_time {integer} NOT NULL, committed_at {integer} NOT NULL, "
         f"rate {real} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {t['misplaced']} (partition {integer} PRIMARY KEY, "
+        f"n {integer} NOT NULL, last_offset {integer} NOT NULL, last_customer TEXT NOT NULL, "
+        f"home {integer} NOT NULL)",
     ]
 
 
@@ -492,19 +602,60 @@ def _create_tables(recorder: ViewRecorder, attempts: int = 20) -> None:
             return
 
 
+ADDED_COLUMNS = {
+    "applied_events": ["digest", "partition", "offset"],
+    "dead_letters": [
+        "record_key",
+        "headers",
+        "record_timestamp",
+        "first_partition",
+        "first_offset",
+    ],
+}
+"""Columns added to tables that views made by earlier versions already have."""
+
+
+def _add_columns(recorder: ViewRecorder) -> None:
+    """Add :data:`ADDED_COLUMNS` to a store made before them (nullable: ids applied before
+    keep no digest, and a later copy of such an id counts as a plain duplicate)."""
+    postgres = isinstance(recorder, PostgresViewRecorder)
+    for table, columns in ADDED_COLUMNS.items():
+        try:
+            recorder.select(f"SELECT {', '.join(columns)} FROM {{{table}}} WHERE 1 = 0")
+            continue
+        except (PersistenceError, sqlite3.Error, psycopg.Error):
+            pass
+        types = {"record_key": "BYTEA" if postgres else "BLOB", "headers": "TEXT"}
+        for column in columns:
+            name = '"offset"' if postgres and column == "offset" else column
+            kind = types.get(column, "BIGINT" if postgres else "INTEGER")
+            exists = " IF NOT EXISTS" if postgres else ""
+            statement = f"ALTER TABLE {recorder.tables[table]} ADD COLUMN{exists} {name} {kind}"
+            try:
+                recorder.run([(statement, ())])
+            except (PersistenceError, sqlite3.Error, psycopg.Error) as exc:
+                if "duplicate column" not in str(exc):  # SQLite: another opener added it
+                    raise
+
+
 Select = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 
 def _applied(select: Select, event_ids: Sequence[str]) -> set[str]:
-    seen: set[str] = set()
+    return set(_seen(select, event_ids))
+
+
+def _seen(select: Select, event_ids: Sequence[str]) -> dict[str, Seen]:
+    seen: dict[str, Seen] = {}
     for start in range(0, len(event_ids), 500):
         chunk = event_ids[start : start + 500]
         rows = select(
-            "SELECT event_id FROM {applied_events} WHERE event_id IN "
+            "SELECT event_id, digest, partition, offset FROM {applied_events} WHERE event_id IN "
             f"({','.join('?' * len(chunk))})",
             chunk,
         )
-        seen.update(row[0] for row in rows)
+        for event_id, digest, partition, offset in rows:
+            seen[event_id] = Seen(digest, partition, offset)
     return seen
 
 
@@ -573,6 +724,9 @@ class ViewReader:
     def applied(self, event_ids: Sequence[str]) -> set[str]:
         return _applied(self.select, event_ids)
 
+    def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]:
+        return _seen(self.select, event_ids)
+
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
         return _load_profiles(self.select, customers)
 
@@ -597,6 +751,7 @@ class ViewStore:
         self.where = where
         try:
             _create_tables(recorder)
+            _add_columns(recorder)
         except (PersistenceError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the view store {where}: {exc}") from exc
 
@@ -632,6 +787,10 @@ class ViewStore:
     def applied(self, event_ids: Sequence[str]) -> set[str]:
         """Which of these events the views already hold."""
         return _applied(self.recorder.select, event_ids)
+
+    def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]:
+        """The applied ones of these events: content digest and position of each."""
+        return _seen(self.recorder.select, event_ids)
 
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
         return _load_profiles(self.recorder.select, customers)
@@ -852,6 +1011,15 @@ class ViewStore:
         )
         return {p: (from_micros(t), from_micros(c), float(r)) for p, t, c, r in rows}
 
+    def misplaced(self) -> dict[int, Misplaced]:
+        """Per partition, the applied records that sit outside their key's murmur2
+        partition (a producer with another partitioner: see docs/kafka.md)."""
+        rows = self.recorder.select(
+            "SELECT partition, n, last_offset, last_customer, home FROM {misplaced} "
+            "ORDER BY partition"
+        )
+        return {int(p): Misplaced(int(p), int(n), int(o), str(c), int(h)) for p, n, o, c, h in rows}
+
     def last_error(self) -> DeadLetter | None:
         """The record parked most recently, if any."""
         letters = self.dead_letters()
@@ -859,12 +1027,21 @@ class ViewStore:
 
     def dead_letters(self) -> list[DeadLetter]:
         rows = self.recorder.select(
-            "SELECT partition, offset, raw, reason, parked_at FROM {dead_letters} "
-            "ORDER BY partition, offset"
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM {{dead_letters}} ORDER BY partition, offset"
         )
         return [
-            DeadLetter(p, o, as_bytes(raw), reason, from_micros(at))
-            for p, o, raw, reason, at in rows
+            DeadLetter(
+                p,
+                o,
+                as_bytes(raw),
+                reason,
+                from_micros(at),
+                None if key is None else as_bytes(key),
+                decode_headers(headers),
+                None if stamp is None else from_micros(stamp),
+                None if first_p is None else (int(first_p), int(first_o)),
+            )
+            for p, o, raw, reason, at, key, headers, stamp, first_p, first_o in rows
         ]
 
     def counts(self) -> dict[str, int]:

@@ -130,11 +130,16 @@ def test_a_decision_sees_what_was_just_recorded(settings: Settings, projector: s
         assert freshness["folded_beyond_views"] == folded
         assert freshness["warning"] is None
         views = freshness["view_positions"]
-        for partition, end in freshness["log_positions"].items():
+        # Every partition is read (a customer's records may sit outside its murmur2
+        # partition): the views are behind the log in the customer's, not in every one.
+        ends = freshness["log_positions"]
+        for partition, end in ends.items():
             if projector == "caught_up":
-                assert views[partition] == end
+                assert views.get(partition, 0) == end
             else:
-                assert end > views.get(partition, 0)
+                assert end >= views.get(partition, 0)
+        if projector != "caught_up":
+            assert any(end > views.get(partition, 0) for partition, end in ends.items())
 
 
 def test_a_tail_longer_than_the_bound_fails_closed_for_marketing(tmp_path: Path) -> None:

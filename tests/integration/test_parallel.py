@@ -360,7 +360,7 @@ def test_kafka_parallel_catch_up_with_republished_events_gives_one_process_views
 def test_an_id_published_for_two_customers_counts_once(kafka_settings: Any, tmp_path: Path) -> None:
     """The same event id under two customers' keys lands in partitions that different
     workers fold: their batch cannot commit, and the projector goes on in one process,
-    which applies the id once."""
+    which applies the id once and parks the other copy as a conflict (another customer)."""
     events = history(customers=80, days=60)
     customers = sorted({e.subject for e in events})
     first = next(c for c in customers if partition_for(c, 4) in (0, 2))  # worker 0
@@ -381,7 +381,7 @@ def test_an_id_published_for_two_customers_counts_once(kafka_settings: Any, tmp_
         profiles = {c: store.profile(c) for c in (first, second)}
         store.close()
     assert projector.workers == 1  # fell back to one process
-    assert (report.applied, report.duplicates) == (len(events) + 1, 1)
+    assert (report.applied, report.duplicates, report.parked) == (len(events) + 1, 0, 1)
     visits = [p.by_type.get("touchpoint.visit", 0) for p in profiles.values() if p is not None]
     expected_visits = [
         sum(1 for e in events if e.subject == c and e.type == "touchpoint.visit")
