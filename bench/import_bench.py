@@ -2,6 +2,7 @@
 
     python bench/import_bench.py                    # 1,000,000 events, 100,000 customers
     python bench/import_bench.py --events 200000    # a quicker look
+    git archive COMMIT | tar -x -C /tmp/before && python bench/import_bench.py --before /tmp/before
 
 Each figure comes from a fresh child process, so its peak RSS is its own:
 
@@ -171,10 +172,13 @@ def child_main(args: argparse.Namespace) -> None:
 # -- the parent: orchestrate, print the table -------------------------------------------
 
 
-def measure(kind: str, source: Path, limit: int, target: str = "") -> dict[str, Any]:
+def measure(
+    kind: str, source: Path, limit: int, target: str = "", script: Path | None = None
+) -> dict[str, Any]:
+    """Run one child measurement (of this tree's code, or of ``script``'s tree)."""
     command = [
         sys.executable,
-        __file__,
+        str(script or __file__),
         "--child",
         kind,
         "--input",
@@ -198,6 +202,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=HERE / "out")
     parser.add_argument("--logs", default="sqlite,kafka")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="Another tree of this project (e.g. an older commit: git archive C | tar -x -C "
+        "DIR): its validate and import rows run beside this tree's, on the same input.",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
@@ -217,6 +227,11 @@ def main() -> None:
     quarter = args.events // 4
     rows: list[tuple[str, dict[str, Any]]] = []
     rows.append(("validate only (no log)", measure("validate", source, args.events)))
+    old = args.before / "bench" / "import_bench.py" if args.before else None
+    if old:
+        rows.append(
+            ("validate only, --before code", measure("validate", source, args.events, "", old))
+        )
     logs = args.logs.split(",")
     with tempfile.TemporaryDirectory(dir=args.work) as scratch:
         if "sqlite" in logs:
@@ -224,6 +239,14 @@ def main() -> None:
                 url = f"sqlite:///{Path(scratch) / uuid.uuid4().hex}.db"
                 rows.append(
                     (f"ledger import -> sqlite ({limit:,})", measure("import", source, limit, url))
+                )
+            if old:
+                url = f"sqlite:///{Path(scratch) / uuid.uuid4().hex}.db"
+                rows.append(
+                    (
+                        f"ledger import -> sqlite, --before code ({args.events:,})",
+                        measure("import", source, args.events, url, old),
+                    )
                 )
             raw = measure("raw-sqlite", source, args.events, f"{scratch}/raw.db")
             rows.append(("raw sqlite executemany, same rows", raw))
@@ -237,6 +260,14 @@ def main() -> None:
                         (
                             f"ledger import -> kafka ({limit:,})",
                             measure("import", source, limit, url),
+                        )
+                    )
+                if old:
+                    url = f"kafka://{broker.bootstrap}/bench-{uuid.uuid4().hex[:8]}"
+                    rows.append(
+                        (
+                            f"ledger import -> kafka, --before code ({args.events:,})",
+                            measure("import", source, args.events, url, old),
                         )
                     )
                 raw = measure("raw-kafka", source, args.events, broker.bootstrap)

@@ -67,8 +67,12 @@ def loads(document: bytes | str) -> Any:
     """Decode one JSON document strictly; :class:`StrictJSONError` says what is wrong."""
     try:
         if isinstance(document, bytes | bytearray):
-            # As json.loads does (UTF-8, with or without a BOM; UTF-16/32 by their BOM).
-            document = document.decode(json.detect_encoding(document), "surrogatepass")
+            # As json.loads does (UTF-8, with or without a BOM; UTF-16/32 by their BOM or
+            # their zero bytes), with the usual case first.
+            if document[:1] in _PLAIN_UTF8_START and document[1:2] != b"\x00":
+                document = document.decode("utf-8", "surrogatepass")
+            else:
+                document = document.decode(json.detect_encoding(document), "surrogatepass")
         elif document.startswith("\ufeff"):
             raise StrictJSONError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
         return _DECODER.decode(document)
@@ -79,6 +83,10 @@ def loads(document: bytes | str) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise StrictJSONError(str(exc)) from None
 
+
+_PLAIN_UTF8_START = frozenset((b"{", b"[", b'"'))
+"""First bytes of a JSON text that can only be UTF-8 with no BOM (UTF-16/32 would put a
+zero byte beside them)."""
 
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_object,

@@ -19,6 +19,8 @@ With :data:`EARLIEST`..:data:`LATEST` this keeps every computed moment (a window
 an earliest allowed time, a local calendar day in any zone) far inside what ``datetime``
 can represent (years 1..9999), so no accepted input can overflow a computation."""
 
+_EARLIEST_NAIVE = EARLIEST.replace(tzinfo=None)
+_LATEST_NAIVE = LATEST.replace(tzinfo=None)
 RANGE_TEXT = "1900-01-01T00:00:00Z..2999-12-31T23:59:59.999999Z"
 
 
@@ -28,11 +30,13 @@ def check_range(moment: datetime) -> datetime:
     Checked without converting to UTC first: a time such as 9999-12-31T23:59:59-12:00 is
     valid RFC 3339 but its UTC instant is not representable at all.
     """
+    if 1901 <= moment.year <= 2998:
+        return moment  # an offset is under a day: inside the range whatever it is
     offset = moment.utcoffset() or timedelta(0)
     naive = moment.replace(tzinfo=None)
     # Compare the local wall time against the bounds shifted by the offset: no overflow,
     # because the bounds are centuries away from datetime's own limits.
-    if not EARLIEST.replace(tzinfo=None) + offset <= naive <= LATEST.replace(tzinfo=None) + offset:
+    if not _EARLIEST_NAIVE + offset <= naive <= _LATEST_NAIVE + offset:
         raise ValueError(f"{moment.isoformat()} is outside the accepted range {RANGE_TEXT}")
     return moment
 
