@@ -1,10 +1,13 @@
 """Records published by standard tooling (confluent-kafka, librdkafka) by the documented
-contract: whatever partitioner the producer uses, the views, ``replay --customer``,
+contract, with the ``traceparent`` and ``partitionkey`` extensions that tracing middleware
+and the CloudEvents SDK add: whatever partitioner the producer uses, the views,
+``replay --customer`` (extensions included),
 ``history``, ``--as-of`` answers and fresh decisions are right, and ``project status``
 names the records that sit outside their key's murmur2 partition (issue 11, item 1)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -47,15 +50,25 @@ def publish(bootstrap: str, topic: str, events: list[TouchpointEvent], **config:
             failures.append(str(error))
 
     for event in events:
+        # What tracing middleware and the CloudEvents SDK's key mapping add to every record.
+        extensions = {"traceparent": traceparent(event.id), "partitionkey": event.subject}
         if mode == "binary":
             key, value, headers = to_binary(event)
+            headers += [(f"ce_{name}", text.encode()) for name, text in extensions.items()]
         else:
-            key, value = event.subject.encode(), orjson.dumps(event_to_dict(event))
+            key = event.subject.encode()
+            value = orjson.dumps({**event_to_dict(event), **extensions})
             headers = [("content-type", STRUCTURED.encode())]
         producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
         producer.poll(0)
     assert producer.flush(30) == 0
     assert not failures
+
+
+def traceparent(event_id: str) -> str:
+    """A W3C trace context for the event (version 00, sampled), as tracing middleware adds."""
+    digest = hashlib.sha256(event_id.encode()).hexdigest()
+    return f"00-{digest[:32]}-{digest[32:48]}-01"
 
 
 def misplaced_in(log: KafkaLog) -> Counter[int]:
@@ -150,7 +163,11 @@ def test_any_partitioner_gives_the_same_answers(
         ids = {e.id for e in events if e.subject == customer}
         replayed = runner.invoke(main, ["replay", "--customer", customer, "--json"])
         assert replayed.exit_code == 0, replayed.output
-        assert {orjson.loads(line)["id"] for line in replayed.output.splitlines()} == ids
+        replayed_events = [orjson.loads(line) for line in replayed.output.splitlines()]
+        assert {e["id"] for e in replayed_events} == ids
+        for event in replayed_events:  # the extensions came back with every event
+            assert event["traceparent"] == traceparent(event["id"])
+            assert event["partitionkey"] == customer
         history = runner.invoke(main, ["history", customer, "--json"])
         assert history.exit_code == 0, history.output
         lines = history.output.splitlines()
