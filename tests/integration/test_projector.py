@@ -217,6 +217,21 @@ def _run_projector(
     )
 
 
+def _position(settings: Settings) -> int:
+    """How many records of the embedded log the views of ``settings`` hold (0 before the
+    first commit, or while a run is creating the store)."""
+    try:
+        store = open_store(settings)
+    except Exception:  # the projector may be creating the store right now
+        return 0
+    try:
+        return max(store.positions([0]).get(0, 1) - 1, 0)
+    except Exception:
+        return 0
+    finally:
+        store.close()
+
+
 def at_once(*runs: Callable[[], None], seconds: float = 300) -> None:
     """Run each function on its own thread, all at the same time, and wait for them."""
     threads = [threading.Thread(target=run) for run in runs]
@@ -230,6 +245,7 @@ def kill_until_it_finishes(
     start: Callable[[], subprocess.Popen[bytes]],
     rng: random.Random,
     timing: Callable[[], subprocess.Popen[bytes]],
+    progress: tuple[Callable[[], int], int] | None = None,
 ) -> int:
     """Start a projector process, SIGKILL it after a random pause, and again, until one run
     ends on its own (successfully). Returns how many runs were killed.
@@ -237,13 +253,26 @@ def kill_until_it_finishes(
     ``timing`` starts the same work on a scratch store; it runs to its end first, and each
     pause is a random 8-30 % of its time, so that runs are cut part-way on a fast
     machine and a slow one alike. Pauses grow with every kill (a run that is killed
-    before its first commit makes no progress), so the loop ends."""
+    before its first commit makes no progress), so the loop ends.
+
+    With ``progress`` (how far the views are, and where the end is), each of the first
+    three runs is also killed once it has gone a random 10-30 % of the way left: the timing
+    run's pace says little when other work on the machine starts or stops meanwhile, and a
+    run that outlasts its pause would end the test with too few kills."""
     began = time.monotonic()
     assert timing().wait(600) == 0
     whole = time.monotonic() - began
     for kills in range(100):
         process = start()
-        time.sleep(rng.uniform(0.08, 0.3) * whole * (1 + kills / 6))
+        pause = rng.uniform(0.08, 0.3) * whole * (1 + kills / 6)
+        if progress is None or kills >= 3:
+            time.sleep(pause)
+        else:
+            done, end = progress
+            at = done()
+            target, deadline = at + rng.uniform(0.1, 0.3) * (end - at), time.monotonic() + pause
+            while time.monotonic() < deadline and process.poll() is None and done() < target:
+                time.sleep(0.05)
         if process.poll() is not None:
             assert process.returncode == 0
             return kills
@@ -267,10 +296,12 @@ def test_exactly_once_when_the_projector_is_killed_at_random_points(
                 log.append(events[start : start + 20_000])
     project(clean, batch_size=5000)
     scratch = settings_for("scratch").model_copy(update={"log": killed.log_url})
+    open_store(killed).close()  # its tables, before the runs and the progress polls start
     kills = kill_until_it_finishes(
         lambda: _run_projector(killed, batch_size=2000),
         random.Random(11),
         lambda: _run_projector(scratch, batch_size=2000),
+        progress=(lambda: _position(killed), len(events)),
     )
     assert kills >= 3, f"only {kills} kills: too few events to interrupt the run"
     assert dump(killed) == dump(clean)
