@@ -13,10 +13,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -33,25 +30,17 @@ from ledger.payloads import (
     CustomerDetailsData,
     EmailData,
     FeedbackData,
+    Moment,
     Payload,
     PurchaseData,
     RefundData,
     SmsData,
     VisitData,
 )
-from ledger.strict import RFC3339_SCHEMA, rfc3339
-from ledger.timeutil import RANGE_TEXT, check_range
 
 SCHEMA_URN = re.compile(r"^urn:touchpoint-ledger:(?P<type>[a-z.]+):v(?P<version>[1-9][0-9]*)$")
-EventTime = Annotated[
-    AwareDatetime,
-    BeforeValidator(rfc3339),
-    AfterValidator(check_range),
-    Field(
-        description=f"RFC 3339 with a zone; its UTC instant within {RANGE_TEXT}.",
-        json_schema_extra={"pattern": RFC3339_SCHEMA},
-    ),
-]
+EventTime = Moment
+"""When it happened: the same checks as every moment in a payload."""
 EventId = Annotated[
     str,
     Field(
