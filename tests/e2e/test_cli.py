@@ -7,16 +7,12 @@ import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner, Result
 
-from cli import main
 from ledger.settings import Settings
-
-Run = Callable[..., Result]
+from tests.e2e.conftest import Run, lines
 
 PURCHASE = [
     "--type",
@@ -34,22 +30,6 @@ PURCHASE = [
     "--set",
     "item_count=1",
 ]
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Invoke ``ledger`` with a fresh data dir, as a user in an empty folder would."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LEDGER_LOG", raising=False)
-
-    def invoke(*args: str, input: bytes | str | None = None) -> Result:
-        return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
-
-    return invoke
-
-
-def lines(result: Result) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 COMMANDS = [

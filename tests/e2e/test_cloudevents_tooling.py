@@ -9,31 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
-from click.testing import CliRunner, Result
 from kafka import KafkaProducer
 
-from cli import main
 from ledger.settings import Settings
-
-Run = Callable[..., Result]
+from tests.e2e.conftest import Run, lines
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LEDGER_LOG", raising=False)
-
-    def invoke(*args: str, input: bytes | str | None = None) -> Result:
-        return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
-
-    return invoke
-
-
-def lines(result: Result) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 def sms(event_id: str, time: str = "2025-01-01T10:00:00Z", **extra: object) -> dict[str, Any]:

@@ -3,29 +3,11 @@ next may-contact although no projector ran; every answer says how fresh it is.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import pytest
-from click.testing import CliRunner, Result
 
-from cli import main
-
-Run = Callable[..., Result]
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Invoke ``ledger`` with a fresh data dir, as a user in an empty folder would."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LEDGER_LOG", raising=False)
-
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
-
+from tests.e2e.conftest import Run
 
 CONSENT = ["--customer", "C1", "--set", "channel=sms", "--set", "evidence_source=web"]
 ASK = ["may-contact", "C1", "--channel", "sms", "--purpose", "marketing"]
