@@ -36,34 +36,37 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from application import service
+from application.api import Ledger, policy_history
+from application.fresh import CustomerNow, customer_fresh, customer_in_views
+from application.policy_files import load_policies, parse_requests
+from application.pressure import PressureReport, pressure
+from application.report import RelationshipReport
+from application.service import Conflict
+from application.wiring import fresh_by_default, known_partitions, log_name, open_log, open_store
+from consumers.folding import PROJECTOR_BATCH
 from consumers.kafka_group import GroupProjector, follow_group
-from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
+from consumers.projector import Projector, rebuild
+from consumers.store import DeadLetter, encode_headers
 from ledger import audit as ledger_audit
-from ledger import service, strict
-from ledger.api import Ledger, policy_history
-from ledger.app import fresh_by_default, known_partitions, log_name, open_log, open_store
+from ledger import strict
 from ledger.asyncapi import asyncapi_document
 from ledger.codec import event_to_dict, from_text_cells
 from ledger.describe import describe
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.events import EVENT_CLASSES, SHORT_NAMES, EventTime, resolve_type
-from ledger.fresh import CustomerNow, customer_fresh, customer_in_views
 from ledger.importer import Format, ImportSummary, check_rejects_target, detect_format
 from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, LogRecord, Position, ReadFilter
 from ledger.redact import redact, redact_url
 from ledger.schema import contract, dump, write_schemas
-from ledger.service import Conflict
 from ledger.settings import Settings
 from ledger.stopping import exit_code, stop_on_signals, stoppable
 from ledger.timeutil import MICROSECOND, check_range
 from ledger.vocabulary import Channel, Purpose
 from projections import frequency
 from projections.frequency import Window
-from projections.policy import Freshness, load_policies, parse_duration, parse_requests
-from projections.pressure import PressureReport, pressure
-from projections.report import RelationshipReport
-from projections.store import DeadLetter, encode_headers
+from projections.policy import Freshness, parse_duration
 
 EXIT_REJECTED = 3
 EXIT_DENIED = 5

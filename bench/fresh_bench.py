@@ -24,11 +24,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from application.api import Ledger  # noqa: E402
+from application.service import generate_into  # noqa: E402
+from application.wiring import open_log, open_store  # noqa: E402
 from consumers.projector import Projector  # noqa: E402
-from ledger.api import Ledger  # noqa: E402
-from ledger.app import open_log, open_store  # noqa: E402
 from ledger.codec import parse_event  # noqa: E402
-from ledger.service import generate_into  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=UTC)

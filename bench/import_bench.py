@@ -71,7 +71,7 @@ def child_validate(source: Path, limit: int) -> dict[str, Any]:
 
 
 def child_import(source: Path, limit: int, log_url: str) -> dict[str, Any]:
-    from ledger.app import open_log
+    from application.wiring import open_log
     from ledger.importer import RejectsFile, candidates, import_stream
     from ledger.settings import Settings
 

@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--at", default="2025-09-01T12:00:00+00:00")
     args = parser.parse_args()
 
-    from ledger.api import Ledger
+    from application.api import Ledger
     from ledger.settings import Settings
 
     settings = Settings(log=f"sqlite:///{args.log}", store=f"sqlite:///{args.store}")

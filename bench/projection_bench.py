@@ -43,8 +43,9 @@ def peak_rss_mb() -> float:
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
-    from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
-    from ledger.app import open_log, open_store
+    from application.wiring import open_log, open_store
+    from consumers.folding import PROJECTOR_BATCH
+    from consumers.projector import Projector, rebuild
     from ledger.settings import Settings
 
     settings = Settings(log=args.log, store=args.store)
@@ -54,7 +55,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         count = sum(1 for _ in itertools.islice(log.read(), args.limit or None))
         return {"events": count, "seconds": time.perf_counter() - started}
     if args.child == "read-facts":  # the projector's own read path, no projection
-        from consumers.projector import read_items
+        from consumers.folding import read_items
 
         started = time.perf_counter()
         count = sum(1 for _ in itertools.islice(read_items(log, {}), args.limit or None))
@@ -97,7 +98,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     elif args.limit:
         projector = Projector(log, store, batch_size=args.batch or PROJECTOR_BATCH)
         records = list(itertools.islice(log.read(), args.limit))
-        from consumers.projector import RunReport
+        from consumers.folding import RunReport
 
         report = RunReport()
         for start in range(0, len(records), args.batch):
@@ -148,8 +149,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    from application.wiring import open_log
     from bench.import_bench import make_input
-    from ledger.app import open_log
     from ledger.devbroker import TansuBroker
     from ledger.importer import RejectsFile, candidates, import_stream
     from ledger.settings import Settings

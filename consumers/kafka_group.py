@@ -23,11 +23,12 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 
-from consumers.projector import PROJECTOR_BATCH, Projector, RunReport, check_views_fit
+from consumers.folding import PROJECTOR_BATCH, RunReport, check_views_fit
+from consumers.projector import Projector
+from consumers.store import BatchConflict, ViewStore
 from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
 from ledger.stopping import Stop
-from projections.store import BatchConflict, ViewStore
 
 LEAVE_GROUP_MS = 1000
 """How long a stopping projector waits to leave its group politely."""

@@ -9,381 +9,33 @@ the committed positions: every event counts exactly once.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+from collections.abc import Iterable, Sequence
 
-from ledger.codec import event_from_stored
-from ledger.errors import InvalidEvent, LedgerError, LogReplaced
-from ledger.events import DECISION_TYPES
+from consumers.folding import (
+    PARALLEL_MIN,
+    PROJECTOR_BATCH,
+    READ_CHUNK,
+    Folder,
+    Item,
+    OnError,
+    Pending,
+    RunReport,
+    check_views_fit,
+    item_of,
+    read_items,
+    settle_garbage,
+)
+from consumers.shards import ParallelCatchUp
+from consumers.store import BatchConflict, ViewBatch, ViewStore
 from ledger.log import (
     EventLog,
     LogRecord,
     Position,
-    Positions,
-    StoredEvent,
-    as_bytes,
-    check_positions,
 )
 from ledger.stopping import Stop
-from projections import frequency, profile
-from projections.fact import Fact, content_digest, fact_from_stored, fact_of
-from projections.store import BatchConflict, DeadLetter, Misplaced, Seen, ViewBatch, ViewStore
-
-if TYPE_CHECKING:
-    from consumers.shards import ParallelCatchUp
-
-OnError = Literal["park", "stop"]
-
-PROJECTOR_BATCH = 500_000
-"""Records per transaction (at most: a catch-up commits whatever it holds at the end of the
-log, so a follower's small batches commit at once). Every profile a transaction touches is
-written once, so larger transactions write fewer profiles per event (1M events, 100k
-customers, two worker processes: 95-101k events/s at 250,000, 109-111k at 500,000,
-113-123k at 1,000,000). Records are folded as they are read; a transaction holds its
-touched profiles (in the O(customers) cache anyway) and contact counts, not its records."""
-
-
-READ_CHUNK = 5_000
-"""Records read and folded at a time (dedupe lookups and profile loads per chunk)."""
-
-PARALLEL_MIN = 50_000
-"""Records behind on the embedded log before a catch-up starts worker processes (below
-it, starting them costs more than they save: see :mod:`consumers.shards`)."""
-
-
-def settle_garbage() -> None:
-    """Collect the cyclic garbage of the chunk just folded, then take what survives
-    (mostly the cached profiles: millions of long-lived dicts) out of the cycle
-    collector's sight (``gc.freeze``). Otherwise its full collections walk the whole
-    profile cache again and again: a third of a catch-up's time at 1M events. The
-    collection only walks what was allocated since the last call, and frozen objects
-    are still freed by reference counting when dropped; only a cycle that forms among
-    them later would not be collected (profiles hold none). Called during bulk folding
-    only: by worker processes, and by a one-process catch-up for full chunks."""
-    gc.collect()
-    gc.freeze()
-
-
-@dataclass
-class Pending:
-    """A transaction being filled: its batch and what it has done so far."""
-
-    batch: ViewBatch
-    began: float
-    records: int = 0
-    applied: int = 0
-    duplicates: int = 0
-
-    def count_into(self, report: RunReport) -> None:
-        """Add this (committed) transaction to ``report``."""
-        report.batches += 1
-        report.records += self.records
-        report.applied += self.applied
-        report.duplicates += self.duplicates
-        report.parked += len(self.batch.dead_letters)
-        report.positions.update(self.batch.positions)
-
-
-def check_views_fit(log: EventLog, store: ViewStore, partitions: Iterable[int]) -> None:
-    """Raise :class:`~ledger.errors.PositionLost` unless the views of ``store`` may go on
-    from their positions in ``log``: each stored position lies within its partition
-    (:func:`ledger.log.check_positions`), and the log is the one they were built from (its
-    :meth:`~ledger.log.EventLog.identity`, recorded here the first time it is known)."""
-    check_positions(log, store.positions(partitions))
-    current = log.identity()
-    if current is None:
-        return
-    recorded = store.log_identity()
-    if recorded is None:
-        store.record_log_identity(current)
-    elif recorded != current:
-        raise LogReplaced(log=log.name, recorded=recorded, current=current)
-
-
-class PoisonEvent(LedgerError):
-    """A record could not be decoded or applied, and ``--on-error stop`` was asked for."""
-
-
-class Item(NamedTuple):
-    """One log record as the projector handles it: its fact, or why there is none."""
-
-    position: Position
-    fact: Fact | None
-    error: str | None
-    raw: bytes
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
-    timestamp: datetime | None = None
-    """When the log recorded it (what a parked record keeps, with key and headers)."""
-
-
-def item_of(record: LogRecord) -> Item:
-    """The item of a record a log decoded (and validated) itself."""
-    event, key, headers, at = record.event, record.key, record.headers, record.recorded_at
-    if event is None:
-        error = record.error or "cannot be decoded"
-        return Item(record.position, None, error, record.raw, key, headers, at)
-    return Item(record.position, fact_of(event), None, record.raw, key, headers, at)
-
-
-def item_of_stored(stored: StoredEvent) -> Item:
-    """The item of a record the log validated at append time: the fast path decodes only
-    what projections use; anything unexpected takes the validating path, which names the
-    problem (a record that fails it is parked, as from any log). A row whose columns
-    are damaged (a type the ledger does not write, an impossible event time) is parked
-    naming them, whatever its JSON says: the fast path cannot trust those columns, and the
-    validating path (``--validate``) parks the same rows, so both give the same views."""
-    try:
-        return Item(stored.position, fact_from_stored(stored), None, stored.document)
-    except Exception:  # whatever broke, the validating path below says what
-        pass
-    damage = stored.damage()
-    if damage is not None:
-        return Item(stored.position, None, damage, as_bytes(stored.document))
-    try:
-        event = event_from_stored(stored.document)
-    except InvalidEvent as exc:
-        return Item(stored.position, None, "; ".join(exc.reasons), stored.document)
-    return Item(stored.position, fact_of(event), None, stored.document)
-
-
-def read_items(log: EventLog, start: Positions, *, validate: bool = False) -> Iterator[Item]:
-    """The records of ``log`` from ``start``, as items.
-
-    Where the log vouches for its records (the embedded log validated each one at append
-    time), the fast path decodes only what projections use; ``validate`` validates every
-    record against the contract instead (~3x slower), for a log whose file may have been
-    edited behind the ledger's back (``ledger audit verify`` tells).
-    """
-    if log.validated_at_append and not validate:
-        return map(item_of_stored, log.read_stored(start))
-    return map(item_of, log.read(start))
-
-
-@dataclass
-class RunReport:
-    """What a run did."""
-
-    batches: int = 0
-    records: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    parked: int = 0
-    conflicts: int = 0
-    """Batches rolled back because another projector committed first."""
-    seconds: float = 0.0
-    positions: dict[int, int] = field(default_factory=dict)
-    workers: int = 1
-    """Processes that folded records (more than one: see :mod:`consumers.shards`)."""
-    worker_peak_rss_mb: float = 0.0
-    """The largest peak memory of a worker process (MiB), if any folded."""
-
-    def merge(self, other: RunReport) -> None:
-        self.batches += other.batches
-        self.records += other.records
-        self.applied += other.applied
-        self.duplicates += other.duplicates
-        self.parked += other.parked
-        self.conflicts += other.conflicts
-        self.seconds += other.seconds
-        self.positions.update(other.positions)
-        self.workers = max(self.workers, other.workers)
-        self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, other.worker_peak_rss_mb)
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.seconds if self.seconds else 0.0
-
-
-class Views(Protocol):
-    """What folding reads from the views: stored profiles and applied event ids."""
-
-    def load_profiles(self, customers: Sequence[str]) -> dict[str, profile.Profile]: ...
-
-    def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]: ...
-
-
-class Folder:
-    """Folds records into a batch: applies each new event to its customer's profile and
-    contact counts, skips events applied before (by id), parks what cannot be applied.
-
-    Profiles stay in memory between batches (O(customers)): loading and parsing them
-    again for every batch cost more than applying the events. Whoever drives a folder
-    drops them (:meth:`forget`) whenever a commit fails or another projector may have
-    moved the views on.
-    """
-
-    def __init__(
-        self,
-        views: Views,
-        *,
-        dedupe: bool,
-        on_error: OnError = "park",
-        partition_count: int | None = None,
-    ) -> None:
-        self.views = views
-        self.dedupe = dedupe
-        self.partition_count = partition_count if partition_count and partition_count > 1 else None
-        """Kafka: the topic's partitions, to find records outside their key's murmur2
-        partition (``None``: a log that does not place records by key)."""
-        self.on_error = on_error
-        self.profiles: dict[str, profile.Profile] = {}
-        self.recent_ids: dict[str, Seen] = {}
-        """Ids applied by a batch that may not be committed yet (a worker folds the next
-        batch while the previous one commits): not in the views' dedupe records yet."""
-
-    def forget(self) -> None:
-        self.profiles.clear()
-        self.recent_ids.clear()
-
-    def add(self, batch: ViewBatch, items: list[Item]) -> tuple[int, int]:
-        """Fold a chunk of records into ``batch``; returns (applied, duplicates)."""
-        decoded = []
-        positions = batch.positions
-        for item in items:
-            positions[item.position.partition] = item.position.offset + 1
-            if item.fact is None:
-                self.park(batch, item, item.error or "cannot be decoded")
-            else:
-                decoded.append(item)
-        return self.fold(decoded, batch)
-
-    def fold(
-        self, items: list[Item], batch: ViewBatch, *, resolve: bool = False
-    ) -> tuple[int, int]:
-        """Apply decoded records not applied before (by id) to the cached profiles and the
-        batch's counts; a record whose apply fails is parked. Returns (applied, duplicates).
-        With ``resolve`` (a retry), every record handled leaves the dead letters."""
-        facts = [item.fact for item in items if item.fact is not None]
-        if self.partition_count is not None and not resolve:
-            self.find_misplaced(items, batch)
-        already: dict[str, Seen] = {}
-        if self.dedupe:
-            ids = [f.id for f in facts]
-            already = self.views.seen(ids)
-            for earlier in (self.recent_ids, batch.applied_ids):
-                already.update((i, earlier[i]) for i in ids if i in earlier)
-        profiles = self.profiles
-        unseen = {f.subject for f in facts} - profiles.keys()
-        profiles.update(self.views.load_profiles(sorted(unseen)))
-        touched, contacts, newest = batch.profiles, batch.contacts, batch.newest
-        apply_profile, contact_key = profile.apply, frequency.contact_key
-        applied = duplicates = 0
-        for item in items:
-            fact = item.fact
-            assert fact is not None
-            if resolve:
-                batch.resolved.append((item.position.partition, item.position.offset))
-            seen: Seen | None = None
-            if self.dedupe:
-                seen, duplicate = self.first_copy(batch, item, already, resolve=resolve)
-                if seen is None:
-                    duplicates += duplicate
-                    continue
-            if fact.type in DECISION_TYPES:  # a record of a check: no profile, no contact
-                applied += 1
-                if seen is not None:
-                    batch.applied_ids[fact.id] = seen
-                continue
-            customer = profiles.get(fact.subject) or profile.Profile(customer=fact.subject)
-            try:
-                apply_profile(customer, fact)
-                key = contact_key(fact)
-            except Exception as exc:  # a bug in apply must not stop other customers' records
-                if resolve:
-                    batch.resolved.pop()
-                self.park(batch, item, f"apply failed: {exc!r}")
-                continue
-            if key is not None:
-                contacts[key] += 1
-            profiles[fact.subject] = touched[fact.subject] = customer
-            partition = item.position.partition
-            if fact.micros > newest.get(partition, -1 << 62):
-                newest[partition] = fact.micros
-            applied += 1
-            if seen is not None:
-                batch.applied_ids[fact.id] = seen
-        return applied, duplicates
-
-    def find_misplaced(self, items: list[Item], batch: ViewBatch) -> None:
-        """Count the records that sit outside the partition murmur2 gives their key (the
-        customer): a producer with another partitioner wrote them. They are applied all
-        the same (per-customer reads look in every partition); the count tells who to fix."""
-        from ledger.kafka_log import partition_for  # Kafka only: no kafka import otherwise
-
-        count = self.partition_count
-        assert count is not None
-        misplaced = batch.misplaced
-        for item in items:
-            fact = item.fact
-            assert fact is not None
-            home = partition_for(fact.subject, count)
-            partition, offset = item.position.partition, item.position.offset
-            if home != partition:
-                found = Misplaced(partition, 1, offset, fact.subject, home)
-                if partition in misplaced:
-                    misplaced[partition].add(found)
-                else:
-                    misplaced[partition] = found
-
-    def first_copy(
-        self, batch: ViewBatch, item: Item, already: dict[str, Seen], *, resolve: bool
-    ) -> tuple[Seen | None, bool]:
-        """``(seen, False)`` for the first copy of an id (now in ``already``); ``(None,
-        True)`` for a copy with the same content (a silent duplicate); ``(None, False)``
-        for one with other content: a conflict, parked with the first copy's position."""
-        fact = item.fact
-        assert fact is not None
-        digest = content_digest(fact)
-        first = already.get(fact.id)
-        position = item.position
-        if first is None:
-            seen = already[fact.id] = Seen(digest, position.partition, position.offset)
-            return seen, False
-        if first.digest in (None, digest) or first[1:] == (position.partition, position.offset):
-            return None, True
-        if resolve:
-            batch.resolved.pop()
-        self.park_conflict(batch, item, first)
-        return None, False
-
-    def park_conflict(self, batch: ViewBatch, item: Item, first: Seen) -> None:
-        """Park a copy of an applied id whose content differs from the applied copy's."""
-        assert item.fact is not None
-        assert first.partition is not None
-        assert first.offset is not None
-        where = Position(first.partition, first.offset)
-        reason = (
-            f"conflicting duplicate: id {item.fact.id!r} was applied from {where} with other "
-            "content (another customer, type, time or data); this copy is not applied "
-            "(both: ledger project errors)"
-        )
-        self.park(batch, item, reason, first=(where.partition, where.offset))
-
-    def park(
-        self, batch: ViewBatch, item: Item, reason: str, first: tuple[int, int] | None = None
-    ) -> None:
-        if self.on_error == "stop":
-            raise PoisonEvent(f"record at {item.position}: {reason}")
-        batch.dead_letters.append(
-            DeadLetter(
-                item.position.partition,
-                item.position.offset,
-                as_bytes(item.raw),
-                reason,
-                datetime.now(UTC),
-                key=item.key,
-                headers=item.headers,
-                timestamp=item.timestamp,
-                first=first,
-            )
-        )
 
 
 class Projector:
@@ -498,8 +150,6 @@ class Projector:
         learning the backlog takes longer (~0.4 s) than starting the workers (~0.3 s), so
         the first catch-up of a projector uses them whatever the backlog, and later ones
         (a follower's) do not."""
-        from consumers.shards import ParallelCatchUp
-
         embedded = self.log.refuses_duplicates_across_batches
         if self._backlog_checked and not embedded:
             return None

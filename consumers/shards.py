@@ -37,24 +37,19 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from consumers.projector import (
+from consumers.folding import (
     READ_CHUNK,
+    CatchUpHost,
     Folder,
     Item,
     PoisonEvent,
-    Projector,
     RunReport,
     check_views_fit,
     item_of,
     item_of_stored,
     settle_garbage,
 )
-from ledger.errors import LedgerError, LogUnavailable, PositionLost
-from ledger.kafka_log import KafkaLog, PartitionReader
-from ledger.log import EventLog
-from ledger.sqlite_log import Span, SQLiteLog
-from ledger.stopping import Stop, signals_held
-from projections.store import (
+from consumers.store import (
     BatchConflict,
     Misplaced,
     SharedEventId,
@@ -63,6 +58,11 @@ from projections.store import (
     ViewReader,
     write_staged,
 )
+from ledger.errors import LedgerError, LogUnavailable, PositionLost
+from ledger.kafka_log import KafkaLog, PartitionReader
+from ledger.log import EventLog
+from ledger.sqlite_log import Span, SQLiteLog
+from ledger.stopping import Stop, signals_held
 
 STOP_POLL_SECONDS = 0.1
 """How often the projector, waiting for its workers, looks whether it was asked to stop."""
@@ -336,7 +336,7 @@ class ParallelCatchUp:
 
     def __init__(
         self,
-        projector: Projector,
+        projector: CatchUpHost,
         workers: int,
         *,
         partitions: list[int] | None = None,
@@ -353,7 +353,7 @@ class ParallelCatchUp:
         """Set when shards applied the same event id: the rest goes to one process."""
 
     @staticmethod
-    def possible(projector: Projector, workers: int) -> bool:
+    def possible(projector: CatchUpHost, workers: int) -> bool:
         """Whether more than one process can fold this projector's log into its store."""
         if workers < 2 or projector.store.staging is None:
             return False

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     policy: Path | None = Field(
         default=None,
         description="The contact policy file (TOML) (LEDGER_POLICY); default: policy.toml in "
-        "the data dir if present, else the built-in one (projections/default_policy.toml).",
+        "the data dir if present, else the built-in one (application/default_policy.toml).",
     )
     kafka_partitions: int = Field(
         default=12,

@@ -1,7 +1,7 @@
 """The contact policy: consent, frequency caps, quiet hours and complaint cool-down, and the
 decision "may we contact this customer now, on this channel, for this purpose?".
 
-A policy is a versioned TOML file (``projections/default_policy.toml`` documents every key); its
+A policy is a versioned TOML file (``application/default_policy.toml`` documents every key); its
 version and content hash go with every decision. A decision reads only the read models —
 the customer's profile (consent, time zone, complaints) and their contact slots over the
 longest window the policy looks at — and never rescans history.
@@ -9,18 +9,14 @@ longest window the policy looks at — and never rescans history.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
-import itertools
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-from typing import IO, Annotated, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -35,7 +31,6 @@ from pydantic import (
     model_validator,
 )
 
-from ledger import strict
 from ledger.errors import LedgerError
 from ledger.timeutil import LONGEST_SPAN, check_range
 from ledger.vocabulary import Channel, Purpose
@@ -278,21 +273,6 @@ def parse_policy(text: str, source: str = "policy") -> LoadedPolicy:
     return LoadedPolicy(policy, source, hashlib.sha256(text.encode()).hexdigest())
 
 
-def load_policy(path: Path) -> LoadedPolicy:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PolicyError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise PolicyError(
-            str(path), [f"line {line}: not UTF-8 (byte {data[exc.start]:#04x}); TOML is UTF-8"]
-        ) from None
-    return parse_policy(text, str(path))
-
-
 def _huge_number_line(text: str) -> str:
     """``"line N: "`` of the first run of more than 4,000 digits, if any."""
     match = re.search(r"[0-9_]{4000}", text)
@@ -318,35 +298,6 @@ class PolicyHistory:
 
     def current(self) -> LoadedPolicy:
         return self.at(datetime.now(UTC)) or self.versions[0]
-
-
-def load_policies(path: Path) -> PolicyHistory:
-    """A policy file, or a folder of them (``*.toml``): its history, checked as a whole."""
-    if not path.is_dir():
-        return PolicyHistory([load_policy(path)])
-    versions = [load_policy(file) for file in sorted(path.glob("*.toml"))]
-    if not versions:
-        raise PolicyError(str(path), ["no *.toml policy files in this folder"])
-    undated = [v.source for v in versions if v.policy.effective_from is None]
-    if len(undated) > 1:
-        raise PolicyError(str(path), [f"only one version may lack effective_from: {undated}"])
-    starts = [v.policy.effective_from for v in versions if v.policy.effective_from]
-    if len(set(starts)) != len(starts):
-        raise PolicyError(str(path), ["two versions take effect at the same moment"])
-    versions.sort(key=lambda v: v.policy.effective_from or datetime.min.replace(tzinfo=UTC))
-    return PolicyHistory(versions)
-
-
-DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
-
-
-def default_policy() -> LoadedPolicy:
-    """The built-in policy, projections/default_policy.toml (it documents every key)."""
-    return parse_policy(DEFAULT_POLICY.read_text(), "(built-in policy)")
-
-
-def default_history() -> PolicyHistory:
-    return PolicyHistory([default_policy()])
 
 
 def _line_of(text: str, location: Sequence[int | str]) -> int | None:
@@ -739,63 +690,3 @@ def _local(day: date, clock: time, zone: ZoneInfo) -> datetime:
     if candidate.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
         candidate = candidate.astimezone(UTC).astimezone(zone)
     return candidate
-
-
-Request = tuple[str, str, str]
-"""``(customer, channel, purpose)``."""
-
-
-def parse_requests(stream: IO[bytes]) -> Iterator[tuple[int, Request | str]]:
-    """A campaign list, CSV (header ``customer,channel,purpose``) or JSON Lines (objects with
-    those keys), line by line: each line's number and its request, or what is wrong with it.
-    Read strictly, like an import: a leading BOM is skipped, a key or column given twice and
-    bytes that are not UTF-8 are named, never guessed at."""
-    first = stream.readline().removeprefix(b"\xef\xbb\xbf")
-    if first.lstrip().startswith(b"{"):
-        lines = itertools.chain([first], stream)
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                item = strict.loads(line)
-            except strict.StrictJSONError as exc:
-                yield number, f"not JSON: {exc}"
-                continue
-            yield number, _request(item if isinstance(item, dict) else {})
-        return
-    try:
-        header = [h.strip() for h in first.decode().split(",")]
-    except UnicodeDecodeError:
-        yield 1, "the CSV header is not UTF-8"
-        return
-    missing = {"customer", "channel", "purpose"} - set(header)
-    twice = sorted({h for h in header if h and header.count(h) > 1})
-    if missing or twice:
-        problem = f"lacks {', '.join(sorted(missing))}" if missing else f"repeats {twice[0]!r}"
-        yield 1, f"the CSV header {problem}"
-        return
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
-    try:
-        for number, row in enumerate(csv.DictReader(text, header), 2):
-            if any(_SURROGATE.search(cell) for cell in row.values() if isinstance(cell, str)):
-                yield number, "not UTF-8"
-                continue
-            yield number, _request(row)
-    finally:
-        text.detach()  # the caller owns the stream
-
-
-_SURROGATE = re.compile("[\udc80-\udcff]")
-_CHANNELS = frozenset(c.value for c in Channel)
-_PURPOSES = frozenset(p.value for p in Purpose)
-
-
-def _request(item: Mapping[str, object]) -> Request | str:
-    customer, channel, purpose = (item.get(k) for k in ("customer", "channel", "purpose"))
-    if not isinstance(customer, str) or not customer.strip():
-        return "customer: required"
-    if channel not in _CHANNELS:
-        return f"channel: {channel!r} is not one of {', '.join(sorted(_CHANNELS))}"
-    if purpose not in _PURPOSES:
-        return f"purpose: {purpose!r} is not one of {', '.join(sorted(_PURPOSES))}"
-    return customer.strip(), str(channel), str(purpose)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.app import open_log
+from application.wiring import open_log
 from ledger.devbroker import TansuBroker
 from ledger.errors import LogUnavailable
 from ledger.log import EventLog
@@ -124,7 +124,7 @@ def wait_until(condition: Callable[[], bool], seconds: float, step: float = 0.05
 
 def applied_events(settings: Settings) -> int:
     """How many touchpoints the views of ``settings`` hold (summed over the profiles)."""
-    from ledger.app import open_store
+    from application.wiring import open_store
 
     store = open_store(settings)
     try:

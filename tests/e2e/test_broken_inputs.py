@@ -17,8 +17,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from application.policy_files import DEFAULT_POLICY
 from cli import main
-from projections.policy import DEFAULT_POLICY
 
 TIME_NAMES = {"at", "as_of", "recorded_by", "since", "until", "start", "when"}
 BROKEN_TIMES = [

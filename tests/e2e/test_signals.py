@@ -22,8 +22,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from application.wiring import open_log, open_store
 from consumers.projector import Projector
-from ledger.app import open_log, open_store
 from ledger.codec import parse_event
 from ledger.generate import generated
 from ledger.settings import Settings

@@ -18,12 +18,12 @@ import orjson
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from application.policy_files import DEFAULT_POLICY
 from ledger.codec import event_from_json, event_from_stored, event_to_json
 from ledger.errors import InvalidEvent
 from ledger.events import DECISION_TYPES, Touchpoint
 from projections import frequency, profile
 from projections.fact import fact_of
-from projections.policy import DEFAULT_POLICY
 from tests.fuzz.cli_runner import Ledger
 from tests.fuzz.hostile import (
     BAD_TIMES,

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from application import service
 from consumers.projector import Projector
-from ledger import service
+from consumers.store import SQLiteViewStore, ViewStore
 from ledger.codec import parse_event
 from ledger.events import TouchpointEvent
 from ledger.generate import generated
@@ -23,7 +24,6 @@ from ledger.sqlite_log import SQLiteLog
 from ledger.timeutil import utc_now
 from projections import frequency
 from projections.frequency import Window
-from projections.store import SQLiteViewStore, ViewStore
 from tests.conftest import LogFactory
 
 

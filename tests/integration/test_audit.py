@@ -17,8 +17,8 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from application.wiring import open_log
 from ledger import audit
-from ledger.app import open_log
 from ledger.audit import (
     AuditStore,
     PartitionReport,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from application.wiring import open_log
 from cli import main
-from ledger.app import open_log
 from ledger.codec import parse_event
 from ledger.devbroker import TansuBroker
 from ledger.errors import LogUnavailable

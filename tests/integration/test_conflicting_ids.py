@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 
+from application.wiring import open_log, open_store
 from cli import main
 from consumers.projector import Projector
-from ledger.app import open_log, open_store
+from consumers.store import Seen, SQLiteViewStore, ViewBatch
 from ledger.kafka_log import KafkaLog
 from ledger.settings import Settings
 from ledger.sqlite_log import SQLiteLog
-from projections.store import Seen, SQLiteViewStore, ViewBatch
 from tests.builders import touchpoint
 from tests.conftest import StoreUrlFactory
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from application.wiring import open_log, open_store
 from cli import main
 from consumers.projector import Projector
-from ledger.app import open_log, open_store
 from ledger.codec import parse_event
 from ledger.generate import generated
 from ledger.settings import Settings

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import orjson
 
-from consumers.projector import Projector, read_items
+from consumers.folding import read_items
+from consumers.projector import Projector
+from consumers.store import SQLiteViewStore
 from ledger.codec import event_from_json, parse_event
 from ledger.generate import generated
 from ledger.sqlite_log import SQLiteLog
 from projections.fact import fact_from_stored, fact_of
-from projections.store import SQLiteViewStore
 
 
 def fill(path: Path, customers: int = 40) -> int:

@@ -18,13 +18,14 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 
+from application import service
+from application.fresh import customer_fresh
+from application.wiring import open_log, open_store
 from cli import main
 from consumers.projector import Projector, rebuild
-from ledger import service
-from ledger.app import open_log, open_store
+from consumers.store import SQLiteViewStore
 from ledger.codec import event_to_dict, parse_event
 from ledger.events import TouchpointEvent
-from ledger.fresh import customer_fresh
 from ledger.generate import generated
 from ledger.kafka_binding import STRUCTURED, to_binary
 from ledger.kafka_log import KafkaLog, partition_for
@@ -32,7 +33,6 @@ from ledger.settings import Settings
 from ledger.sqlite_log import SQLiteLog
 from projections import profile
 from projections.frequency import Window
-from projections.store import SQLiteViewStore
 from tests.conftest import StoreUrlFactory
 
 PARTITIONS = 4

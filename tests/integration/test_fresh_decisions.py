@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from application.api import Ledger
+from application.fresh import customer_fresh
+from application.wiring import open_log, open_store
 from consumers.projector import Projector
-from ledger.api import Ledger
-from ledger.app import open_log, open_store
-from ledger.fresh import customer_fresh
 from ledger.settings import Settings
 from projections.frequency import Window
 from projections.policy import LoadedPolicy, parse_policy
@@ -241,7 +241,7 @@ CHILD = """
 import sys, time
 from datetime import datetime
 from pathlib import Path
-from ledger.api import Ledger
+from application.api import Ledger
 from ledger.settings import Settings
 folder, policy, at = Path(sys.argv[1]), Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
 with Ledger(Settings(data_dir=folder), policy=policy) as ledger:

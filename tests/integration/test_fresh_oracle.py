@@ -19,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from consumers.projector import Projector, RunReport, item_of_stored
-from ledger.api import Ledger
-from ledger.app import open_log, open_store
+from application.api import Ledger
+from application.service import generate_into
+from application.wiring import open_log, open_store
+from consumers.folding import RunReport, item_of_stored
+from consumers.projector import Projector
 from ledger.codec import parse_event
-from ledger.service import generate_into
 from ledger.settings import Settings
 from projections.policy import parse_policy
 

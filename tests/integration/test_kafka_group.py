@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from application.wiring import open_log, open_store
 from consumers.projector import Projector
-from ledger.app import open_log, open_store
 from ledger.codec import parse_event
 from ledger.generate import generated
 from ledger.settings import Settings

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kafka import KafkaProducer
 
-from ledger.app import open_log
+from application.wiring import open_log
 from ledger.codec import event_to_json, parse_event
 from ledger.devbroker import free_port
 from ledger.errors import LogUnavailable

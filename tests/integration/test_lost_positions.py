@@ -18,9 +18,9 @@ from click.testing import CliRunner, Result
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
+from application.wiring import open_log, open_store
 from cli import main
 from consumers.projector import Projector
-from ledger.app import open_log, open_store
 from ledger.codec import parse_event
 from ledger.errors import LogReplaced, PositionBeyondEnd, RecordsDeleted, TopicForgets
 from ledger.generate import generated

@@ -23,9 +23,11 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.projector import PoisonEvent, Projector, RunReport, rebuild
+from application.wiring import open_log, open_store
+from consumers.folding import PoisonEvent, RunReport
+from consumers.projector import Projector, rebuild
 from consumers.shards import WorkerPool, WorkerSpec
-from ledger.app import open_log, open_store
+from consumers.store import SQLiteViewStore, Staging
 from ledger.codec import parse_event
 from ledger.errors import LogUnavailable
 from ledger.events import Touchpoint
@@ -33,7 +35,6 @@ from ledger.generate import generated
 from ledger.kafka_log import KafkaLog, partition_for
 from ledger.settings import Settings
 from ledger.sqlite_log import Span, SQLiteLog
-from projections.store import SQLiteViewStore, Staging
 from tests.builders import touchpoint
 from tests.conftest import wait_until
 from tests.integration.test_projector import (
@@ -418,7 +419,7 @@ def test_kafka_projector_killed_with_its_workers_counts_republished_events_once(
 def test_staged_rows_are_what_one_transaction_would_write(tmp_path: Path) -> None:
     """A staging file holds the batch's rows in the views' key order (what lets the commit
     insert them without sorting)."""
-    from projections.store import ViewBatch, write_staged
+    from consumers.store import ViewBatch, write_staged
 
     batch = ViewBatch()
     batch.contacts.update({("C2", "sms", "outbound", "marketing", 5): 2})

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from consumers.projector import PoisonEvent, Projector, RunReport, rebuild
-from ledger.app import open_log, open_store
+from application.wiring import open_log, open_store
+from consumers.folding import PoisonEvent, RunReport
+from consumers.projector import Projector, rebuild
 from ledger.codec import parse_event
 from ledger.events import Touchpoint, TouchpointEvent
 from ledger.generate import generated
@@ -488,7 +489,7 @@ def test_a_follower_survives_a_rebuild_and_ends_exact(settings_for: SettingsFor)
 _KAFKA_PROJECTOR = """
 import sys
 from consumers.projector import Projector
-from ledger.app import open_log, open_store
+from application.wiring import open_log, open_store
 from ledger.settings import Settings
 log_url, store_url, workers, batch_size = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 settings = Settings(log=log_url, store=store_url)

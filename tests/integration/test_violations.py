@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger import service
+from application import service
+from application.policy_files import default_history, default_policy
 from ledger.codec import parse_event
 from ledger.generate import generated
 from ledger.sqlite_log import SQLiteLog
-from projections.policy import PolicyHistory, default_history, default_policy, parse_policy
+from projections.policy import PolicyHistory, parse_policy
 from tests.builders import touchpoint
 
 SLOT = 900  # seconds: contact counts are kept per quarter-hour
@@ -188,7 +189,7 @@ def test_kafka_and_the_embedded_log_give_the_same_violations(
 ) -> None:
     """The embedded log is read customer by customer, Kafka grouped in memory; both must
     judge the same contacts the same way (Kafka's re-published events counted once)."""
-    from ledger.app import open_log
+    from application.wiring import open_log
 
     events = [parse_event(d) for d in generated(300, 200, seed=9)]
     with SQLiteLog(tmp_path / "log.db") as log:
@@ -207,9 +208,9 @@ def test_pressure_counts_calendar_caps_in_each_customers_own_day(tmp_path: Path)
     """The default policy's "1 marketing e-mail per calendar day" in the pressure report:
     A (no zone: the policy's UTC) got two on one day; B got two on one UTC day, but in
     Auckland (UTC+13) they fall on two days; C's second one comes after the report's time."""
+    from application.pressure import pressure
     from consumers.projector import Projector
-    from projections.pressure import pressure
-    from projections.store import SQLiteViewStore
+    from consumers.store import SQLiteViewStore
 
     mail = {"direction": "outbound", "purpose": "marketing"}
     events = [

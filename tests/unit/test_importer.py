@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
+from application.service import import_file
 from ledger.errors import ConfigurationError
 from ledger.importer import RejectsFile, candidates, import_stream
-from ledger.service import import_file
 from tests.fakes import InMemoryLog
 
 GOOD = {

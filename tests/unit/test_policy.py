@@ -9,19 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from application.policy_files import default_policy, load_policies, load_policy, parse_requests
+from application.pressure import percentile
 from projections import frequency
-from projections.policy import (
-    Context,
-    Decision,
-    PolicyError,
-    decide,
-    default_policy,
-    load_policies,
-    load_policy,
-    parse_policy,
-    parse_requests,
-)
-from projections.pressure import percentile
+from projections.policy import Context, Decision, PolicyError, decide, parse_policy
 from projections.profile import replay
 from tests.builders import touchpoint as ev
 

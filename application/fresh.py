@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from consumers.projector import item_of, item_of_stored
+from consumers.folding import item_of, item_of_stored
+from consumers.store import ViewStore
 from ledger.errors import LogUnavailable
 from ledger.events import DECISION_TYPES
 from ledger.log import CustomerTail, EventLog, LogRecord, StoredEvent
@@ -27,7 +28,6 @@ from projections.fact import Fact, fact_from_stored
 from projections.frequency import Window
 from projections.policy import Freshness, Reservation
 from projections.profile import Profile
-from projections.store import ViewStore
 
 RESERVATION_TYPES = frozenset({"contact.allowed"})
 

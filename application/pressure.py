@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from consumers.store import ViewStore
 from projections.frequency import Window, slot_of
 from projections.policy import Cap, LoadedPolicy, cap_window, parse_duration, zone_of
-from projections.store import ViewStore
 from projections.violations import Violation
 
 

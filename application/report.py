@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from consumers.store import ViewStore
 from projections.frequency import Window
-from projections.store import ViewStore
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The composition root: turn :class:`Settings` into the objects the commands use.
 
-Part of the application layer (with :mod:`ledger.service`), so it may build read-side
+Part of the application layer (with :mod:`application.service`), so it may build read-side
 objects too; the write-side modules never import the read side.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
+from consumers.store import PostgresViewStore, SQLiteViewStore, ViewStore
 from ledger.errors import ConfigurationError
 from ledger.kafka_log import KafkaLog
 from ledger.log import EventLog
 from ledger.redact import redact_url
 from ledger.settings import KafkaLogTarget, Settings, parse_log_url
 from ledger.sqlite_log import SQLiteLog
-from projections.store import PostgresViewStore, SQLiteViewStore, ViewStore
 
 
 def open_log(settings: Settings, *, create: bool = True) -> EventLog:

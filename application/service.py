@@ -1,6 +1,6 @@
 """Application functions: each CLI command calls exactly one of these.
 
-This module and :mod:`ledger.app` are the application layer: they compose the write
+This module and :mod:`application.wiring` are the application layer: they compose the write
 side (the rest of ``ledger``), the read models (``projections``) and their runners
 (``consumers``). The write-side modules themselves never import the read side.
 """
@@ -17,7 +17,11 @@ from typing import IO, Any
 
 import orjson
 
-from consumers.projector import Projector, item_of_stored
+from application.pressure import PressureReport, pressure
+from application.report import RelationshipReport, relationship_report
+from consumers.folding import item_of_stored
+from consumers.projector import Projector
+from consumers.store import DeadLetter, Misplaced, ViewStore
 from ledger.codec import event_to_dict, parse_event
 from ledger.errors import InvalidEvent, LogReplaced
 from ledger.generate import generated
@@ -47,10 +51,7 @@ from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, content_digest, fact_of
 from projections.policy import PolicyHistory
-from projections.pressure import PressureReport, pressure
 from projections.profile import Profile
-from projections.report import RelationshipReport, relationship_report
-from projections.store import DeadLetter, Misplaced, ViewStore
 from projections.violations import Violation, violations
 
 Progress = Callable[[int], None]
@@ -460,7 +461,7 @@ class ProjectionStatus:
 
     @property
     def unprojected(self) -> int:
-        """Records a decision may have to fold itself (see :mod:`ledger.fresh`)."""
+        """Records a decision may have to fold itself (see :mod:`application.fresh`)."""
         return sum(p.lag_events for p in self.partitions)
 
     @property

@@ -1,6 +1,6 @@
 """The ledger as a Python library for services: append touchpoints, and ask before contacting.
 
-    from ledger.api import Ledger
+    from application.api import Ledger
 
     with Ledger() as ledger:                      # settings from LEDGER_* variables
         decision = ledger.may_contact("C0000042", "sms", "marketing")
@@ -11,7 +11,7 @@
 
 Part of the application layer: it composes the log, the view store and the contact policy.
 Decisions read the views plus the customer's records the views do not hold yet (see
-:mod:`ledger.fresh`), so they see everything recorded before the question; they never
+:mod:`application.fresh`), so they see everything recorded before the question; they never
 rescan history. Decisions recorded with ``record=True`` are made and appended one chunk
 at a time under a lock (see :meth:`Ledger.may_contact_many`).
 """
@@ -26,11 +26,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ledger.app import known_partitions, open_log, open_store
+from application.fresh import CustomerNow, blind, customers_now, decision_lock, read_views
+from application.policy_files import default_history, load_policies
+from application.wiring import known_partitions, open_log, open_store
+from consumers.store import ViewStore
 from ledger.codec import parse_event
 from ledger.errors import LogUnavailable
 from ledger.events import Touchpoint
-from ledger.fresh import CustomerNow, blind, customers_now, decision_lock, read_views
 from ledger.log import AppendOutcome, EventLog
 from ledger.settings import Settings
 from ledger.sqlite_log import SQLiteLog
@@ -42,12 +44,9 @@ from projections.policy import (
     PolicyError,
     PolicyHistory,
     decide,
-    default_history,
-    load_policies,
     parse_duration,
     stale_decision,
 )
-from projections.store import ViewStore
 
 DECISION_CHUNK = 500
 """Decisions whose profiles and contact slots are read together in a batch."""
@@ -88,7 +87,7 @@ def decision_event(decision: Decision, *, requested_by: str | None = None) -> To
 def policy_history(settings: Settings) -> PolicyHistory:
     """``LEDGER_POLICY`` (a file, or a folder of versions with ``effective_from``) if set,
     else ``policy.toml`` in the data folder if present, else the built-in default
-    (projections/default_policy.toml)."""
+    (application/default_policy.toml)."""
     if settings.policy is not None:
         return load_policies(settings.policy)
     local = settings.data_dir / "policy.toml"
