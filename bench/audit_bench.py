@@ -39,7 +39,8 @@ sys.path.insert(0, str(HERE.parent))
 def child(args: argparse.Namespace) -> dict[str, Any]:
     if args.code:  # measure another tree's code (an older commit's: --before)
         sys.path.insert(0, str(args.code))
-    from ledger.audit import AuditStore, Signer, _digests, seal, verify
+    from ledger.audit import AuditStore, Signer, seal, verify
+    from ledger.audit.reader import read_digests
     from ledger.sqlite_log import SQLiteLog
 
     log = SQLiteLog(Path(args.log), create=False)
@@ -51,7 +52,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         events = report.records
     elif args.child == "cpu":  # CPU time: robust when other processes share the machine
         started = time.process_time()
-        events = sum(1 for _ in _digests(log, 0, 1, 1))
+        events = sum(1 for _ in read_digests(log, 0, 1, 1))
         return {
             "events": events,
             "seconds": time.process_time() - started,
@@ -59,7 +60,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         }
     elif args.child in ("digests1", "digests2"):
         legacy = log.end_position() if args.child == "digests1" else 0
-        events = sum(1 for _ in _digests(log, 0, 1, os.cpu_count() or 1, legacy))
+        events = sum(1 for _ in read_digests(log, 0, 1, os.cpu_count() or 1, legacy))
     else:
         (checked,) = verify(log, "embedded", AuditStore(Path(args.audit)))
         assert checked.ok, checked

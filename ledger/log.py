@@ -12,11 +12,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ledger.errors import PositionBeyondEnd, PositionLost, RecordsDeleted
 from ledger.events import Touchpoint
-from ledger.stopping import Stop
+
+if TYPE_CHECKING:
+    from ledger.stopping import Stop
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -304,7 +304,7 @@ def test_a_kafka_topic_recreated_with_one_record_missing_is_named(
 def test_parallel_sealing_gives_the_chain_of_serial_sealing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(audit, "_SPAN", 37)  # many spans, several per worker
+    monkeypatch.setattr(audit.reader, "_SPAN", 37)  # many spans, several per worker
     with SQLiteLog(tmp_path / "log.db") as log:
         log.append(events())
         serial, parallel = AuditStore(tmp_path / "a.db"), AuditStore(tmp_path / "b.db")
