@@ -3,7 +3,8 @@ violations of the policy, the contact pressure, and the policy in force."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -82,6 +83,11 @@ def policy_dict(history: PolicyHistory) -> dict[str, Any]:
             for v in history.versions
         ],
     }
+
+
+def rules_broken(found: Iterable[Violation]) -> Counter[str]:
+    """How many violations broke each rule (a violation counts once per rule)."""
+    return Counter(rule for v in found for rule in {r.rule for r in v.reasons})
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from contextlib import closing
 from typing import Any
 
 from application import service
 from application.api import policy_history
+from application.decisions import rules_broken
 from application.report import RelationshipReport
 from application.service import DemoReport, Progress
 from application.wiring import open_log, open_store
 from ledger.codec import event_to_dict
 from ledger.redact import redact_url
 from ledger.settings import Settings
-from projections.violations import Violation
 
 
 def run_demo(
@@ -36,11 +34,6 @@ def run_demo(
             policies=policy_history(settings),
             on_progress=on_progress,
         )
-
-
-def rules_broken(found: Iterable[Violation]) -> Counter[str]:
-    """How many violations broke each rule (a violation counts once per rule)."""
-    return Counter(rule for v in found for rule in {r.rule for r in v.reasons})
 
 
 def demo_dict(report: DemoReport, settings: Settings) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import click
 from rich.console import Console
 
 from application import decisions
-from application.demo import rules_broken
 from application.policy_files import load_policies
 from faces.cli.options import (
     at_option,
@@ -270,7 +269,7 @@ def violations(
         for violation in found:
             write_jsonl(violation.to_dict())
         return
-    by_rule = rules_broken(found)
+    by_rule = decisions.rules_broken(found)
     click.echo(
         f"{len(found)} violations of policy "
         f"{', '.join(v.version for v in history.versions)}: "

@@ -6,7 +6,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from application.demo import demo_dict, rules_broken, run_demo
+from application.decisions import rules_broken
+from application.demo import demo_dict, run_demo
 from application.service import DemoReport
 from faces.cli.options import json_option, progress_bar, settings_of
 from faces.cli.render import echo_json, render_pressure, render_relationship
