@@ -18,7 +18,7 @@ from ledger import importer
 from ledger.importer import Format, ImportSummary
 from ledger.log import Appended
 from ledger.settings import Settings
-from ledger.stopping import Stop
+from ledger.stopping import Stop, stoppable
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,24 @@ def import_file(
     settings: Settings,
     source: IO[bytes],
     fmt: Format,
-    rejects: Path,
+    rejects: Path | None,
     *,
+    name: str,
     batch_size: int | None,
     on_progress: Progress,
     stop: Stop | None,
 ) -> ImportSummary:
-    """Import JSON Lines or CSV from ``source`` into the log, in batches; rejected lines go
-    to ``rejects``. With ``stop``, ends early (at the line in hand) once it is set."""
+    """Import JSON Lines or CSV from ``source`` (the file ``name``, '-': stdin) into the
+    log, in batches; rejected lines go to ``rejects`` (default: see :func:`default_rejects`;
+    refused before the log is even opened if it is ``source`` itself). With
+    ``stop``, ends early (at the line in hand) once it is set, even while waiting for a
+    pipe's input."""
+    rejects = rejects or default_rejects(settings, name)
+    importer.check_rejects_target(source, rejects)
     with open_log(settings) as log:
         return service.import_file(
             log,
-            source,
+            source if stop is None else stoppable(source, stop),
             fmt,
             rejects,
             batch_size=batch_size or settings.batch_size,
@@ -95,11 +101,6 @@ def generate(
             batch_size=settings.batch_size,
             on_progress=on_progress,
         )
-
-
-def check_rejects_target(source: IO[bytes], rejects: Path) -> None:
-    """Refuse (before the log is even opened) a rejects file that is the input itself."""
-    importer.check_rejects_target(source, rejects)
 
 
 def write_generated(

@@ -29,7 +29,7 @@ from ledger.events import EVENT_CLASSES, SHORT_NAMES, resolve_type
 from ledger.importer import Format, detect_format
 from ledger.log import Position, ReadFilter
 from ledger.schema import contract, dump, write_schemas
-from ledger.stopping import exit_code, signal_name, stop_on_signals, stoppable
+from ledger.stopping import exit_code, signal_name, stop_on_signals
 
 # -- append -----------------------------------------------------------------------------
 
@@ -216,24 +216,23 @@ def import_(
     """
     settings = settings_of(ctx)
     chosen: Format = detect_format(file) if fmt == "auto" else ("csv" if fmt == "csv" else "jsonl")
-    rejects = rejects_path or recording.default_rejects(settings, file)
     size = None if file == "-" else Path(file).stat().st_size
-    with click.open_file(file, "rb") as source:
-        recording.check_rejects_target(source, rejects)  # before the log is even opened
-        with (
-            stop_on_signals() as stop,
-            progress_bar("importing", size, unit_bytes=True) as advance,
-        ):
-            summary = recording.import_file(
-                settings,
-                stoppable(source, stop),
-                chosen,
-                rejects,
-                batch_size=batch_size,
-                on_progress=advance if not as_json else lambda _: None,
-                stop=stop,
-            )
-            interrupted = exit_code(stop)
+    with (
+        click.open_file(file, "rb") as source,
+        stop_on_signals() as stop,
+        progress_bar("importing", size, unit_bytes=True) as advance,
+    ):
+        summary = recording.import_file(
+            settings,
+            source,
+            chosen,
+            rejects_path,
+            name=file,
+            batch_size=batch_size,
+            on_progress=advance if not as_json else lambda _: None,
+            stop=stop,
+        )
+        interrupted = exit_code(stop)
     render_import(summary, as_json)
     if summary.failed:
         ctx.exit(1)
