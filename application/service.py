@@ -1,8 +1,11 @@
-"""Application functions: each CLI command calls exactly one of these.
+"""Application functions over an open log (and view store): append, import, replay,
+history, violations, generate, demo, projection status, conflicting duplicates.
 
-This module and :mod:`application.wiring` are the application layer: they compose the write
-side (the rest of ``ledger``), the read models (``projections``) and their runners
-(``consumers``). The write-side modules themselves never import the read side.
+The use-case modules by area (:mod:`application.recording`, ``reading``, ``as_of``,
+``decisions``, ``projecting``, ``status``, ``demo``, ``audit``, ``views``) open the log and
+store from :class:`Settings` and call these; a face (CLI, HTTP) calls those. With
+:mod:`application.wiring` they compose the write side (the rest of ``ledger``), the read
+models (``projections``) and their runners (``consumers``).
 """
 
 from __future__ import annotations

@@ -97,6 +97,11 @@ def exit_code(stop: SignalStop) -> int:
     return 128 + stop.signum if stop.signum else 0
 
 
+def signal_name(code: int) -> str | None:
+    """The name of the signal behind exit code ``code`` (128 + its number), if any."""
+    return signal.Signals(code - 128).name if code > 128 else None
+
+
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back from this thread while the block runs (they are

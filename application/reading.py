@@ -1,0 +1,52 @@
+"""Use cases that read the log: replay it filtered, one customer's history as it stood.
+
+Records the ledger cannot decode are reported as warnings on the ``ledger`` logger (a face
+shows them: the CLI on stderr) and are never hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from application import service
+from application.wiring import open_log
+from ledger.codec import event_to_dict
+from ledger.log import LogRecord, Positions, ReadFilter
+from ledger.settings import Settings
+
+_warnings = logging.getLogger("ledger.reading")
+
+
+def replay(
+    settings: Settings, start: Positions | None, where: ReadFilter, limit: int | None
+) -> Iterator[LogRecord | service.Repeat]:
+    """The log in order, filtered, each id once (see :func:`service.replay_once`); the log
+    is open while the iterator is."""
+    with open_log(settings, create=False) as log:
+        yield from service.replay_once(log, start, where, limit)
+
+
+def history(
+    settings: Settings, customer: str, until: datetime | None, recorded_by: datetime | None
+) -> service.History:
+    """One customer's history as it stood (see :func:`service.history`)."""
+    with open_log(settings, create=False) as log:
+        found = service.history(log, customer, until=until, recorded_by=recorded_by)
+    for record in found.undecodable:
+        _warnings.warning("cannot decode the record at %s: %s", record.position, record.error)
+    return found
+
+
+def record_dict(record: LogRecord, with_position: bool) -> dict[str, Any]:
+    """A decoded record as the contract's event, or ``{position, recorded_at, event}``."""
+    assert record.event is not None
+    if with_position:
+        return {
+            "position": str(record.position),
+            "recorded_at": record.recorded_at.isoformat(),
+            "event": event_to_dict(record.event),
+        }
+    return event_to_dict(record.event)
