@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ledger.codec import ADDITIVE_TYPES
 from ledger.events import EVENT_CLASSES, schema_urn_of
 
 DAY = 86_400.0
@@ -87,6 +88,9 @@ SEGMENTS = {
 }
 COMPLAINT_CATEGORIES = ["product", "delivery", "billing", "service", "staff", "other"]
 
+
+VERSION_1_FIELDS = frozenset({"queue", "in_reply_to"})
+"""Fields added by version 2 of calls, e-mails, SMS and chats."""
 
 Emitted = tuple[float, dict[str, Any]]
 """An event and when the ledger receives it (its time, plus any upload delay)."""
@@ -538,8 +542,11 @@ class HistoryGenerator:
             "time": stamp,
             "datacontenttype": "application/json",
         }
-        if EVENT_CLASSES[kind].schema_version != 1:
-            # Absent means version 1: a current payload of a newer version must say so.
+        if EVENT_CLASSES[kind].schema_version != 1 and (
+            kind not in ADDITIVE_TYPES or not VERSION_1_FIELDS.isdisjoint(data)
+        ):
+            # Absent means version 1: a payload that needs a newer version must say so (one
+            # that fits version 1 unchanged stays as it was, byte for byte).
             event["dataschema"] = schema_urn_of(kind)
         event["data"] = data
         return at + delay, event
