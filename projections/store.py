@@ -32,6 +32,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
+from consumers import service_level_store as service
 from ledger.errors import LedgerError
 from ledger.log import as_bytes
 from ledger.redact import MASK, redact
@@ -39,6 +40,7 @@ from ledger.sqlite_log import LedgerDatastore
 from ledger.timeutil import from_micros, to_micros
 from projections.frequency import ContactKey, Window
 from projections.profile import Profile
+from projections.service_levels import ServiceFact
 
 VIEWS = "views"
 _PREFIXED = "substr(application_name, 1, ?) = ?"  # exact: LIKE would read _ as a wildcard
@@ -162,6 +164,8 @@ class ViewBatch:
     """Dead letters (partition, offset) that this batch applied at last."""
     misplaced: dict[int, Misplaced] = field(default_factory=dict)
     """Per partition, the records of this batch outside their key's murmur2 partition."""
+    service: list[ServiceFact] = field(default_factory=list)
+    """The service-level rows of the events this batch applied."""
     """Per partition, the stored position this batch was read from (``None``: no position
     yet). The commit fails if another projector moved it meanwhile."""
 
@@ -180,7 +184,15 @@ class PreparedBatch:
     """Staging files (:func:`write_staged`) whose rows the commit adds too (SQLite only)."""
 
 
-TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress", "misplaced")
+TABLES = (
+    "profiles",
+    "contact_slots",
+    "applied_events",
+    "dead_letters",
+    "progress",
+    "misplaced",
+    service.TABLE,
+)
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
@@ -231,6 +243,7 @@ STAGING_DDL = [
     "CREATE TABLE dead_letters (partition INTEGER, offset INTEGER, raw BLOB, reason TEXT, "
     "parked_at INTEGER, record_key BLOB, headers TEXT, record_timestamp INTEGER, "
     "first_partition INTEGER, first_offset INTEGER)",
+    service.STAGING_DDL,
 ]
 DELETE_DEAD_LETTER = "DELETE FROM {dead_letters} WHERE partition = ? AND offset = ?"
 UPSERT_PROGRESS = (
@@ -285,6 +298,7 @@ def _view_rows(batch: ViewBatch) -> list[tuple[str, str, list[tuple[Any, ...]]]]
                 for d in batch.dead_letters
             ],
         ),
+        (service.TABLE, service.INSERT, service.rows_of(batch.service)),
     ]
 
 
@@ -346,6 +360,7 @@ def view_indexes(tables: dict[str, str], suffix: str) -> list[tuple[str, str]]:
             f"CREATE INDEX IF NOT EXISTS contact_slots{suffix}_slot "
             f"ON {tables['contact_slots']} (slot)",
         ),
+        service.index(tables, suffix),
     ]
 
 
@@ -365,6 +380,7 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         "channel TEXT NOT NULL, direction TEXT NOT NULL, purpose TEXT NOT NULL, "
         f"slot {integer} NOT NULL, n {integer} NOT NULL, "
         f"PRIMARY KEY (customer, slot, channel, direction, purpose)){keyed}",
+        service.ddl(tables, postgres=postgres),
         *(create for _, create in view_indexes(tables, suffix)),
         f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY, "
         f"digest {integer}, partition {integer}, {offset} {integer}){keyed}",
@@ -446,7 +462,12 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
                     for name in names:
-                        for statement in (STAGED_PROFILES, STAGED_CONTACTS, STAGED_DEAD_LETTERS):
+                        for statement in (
+                            STAGED_PROFILES,
+                            STAGED_CONTACTS,
+                            STAGED_DEAD_LETTERS,
+                            service.STAGED,
+                        ):
                             cursor.execute(statement.format(**self.tables, staged=name))
                         try:
                             cursor.execute(STAGED_APPLIED.format(**self.tables, staged=name))
@@ -1163,6 +1184,7 @@ class ViewStore:
             "contact_slots": self.recorder.select(
                 "SELECT * FROM {contact_slots} ORDER BY customer, slot, channel, direction, purpose"
             ),
+            service.TABLE: service.dump(self.recorder.select),
         }
 
     def close(self) -> None:

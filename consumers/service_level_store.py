@@ -1,0 +1,80 @@
+"""The service-level rows in the view stores (SQLite and PostgreSQL): table, writes, reads.
+
+One row per event that matters to service levels (:mod:`projections.service_levels`),
+written by the projector in the same transaction as the other views and the positions
+(``ViewBatch.service``), so each event counts exactly once and a rebuild makes the same
+rows. Figures are computed from the rows when asked; the table only needs to give the
+rows of a time range quickly (an index on ``(kind, micros)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from projections.service_levels import ServiceFact
+
+TABLE = "service_facts"
+COLUMNS = "event_id, customer, kind, item, micros, channel, queue, agent, wait, outcome, score"
+
+INSERT = f"INSERT INTO {{{TABLE}}} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+STAGED = f"INSERT INTO {{{TABLE}}} SELECT * FROM {{staged}}.{TABLE}"
+STAGING_DDL = (
+    f"CREATE TABLE {TABLE} (event_id TEXT, customer TEXT, kind TEXT, item TEXT, "
+    "micros INTEGER, channel TEXT, queue TEXT, agent TEXT, wait INTEGER, outcome TEXT, "
+    "score INTEGER)"
+)
+
+
+def ddl(tables: dict[str, str], *, postgres: bool) -> str:
+    integer = "BIGINT" if postgres else "INTEGER"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {tables[TABLE]} (event_id TEXT NOT NULL, "
+        "customer TEXT NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL, "
+        f"micros {integer} NOT NULL, channel TEXT, queue TEXT, agent TEXT, wait {integer}, "
+        f"outcome TEXT, score {integer})"
+    )
+
+
+def index(tables: dict[str, str], suffix: str) -> tuple[str, str]:
+    name = f"{TABLE}{suffix}_kind_micros"
+    return name, f"CREATE INDEX IF NOT EXISTS {name} ON {tables[TABLE]} (kind, micros)"
+
+
+def rows_of(facts: Iterable[ServiceFact]) -> list[tuple[Any, ...]]:
+    """The table rows of a batch's facts (a ``ServiceFact`` is already the row)."""
+    return list(facts)
+
+
+class Select(Protocol):
+    def __call__(self, statement: str, params: Sequence[Any] = ...) -> list[tuple[Any, ...]]: ...
+
+
+def read(
+    select: Select,
+    kinds: Sequence[str],
+    *,
+    since: int | None = None,
+    until: int | None = None,
+) -> list[ServiceFact]:
+    """The rows of these kinds with event times in ``[since, until]`` (microseconds;
+    ``None``: open ended), in time order."""
+    clauses = [f"kind IN ({','.join('?' * len(kinds))})"]
+    params: list[Any] = list(kinds)
+    if since is not None:
+        clauses.append("micros >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("micros <= ?")
+        params.append(until)
+    rows = select(
+        f"SELECT {COLUMNS} FROM {{{TABLE}}} WHERE {' AND '.join(clauses)} "
+        "ORDER BY micros, event_id",
+        params,
+    )
+    return [ServiceFact(*row) for row in rows]
+
+
+def dump(select: Select) -> list[tuple[Any, ...]]:
+    """Every row, sorted (for comparing stores and runs)."""
+    return select(f"SELECT {COLUMNS} FROM {{{TABLE}}} ORDER BY event_id")
