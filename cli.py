@@ -2389,5 +2389,12 @@ def audit_export(ctx: click.Context, out: Path) -> None:
     click.echo(str(path))
 
 
+# Faces by area (faces/cli/), assembled here.
+from faces.cli.service_levels import churn, service_levels_command, sla  # noqa: E402
+
+main.add_command(service_levels_command)
+main.add_command(sla)
+main.add_command(churn)
+
 if __name__ == "__main__":
     main()
