@@ -98,8 +98,8 @@ LOAD = {8: 0.6, 9: 1.2, 10: 1.8, 11: 2.0, 12: 1.5, 13: 1.4, 14: 1.7, 15: 1.6, 16
 LOAD |= {17: 1.0, 18: 0.8, 19: 0.7, 20: 0.5, 21: 0.4}
 DESK = ZoneInfo("Europe/Istanbul")
 """The service desk's zone: e-mails are answered 09:00-18:00 on its weekdays."""
-LAPSE_AFTER_BAD_SERVICE = 0.35
-"""The chance that a customer who had bad service makes no further purchase."""
+LAPSE_AFTER_BAD_SERVICE = 0.4
+"""The chance that a customer who had bad service never buys again."""
 
 
 VERSION_1_FIELDS = frozenset({"queue", "in_reply_to"})
@@ -120,6 +120,7 @@ class _Customer:
     agenda: list[tuple[float, int, str, Any]] = field(default_factory=list)
     orders: list[tuple[str, Decimal, int]] = field(default_factory=list)
     bad_service: bool = False
+    lapsed: bool = False
 
 
 class HistoryGenerator:
@@ -261,6 +262,8 @@ class HistoryGenerator:
         return events
 
     def _on_purchase(self, c: _Customer, now: float, _: Any) -> list[Emitted]:
+        if c.lapsed:
+            return []  # gone after bad service
         rng = self._rng
         self._counters["order"] += 1
         order = f"ORD-{self._counters['order']:09d}"
@@ -290,10 +293,7 @@ class HistoryGenerator:
         )
         mean = SEGMENTS[c.segment][1]
         if mean > 0:
-            after = self._after(now, mean)
-            lapsed = c.bad_service and self._desk.random() < LAPSE_AFTER_BAD_SERVICE
-            if not lapsed:
-                self._plan(c, after, "purchase")
+            self._plan(c, self._after(now, mean), "purchase")
         if rng.random() < 0.06:
             self._plan(c, now + rng.uniform(3, 25) * DAY, "refund", order)
         if rng.random() < 0.12:
@@ -403,7 +403,7 @@ class HistoryGenerator:
         if answered:
             data["agent"] = f"agent-{rng.randint(1, 40):03d}"
         elif patience >= 300:
-            c.bad_service = True
+            self._bad_service(c)
         return self._event(c, now, "touchpoint.call", "crm/call-centre", data)
 
     def _reply(self, c: _Customer, now: float, inbound: dict[str, Any], kind: str) -> list[Emitted]:
@@ -412,11 +412,11 @@ class HistoryGenerator:
         desk = self._desk
         fate = desk.random()
         if fate < 0.08:
-            c.bad_service = True
+            self._bad_service(c)
             return []  # never answered
         delay = desk.uniform(0.2, 6) * HOUR if fate < 0.75 else desk.uniform(1, 6) * DAY
         if fate >= 0.75:
-            c.bad_service = True
+            self._bad_service(c)
         at = self._desk_hours(now + delay)
         data = {
             "channel": inbound["data"].get("channel", "email"),
@@ -428,6 +428,12 @@ class HistoryGenerator:
         if kind == "touchpoint.email":
             del data["channel"]
         return [self._event(c, at, kind, inbound["source"], data, ids=desk)]
+
+    def _bad_service(self, c: _Customer) -> None:
+        """A bad experience: the first one decides whether the customer walks away."""
+        if not c.bad_service:
+            c.bad_service = True
+            c.lapsed = self._desk.random() < LAPSE_AFTER_BAD_SERVICE
 
     def _desk_hours(self, moment: float) -> float:
         """``moment`` if the desk is open then (09:00-18:00 on weekdays, its zone), else the
@@ -457,7 +463,8 @@ class HistoryGenerator:
             ],
         }
         fate = rng.random()
-        c.bad_service = c.bad_service or fate >= 0.6  # resolved late or never
+        if fate >= 0.6:  # resolved late or never
+            self._bad_service(c)
         if fate < 0.6:
             self._plan(c, now + rng.uniform(0.1, 5) * DAY, "resolve", complaint)
         elif fate < 0.85:

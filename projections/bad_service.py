@@ -98,9 +98,10 @@ def breaches(
 
 
 def _late(deadline: datetime, answered: datetime | None, now: datetime, open_only: bool) -> bool:
+    # The deadline is the closing instant, which is no longer open: answering at it is late.
     if answered is None:
-        return deadline < now
-    return not open_only and answered > deadline
+        return deadline <= now
+    return not open_only and answered >= deadline
 
 
 # -- bad service and churn ---------------------------------------------------------------
@@ -199,7 +200,7 @@ def experiences(
         found.contact(message.customer, message.at)
         deadline = calendar.deadline(from_micros(message.at), rules.reply_within_business_days)
         cutoff = to_micros(deadline)
-        if thread.reply is None or thread.reply.at > cutoff:
+        if thread.reply is None or thread.reply.at >= cutoff:
             found.bad(message.customer, cutoff, "unanswered_message")
     for case in cases(rows, scope):
         found.contact(case.customer, case.first_open.at)
@@ -208,7 +209,7 @@ def experiences(
         )
         cutoff = to_micros(deadline)
         first = case.first_resolution
-        if first is None or first.at > cutoff:
+        if first is None or first.at >= cutoff:
             found.bad(case.customer, cutoff, "complaint_unresolved")
     return found
 

@@ -102,7 +102,9 @@ def _seconds(value: float | None) -> str:
         return f"{value:.0f}s"
     if value < 7200:
         return f"{value / 60:.0f}m"
-    return f"{value / 3600:.1f}h"
+    if value < 172_800:
+        return f"{value / 3600:.1f}h"
+    return f"{value / 86_400:.1f}d"
 
 
 @click.command("service-levels")
