@@ -103,10 +103,12 @@ def report(
     calendar = policy.calendar.calendar()
     rules = policy.service
     groups = sl.figures(rows, scope, calendar, rules, by)
-    total = sl.figures(rows, scope, calendar, rules, "all")
+    total = sl.Figures("all")
+    for group in groups:
+        total.add(group)
     return ServiceLevelReport(
         groups,
-        total[0] if total else sl.Figures("all"),
+        total,
         by,
         scope,
         rules,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-from ledger.timeutil import from_micros, to_micros
+from ledger.timeutil import from_micros
 from projections.calendar import BusinessCalendar
 from projections.service_levels import Scope, ServiceFact, cases, ratio, threads
 from projections.service_rules import ServiceRules
@@ -198,16 +198,14 @@ def experiences(
     for thread in threads(rows, scope):
         message = thread.message
         found.contact(message.customer, message.at)
-        deadline = calendar.deadline(from_micros(message.at), rules.reply_within_business_days)
-        cutoff = to_micros(deadline)
+        cutoff = _micros(calendar.deadline_at(message.at / 1e6, rules.reply_within_business_days))
         if thread.reply is None or thread.reply.at >= cutoff:
             found.bad(message.customer, cutoff, "unanswered_message")
     for case in cases(rows, scope):
         found.contact(case.customer, case.first_open.at)
-        deadline = calendar.deadline(
-            from_micros(case.first_open.at), rules.resolve_within_business_days
+        cutoff = _micros(
+            calendar.deadline_at(case.first_open.at / 1e6, rules.resolve_within_business_days)
         )
-        cutoff = to_micros(deadline)
         first = case.first_resolution
         if first is None or first.at >= cutoff:
             found.bad(case.customer, cutoff, "complaint_unresolved")
@@ -240,6 +238,10 @@ def churn_after_bad_service(
             report.good_customers += 1
             report.good_stopped += stopped
     return report
+
+
+def _micros(posix: float) -> int:
+    return round(posix * 1_000_000)
 
 
 def _long_abandon(row: ServiceFact, rules: ServiceRules) -> bool:

@@ -29,7 +29,15 @@ class BusinessCalendar:
     holidays: frozenset[date] = frozenset()
     yearly: frozenset[tuple[int, int]] = frozenset()
     """``(month, day)`` holidays of every year (fixed-date public holidays)."""
-    _cumulative: dict[date, float] = field(default_factory=dict, compare=False, repr=False)
+    _cumulative: dict[date, tuple[float, int]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _span: list[date] = field(default_factory=list, compare=False, repr=False)
+    _days: dict[int, date | None] = field(default_factory=dict, compare=False, repr=False)
+    _openings: dict[date, tuple[float, float] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _next: dict[date, date] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.hours) != 7:
@@ -47,6 +55,12 @@ class BusinessCalendar:
     def next_business_day(self, day: date) -> date:
         """The first business day after ``day`` (raises ``ValueError`` if none within a
         year: a calendar that is never open)."""
+        found = self._next.get(day)
+        if found is None:
+            found = self._next[day] = self._find_next_business_day(day)
+        return found
+
+    def _find_next_business_day(self, day: date) -> date:
         for step in range(1, 367):
             candidate = day + timedelta(days=step)
             if self.is_business_day(candidate):
@@ -54,7 +68,14 @@ class BusinessCalendar:
         raise ValueError("the calendar has no business day within a year")
 
     def opening(self, day: date) -> tuple[float, float] | None:
-        """The opening of ``day`` as POSIX seconds ``[opens, closes)``, or ``None`` if closed."""
+        """The opening of ``day`` as POSIX seconds ``[opens, closes)``, or ``None`` if closed
+        (cached per day: figures ask about the same days again and again)."""
+        if day in self._openings:
+            return self._openings[day]
+        found = self._openings[day] = self._opening(day)
+        return found
+
+    def _opening(self, day: date) -> tuple[float, float] | None:
         if not self.is_business_day(day):
             return None
         hours = self.hours[day.weekday()]
@@ -68,81 +89,106 @@ class BusinessCalendar:
         return start, end
 
     def local_day(self, moment: datetime) -> date:
-        return moment.astimezone(self.zone).date()
+        return self.day_at(moment.timestamp())
+
+    def day_at(self, at: float) -> date:
+        """The local day of POSIX time ``at`` (cached per quarter hour: every zone's offset
+        and every change of it falls on a quarter hour, so a quarter hour is in one day)."""
+        quarter = int(at // 900)
+        if quarter in self._days:
+            found = self._days[quarter]
+            if found is not None:
+                return found
+        else:
+            first = datetime.fromtimestamp(quarter * 900, self.zone).date()
+            last = datetime.fromtimestamp(quarter * 900 + 899, self.zone).date()
+            # A historical offset off the quarter hours (local mean time): not cached.
+            self._days[quarter] = first if first == last else None
+            if first == last:
+                return first
+        return datetime.fromtimestamp(at, self.zone).date()
 
     def business_day_of(self, moment: datetime) -> date:
         """The business day a moment counts on: its own local day if that is a business day
         and the moment is before closing; otherwise the next business day (an e-mail that
         arrives on Saturday, or after closing, counts from the next business day)."""
-        day = self.local_day(moment)
+        return self.business_day_at(moment.timestamp())
+
+    def business_day_at(self, at: float) -> date:
+        """:meth:`business_day_of` for POSIX time ``at``."""
+        day = self.day_at(at)
         span = self.opening(day)
-        if span is not None and moment.timestamp() < span[1]:
+        if span is not None and at < span[1]:
             return day
         return self.next_business_day(day)
 
     def business_days_between(self, start: datetime, end: datetime) -> int:
         """How many business days after ``start``'s business day ``end``'s falls: 0 = the
         same business day, 1 = the next, ... (negative if ``end`` is earlier)."""
-        first, last = self.business_day_of(start), self.business_day_of(end)
-        if last < first:
-            return -self._count_business_days(last, first)
-        return self._count_business_days(first, last)
+        return self.business_days_between_at(start.timestamp(), end.timestamp())
 
-    def _count_business_days(self, first: date, last: date) -> int:
-        count, day = 0, first
-        while day < last:
-            day = self.next_business_day(day)
-            if day <= last:
-                count += 1
-        return count
+    def business_days_between_at(self, start: float, end: float) -> int:
+        first, last = self.business_day_at(start), self.business_day_at(end)
+        return self._cumulative_at(last)[1] - self._cumulative_at(first)[1]
 
     # -- seconds ----------------------------------------------------------------------
 
     def business_seconds(self, start: datetime, end: datetime) -> float:
         """Seconds of opening hours in ``[start, end)`` (0 if ``end`` is not after ``start``)."""
+        return self.business_seconds_at(start.timestamp(), end.timestamp())
+
+    def business_seconds_at(self, start: float, end: float) -> float:
+        """:meth:`business_seconds` for POSIX times."""
         if end <= start:
             return 0.0
-        return self.position(end) - self.position(start)
+        return self.position_at(end) - self.position_at(start)
 
     def position(self, moment: datetime) -> float:
         """Business seconds from a fixed origin to ``moment``: differences of two positions
         are business seconds between them (cached per local day, so folding many replies
         costs one lookup each)."""
-        day = self.local_day(moment)
+        return self.position_at(moment.timestamp())
+
+    def position_at(self, at: float) -> float:
+        day = self.day_at(at)
         within = 0.0
         span = self.opening(day)
         if span is not None:
-            at = moment.timestamp()
             within = min(max(at, span[0]), span[1]) - span[0]
-        return self._before(day) + within
+        return self._cumulative_at(day)[0] + within
 
-    def _day_seconds(self, day: date) -> float:
-        span = self.opening(day)
-        return 0.0 if span is None else span[1] - span[0]
-
-    def _before(self, day: date) -> float:
-        """Business seconds from the origin (the first day asked about) to ``day``'s start."""
+    def _cumulative_at(self, day: date) -> tuple[float, int]:
+        """Business seconds and business days from the origin (the first day asked about)
+        to ``day``'s start; computed by walking from the nearest day known (the known days
+        are contiguous), so each day is computed once."""
         cache = self._cumulative
         found = cache.get(day)
         if found is not None:
             return found
         if not cache:
-            cache[day] = 0.0
-            return 0.0
-        # Walk from the nearest cached day (cached days are contiguous).
-        low, high = min(cache), max(cache)
+            found = cache[day] = (0.0, 0)
+            self._span[:] = [day, day]
+            return found
+        low, high = self._span
+        one = timedelta(days=1)
         if day > high:
-            total, current = cache[high], high
+            (seconds, days), current = cache[high], high
             while current < day:
-                total += self._day_seconds(current)
-                current += timedelta(days=1)
-                cache[current] = total
+                span = self.opening(current)
+                if span is not None:
+                    seconds, days = seconds + span[1] - span[0], days + 1
+                current += one
+                cache[current] = (seconds, days)
+            self._span[1] = day
         else:
-            total, current = cache[low], low
+            (seconds, days), current = cache[low], low
             while current > day:
-                current -= timedelta(days=1)
-                total -= self._day_seconds(current)
-                cache[current] = total
+                current -= one
+                span = self.opening(current)
+                if span is not None:
+                    seconds, days = seconds - (span[1] - span[0]), days - 1
+                cache[current] = (seconds, days)
+            self._span[0] = day
         return cache[day]
 
     def add_business_days(self, day: date, count: int) -> date:
@@ -151,13 +197,17 @@ class BusinessCalendar:
             day = self.next_business_day(day)
         return day
 
+    def deadline_at(self, start: float, business_days: int) -> float:
+        """:meth:`deadline` as POSIX time."""
+        day = self.add_business_days(self.business_day_at(start), business_days)
+        span = self.opening(day)
+        assert span is not None
+        return span[1]
+
     def deadline(self, start: datetime, business_days: int) -> datetime:
         """When "within ``business_days`` business days" of ``start`` ends: the closing of
         the business day that many after ``start``'s business day (0: the same day)."""
-        day = self.add_business_days(self.business_day_of(start), business_days)
-        span = self.opening(day)
-        assert span is not None
-        return datetime.fromtimestamp(span[1], self.zone)
+        return datetime.fromtimestamp(self.deadline_at(start.timestamp(), business_days), self.zone)
 
 
 def always_open(zone: ZoneInfo) -> BusinessCalendar:

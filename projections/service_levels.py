@@ -38,11 +38,10 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date
 from typing import Any, Literal, NamedTuple
 
 from ledger.events import TouchpointEvent
-from ledger.timeutil import from_micros
 from projections.calendar import BusinessCalendar
 from projections.fact import Fact, fact_of
 from projections.service_rules import ServiceRules
@@ -180,6 +179,13 @@ class Figures:
     feedback: int = 0
     csat_scores: list[int] = field(default_factory=list)
     low_scores: int = 0
+
+    def add(self, other: Figures) -> None:
+        """Count ``other``'s figures in too (totals over groups)."""
+        for name, value in vars(other).items():
+            if name != "group":
+                mine = getattr(self, name)
+                setattr(self, name, mine + value)
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as JSON-ready values (rates as fractions, ``None`` when undefined)."""
@@ -342,16 +348,18 @@ def _order(row: ServiceFact) -> tuple[int, str]:
 
 def group_key(by: By, calendar: BusinessCalendar) -> Callable[[int, str | None, str | None], str]:
     """``(micros, agent, queue) -> group name`` for a grouping."""
-    zone = calendar.zone
-    if by == "day":
-        return lambda at, agent, queue: datetime.fromtimestamp(at / 1e6, zone).date().isoformat()
-    if by == "week":
+    names: dict[date, str] = {}
+    if by in ("day", "week"):
 
-        def week(at: int, agent: str | None, queue: str | None) -> str:
-            year, number, _ = datetime.fromtimestamp(at / 1e6, zone).isocalendar()
-            return f"{year}-W{number:02d}"
+        def local(at: int, agent: str | None, queue: str | None) -> str:
+            day = calendar.day_at(at / 1e6)
+            name = names.get(day)
+            if name is None:
+                year, number, _ = day.isocalendar()
+                name = names[day] = day.isoformat() if by == "day" else f"{year}-W{number:02d}"
+            return name
 
-        return week
+        return local
     if by == "agent":
         return lambda at, agent, queue: agent or NONE
     if by == "queue":
@@ -429,9 +437,9 @@ def reply_days(thread: Thread, calendar: BusinessCalendar) -> int | None:
     ``None`` if unanswered. A reply timed before its message counts as immediate."""
     if thread.reply is None:
         return None
-    received = from_micros(thread.message.at)
-    answered = from_micros(max(thread.reply.at, thread.message.at))
-    return calendar.business_days_between(received, answered)
+    received = thread.message.at / 1e6
+    answered = max(thread.reply.at, thread.message.at) / 1e6
+    return calendar.business_days_between_at(received, answered)
 
 
 def _add_thread(
@@ -442,9 +450,9 @@ def _add_thread(
     if days is None or thread.reply is None:
         return
     target.replied += 1
-    received = from_micros(thread.message.at)
-    answered = from_micros(max(thread.reply.at, thread.message.at))
-    target.reply_seconds.append(calendar.business_seconds(received, answered))
+    received = thread.message.at / 1e6
+    answered = max(thread.reply.at, thread.message.at) / 1e6
+    target.reply_seconds.append(calendar.business_seconds_at(received, answered))
     target.replied_same_day += days == 0
     target.replied_next_day += days <= 1
     target.replied_in_time += days <= rules.reply_within_business_days
@@ -457,8 +465,8 @@ def _add_case(target: Figures, case: Case, calendar: BusinessCalendar, rules: Se
     if first is None:
         return
     target.resolved += 1
-    opened = from_micros(case.first_open.at)
-    resolved = from_micros(max(first.at, case.first_open.at))
-    target.resolve_seconds.append(calendar.business_seconds(opened, resolved))
-    days = calendar.business_days_between(opened, resolved)
+    opened = case.first_open.at / 1e6
+    resolved = max(first.at, case.first_open.at) / 1e6
+    target.resolve_seconds.append(calendar.business_seconds_at(opened, resolved))
+    days = calendar.business_days_between_at(opened, resolved)
     target.resolved_in_time += days <= rules.resolve_within_business_days

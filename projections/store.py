@@ -360,7 +360,6 @@ def view_indexes(tables: dict[str, str], suffix: str) -> list[tuple[str, str]]:
             f"CREATE INDEX IF NOT EXISTS contact_slots{suffix}_slot "
             f"ON {tables['contact_slots']} (slot)",
         ),
-        service.index(tables, suffix),
     ]
 
 
