@@ -279,3 +279,35 @@ def test_churn_after_bad_service_counts_both_groups() -> None:
     }
     assert (report.good_customers, report.good_stopped) == (2, 1)
     assert (report.left_out_recent, report.left_out_not_buying) == (1, 1)
+
+
+def test_figures_do_not_depend_on_arrival_order_and_totals_add_up() -> None:
+    import random
+
+    from ledger.generate import generated
+
+    events = [parse_event(d) for d in generated(80, 120, seed=6)]
+    calendar = BusinessCalendar(IST, OFFICE, yearly=frozenset({(4, 23), (5, 1)}))
+    scope = sl.Scope(to_micros(datetime(2026, 1, 1, tzinfo=IST)))
+    in_order = sl.figures(sl.replay(events).values(), scope, calendar, RULES, "day")
+    shuffled = events[:]
+    random.Random(1).shuffle(shuffled)
+    again = sl.figures(sl.replay(shuffled).values(), scope, calendar, RULES, "day")
+    assert [f.to_dict() for f in again] == [f.to_dict() for f in in_order]
+    total = sl.Figures("all")
+    for group in in_order:
+        total.add(group)
+    (everything,) = sl.figures(sl.replay(events).values(), scope, calendar, RULES, "all")
+    assert sorted(total.waits) == sorted(everything.waits)
+    total.waits, everything.waits = [], []
+    total.reply_seconds.sort()
+    everything.reply_seconds.sort()
+    total.answered_waits.sort()
+    everything.answered_waits.sort()
+    total.resolve_seconds.sort()
+    everything.resolve_seconds.sort()
+    total.csat_scores.sort()
+    everything.csat_scores.sort()
+    assert total == everything
+    assert everything.offered > 20
+    assert everything.messages > 20
