@@ -1913,6 +1913,8 @@ def policy_show(ctx: click.Context, as_json: bool) -> None:
             f"  freshness          {purpose}: {fresh.stale} when stale "
             f"(max {fresh.max_unprojected} unprojected){hold}"
         )
+    for line in service_rule_lines(rules):  # issue 13: faces/cli/service_levels.py
+        click.echo(line)
 
 
 @main.command("may-contact")
@@ -2390,7 +2392,12 @@ def audit_export(ctx: click.Context, out: Path) -> None:
 
 
 # Faces by area (faces/cli/), assembled here.
-from faces.cli.service_levels import churn, service_levels_command, sla  # noqa: E402
+from faces.cli.service_levels import (  # noqa: E402
+    churn,
+    service_levels_command,
+    service_rule_lines,
+    sla,
+)
 
 main.add_command(service_levels_command)
 main.add_command(sla)

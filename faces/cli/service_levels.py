@@ -91,6 +91,25 @@ def _as_of(value: str | None, zone: ZoneInfo) -> datetime | None:
     return moment
 
 
+def service_rule_lines(policy: Policy) -> list[str]:
+    """The policy's calendar and service targets, for `ledger policy show`."""
+    calendar, service = policy.calendar, policy.service
+    hours = ", ".join(
+        f"{day[:3]} {getattr(calendar.hours, day)}"
+        for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+    holidays = len(calendar.every_year) + len(calendar.holidays)
+    return [
+        f"  calendar           {calendar.time_zone}: {hours}; {holidays} holidays "
+        f"({len(calendar.every_year)} every year)",
+        f"  service levels     {service.target:.0%} answered within "
+        f"{service.answer_within_seconds}s (short abandons under "
+        f"{service.short_abandon_seconds}s left out); replies by business day "
+        f"+{service.reply_within_business_days}, complaints by "
+        f"+{service.resolve_within_business_days}",
+    ]
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
