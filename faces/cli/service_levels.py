@@ -17,17 +17,21 @@ from zoneinfo import ZoneInfo
 
 import click
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
 from application import service_levels as use_cases
 from faces.charts import service_level_chart
 from ledger.api import policy_history
 from ledger.app import open_store
+from ledger.events import EventTime
 from ledger.settings import Settings
 from projections.bad_service import definitions
 from projections.policy import Policy, load_policies
 from projections.service_levels import By, Figures
 
 F = TypeVar("F", bound=Callable[..., Any])
+_TIME: TypeAdapter[datetime] = TypeAdapter(EventTime)
+"""Times by the contract's own rules (a zone, the accepted range)."""
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 CHANNELS = ["phone", "email", "sms", "chat", "social", "web", "store"]
 
@@ -50,8 +54,6 @@ def _moment(
     ``next_day``: the start of the day after, so the whole day is included)."""
     if value is None:
         return None
-    from cli import parse_time  # the CLI's shared time parser (cli.py assembles this face)
-
     if _DATE.fullmatch(value):
         try:
             day = datetime.fromisoformat(value).date()
@@ -60,7 +62,11 @@ def _moment(
         if next_day:
             day += timedelta(days=1)
         return datetime.combine(day, time(), zone)
-    return parse_time(value, option, date_ok=False)
+    try:
+        return _TIME.validate_python(value)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise click.BadParameter(problem, param_hint=option) from None
 
 
 def common_options(function: F) -> F:
