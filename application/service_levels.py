@@ -83,15 +83,18 @@ def scope_of(
 def rows_in(store: ViewStore, scope: sl.Scope) -> list[sl.ServiceFact]:
     """The rows a scope's figures need: openings in the window, and the replies,
     resolutions and complaint openings that may belong to them, up to ``as_of``."""
-    read = store.recorder.select
+    read = store.recorder
     end = scope.as_of if scope.until is None else min(scope.until - 1, scope.as_of)
     since = scope.since
     early = None if since is None else since - REPLY_SKEW // timedelta(microseconds=1)
+    columns = service_level_store.FIGURES
     return [
-        *service_level_store.read(read, OPENINGS, since=since, until=end),
-        *service_level_store.read(read, ("reply", "resolution"), since=early, until=scope.as_of),
+        *service_level_store.read(read, OPENINGS, since=since, until=end, columns=columns),
+        *service_level_store.read(
+            read, ("reply", "resolution"), since=early, until=scope.as_of, columns=columns
+        ),
         # Complaints: every opening up to as_of, so a reopening is never a first opening.
-        *service_level_store.read(read, ("complaint",), until=scope.as_of),
+        *service_level_store.read(read, ("complaint",), until=scope.as_of, columns=columns),
     ]
 
 
@@ -159,7 +162,7 @@ def sla_breaches(
     scope = scope_of(since, None, None, as_of)
     rows = [
         *service_level_store.read(
-            store.recorder.select,
+            store.recorder,
             ("message", "reply", "complaint", "resolution"),
             until=scope.as_of,
         )
@@ -173,7 +176,7 @@ def churn(store: ViewStore, policy: Policy, *, as_of: datetime | None = None) ->
     """Did bad service cost us the customer? (definitions: ``bad_service.CHURN_DEFINITION``)."""
     moment = to_micros(as_of or utc_now())
     rows = service_level_store.read(
-        store.recorder.select,
+        store.recorder,
         ("call", "message", "reply", "complaint", "resolution", "feedback", "purchase"),
         until=moment,
     )

@@ -10,7 +10,9 @@ rows of a time range quickly (the key is ``(kind, micros, event_id)``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
+
+from psycopg.rows import tuple_row
 
 from projections.service_levels import ServiceFact
 
@@ -50,19 +52,45 @@ def _key(row: ServiceFact) -> tuple[str, int, str]:
     return row.kind, row.at, row.event_id
 
 
-class Select(Protocol):
-    def __call__(self, statement: str, params: Sequence[Any] = ...) -> list[tuple[Any, ...]]: ...
+def fetch(recorder: Any, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples, straight from the driver: the recorders' own ``select`` makes a
+    mapping per row first (eventsourcing's row factories), which costs more than the query
+    when a report reads a year of rows. ``recorder`` is a SQLite or PostgreSQL view
+    recorder (``projections.store``)."""
+    with recorder.datastore.transaction(commit=False) as cursor:
+        raw = getattr(cursor, "sqlite_cursor", None)
+        if raw is not None:
+            raw.row_factory = None
+            raw.execute(recorder.sql(statement), params)
+            return list(raw.fetchall())
+        cursor.row_factory = tuple_row
+        cursor.execute(recorder.sql(statement), params)
+        return list(cursor.fetchall())
+
+
+FIGURES: dict[str, frozenset[str]] = {
+    "call": frozenset({"micros", "queue", "agent", "wait", "outcome"}),
+    "message": frozenset({"event_id", "customer", "micros", "channel", "queue"}),
+    "reply": frozenset({"event_id", "customer", "item", "micros", "agent"}),
+    "complaint": frozenset({"event_id", "customer", "item", "micros", "channel"}),
+    "resolution": frozenset({"event_id", "customer", "item", "micros", "agent"}),
+    "feedback": frozenset({"micros", "channel", "agent", "outcome", "score"}),
+}
+"""The columns service-level figures read of each kind (the others come back as NULL:
+a year of rows is read in about half the time)."""
 
 
 def read(
-    select: Select,
+    recorder: Any,
     kinds: Sequence[str],
     *,
     since: int | None = None,
     until: int | None = None,
+    columns: dict[str, frozenset[str]] | None = None,
 ) -> list[ServiceFact]:
     """The rows of these kinds with event times in ``[since, until]`` (microseconds;
-    ``None``: open ended), kind by kind in time order (one range of the key each)."""
+    ``None``: open ended), kind by kind in time order (one range of the key each). With
+    ``columns``, only those of each kind are read (``kind`` always); the others are None."""
     clauses = ["kind = ?"]
     bounds: list[Any] = []
     if since is not None:
@@ -71,13 +99,18 @@ def read(
     if until is not None:
         clauses.append("micros <= ?")
         bounds.append(until)
-    statement = f"SELECT {COLUMNS} FROM {{{TABLE}}} WHERE {' AND '.join(clauses)}"
+    where = " AND ".join(clauses)
     found: list[ServiceFact] = []
     for kind in kinds:
-        found += map(ServiceFact._make, select(statement, [kind, *bounds]))
+        wanted = None if columns is None else columns[kind] | {"kind"}
+        names = ", ".join(
+            name if wanted is None or name in wanted else "NULL" for name in COLUMNS.split(", ")
+        )
+        statement = f"SELECT {names} FROM {{{TABLE}}} WHERE {where}"
+        found += map(ServiceFact._make, fetch(recorder, statement, [kind, *bounds]))
     return found
 
 
-def dump(select: Select) -> list[tuple[Any, ...]]:
+def dump(recorder: Any) -> list[tuple[Any, ...]]:
     """Every row, sorted (for comparing stores and runs)."""
-    return select(f"SELECT {COLUMNS} FROM {{{TABLE}}} ORDER BY event_id")
+    return fetch(recorder, f"SELECT {COLUMNS} FROM {{{TABLE}}} ORDER BY event_id")

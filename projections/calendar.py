@@ -127,6 +127,25 @@ class BusinessCalendar:
         same business day, 1 = the next, ... (negative if ``end`` is earlier)."""
         return self.business_days_between_at(start.timestamp(), end.timestamp())
 
+    def measure_at(self, start: float, end: float) -> tuple[int, float]:
+        """``(business days between, business seconds between)`` of two POSIX times, as
+        :meth:`business_days_between_at` and :meth:`business_seconds_at`, in one pass."""
+        first_day, last_day = self.day_at(start), self.day_at(end)
+        first, last = self.opening(first_day), self.opening(last_day)
+        first_seconds, first_days = self._cumulative_at(first_day)
+        last_seconds, last_days = self._cumulative_at(last_day)
+        # The business days before a day number it (the count excludes the day itself); a
+        # moment after closing on a business day counts on the next number, and a moment
+        # on a closed day on the next business day's, which is the same count.
+        start_ordinal = first_days + (1 if first is not None and start >= first[1] else 0)
+        end_ordinal = last_days + (1 if last is not None and end >= last[1] else 0)
+        seconds = 0.0
+        if end > start:
+            within_start = 0.0 if first is None else min(max(start, first[0]), first[1]) - first[0]
+            within_end = 0.0 if last is None else min(max(end, last[0]), last[1]) - last[0]
+            seconds = (last_seconds + within_end) - (first_seconds + within_start)
+        return end_ordinal - start_ordinal, seconds
+
     def business_days_between_at(self, start: float, end: float) -> int:
         first, last = self.business_day_at(start), self.business_day_at(end)
         return self._cumulative_at(last)[1] - self._cumulative_at(first)[1]

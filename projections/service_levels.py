@@ -38,7 +38,6 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, Literal, NamedTuple
 
 from ledger.events import TouchpointEvent
@@ -301,34 +300,47 @@ class Case:
         return not self.resolved or self.opened[-1].at > self.resolved[-1].at
 
 
-def threads(rows: Iterable[ServiceFact], scope: Scope) -> list[Thread]:
-    """Messages opened in scope, each with its first reply at or before ``as_of``."""
-    messages: list[ServiceFact] = []
-    replies: dict[tuple[str, str], ServiceFact] = {}
+Kinds = dict[str, list[ServiceFact]]
+"""Rows by kind."""
+
+
+def by_kind(rows: Iterable[ServiceFact]) -> Kinds:
+    """Rows sorted into their kinds, once (every figure reads a few kinds only)."""
+    found: Kinds = defaultdict(list)
     for row in rows:
-        if row.at > scope.as_of:
-            continue
-        if row.kind == "message":
-            if scope.opens(row.at) and (scope.channel is None or row.channel == scope.channel):
-                messages.append(row)
-        elif row.kind == "reply":
+        found[row.kind].append(row)
+    return found
+
+
+def threads(rows: Iterable[ServiceFact] | Kinds, scope: Scope) -> list[Thread]:
+    """Messages opened in scope, each with its first reply at or before ``as_of``."""
+    kinds = rows if isinstance(rows, dict) else by_kind(rows)
+    as_of, channel = scope.as_of, scope.channel
+    replies: dict[tuple[str, str], ServiceFact] = {}
+    for row in kinds.get("reply", ()):
+        if row.at <= as_of:
             key = (row.customer, row.item)
             best = replies.get(key)
             if best is None or (row.at, row.event_id) < (best.at, best.event_id):
                 replies[key] = row
-    return [Thread(m, replies.get((m.customer, m.event_id))) for m in messages]
+    return [
+        Thread(m, replies.get((m.customer, m.event_id)))
+        for m in kinds.get("message", ())
+        if scope.opens(m.at) and (channel is None or m.channel == channel)
+    ]
 
 
-def cases(rows: Iterable[ServiceFact], scope: Scope) -> list[Case]:
+def cases(rows: Iterable[ServiceFact] | Kinds, scope: Scope) -> list[Case]:
     """Complaints first opened in scope, with their history at or before ``as_of``."""
+    kinds = rows if isinstance(rows, dict) else by_kind(rows)
     opened: dict[tuple[str, str], list[ServiceFact]] = defaultdict(list)
     resolved: dict[tuple[str, str], list[ServiceFact]] = defaultdict(list)
-    for row in rows:
-        if row.at > scope.as_of:
-            continue
-        if row.kind == "complaint":
+    as_of = scope.as_of
+    for row in kinds.get("complaint", ()):
+        if row.at <= as_of:
             opened[(row.customer, row.item)].append(row)
-        elif row.kind == "resolution":
+    for row in kinds.get("resolution", ()):
+        if row.at <= as_of:
             resolved[(row.customer, row.item)].append(row)
     found = []
     for key, opens in opened.items():
@@ -348,15 +360,18 @@ def _order(row: ServiceFact) -> tuple[int, str]:
 
 def group_key(by: By, calendar: BusinessCalendar) -> Callable[[int, str | None, str | None], str]:
     """``(micros, agent, queue) -> group name`` for a grouping."""
-    names: dict[date, str] = {}
+    names: dict[int, str] = {}
     if by in ("day", "week"):
 
         def local(at: int, agent: str | None, queue: str | None) -> str:
-            day = calendar.day_at(at / 1e6)
-            name = names.get(day)
+            quarter = at // 900_000_000
+            name = names.get(quarter)
             if name is None:
+                day = calendar.day_at(at / 1e6)
                 year, number, _ = day.isocalendar()
-                name = names[day] = day.isoformat() if by == "day" else f"{year}-W{number:02d}"
+                name = day.isoformat() if by == "day" else f"{year}-W{number:02d}"
+                if calendar.day_at(quarter * 900) == calendar.day_at(quarter * 900 + 899):
+                    names[quarter] = name  # the whole quarter hour is in one local day
             return name
 
         return local
@@ -376,7 +391,7 @@ def figures(
 ) -> list[Figures]:
     """Service-level figures per group, sorted by group name. Pure: ``rows`` may come from
     the view store or from a fold of the log (they give the same figures)."""
-    rows = list(rows)
+    kinds = by_kind(rows)
     key = group_key(by, calendar)
     groups: dict[str, Figures] = {}
 
@@ -387,24 +402,20 @@ def figures(
         return found
 
     if scope.channel in (None, "phone"):
-        for row in rows:
-            if row.kind == "call" and scope.opens(row.at):
+        for row in kinds.get("call", ()):
+            if scope.opens(row.at):
                 _add_call(of(key(row.at, row.agent, row.queue)), row, rules)
-    for thread in threads(rows, scope):
+    for thread in threads(kinds, scope):
         reply = thread.reply
         message = thread.message
         name = key(message.at, reply.agent if reply else None, message.queue)
         _add_thread(of(name), thread, calendar, rules)
-    for case in cases(rows, scope):
+    for case in cases(kinds, scope):
         first = case.first_resolution
         name = key(case.first_open.at, first.agent if first else None, None)
         _add_case(of(name), case, calendar, rules)
-    for row in rows:
-        if (
-            row.kind == "feedback"
-            and scope.opens(row.at)
-            and (scope.channel is None or row.channel == scope.channel)
-        ):
+    for row in kinds.get("feedback", ()):
+        if scope.opens(row.at) and (scope.channel is None or row.channel == scope.channel):
             target = of(key(row.at, row.agent, None))
             target.feedback += 1
             if row.outcome == "csat" and row.score is not None:
@@ -439,20 +450,20 @@ def reply_days(thread: Thread, calendar: BusinessCalendar) -> int | None:
         return None
     received = thread.message.at / 1e6
     answered = max(thread.reply.at, thread.message.at) / 1e6
-    return calendar.business_days_between_at(received, answered)
+    return calendar.measure_at(received, answered)[0]
 
 
 def _add_thread(
     target: Figures, thread: Thread, calendar: BusinessCalendar, rules: ServiceRules
 ) -> None:
     target.messages += 1
-    days = reply_days(thread, calendar)
-    if days is None or thread.reply is None:
+    if thread.reply is None:
         return
     target.replied += 1
     received = thread.message.at / 1e6
     answered = max(thread.reply.at, thread.message.at) / 1e6
-    target.reply_seconds.append(calendar.business_seconds_at(received, answered))
+    days, seconds = calendar.measure_at(received, answered)
+    target.reply_seconds.append(seconds)
     target.replied_same_day += days == 0
     target.replied_next_day += days <= 1
     target.replied_in_time += days <= rules.reply_within_business_days
@@ -467,6 +478,6 @@ def _add_case(target: Figures, case: Case, calendar: BusinessCalendar, rules: Se
     target.resolved += 1
     opened = case.first_open.at / 1e6
     resolved = max(first.at, case.first_open.at) / 1e6
-    target.resolve_seconds.append(calendar.business_seconds_at(opened, resolved))
-    days = calendar.business_days_between_at(opened, resolved)
+    days, seconds = calendar.measure_at(opened, resolved)
+    target.resolve_seconds.append(seconds)
     target.resolved_in_time += days <= rules.resolve_within_business_days

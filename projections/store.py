@@ -1183,7 +1183,7 @@ class ViewStore:
             "contact_slots": self.recorder.select(
                 "SELECT * FROM {contact_slots} ORDER BY customer, slot, channel, direction, purpose"
             ),
-            service.TABLE: service.dump(self.recorder.select),
+            service.TABLE: service.dump(self.recorder),
         }
 
     def close(self) -> None:

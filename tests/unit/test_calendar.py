@@ -125,3 +125,24 @@ monday = "18:00-09:00"
         datetime(2026, 4, 4, 14, tzinfo=BERLIN).timestamp(),
     )
     assert CalendarRules().calendar().zone == ZoneInfo("UTC")
+
+
+def test_measure_agrees_with_the_day_by_day_answers() -> None:
+    import random
+
+    holidays, yearly = frozenset({date(2025, 4, 21)}), frozenset({(12, 25)})
+    calendar = BusinessCalendar(BERLIN, OFFICE, holidays, yearly)
+    slow = BusinessCalendar(BERLIN, OFFICE, holidays, yearly)
+    rng = random.Random(4)
+    start = datetime(2025, 1, 1, tzinfo=BERLIN).timestamp()
+    for _ in range(2000):
+        a = start + rng.uniform(0, 700 * 86400)
+        b = a + rng.choice([rng.uniform(0, 3600), rng.uniform(0, 30 * 86400)])
+        days, seconds = calendar.measure_at(a, b)
+        first, last = slow.business_day_at(a), slow.business_day_at(b)
+        counted, day = 0, first
+        while day < last:
+            day = slow.next_business_day(day)
+            counted += 1
+        assert days == counted
+        assert seconds == pytest.approx(slow.business_seconds_at(a, b))
