@@ -19,8 +19,12 @@ from projections.service_levels import ServiceFact
 TABLE = "service_facts"
 COLUMNS = "event_id, customer, kind, item, micros, channel, queue, agent, wait, outcome, score"
 
-INSERT = f"INSERT INTO {{{TABLE}}} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-STAGED = f"INSERT INTO {{{TABLE}}} SELECT * FROM {{staged}}.{TABLE}"
+# A row already there belongs to a batch another projector committed first: this batch's
+# guards then fail and roll it back (BatchConflict), so the insert must not fail before them.
+INSERT = f"INSERT INTO {{{TABLE}}} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+STAGED = (
+    f"INSERT INTO {{{TABLE}}} SELECT * FROM {{staged}}.{TABLE} WHERE true ON CONFLICT DO NOTHING"
+)
 STAGING_DDL = (
     f"CREATE TABLE {TABLE} (event_id TEXT, customer TEXT, kind TEXT, item TEXT, "
     "micros INTEGER, channel TEXT, queue TEXT, agent TEXT, wait INTEGER, outcome TEXT, "

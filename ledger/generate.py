@@ -102,7 +102,7 @@ LAPSE_AFTER_BAD_SERVICE = 0.4
 """The chance that a customer who had bad service never buys again."""
 
 
-VERSION_1_FIELDS = frozenset({"queue", "in_reply_to"})
+VERSION_2_FIELDS = frozenset({"queue", "in_reply_to"})
 """Fields added by version 2 of calls, e-mails, SMS and chats."""
 
 Emitted = tuple[float, dict[str, Any]]
@@ -641,7 +641,7 @@ class HistoryGenerator:
             "datacontenttype": "application/json",
         }
         if EVENT_CLASSES[kind].schema_version != 1 and (
-            kind not in ADDITIVE_TYPES or not VERSION_1_FIELDS.isdisjoint(data)
+            kind not in ADDITIVE_TYPES or not VERSION_2_FIELDS.isdisjoint(data)
         ):
             # Absent means version 1: a payload that needs a newer version must say so (one
             # that fits version 1 unchanged stays as it was, byte for byte).
