@@ -27,7 +27,7 @@ from ledger.log import (
     as_bytes,
     check_positions,
 )
-from projections import frequency, profile
+from projections import frequency, profile, service_levels
 from projections.fact import Fact, content_digest, fact_from_stored, fact_of
 
 if TYPE_CHECKING:
@@ -297,6 +297,8 @@ class Folder:
                 continue
             if key is not None:
                 contacts[key] += 1
+            if (row := service_levels.fact_row(fact)) is not None:
+                batch.service.append(row)
             profiles[fact.subject] = touched[fact.subject] = customer
             partition = item.position.partition
             if fact.micros > newest.get(partition, -1 << 62):

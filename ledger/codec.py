@@ -37,10 +37,45 @@ def _feedback_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "scale": data.get("scale", "csat")}
 
 
+def _added(*fields: str) -> Upcaster:
+    """The upcaster of a version that only added optional ``fields``: a version 1 event
+    has none of them, which means "not known"; one that sends them must say version 2
+    (its JSON Schema refuses them too)."""
+
+    def upcaster(data: dict[str, Any]) -> dict[str, Any]:
+        present = [name for name in fields if name in data]
+        if present:
+            raise InvalidEvent(
+                [
+                    f"data.{name}: unknown field in version 1 (send dataschema of version 2 "
+                    "with it)"
+                    for name in present
+                ]
+            )
+        return data
+
+    _ADDITIVE.add(upcaster)
+    return upcaster
+
+
+_ADDITIVE: set[Upcaster] = set()
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("feedback.given", 1): _feedback_v1_to_v2,
+    ("touchpoint.call", 1): _added("queue"),
+    ("touchpoint.email", 1): _added("in_reply_to"),
+    ("touchpoint.sms", 1): _added("in_reply_to"),
+    ("touchpoint.chat", 1): _added("in_reply_to"),
 }
 """``(type, version) -> function`` turning version N's ``data`` into version N+1's."""
+
+ADDITIVE_TYPES = frozenset(
+    name
+    for name, cls in EVENT_CLASSES.items()
+    if all(UPCASTERS[(name, step)] in _ADDITIVE for step in range(1, cls.schema_version))
+)
+"""Types whose every older version is the current one minus optional fields (their
+upcasters change nothing): a stored older document of these validates as it is."""
 
 
 def upcast(raw: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -162,15 +197,17 @@ def event_from_json(document: bytes | str) -> Touchpoint:
 
 def event_from_stored(document: bytes | str) -> Touchpoint:
     """Parse a document the ledger wrote itself (canonical JSON, validated when appended)."""
-    # Fast path: types still at schema version 1 need no upcasting, so pydantic can
-    # validate the bytes directly. Anything else, and every failure, takes the full
-    # path below, which also produces the reasons.
+    # Fast path: types still at schema version 1, or whose newer versions only added
+    # optional fields (ADDITIVE_TYPES), need no upcasting, so pydantic can validate the
+    # bytes directly (an explicit older dataschema fails there and is upcast below).
+    # Anything else, and every failure, takes the full path below, which also produces
+    # the reasons.
     try:
         event = EVENT_ADAPTER.validate_json(document)
     except ValidationError:
         pass
     else:
-        if event.schema_version == 1:
+        if event.type in ADDITIVE_TYPES:
             return event
     return event_from_json(document)
 

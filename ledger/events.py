@@ -131,21 +131,25 @@ class TouchpointEvent(BaseModel):
 
 
 class Call(TouchpointEvent):
+    schema_version: ClassVar[int] = 2
     type: Literal["touchpoint.call"] = "touchpoint.call"
     data: CallData
 
 
 class Email(TouchpointEvent):
+    schema_version: ClassVar[int] = 2
     type: Literal["touchpoint.email"] = "touchpoint.email"
     data: EmailData
 
 
 class Sms(TouchpointEvent):
+    schema_version: ClassVar[int] = 2
     type: Literal["touchpoint.sms"] = "touchpoint.sms"
     data: SmsData
 
 
 class Chat(TouchpointEvent):
+    schema_version: ClassVar[int] = 2
     type: Literal["touchpoint.chat"] = "touchpoint.chat"
     data: ChatData
 

@@ -6,7 +6,12 @@ details and consents, then live on an agenda of processes:
 * buying: prospects never buy, one-time buyers buy once, repeat and loyal buyers
   keep buying at their own pace (so "active" and "lapsed" both occur); some orders
   are refunded or returned, some get a CSAT survey;
-* service: calls with queue waits (long waits are abandoned), chats and e-mails;
+* service: calls to queues, more at busy hours of the day, with waits that grow with the
+  load (callers hang up after about 11 minutes on average; a few within seconds), chats
+  answered after their wait, e-mails and social messages answered in business hours: most
+  the same or next business day, some late, some never (replies name what they answer);
+  customers who had bad service (a long wait abandoned, an e-mail left unanswered, a
+  complaint left open) stop buying more often;
 * complaints: most are resolved within days, some late, some never;
 * marketing: e-mail and SMS campaigns to consenting customers, plus an
   over-contacted minority hammered by a partner programme with SMS and calls at
@@ -25,11 +30,12 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ledger.codec import ADDITIVE_TYPES
 from ledger.events import EVENT_CLASSES, schema_urn_of
 
 DAY = 86_400.0
@@ -86,7 +92,18 @@ SEGMENTS = {
     "loyal": (10, 21.0),
 }
 COMPLAINT_CATEGORIES = ["product", "delivery", "billing", "service", "staff", "other"]
+QUEUES = (["orders", "billing", "technical", "general"], [40, 25, 20, 15])
+# Contacts per local hour (08:00-21:59) of the service desk, relative: the load.
+LOAD = {8: 0.6, 9: 1.2, 10: 1.8, 11: 2.0, 12: 1.5, 13: 1.4, 14: 1.7, 15: 1.6, 16: 1.3}
+LOAD |= {17: 1.0, 18: 0.8, 19: 0.7, 20: 0.5, 21: 0.4}
+DESK = ZoneInfo("Europe/Istanbul")
+"""The service desk's zone: e-mails are answered 09:00-18:00 on its weekdays."""
+LAPSE_AFTER_BAD_SERVICE = 0.4
+"""The chance that a customer who had bad service never buys again."""
 
+
+VERSION_2_FIELDS = frozenset({"queue", "in_reply_to"})
+"""Fields added by version 2 of calls, e-mails, SMS and chats."""
 
 Emitted = tuple[float, dict[str, Any]]
 """An event and when the ledger receives it (its time, plus any upload delay)."""
@@ -102,6 +119,8 @@ class _Customer:
     consent: dict[str, bool]
     agenda: list[tuple[float, int, str, Any]] = field(default_factory=list)
     orders: list[tuple[str, Decimal, int]] = field(default_factory=list)
+    bad_service: bool = False
+    lapsed: bool = False
 
 
 class HistoryGenerator:
@@ -118,6 +137,9 @@ class HistoryGenerator:
         self.start = (start or datetime(2025, 1, 1, tzinfo=UTC)).timestamp()
         self.end = self.start + days * DAY
         self._rng = random.Random(seed)
+        # Service-level details draw from their own stream, so the other kinds of events
+        # stay as they were before service levels were generated.
+        self._desk = random.Random(f"service-desk-{seed}")
         self._seq = 0
         self._counters = {"order": 0, "complaint": 0}
 
@@ -240,6 +262,8 @@ class HistoryGenerator:
         return events
 
     def _on_purchase(self, c: _Customer, now: float, _: Any) -> list[Emitted]:
+        if c.lapsed:
+            return []  # gone after bad service
         rng = self._rng
         self._counters["order"] += 1
         order = f"ORD-{self._counters['order']:09d}"
@@ -307,46 +331,121 @@ class HistoryGenerator:
 
     def _on_service(self, c: _Customer, now: float, _: Any) -> list[Emitted]:
         self._plan(c, self._after(now, 110), "service")
-        return [self._contact(c, now, purpose="service")]
+        return self._contact(c, self._busy_time(now), purpose="service")
 
-    def _contact(self, c: _Customer, now: float, purpose: str) -> Emitted:
-        rng = self._rng
+    def _busy_time(self, now: float) -> float:
+        """A moment on ``now``'s day (or the next) at an hour drawn by the desk's load."""
+        desk = self._desk
+        hour = desk.choices(list(LOAD), weights=list(LOAD.values()))[0]
+        local = datetime.fromtimestamp(now, DESK).replace(
+            hour=hour, minute=desk.randint(0, 59), second=desk.randint(0, 59)
+        )
+        moment = local.timestamp()
+        return moment if moment >= now else moment + DAY
+
+    def _contact(self, c: _Customer, now: float, purpose: str) -> list[Emitted]:
+        rng, desk = self._rng, self._desk
         how = rng.choices(["call", "chat", "email"], weights=[55, 30, 15])[0]
         if how == "call":
-            wait = int(rng.lognormvariate(4.2, 1.0))  # median ~67 s, long tail
-            patience = rng.uniform(60, 900)
-            answered = wait <= patience
+            return [self._call(c, now, purpose)]
+        if how == "chat":
+            social = desk.random() < 0.15
             data: dict[str, Any] = {
+                "channel": "social" if social else "chat",
                 "direction": "inbound",
                 "purpose": purpose,
-                "outcome": "answered" if answered else "abandoned",
-                "wait_seconds": min(wait, 7200) if answered else int(patience),
-                "duration_seconds": int(rng.uniform(60, 1200)) if answered else 0,
+                "wait_seconds": rng.randint(0, 300),
+                "duration_seconds": rng.randint(60, 1800),
+                "messages": rng.randint(2, 40),
             }
-            if answered:
-                data["agent"] = f"agent-{rng.randint(1, 40):03d}"
-            return self._event(c, now, "touchpoint.call", "crm/call-centre", data)
-        if how == "chat":
-            return self._event(
-                c,
-                now,
-                "touchpoint.chat",
-                "crm/chat",
-                {
-                    "direction": "inbound",
-                    "purpose": purpose,
-                    "wait_seconds": rng.randint(0, 300),
-                    "duration_seconds": rng.randint(60, 1800),
-                    "messages": rng.randint(2, 40),
-                },
-            )
-        return self._event(
+            if social:  # a direct message: answered like an e-mail, not live
+                data = {k: data[k] for k in ("channel", "direction", "purpose")}
+            inbound = self._event(c, now, "touchpoint.chat", "crm/chat", data)
+            if social:
+                return [inbound, *self._reply(c, now, inbound[1], "touchpoint.chat")]
+            agent = f"agent-{desk.randint(1, 40):03d}"
+            reply = {
+                "channel": "chat",
+                "direction": "outbound",
+                "purpose": purpose,
+                "agent": agent,
+                "in_reply_to": inbound[1]["id"],
+            }
+            at = now + data["wait_seconds"]
+            return [inbound, self._event(c, at, "touchpoint.chat", "crm/chat", reply, ids=desk)]
+        inbound = self._event(
             c,
             now,
             "touchpoint.email",
             "crm/email-desk",
             {"direction": "inbound", "purpose": purpose},
         )
+        return [inbound, *self._reply(c, now, inbound[1], "touchpoint.email")]
+
+    def _call(self, c: _Customer, now: float, purpose: str) -> Emitted:
+        rng, desk = self._rng, self._desk
+        base = rng.lognormvariate(4.2, 1.0)  # median ~67 s, long tail
+        rng.uniform(60, 900)  # (the old patience draw: keeps the main stream as it was)
+        hour = datetime.fromtimestamp(now, DESK).hour
+        wait = int(base * LOAD.get(hour, 0.5) ** 2 / 5)  # queues grow with the load
+        patience = desk.expovariate(1 / 660)  # hang up after 11 minutes on average
+        if desk.random() < 0.03:
+            patience = desk.uniform(0, 4)  # misdials and changed minds: short abandons
+        answered = wait <= patience
+        data: dict[str, Any] = {
+            "direction": "inbound",
+            "purpose": purpose,
+            "outcome": "answered" if answered else "abandoned",
+            "wait_seconds": min(wait, 7200) if answered else int(patience),
+            "duration_seconds": int(rng.uniform(60, 1200)) if answered else 0,
+            "queue": desk.choices(*QUEUES)[0],
+        }
+        if answered:
+            data["agent"] = f"agent-{rng.randint(1, 40):03d}"
+        elif patience >= 300:
+            self._bad_service(c)
+        return self._event(c, now, "touchpoint.call", "crm/call-centre", data)
+
+    def _reply(self, c: _Customer, now: float, inbound: dict[str, Any], kind: str) -> list[Emitted]:
+        """The desk's reply to an inbound message: in business hours, mostly the same or next
+        business day, some days late, some never."""
+        desk = self._desk
+        fate = desk.random()
+        if fate < 0.08:
+            self._bad_service(c)
+            return []  # never answered
+        delay = desk.uniform(0.2, 6) * HOUR if fate < 0.75 else desk.uniform(1, 6) * DAY
+        if fate >= 0.75:
+            self._bad_service(c)
+        at = self._desk_hours(now + delay)
+        data = {
+            "channel": inbound["data"].get("channel", "email"),
+            "direction": "outbound",
+            "purpose": "service",
+            "agent": f"agent-{desk.randint(1, 40):03d}",
+            "in_reply_to": inbound["id"],
+        }
+        if kind == "touchpoint.email":
+            del data["channel"]
+        return [self._event(c, at, kind, inbound["source"], data, ids=desk)]
+
+    def _bad_service(self, c: _Customer) -> None:
+        """A bad experience: the first one decides whether the customer walks away."""
+        if not c.bad_service:
+            c.bad_service = True
+            c.lapsed = self._desk.random() < LAPSE_AFTER_BAD_SERVICE
+
+    def _desk_hours(self, moment: float) -> float:
+        """``moment`` if the desk is open then (09:00-18:00 on weekdays, its zone), else the
+        next opening plus a few minutes."""
+        local = datetime.fromtimestamp(moment, DESK)
+        if local.weekday() < 5 and 9 <= local.hour < 18:
+            return moment
+        while local.weekday() >= 5 or local.hour >= 18:
+            local = (local + timedelta(days=1)).replace(hour=9, minute=0, second=0)
+        if local.hour < 9:
+            local = local.replace(hour=9, minute=0, second=0)
+        return max(moment, local.timestamp() + self._desk.randint(60, 3600))
 
     def _on_complaint(self, c: _Customer, now: float, _: Any) -> list[Emitted]:
         rng = self._rng
@@ -364,6 +463,8 @@ class HistoryGenerator:
             ],
         }
         fate = rng.random()
+        if fate >= 0.6:  # resolved late or never
+            self._bad_service(c)
         if fate < 0.6:
             self._plan(c, now + rng.uniform(0.1, 5) * DAY, "resolve", complaint)
         elif fate < 0.85:
@@ -523,8 +624,9 @@ class HistoryGenerator:
         *,
         local: bool = False,
         delay: float = 0.0,
+        ids: random.Random | None = None,
     ) -> Emitted:
-        event_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        event_id = str(uuid.UUID(int=(ids or self._rng).getrandbits(128), version=4))
         if local:  # store systems stamp local time with its offset
             stamp = datetime.fromtimestamp(int(at), c.zone).isoformat()
         else:
@@ -538,8 +640,11 @@ class HistoryGenerator:
             "time": stamp,
             "datacontenttype": "application/json",
         }
-        if EVENT_CLASSES[kind].schema_version != 1:
-            # Absent means version 1: a current payload of a newer version must say so.
+        if EVENT_CLASSES[kind].schema_version != 1 and (
+            kind not in ADDITIVE_TYPES or not VERSION_2_FIELDS.isdisjoint(data)
+        ):
+            # Absent means version 1: a payload that needs a newer version must say so (one
+            # that fits version 1 unchanged stays as it was, byte for byte).
             event["dataschema"] = schema_urn_of(kind)
         event["data"] = data
         return at + delay, event

@@ -101,6 +101,19 @@ Moment = Annotated[
     ),
 ]
 Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+ReplyTo = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[\x21-\x7e]+$",
+        description="What this message answers: the id of the customer's inbound event "
+        "(or a conversation or ticket id shared by the thread). Schema version 2; absent: "
+        "not known.",
+    ),
+]
+"""An event id or a thread id (printable ASCII, like an event id)."""
+
 Phone = Annotated[
     str, AfterValidator(check_phone), Field(json_schema_extra={"pattern": E164_PATTERN})
 ]
@@ -155,7 +168,7 @@ class Money(Payload):
 
 
 class CallData(Contact):
-    """A phone call. ``outcome`` says whether anybody talked."""
+    """A phone call. ``outcome`` says whether anybody talked (schema version 2: the queue)."""
 
     model_config = ConfigDict(
         frozen=True,
@@ -173,6 +186,11 @@ class CallData(Contact):
     outcome: Literal["answered", "abandoned", "missed", "voicemail"]
     wait_seconds: Seconds = Field(default=0, description="Time in the queue before an answer.")
     duration_seconds: Seconds = Field(default=0, description="Talk time.")
+    queue: Ref | None = Field(
+        default=None,
+        description="The queue (skill group) the call waited in. Schema version 2; absent: "
+        "not known.",
+    )
 
     @model_validator(mode="after")
     def _no_talk_without_answer(self) -> CallData:
@@ -184,29 +202,33 @@ class CallData(Contact):
 
 
 class EmailData(Contact):
-    """An e-mail, sent or received."""
+    """An e-mail, sent or received (schema version 2: a reply names what it answers)."""
 
     channel: Literal[Channel.EMAIL] = Channel.EMAIL
     template: Ref | None = None
     subject_line: Text | None = None
     bounced: Flag = False
+    in_reply_to: ReplyTo | None = None
 
 
 class SmsData(Contact):
-    """A text message, sent or received."""
+    """A text message, sent or received (schema version 2: a reply names what it answers)."""
 
     channel: Literal[Channel.SMS] = Channel.SMS
     template: Ref | None = None
     segments: WholeNumber = Field(default=1, ge=1, le=255)
+    in_reply_to: ReplyTo | None = None
 
 
 class ChatData(Contact):
-    """A chat conversation (web chat, messaging app)."""
+    """A chat conversation (web chat, messaging app, social media; schema version 2: a
+    reply names what it answers)."""
 
     channel: Literal[Channel.CHAT, Channel.SOCIAL, Channel.WEB] = Channel.CHAT
     wait_seconds: Seconds = 0
     duration_seconds: Seconds = 0
     messages: WholeNumber = Field(default=1, ge=0, le=100_000)
+    in_reply_to: ReplyTo | None = None
 
 
 class VisitData(Contact):

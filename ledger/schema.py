@@ -68,8 +68,22 @@ def _feedback_v1(schema: dict[str, Any]) -> None:
     data["description"] = "A survey answer or review (schema version 1: CSAT unless scale says)."
 
 
+def _without(model: str, field: str, what: str) -> Callable[[dict[str, Any]], None]:
+    # Version 1 of these types lacked one optional field, added in version 2.
+    def older(schema: dict[str, Any]) -> None:
+        data = schema["$defs"][model]
+        del data["properties"][field]
+        data["description"] = f"{what} (schema version 1: no {field})."
+
+    return older
+
+
 OLDER_VERSIONS: dict[tuple[str, int], Callable[[dict[str, Any]], None]] = {
     ("feedback.given", 1): _feedback_v1,
+    ("touchpoint.call", 1): _without("CallData", "queue", "A phone call"),
+    ("touchpoint.email", 1): _without("EmailData", "in_reply_to", "An e-mail"),
+    ("touchpoint.sms", 1): _without("SmsData", "in_reply_to", "A text message"),
+    ("touchpoint.chat", 1): _without("ChatData", "in_reply_to", "A chat conversation"),
 }
 """How each older version the ledger accepts differs from the current one (its schema file
 is ``<type>.v<N>.schema.json``); one entry per upcaster in :mod:`ledger.codec`."""

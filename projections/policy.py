@@ -36,6 +36,7 @@ from ledger.timeutil import LONGEST_SPAN, check_range
 from ledger.vocabulary import Channel, Purpose
 from projections.frequency import Window, slot_of, slot_start
 from projections.profile import Profile
+from projections.service_rules import CalendarRules, ServiceRules
 
 CONSENT_CHANNELS = frozenset({"phone", "sms", "email"})
 """Channels that consent records are about (İYS: call, SMS, e-mail)."""
@@ -192,6 +193,10 @@ class Policy(_Strict):
     quiet: list[Quiet] = Field(default_factory=list)
     complaints: Complaints = Complaints()
     freshness: FreshnessRules = FreshnessRules()
+    calendar: CalendarRules = CalendarRules()
+    """Business hours and holidays (service levels; issue 13)."""
+    service: ServiceRules = ServiceRules()
+    """Service-level targets and what counts as bad service (issue 13)."""
 
     @field_validator("effective_from", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ import orjson
 from ledger.errors import LedgerError
 from projections.frequency import ContactKey
 from projections.profile import Profile
+from projections.service_levels import ServiceFact
 
 VIEWS = "views"
 PREFIXED = "substr(application_name, 1, ?) = ?"  # exact: LIKE would read _ as a wildcard
@@ -131,6 +132,8 @@ class ViewBatch:
     rate: float = 0.0
     """Records per second while this batch was processed."""
     expected: dict[int, int | None] = field(default_factory=dict)
+    """Per partition, the stored position this batch was read from (``None``: no position
+    yet). The commit fails if another projector moved it meanwhile."""
     generation: int | None = None
     """The store generation the batch's profiles were loaded in (see ``generation()``)."""
     bump_generation: bool = False
@@ -138,8 +141,8 @@ class ViewBatch:
     """Dead letters (partition, offset) that this batch applied at last."""
     misplaced: dict[int, Misplaced] = field(default_factory=dict)
     """Per partition, the records of this batch outside their key's murmur2 partition."""
-    """Per partition, the stored position this batch was read from (``None``: no position
-    yet). The commit fails if another projector moved it meanwhile."""
+    service: list[ServiceFact] = field(default_factory=list)
+    """The service-level rows of the events this batch applied."""
 
 
 Guard = tuple[str, int | None, int | None]

@@ -16,6 +16,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
+from consumers.store import service_levels as service
 from consumers.store.batch import PreparedBatch, Seen, SharedEventId
 from consumers.store.schema import (
     STAGED_APPLIED,
@@ -92,7 +93,12 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
                     for name in names:
-                        for statement in (STAGED_PROFILES, STAGED_CONTACTS, STAGED_DEAD_LETTERS):
+                        for statement in (
+                            STAGED_PROFILES,
+                            STAGED_CONTACTS,
+                            STAGED_DEAD_LETTERS,
+                            service.STAGED,
+                        ):
                             cursor.execute(statement.format(**self.tables, staged=name))
                         try:
                             cursor.execute(STAGED_APPLIED.format(**self.tables, staged=name))

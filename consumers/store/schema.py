@@ -8,11 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from consumers.store import service_levels as service
 from consumers.store.batch import ViewBatch, encode_headers
 from ledger.timeutil import to_micros
 from projections.profile import Profile
 
-TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress", "misplaced")
+TABLES = (
+    "profiles",
+    "contact_slots",
+    "applied_events",
+    "dead_letters",
+    "progress",
+    "misplaced",
+    service.TABLE,
+)
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
@@ -63,6 +72,7 @@ STAGING_DDL = [
     "CREATE TABLE dead_letters (partition INTEGER, offset INTEGER, raw BLOB, reason TEXT, "
     "parked_at INTEGER, record_key BLOB, headers TEXT, record_timestamp INTEGER, "
     "first_partition INTEGER, first_offset INTEGER)",
+    service.STAGING_DDL,
 ]
 DELETE_DEAD_LETTER = "DELETE FROM {dead_letters} WHERE partition = ? AND offset = ?"
 UPSERT_PROGRESS = (
@@ -117,6 +127,7 @@ def view_rows(batch: ViewBatch) -> list[tuple[str, str, list[tuple[Any, ...]]]]:
                 for d in batch.dead_letters
             ],
         ),
+        (service.TABLE, service.INSERT, service.rows_of(batch.service)),
     ]
 
 
@@ -197,6 +208,7 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         "channel TEXT NOT NULL, direction TEXT NOT NULL, purpose TEXT NOT NULL, "
         f"slot {integer} NOT NULL, n {integer} NOT NULL, "
         f"PRIMARY KEY (customer, slot, channel, direction, purpose)){keyed}",
+        service.ddl(tables, postgres=postgres),
         *(create for _, create in view_indexes(tables, suffix)),
         f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY, "
         f"digest {integer}, partition {integer}, {offset} {integer}){keyed}",

@@ -21,6 +21,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 
+from consumers.store import service_levels as service
 from consumers.store.batch import (
     PREFIXED,
     REBUILD_PREFIX,
@@ -491,6 +492,7 @@ class ViewStore:
             "contact_slots": self.recorder.select(
                 "SELECT * FROM {contact_slots} ORDER BY customer, slot, channel, direction, purpose"
             ),
+            service.TABLE: service.dump(self.recorder),
         }
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from faces.cli.render import (
     render_pressure,
     write_jsonl,
 )
+from faces.cli.service_levels import service_rule_lines
 from ledger.settings import Settings
 from ledger.vocabulary import Channel, Purpose
 
@@ -104,6 +105,8 @@ def policy_show(ctx: click.Context, as_json: bool) -> None:
             f"  freshness          {purpose}: {fresh.stale} when stale "
             f"(max {fresh.max_unprojected} unprojected){hold}"
         )
+    for line in service_rule_lines(rules):
+        click.echo(line)
 
 
 @click.command("may-contact")

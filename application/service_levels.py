@@ -1,0 +1,183 @@
+"""Service-level use cases: figures per day/week/agent/queue, SLA breaches, churn after bad
+service. Every face (CLI, library) calls these; they read the service-level rows from the
+view store (or fold them from a log) and compute with the pure code in
+:mod:`projections.service_levels` and :mod:`projections.bad_service`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from consumers.store import ViewStore
+from consumers.store import service_levels as service_level_store
+from ledger.log import EventLog
+from ledger.timeutil import from_micros, to_micros, utc_now
+from projections import service_levels as sl
+from projections.bad_service import (
+    Breach,
+    ChurnReport,
+    breaches,
+    churn_after_bad_service,
+    definitions,
+)
+from projections.calendar import BusinessCalendar
+from projections.fact import fact_of
+from projections.policy import Policy
+from projections.service_rules import ServiceRules
+
+REPLY_SKEW = timedelta(days=7)
+"""Replies are looked for from this long before the window's start: a reply whose event
+time is earlier than that before the message it answers is not found (a clock that far
+off is a data error)."""
+
+OPENINGS = ("call", "message", "feedback")
+LATER = ("reply", "resolution", "complaint")
+
+
+@dataclass(frozen=True)
+class ServiceLevelReport:
+    """Figures per group and in total, with the scope and rules they were computed by."""
+
+    groups: list[sl.Figures]
+    total: sl.Figures
+    by: sl.By
+    scope: sl.Scope
+    rules: ServiceRules
+    zone: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "since": _iso(self.scope.since),
+            "until": _iso(self.scope.until),
+            "as_of": _iso(self.scope.as_of),
+            "channel": self.scope.channel,
+            "calendar_zone": self.zone,
+            "definitions": dict(definitions(self.rules)),
+            "total": self.total.to_dict(),
+            "groups": [group.to_dict() for group in self.groups],
+        }
+
+
+def _iso(micros: int | None) -> str | None:
+    return None if micros is None else from_micros(micros).isoformat()
+
+
+def scope_of(
+    since: datetime | None,
+    until: datetime | None,
+    channel: str | None,
+    as_of: datetime | None,
+) -> sl.Scope:
+    return sl.Scope(
+        to_micros(as_of or utc_now()),
+        None if since is None else to_micros(since),
+        None if until is None else to_micros(until),
+        channel,
+    )
+
+
+def rows_in(store: ViewStore, scope: sl.Scope) -> list[sl.ServiceFact]:
+    """The rows a scope's figures need: openings in the window, and the replies,
+    resolutions and complaint openings that may belong to them, up to ``as_of``."""
+    read = store.recorder
+    end = scope.as_of if scope.until is None else min(scope.until - 1, scope.as_of)
+    since = scope.since
+    early = None if since is None else since - REPLY_SKEW // timedelta(microseconds=1)
+    columns = service_level_store.FIGURES
+    return [
+        *service_level_store.read(read, OPENINGS, since=since, until=end, columns=columns),
+        *service_level_store.read(
+            read, ("reply", "resolution"), since=early, until=scope.as_of, columns=columns
+        ),
+        # Complaints: every opening up to as_of, so a reopening is never a first opening.
+        *service_level_store.read(read, ("complaint",), until=scope.as_of, columns=columns),
+    ]
+
+
+def report(
+    rows: Iterable[sl.ServiceFact], scope: sl.Scope, policy: Policy, by: sl.By
+) -> ServiceLevelReport:
+    """Figures of ``rows`` (from the views or a fold of the log) per group and in total."""
+    rows = list(rows)
+    calendar = policy.calendar.calendar()
+    rules = policy.service
+    groups = sl.figures(rows, scope, calendar, rules, by)
+    total = sl.Figures("all")
+    for group in groups:
+        total.add(group)
+    return ServiceLevelReport(
+        groups,
+        total,
+        by,
+        scope,
+        rules,
+        policy.calendar.time_zone,
+    )
+
+
+def service_levels(
+    store: ViewStore,
+    policy: Policy,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    channel: str | None = None,
+    by: sl.By = "day",
+    as_of: datetime | None = None,
+) -> ServiceLevelReport:
+    """Service-level figures from the views: calls, messages, complaints and feedback
+    opened in ``[since, until)``, as they stood at ``as_of`` (default: now)."""
+    scope = scope_of(since, until, channel, as_of)
+    return report(rows_in(store, scope), scope, policy, by)
+
+
+def rows_from_log(log: EventLog, until: datetime | None = None) -> list[sl.ServiceFact]:
+    """The service-level rows folded straight from the log (events up to ``until``, by
+    event time): what a rebuild of the views would hold."""
+    state: sl.ServiceState = {}
+    limit = None if until is None else to_micros(until)
+    for record in log.read():
+        if record.event is None:
+            continue  # parked by the projector too
+        fact = fact_of(record.event)
+        if limit is None or fact.micros <= limit:
+            sl.apply(state, fact)
+    return list(state.values())
+
+
+def sla_breaches(
+    store: ViewStore,
+    policy: Policy,
+    *,
+    open_only: bool = False,
+    since: datetime | None = None,
+    as_of: datetime | None = None,
+) -> tuple[list[Breach], datetime]:
+    """Messages and complaints past their SLA (``open_only``: still unanswered), most
+    overdue first, and the moment they were judged at."""
+    scope = scope_of(since, None, None, as_of)
+    rows = [
+        *service_level_store.read(
+            store.recorder,
+            ("message", "reply", "complaint", "resolution"),
+            until=scope.as_of,
+        )
+    ]
+    calendar: BusinessCalendar = policy.calendar.calendar()
+    found = breaches(rows, scope, calendar, policy.service, open_only=open_only)
+    return found, from_micros(scope.as_of)
+
+
+def churn(store: ViewStore, policy: Policy, *, as_of: datetime | None = None) -> ChurnReport:
+    """Did bad service cost us the customer? (definitions: ``bad_service.CHURN_DEFINITION``)."""
+    moment = to_micros(as_of or utc_now())
+    rows = service_level_store.read(
+        store.recorder,
+        ("call", "message", "reply", "complaint", "resolution", "feedback", "purchase"),
+        until=moment,
+    )
+    return churn_after_bad_service(rows, moment, policy.calendar.calendar(), policy.service)
