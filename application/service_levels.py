@@ -38,7 +38,7 @@ OPENINGS = ("call", "message", "feedback")
 
 
 class ServiceLevelsNotBuilt(LedgerError):
-    """The views hold applied events but no service-level rows: they were built before the
+    """The views hold purchases but no service-level rows: they were built before the
     ledger kept them (``ledger project rebuild`` builds them)."""
 
 
@@ -46,7 +46,8 @@ def check_built(store: ViewStore) -> None:
     """Refuse to answer from views built before service levels existed: their figures would
     be silently empty."""
     select = store.recorder.select
-    if select("SELECT 1 FROM {profiles} LIMIT 1") and not select(
+    # Every purchase has a row: purchases in the profiles and no rows at all cannot be.
+    if select("SELECT 1 FROM {profiles} WHERE purchases > 0 LIMIT 1") and not select(
         "SELECT 1 FROM {service_facts} LIMIT 1"
     ):
         raise ServiceLevelsNotBuilt(
