@@ -13,6 +13,7 @@ from typing import Any
 
 from consumers.store import ViewStore
 from consumers.store import service_levels as service_level_store
+from ledger.errors import LedgerError
 from ledger.log import EventLog
 from ledger.timeutil import from_micros, to_micros, utc_now
 from projections import service_levels as sl
@@ -34,6 +35,27 @@ time is earlier than that before the message it answers is not found (a clock th
 off is a data error)."""
 
 OPENINGS = ("call", "message", "feedback")
+
+
+class ServiceLevelsNotBuilt(LedgerError):
+    """The views hold purchases but no service-level rows: they were built before the
+    ledger kept them (``ledger project rebuild`` builds them)."""
+
+
+def check_built(store: ViewStore) -> None:
+    """Refuse to answer from views built before service levels existed: their figures would
+    be silently empty."""
+    select = store.recorder.select
+    # Every purchase has a row: purchases in the profiles and no rows at all cannot be.
+    if select("SELECT 1 FROM {profiles} WHERE purchases > 0 LIMIT 1") and not select(
+        "SELECT 1 FROM {service_facts} LIMIT 1"
+    ):
+        raise ServiceLevelsNotBuilt(
+            f"the views in {store.where} were built before service levels were kept: run "
+            "`ledger project rebuild` once"
+        )
+
+
 LATER = ("reply", "resolution", "complaint")
 
 
@@ -131,6 +153,7 @@ def service_levels(
 ) -> ServiceLevelReport:
     """Service-level figures from the views: calls, messages, complaints and feedback
     opened in ``[since, until)``, as they stood at ``as_of`` (default: now)."""
+    check_built(store)
     scope = scope_of(since, until, channel, as_of)
     return report(rows_in(store, scope), scope, policy, by)
 
@@ -159,6 +182,7 @@ def sla_breaches(
 ) -> tuple[list[Breach], datetime]:
     """Messages and complaints past their SLA (``open_only``: still unanswered), most
     overdue first, and the moment they were judged at."""
+    check_built(store)
     scope = scope_of(since, None, None, as_of)
     rows = [
         *service_level_store.read(
@@ -174,6 +198,7 @@ def sla_breaches(
 
 def churn(store: ViewStore, policy: Policy, *, as_of: datetime | None = None) -> ChurnReport:
     """Did bad service cost us the customer? (definitions: ``bad_service.CHURN_DEFINITION``)."""
+    check_built(store)
     moment = to_micros(as_of or utc_now())
     rows = service_level_store.read(
         store.recorder,

@@ -258,23 +258,23 @@ class Scope:
     channel: str | None = None
 
     def opens(self, at: int) -> bool:
-        return (
-            at <= self.as_of
-            and (self.since is None or at >= self.since)
-            and (self.until is None or at < self.until)
-        )
+        low, high = self.bounds()
+        return low <= at < high
+
+    def bounds(self) -> tuple[int, int]:
+        """``[low, high)`` in microseconds: the window, cut at ``as_of``."""
+        high = self.as_of + 1 if self.until is None else min(self.until, self.as_of + 1)
+        return (-(1 << 62) if self.since is None else self.since), high
 
 
-@dataclass(frozen=True, slots=True)
-class Thread:
+class Thread(NamedTuple):
     """A message and its first reply (as of the scope's moment)."""
 
     message: ServiceFact
     reply: ServiceFact | None
 
 
-@dataclass(frozen=True, slots=True)
-class Case:
+class Case(NamedTuple):
     """A complaint's openings and resolutions (as of the scope's moment), in time order."""
 
     customer: str
@@ -323,10 +323,12 @@ def threads(rows: Iterable[ServiceFact] | Kinds, scope: Scope) -> list[Thread]:
             best = replies.get(key)
             if best is None or (row.at, row.event_id) < (best.at, best.event_id):
                 replies[key] = row
+    low, high = scope.bounds()
+    get = replies.get
     return [
-        Thread(m, replies.get((m.customer, m.event_id)))
+        Thread(m, get((m.customer, m.event_id)))
         for m in kinds.get("message", ())
-        if scope.opens(m.at) and (channel is None or m.channel == channel)
+        if low <= m.at < high and (channel is None or m.channel == channel)
     ]
 
 
@@ -343,14 +345,19 @@ def cases(rows: Iterable[ServiceFact] | Kinds, scope: Scope) -> list[Case]:
         if row.at <= as_of:
             resolved[(row.customer, row.item)].append(row)
     found = []
+    low, high = scope.bounds()
     for key, opens in opened.items():
-        opens.sort(key=_order)
+        if len(opens) > 1:
+            opens.sort(key=_order)
         first = opens[0]
-        if not scope.opens(first.at):
+        if not low <= first.at < high:
             continue
         if scope.channel is not None and first.channel != scope.channel:
             continue
-        found.append(Case(key[0], key[1], opens, sorted(resolved.get(key, []), key=_order)))
+        closes = resolved.get(key, [])
+        if len(closes) > 1:
+            closes.sort(key=_order)
+        found.append(Case(key[0], key[1], opens, closes))
     return found
 
 
@@ -401,9 +408,10 @@ def figures(
             found = groups[name] = Figures(name)
         return found
 
+    low, high = scope.bounds()
     if scope.channel in (None, "phone"):
         for row in kinds.get("call", ()):
-            if scope.opens(row.at):
+            if low <= row.at < high:
                 _add_call(of(key(row.at, row.agent, row.queue)), row, rules)
     for thread in threads(kinds, scope):
         reply = thread.reply
@@ -415,7 +423,7 @@ def figures(
         name = key(case.first_open.at, first.agent if first else None, None)
         _add_case(of(name), case, calendar, rules)
     for row in kinds.get("feedback", ()):
-        if scope.opens(row.at) and (scope.channel is None or row.channel == scope.channel):
+        if low <= row.at < high and (scope.channel is None or row.channel == scope.channel):
             target = of(key(row.at, row.agent, None))
             target.feedback += 1
             if row.outcome == "csat" and row.score is not None:

@@ -106,3 +106,16 @@ def test_a_bad_date_is_a_usage_error(demo: Run) -> None:
     result = demo("service-levels", "--since", "2025-02-30")
     assert result.exit_code == 2
     assert "--since" in result.output
+
+
+def test_views_built_before_service_levels_ask_for_a_rebuild(demo: Run, tmp_path: Path) -> None:
+    import sqlite3
+
+    views = tmp_path / "ledger-data" / "views.db"
+    with sqlite3.connect(views) as connection:
+        connection.execute("DELETE FROM service_facts")  # as an older release left them
+    result = demo("service-levels")
+    assert result.exit_code == 1
+    assert "run `ledger project rebuild` once" in result.stderr
+    assert demo("project", "rebuild").exit_code == 0
+    assert demo("service-levels").exit_code == 0
