@@ -36,12 +36,20 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from application.privacy import Revealer
 from consumers.kafka_group import GroupProjector, follow_group
 from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
 from ledger import service, strict
 from ledger.api import Ledger, policy_history
-from ledger.app import fresh_by_default, known_partitions, log_name, open_log, open_store
+from ledger.app import (
+    fresh_by_default,
+    known_partitions,
+    log_name,
+    open_keys,
+    open_log,
+    open_store,
+)
 from ledger.asyncapi import asyncapi_document
 from ledger.codec import event_to_dict, from_text_cells
 from ledger.describe import describe
@@ -585,6 +593,7 @@ def replay(
     )
     fmt = "jsonl" if as_json else fmt or ("table" if sys.stdout.isatty() else "jsonl")
     undecodable = conflicts = 0
+    revealer = Revealer(open_keys(settings_of(ctx)))  # personal values shown opened
     with open_log(settings_of(ctx), create=False) as log:
         out = sys.stdout.buffer
         for found in service.replay_once(log, _positions(from_position), where, limit):
@@ -607,14 +616,14 @@ def replay(
                 )
                 continue
             if fmt == "jsonl":
-                out.write(_jsonl(record, with_position))
+                out.write(_jsonl(record, with_position, revealer))
             else:
                 click.echo(_table_line(record))
     if undecodable or conflicts:
         ctx.exit(EXIT_REJECTED)
 
 
-def _jsonl(record: LogRecord, with_position: bool) -> bytes:
+def _jsonl(record: LogRecord, with_position: bool, revealer: Revealer) -> bytes:
     assert record.event is not None
     if with_position:
         return (
@@ -622,12 +631,12 @@ def _jsonl(record: LogRecord, with_position: bool) -> bytes:
                 {
                     "position": str(record.position),
                     "recorded_at": record.recorded_at.isoformat(),
-                    "event": event_to_dict(record.event),
+                    "event": revealer.event(record.event),
                 }
             )
             + b"\n"
         )
-    return orjson.dumps(event_to_dict(record.event)) + b"\n"
+    return orjson.dumps(revealer.event(record.event)) + b"\n"
 
 
 def _table_line(record: LogRecord) -> str:
@@ -680,8 +689,9 @@ def history(
     )
     if as_json:
         out = sys.stdout.buffer
+        revealer = Revealer(open_keys(settings_of(ctx)))
         for record in found.records:
-            out.write(_jsonl(record, with_position=True))
+            out.write(_jsonl(record, True, revealer))
         return
     if not found.records:
         click.echo(f"no touchpoints of customer {customer} in this range")
@@ -818,7 +828,11 @@ def _demo_json(report: service.DemoReport, settings: Settings) -> dict[str, Any]
         "outbound_by_channel": dict(seen.outbound_by_channel.most_common()),
         "undecodable": len(seen.undecodable),
         "sample_customer": seen.busiest_customer,
-        "sample": [event_to_dict(r.event) for r in report.sample if r.event is not None],
+        "sample": [
+            Revealer(open_keys(settings)).event(r.event)
+            for r in report.sample
+            if r.event is not None
+        ],
         "relationship": _relationship_json(report.relationship),
         "violations": dict(
             Counter(rule for v in report.violations for rule in {r.rule for r in v.reasons})
@@ -1535,6 +1549,7 @@ def profile(
         found, freshness = current.profile, current.freshness
         if found is None:
             raise LedgerError(f"no profile for customer {customer!r} (try: ledger project run)")
+    found = Revealer(open_keys(settings_of(ctx))).profile(found)  # details opened or erased
     now = parse_time(at, "--at") or until or known_by or datetime.now(UTC)
     derived = {
         "status": str(found.lifecycle(now)),
@@ -2387,6 +2402,13 @@ def audit_export(ctx: click.Context, out: Path) -> None:
     with closing(store):
         path = ledger_audit.export(store, log_name(settings), out)
     click.echo(str(path))
+
+
+# -- commands by area (faces/cli) ------------------------------------------------------------
+from faces.cli.privacy import PRIVACY_COMMANDS  # noqa: E402
+
+for _command in PRIVACY_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from ledger.payloads import (
     ContactBlockedData,
     ContactDecisionData,
     CustomerDetailsData,
+    CustomerErasedData,
     EmailData,
     FeedbackData,
     Moment,
@@ -196,6 +197,11 @@ class CustomerDetails(TouchpointEvent):
     data: CustomerDetailsData
 
 
+class CustomerErased(TouchpointEvent):
+    type: Literal["customer.erased"] = "customer.erased"
+    data: CustomerErasedData
+
+
 class ContactAllowed(TouchpointEvent):
     type: Literal["contact.allowed"] = "contact.allowed"
     data: ContactDecisionData
@@ -220,6 +226,7 @@ Touchpoint = Annotated[
     | ConsentGiven
     | ConsentWithdrawn
     | CustomerDetails
+    | CustomerErased
     | ContactAllowed
     | ContactBlocked,
     Field(discriminator="type"),
@@ -248,6 +255,7 @@ EVENT_CLASSES: dict[str, type[TouchpointEvent]] = {
         ConsentGiven,
         ConsentWithdrawn,
         CustomerDetails,
+        CustomerErased,
         ContactAllowed,
         ContactBlocked,
     )
@@ -280,6 +288,7 @@ SHORT_NAMES: dict[str, str] = {
     "consent-given": "consent.given",
     "consent-withdrawn": "consent.withdrawn",
     "details": "customer.details",
+    "erased": "customer.erased",
     "contact-allowed": "contact.allowed",
     "contact-blocked": "contact.blocked",
 }

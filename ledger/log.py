@@ -8,7 +8,7 @@ against both (``tests/integration/test_log_contract.py``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -269,6 +269,15 @@ class EventLog(ABC):
     #: when it was appended, so :meth:`read_stored` may hand out undecoded bytes (SQLite:
     #: yes; Kafka: no, any client may publish to the topic).
     validated_at_append: bool = False
+
+    #: What every batch goes through before it is encoded: the encryption of personal
+    #: values (:class:`ledger.privacy.protect.Protector`, attached by ``ledger.app``);
+    #: ``None``: events are stored as given.
+    protector: Callable[[Sequence[Touchpoint]], Sequence[Touchpoint]] | None = None
+
+    def protected(self, events: Sequence[Touchpoint]) -> Sequence[Touchpoint]:
+        """``events`` as they are to be stored (personal values encrypted)."""
+        return events if self.protector is None else self.protector(events)
 
     def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
         """Append a batch; returns one outcome per event, in order.
