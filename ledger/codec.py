@@ -186,6 +186,10 @@ def event_to_dict(event: TouchpointEvent) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)
 
 
+_STORED_FORMS = frozenset({"Sealed", "literal['[erased]']"})
+"""Union members of personal fields that hold what the ledger stores (the encrypted
+envelope, the erased marker): a cleartext value that fails is reported as cleartext."""
+_UNION_TAG = re.compile(r"^(constrained-str|str|function-after\[.*\])$")
 _ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*')>")
 _TYPES = ", ".join(sorted(EVENT_CLASSES))
 
@@ -197,6 +201,9 @@ def reasons_of(exc: ValidationError) -> list[str]:
         location = [str(part) for part in error["loc"]]
         if location and location[0] in EVENT_CLASSES:
             location = location[1:]  # the discriminator tag pydantic puts first
+        if any(part in _STORED_FORMS for part in location):
+            continue  # a personal field's stored forms (envelope, marker): not what was meant
+        location = [part for part in location if not _UNION_TAG.match(part)]
         field = ".".join(location) or "(event)"
         kind = error["type"]
         if kind == "union_tag_not_found":
