@@ -21,9 +21,7 @@ from ledger.settings import Settings
 
 
 @pytest.fixture(autouse=True)
-def _keys_apart(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def _keys_apart(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every test's key store and master key in a folder of its own: settings built without
     a data dir would otherwise put them in ./ledger-data of the checkout."""
     folder = tmp_path_factory.mktemp("keys")
@@ -69,7 +67,9 @@ def log_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogF
 
     def make() -> EventLog:
         if request.param == "sqlite":
-            settings = Settings(log=f"sqlite:///{tmp_path / uuid.uuid4().hex}.db", data_dir=tmp_path)
+            settings = Settings(
+                log=f"sqlite:///{tmp_path / uuid.uuid4().hex}.db", data_dir=tmp_path
+            )
         else:
             settings = request.getfixturevalue("kafka_settings")()
         log = open_log(settings)
