@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -332,7 +332,13 @@ class PostgresKeyStore(KeyStore):
 
     def __init__(self, url: str, master: MasterSource) -> None:
         super().__init__(master)
-        self.url = url
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query)
+        schemas = [v for k, v in query if k == "schema"]
+        self.schema = schemas[-1] if schemas else None
+        self.url = urlunsplit(
+            parts._replace(query=urlencode([(k, v) for k, v in query if k != "schema"]))
+        )
         self.name = f"key store {redact_url(url)!r}"
         self._lock = threading.Lock()
         self._connection: Any = None
@@ -340,11 +346,20 @@ class PostgresKeyStore(KeyStore):
     @contextmanager
     def _db(self) -> Iterator[Any]:
         import psycopg
+        import psycopg.sql
 
         with self._lock:
             try:
                 if self._connection is None:
                     self._connection = psycopg.connect(self.url, autocommit=True)
+                    if self.schema is not None:
+                        name = psycopg.sql.Identifier(self.schema)
+                        self._connection.execute(
+                            psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name)
+                        )
+                        self._connection.execute(
+                            psycopg.sql.SQL("SET search_path TO {}").format(name)
+                        )
                     self._connection.execute(
                         "CREATE TABLE IF NOT EXISTS ledger_keys_meta "
                         "(name TEXT PRIMARY KEY, value BYTEA NOT NULL)"
