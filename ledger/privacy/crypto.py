@@ -6,26 +6,28 @@ base64url; ``c`` ends with GCM's 16-byte tag). The associated data is
 ``touchpoint-ledger/v1 \\0 EVENT_ID \\0 CUSTOMER \\0 FIELD_PATH``: a ciphertext moved to
 another event, customer or field does not open.
 
-The nonce is synthetic (as in SIV modes): the first 96 bits of
-HMAC-SHA256(nonce key, associated data + value), the nonce key derived from the data key.
+The nonce is synthetic (as in SIV modes): keyed BLAKE2b (a PRF) of the associated data and
+the value, 96 bits, under a nonce key derived from the data key (HMAC-SHA256).
 The same value of the same field of the same event always seals to the same bytes, so an
 event appended twice (a retried import, a re-published Kafka record) is byte-for-byte the
 same record, as consumers' duplicate detection expects; two different values never share
-a nonce unless HMAC-SHA256 collides in 96 bits (about 2^48 values under one customer's key
+a nonce unless the PRF collides in 96 bits (about 2^48 values under one customer's key
 before that becomes likely).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import binascii
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from hashlib import blake2b
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel
 
 from ledger.events import Touchpoint
 from ledger.payloads import ERASED, Sealed
@@ -44,10 +46,12 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
 ``x-personal-data`` (a unit test holds this to the JSON Schema)."""
 
 _AAD_PREFIX = b"touchpoint-ledger/v1\x00"
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_URLSAFE).decode()
 
 
 def unb64(text: str) -> bytes:
@@ -73,13 +77,15 @@ class DataKey:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_aead", AESGCM(self.secret))
-        nonce_key = hmac.new(self.secret, b"touchpoint-ledger nonce key", hashlib.sha256)
-        object.__setattr__(self, "_nonce_key", nonce_key.digest())
+        nonce_key = hmac.digest(self.secret, b"touchpoint-ledger nonce key", "sha256")
+        object.__setattr__(self, "_nonce_key", nonce_key)  # a key of its own for the PRF
 
     def seal(self, value: str, aad: bytes) -> Sealed:
         plaintext = value.encode("utf-8")
-        nonce = hmac.new(self._nonce_key, aad + b"\x00" + plaintext, hashlib.sha256).digest()[:12]
+        message = aad + b"\x00" + plaintext
+        nonce = blake2b(message, key=self._nonce_key, digest_size=12).digest()
         ciphertext = self._aead.encrypt(nonce, plaintext, aad)
+        # Validated (pydantic-core: ~3 us, faster than the Python model_construct).
         return Sealed(enc="v1", kid=self.kid, n=b64(nonce), c=b64(ciphertext))
 
     def open(self, envelope: Mapping[str, Any], aad: bytes) -> str:
@@ -119,13 +125,26 @@ def seal_event(event: Touchpoint, key: DataKey) -> Touchpoint:
             for name in ("name", "email", "phone")
             if isinstance(value := getattr(personal, name), str) and value != ERASED
         }
-        data = data.model_copy(update={"personal": personal.model_copy(update=updates)})
+        data = _replaced(data, personal=_replaced(personal, **updates))
     else:
         value = data.recipient
         if isinstance(value, str) and value != ERASED:
             sealed = key.seal(value, associated_data(event.id, event.subject, "recipient"))
-            data = data.model_copy(update={"recipient": sealed})
-    return event.model_copy(update={"data": data})
+            data = _replaced(data, recipient=sealed)
+    return _replaced(event, data=data)
+
+
+def _replaced(model: _M, **changes: Any) -> _M:
+    """A shallow copy of a frozen model with ``changes`` (what ``model_copy(update=...)``
+    does, without its generic copying: this runs for every personal event of an import)."""
+    copy = model.__class__.__new__(model.__class__)
+    object.__setattr__(copy, "__dict__", {**model.__dict__, **changes})
+    object.__setattr__(
+        copy, "__pydantic_fields_set__", model.__pydantic_fields_set__ | changes.keys()
+    )
+    object.__setattr__(copy, "__pydantic_extra__", model.__pydantic_extra__)
+    object.__setattr__(copy, "__pydantic_private__", model.__pydantic_private__)
+    return copy
 
 
 def _model_get(data: Any, path: str) -> object:
