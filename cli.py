@@ -36,7 +36,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from application.privacy import Revealer
+from application.privacy import Revealer, stored_customer_id
 from consumers.kafka_group import GroupProjector, follow_group
 from consumers.projector import PROJECTOR_BATCH, Projector, rebuild
 from ledger import audit as ledger_audit
@@ -586,7 +586,7 @@ def replay(
       ledger replay --type purchase --type refund --since 2025-03-01 --json | jq .data.amount
     """
     where = ReadFilter(
-        customer=customer,
+        customer=stored_customer_id(settings_of(ctx), customer) if customer else None,
         types=_types(types),
         since=parse_time(since, "--since"),
         until=parse_time(until, "--until", day="next"),
@@ -1475,6 +1475,7 @@ def _as_of(as_of: str | None, recorded_by: str | None) -> tuple[datetime | None,
 def _history(
     ctx: click.Context, customer: str, until: datetime | None, recorded_by: datetime | None
 ) -> service.History:
+    customer = stored_customer_id(settings_of(ctx), customer)  # a phone or e-mail: hashed
     with open_log(settings_of(ctx), create=False) as log:
         found = service.history(log, customer, until=until, recorded_by=recorded_by)
     for record in found.undecodable:
@@ -1500,6 +1501,7 @@ def _fresh_customer(
     """The customer's profile and contact slots in ``window``: the views, plus (``fresh``)
     the customer's records past their positions."""
     settings = settings_of(ctx)
+    customer = stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     with closing(open_store(settings)) as store:
         if fresh is None:
             fresh = fresh_by_default(settings)
@@ -1636,7 +1638,8 @@ def _customer_contacts(customer: str) -> click.Command:
         freshness: Freshness | None = None
         if until or known_by:
             counts = _history(ctx, customer, until, known_by).contacts()
-            per_window = {w: frequency.totals(counts, customer, win) for w, win in windows.items()}
+            stored = stored_customer_id(settings_of(ctx), customer)
+            per_window = {w: frequency.totals(counts, stored, win) for w, win in windows.items()}
         else:
             widest = Window(
                 min(w.start for w in windows.values()), max(w.end for w in windows.values())
@@ -1992,7 +1995,12 @@ def may_contact(
         if customer is None or channel is None or purpose is None:
             raise click.UsageError("give CUSTOMER, --channel and --purpose (or --batch FILE)")
         decision = ledger.may_contact(
-            customer, channel, purpose, moment, record=record, requested_by=requested_by
+            stored_customer_id(settings_of(ctx), customer),  # a phone or e-mail: hashed
+            channel,
+            purpose,
+            moment,
+            record=record,
+            requested_by=requested_by,
         )
     if as_json:
         click.echo(orjson.dumps(decision.to_dict()))

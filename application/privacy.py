@@ -16,20 +16,27 @@ from typing import Any
 
 import orjson
 
+from ledger.app import open_keys
 from ledger.codec import event_to_dict, parse_event
 from ledger.errors import ConfigurationError, InvalidEvent, KeyStoreUnavailable
 from ledger.events import CustomerErased, Touchpoint
 from ledger.log import Appended, AppendOutcome, EventLog, ReadFilter
 from ledger.payloads import ERASED, CustomerErasedData
 from ledger.privacy.crypto import (
+    HASHED_PREFIX,
     PERSONAL_FIELDS,
+    UNREADABLE,
     DataKey,
     cleartext_paths,
+    hashed_subject,
     is_envelope,
+    is_personal_subject,
     open_value,
     reveal_document,
+    subject_aad,
 )
 from ledger.privacy.keystore import KeyStore, SQLiteKeyStore, WrappedKey
+from ledger.settings import Settings
 from ledger.timeutil import to_micros
 from projections.profile import Profile
 from projections.store import ViewStore
@@ -47,6 +54,7 @@ class Revealer:
     def __init__(self, keys: KeyStore | None) -> None:
         self.keys = keys
         self._cache: dict[str, DataKey | None] = {}
+        self._subjects: dict[str, str | None] = {}
 
     def key(self, kid: str) -> DataKey | None:
         if kid not in self._cache:
@@ -62,9 +70,29 @@ class Revealer:
             self._cache[kid] = self.keys.keys_by_id([kid]).get(kid)
         return self._cache[kid]
 
+    def subject(self, stored: str) -> str:
+        """The customer id as given: a hashed personal id (``h:...``) opened while its
+        customer's key exists, else the id as stored."""
+        if not stored.startswith(HASHED_PREFIX) or self.keys is None:
+            return stored
+        if stored not in self._subjects:
+            sealed = self.keys.sealed_subjects([stored]).get(stored)
+            opened = None
+            if sealed is not None:
+                envelope = orjson.loads(sealed)
+                key = self.key(str(envelope["kid"]))
+                opened = key.open(envelope, subject_aad(stored)) if key is not None else None
+            self._subjects[stored] = opened if opened not in (None, UNREADABLE) else stored
+        return self._subjects[stored] or stored
+
     def document(self, document: dict[str, Any]) -> dict[str, Any]:
-        """A structured CloudEvent (JSON dict) with its personal values opened."""
-        return reveal_document(document, self.key)
+        """A structured CloudEvent (JSON dict) with its personal values opened (and a
+        hashed personal customer id given back as it was appended)."""
+        opened = reveal_document(document, self.key)
+        subject = document.get("subject")
+        if isinstance(subject, str) and subject.startswith(HASHED_PREFIX):
+            opened = {**opened, "subject": self.subject(subject)}
+        return opened
 
     def event(self, event: Touchpoint) -> dict[str, Any]:
         return self.document(event_to_dict(event))
@@ -72,7 +100,10 @@ class Revealer:
     def profile(self, profile: Profile) -> Profile:
         """A copy of ``profile`` whose personal details are opened (or ``[erased]``)."""
         details = profile.state["details"]
-        if not any(is_envelope(value) for value, _ in details.values()):
+        customer = self.subject(profile.customer)
+        if customer == profile.customer and not any(
+            is_envelope(value) for value, _ in details.values()
+        ):
             return profile
         opened = {}
         for name, (value, at) in details.items():
@@ -80,7 +111,19 @@ class Revealer:
                 path = f"personal.{name}"
                 value = open_value(value, str(value.get("event")), profile.customer, path, self.key)
             opened[name] = [value, at]
-        return Profile(state={**profile.state, "details": opened})
+        return Profile(state={**profile.state, "customer": customer, "details": opened})
+
+
+def stored_customer_id(settings: Settings, customer: str) -> str:
+    """The id the ledger stores for ``customer``: the keyed hash of a phone number or
+    e-mail address (when encryption is on), else ``customer`` itself."""
+    if not settings.encrypt or not is_personal_subject(customer):
+        return customer
+    keys = open_keys(settings)
+    try:
+        return hashed_subject(customer, keys.master().pepper())
+    finally:
+        keys.close()
 
 
 # -- erasure ------------------------------------------------------------------------------
@@ -177,11 +220,13 @@ def erase(
     request: ErasureRequest,
     *,
     rejects_dir: Path | None = None,
+    named: str | None = None,
 ) -> Erasure:
     """Erase ``customer``'s personal data: destroy their data keys (every copy the key
     store keeps), then append a ``customer.erased`` event (no personal data). Idempotent:
     a customer without a key whose erasure is recorded gets nothing new. Lines of the
-    ledger's rejects files that hold the customer's id or personal values are redacted."""
+    ledger's rejects files that hold the customer's id (or ``named``, the id as given when
+    it is stored hashed) or personal values are redacted."""
     _check_request(request)
     holds = bool(keys.holders([customer]))
     if not holds and _already_erased(log, customer):
@@ -194,7 +239,7 @@ def erase(
     outcome = log.append([event])[0]
     redacted = 0
     if rejects_dir is not None:
-        redacted = redact_rejects(rejects_dir, {customer}, needles)
+        redacted = redact_rejects(rejects_dir, {customer, named or customer}, needles)
     return Erasure(customer, destroyed, event.id, _position(outcome), redacted)
 
 
@@ -362,7 +407,7 @@ def subject_access(
     ]
     view = store.profile(customer) if store is not None else None
     return {
-        "customer": customer,
+        "customer": revealer.subject(customer),
         "generated_at": datetime.now(UTC).isoformat(),
         "events": events,
         "profile": revealer.profile(view).to_dict() if view is not None else None,

@@ -87,11 +87,17 @@ def erase(
         raise click.UsageError("--reason is required: the legal basis is part of the record")
     request = privacy.ErasureRequest(reason, request_id, requested_by)
     started = time.perf_counter()
+    stored = privacy.stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     keys = open_keys(settings)
     try:
         with open_log(settings) as log:
             done = privacy.erase(
-                log, keys, customer, request, rejects_dir=settings.data_dir / "rejects"
+                log,
+                keys,
+                stored,
+                request,
+                rejects_dir=settings.data_dir / "rejects",
+                named=customer,
             )
     finally:
         keys.close()
@@ -215,9 +221,10 @@ def subject_access(ctx: click.Context, customer: str, out: Path) -> None:
     """
     settings = _settings(ctx)
     keys = open_keys(settings)
+    stored = privacy.stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     try:
         with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-            document = privacy.subject_access(log, store, keys, customer)
+            document = privacy.subject_access(log, store, keys, stored)
     finally:
         keys.close()
     if not document["events"]:

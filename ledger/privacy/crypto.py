@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -31,6 +32,7 @@ from pydantic import BaseModel
 
 from ledger.events import Touchpoint
 from ledger.payloads import ERASED, Sealed
+from ledger.vocabulary import E164_PATTERN, EMAIL_PATTERN
 
 ENVELOPE_VERSION = "v1"
 UNREADABLE = "[unreadable]"
@@ -232,3 +234,33 @@ def cleartext_paths(event_type: str, data: Mapping[str, Any]) -> list[str]:
         if isinstance(value, str) and value != ERASED:
             found.append(path)
     return found
+
+
+# -- personal subjects ------------------------------------------------------------------------
+
+HASHED_PREFIX = "h:"
+_PERSONAL_SUBJECT = re.compile(rf"{E164_PATTERN}|{EMAIL_PATTERN}")
+
+
+def is_personal_subject(subject: str) -> bool:
+    """Whether a customer id is itself personal data: an E.164 phone number or an e-mail
+    address (the ledger stores such ids as a keyed hash)."""
+    return (subject[:1] == "+" or "@" in subject) and _PERSONAL_SUBJECT.fullmatch(
+        subject
+    ) is not None
+
+
+def hashed_subject(subject: str, pepper: bytes) -> str:
+    """The id the ledger stores for a personal ``subject``: ``h:`` and 32 hex digits of
+    HMAC-SHA256 under the ledger-wide pepper (e-mail addresses compared in lower case)."""
+    normal = subject.lower() if "@" in subject else subject
+    return HASHED_PREFIX + hmac.digest(pepper, normal.encode(), "sha256")[:16].hex()
+
+
+def subject_aad(hashed: str) -> bytes:
+    return associated_data("(subject)", hashed, "subject")
+
+
+def with_subject(event: Touchpoint, subject: str) -> Touchpoint:
+    """``event`` stored under another customer id."""
+    return _replaced(event, subject=subject)

@@ -105,6 +105,17 @@ class KeyStore(ABC):
         self._delete(customers)
         return {c: counts.get(c, 0) for c in customers}
 
+    def remember_subjects(self, sealed: dict[str, bytes]) -> None:
+        """Keep, per hashed customer id, the original id sealed under that customer's key
+        (deleted with the key)."""
+        self._opened()
+        self._save_subjects(sealed)
+
+    def sealed_subjects(self, hashed: Collection[str]) -> dict[str, bytes]:
+        """The sealed original ids of these hashed customer ids (as far as still kept)."""
+        self._opened()
+        return self._load_subjects(hashed)
+
     def export(self) -> Iterator[WrappedKey]:
         """Every row, still wrapped (for ``ledger keys backup``)."""
         self._opened()
@@ -152,6 +163,12 @@ class KeyStore(ABC):
 
     @abstractmethod
     def _empty(self) -> bool: ...
+
+    @abstractmethod
+    def _save_subjects(self, sealed: dict[str, bytes]) -> None: ...
+
+    @abstractmethod
+    def _load_subjects(self, hashed: Collection[str]) -> dict[str, bytes]: ...
 
     # -- the master key ------------------------------------------------------------------
 
@@ -259,6 +276,7 @@ class SQLiteKeyStore(KeyStore):
                 wrapped BLOB NOT NULL,
                 created INTEGER NOT NULL
             );
+            CREATE TABLE IF NOT EXISTS subjects (hashed TEXT PRIMARY KEY, sealed BLOB NOT NULL);
             """
         )
         self._connection = connection
@@ -307,11 +325,27 @@ class SQLiteKeyStore(KeyStore):
                 [(r.kid, r.customer, r.wrapped, r.created) for r in rows],
             )
 
+    def _save_subjects(self, sealed: dict[str, bytes]) -> None:
+        with self._db(write=True) as db:
+            db.executemany("INSERT OR IGNORE INTO subjects VALUES (?, ?)", sealed.items())
+
+    def _load_subjects(self, hashed: Collection[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        with self._db() as db:
+            for chunk in _chunks(hashed):
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT hashed, sealed FROM subjects WHERE hashed IN ({marks})", chunk
+                )
+                found.update((h, bytes(v)) for h, v in rows)
+        return found
+
     def _delete(self, customers: Collection[str]) -> None:
         with self._db(write=True) as db:
             for chunk in _chunks(customers):
                 marks = ",".join("?" * len(chunk))
                 db.execute(f"DELETE FROM keys WHERE customer IN ({marks})", chunk)
+                db.execute(f"DELETE FROM subjects WHERE hashed IN ({marks})", chunk)
         with self._db() as db:
             # The WAL still holds the pages as they were: copy the zeroed pages into the
             # file and cut the WAL to nothing, so no copy of a destroyed key remains.
@@ -369,6 +403,10 @@ class PostgresKeyStore(KeyStore):
                         "customer TEXT NOT NULL UNIQUE, wrapped BYTEA NOT NULL, "
                         "created BIGINT NOT NULL)"
                     )
+                    self._connection.execute(
+                        "CREATE TABLE IF NOT EXISTS ledger_key_subjects "
+                        "(hashed TEXT PRIMARY KEY, sealed BYTEA NOT NULL)"
+                    )
                 yield self._connection
             except psycopg.Error as exc:
                 raise KeyStoreUnavailable(f"the {self.name} cannot be used: {exc}") from exc
@@ -423,7 +461,26 @@ class PostgresKeyStore(KeyStore):
             with db.transaction():
                 for chunk in _chunks(customers):
                     db.execute("DELETE FROM ledger_keys WHERE customer = ANY(%s)", (chunk,))
+                    db.execute("DELETE FROM ledger_key_subjects WHERE hashed = ANY(%s)", (chunk,))
             db.execute("VACUUM ledger_keys")  # the dead rows' space is reused soonest
+
+    def _save_subjects(self, sealed: dict[str, bytes]) -> None:
+        with self._db() as db, db.transaction(), db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO ledger_key_subjects VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                list(sealed.items()),
+            )
+
+    def _load_subjects(self, hashed: Collection[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        with self._db() as db:
+            for chunk in _chunks(hashed):
+                rows = db.execute(
+                    "SELECT hashed, sealed FROM ledger_key_subjects WHERE hashed = ANY(%s)",
+                    (chunk,),
+                ).fetchall()
+                found.update((h, bytes(v)) for h, v in rows)
+        return found
 
     def close(self) -> None:
         with self._lock:

@@ -402,3 +402,33 @@ def test_keys_backup_holds_wrapped_keys_only(run: Run, tmp_path: Path) -> None:
         next(e for e in replayed if e["type"] == "customer.details")["data"]["personal"]["name"]
         == "[erased]"
     )
+
+
+def test_a_phone_number_as_customer_id_is_stored_hashed_and_forgotten_on_erasure(
+    run: Run, tmp_path: Path
+) -> None:
+    phone = "+905329876543"
+    details = run("append", "--type", "details", "--customer", phone, "--set", "country=TR")
+    assert details.exit_code == 0, details.output
+    sms = run(
+        "append", "--type", "sms", "--customer", phone, "--set", "direction=outbound",
+        "--set", "purpose=marketing",
+    )  # fmt: skip
+    assert sms.exit_code == 0, sms.output
+    assert run("project", "run").exit_code == 0
+    data = tmp_path / "ledger-data"
+    stored = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+    assert phone[1:].encode() not in stored  # no file holds the number, not even the key store
+    replayed = lines(run("replay", "--customer", phone, "--json"))
+    assert [e["subject"] for e in replayed] == [phone, phone]  # given back as appended
+    profile = profile_of(run, phone)
+    assert profile["customer"] == phone
+    assert profile["by_type"] == {"customer.details": 1, "touchpoint.sms": 1}
+    assert run("erase", phone, "--reason", "request").exit_code == 0
+    after = lines(run("replay", "--json"))
+    hashed = {e["subject"] for e in after}
+    assert len(hashed) == 1
+    assert next(iter(hashed)).startswith("h:")  # what remains: the keyed hash
+    assert profile_of(run, phone)["by_type"] == profile["by_type"]  # still found by number
+    again = run("erase", phone, "--reason", "request", "--json")
+    assert orjson.loads(again.stdout)["already_erased"] is True
