@@ -1234,6 +1234,14 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
             "explanation": service.MISPLACED_EXPLANATION if status.misplaced else None,
             "fix": service.MISPLACED_FIX if status.misplaced else None,
         },
+        "cleartext_personal_data": {
+            "records": status.cleartext_records,
+            "partitions": [
+                {"partition": c.partition, "records": c.count, "last_offset": c.offset}
+                for c in status.cleartext.values()
+            ],
+            "explanation": service.CLEARTEXT_EXPLANATION if status.cleartext else None,
+        },
     }
     if as_json:
         click.echo(orjson.dumps(data))
@@ -1286,6 +1294,12 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
                 f"{m.partition}:{m.offset} (customer {m.customer}, whose partition is {m.home})"
             )
         click.echo(f"  fix the producer: {service.MISPLACED_FIX}")
+    if status.cleartext:
+        explained = service.CLEARTEXT_EXPLANATION
+        click.echo(f"personal data in clear: {status.cleartext_records} {explained}")
+        for c in status.cleartext.values():
+            last = f"{c.partition}:{c.offset}"
+            click.echo(f"  partition {c.partition}: {c.count} record(s), the last at {last}")
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     if problems:

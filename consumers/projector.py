@@ -30,10 +30,19 @@ from ledger.log import (
     as_bytes,
     check_positions,
 )
+from ledger.privacy.crypto import PERSONAL_FIELDS, cleartext_paths
 from ledger.stopping import Stop
 from projections import frequency, profile
 from projections.fact import Fact, content_digest, fact_from_stored, fact_of
-from projections.store import BatchConflict, DeadLetter, Misplaced, Seen, ViewBatch, ViewStore
+from projections.store import (
+    BatchConflict,
+    Cleartext,
+    DeadLetter,
+    Misplaced,
+    Seen,
+    ViewBatch,
+    ViewStore,
+)
 
 if TYPE_CHECKING:
     from consumers.shards import ParallelCatchUp
@@ -263,6 +272,8 @@ class Folder:
         facts = [item.fact for item in items if item.fact is not None]
         if self.partition_count is not None and not resolve:
             self.find_misplaced(items, batch)
+        if not resolve:
+            find_cleartext(items, batch)
         already: dict[str, Seen] = {}
         if self.dedupe:
             ids = [f.id for f in facts]
@@ -627,3 +638,20 @@ def rebuild(
     if stop is None or not stop.is_set():
         store.swap_in(fresh)
     return report
+
+
+def find_cleartext(items: list[Item], batch: ViewBatch) -> None:
+    """Count the records whose personal fields hold a value in clear (issue 10): applied as
+    usual, reported by ``project status`` so that the publisher can be fixed."""
+    found = batch.cleartext
+    for item in items:
+        fact = item.fact
+        if fact is None or fact.type not in PERSONAL_FIELDS:
+            continue
+        if cleartext_paths(fact.type, fact.data):
+            position = item.position
+            one = Cleartext(position.partition, 1, position.offset, fact.subject)
+            if position.partition in found:
+                found[position.partition].add(one)
+            else:
+                found[position.partition] = one

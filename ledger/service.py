@@ -50,7 +50,7 @@ from projections.policy import PolicyHistory
 from projections.pressure import PressureReport, pressure
 from projections.profile import Profile
 from projections.report import RelationshipReport, relationship_report
-from projections.store import DeadLetter, Misplaced, ViewStore
+from projections.store import Cleartext, DeadLetter, Misplaced, ViewStore
 from projections.violations import Violation, violations
 
 Progress = Callable[[int], None]
@@ -454,6 +454,13 @@ class ProjectionStatus:
     misplaced: dict[int, Misplaced] = field(default_factory=dict)
     """Per partition, applied records outside their key's murmur2 partition (Kafka)."""
 
+    cleartext: dict[int, Cleartext] = field(default_factory=dict)
+    """Per partition, applied records holding personal data in clear (issue 10)."""
+
+    @property
+    def cleartext_records(self) -> int:
+        return sum(c.count for c in self.cleartext.values())
+
     @property
     def misplaced_records(self) -> int:
         return sum(m.count for m in self.misplaced.values())
@@ -516,7 +523,12 @@ def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
         else None
     )
     return ProjectionStatus(
-        partitions, store.counts(), store.last_error(), replaced, store.misplaced()
+        partitions,
+        store.counts(),
+        store.last_error(),
+        replaced,
+        store.misplaced(),
+        store.cleartext(),
     )
 
 
@@ -551,6 +563,12 @@ MISPLACED_EXPLANATION = (
     "applied, and per-customer reads (replay --customer, history, --as-of, decisions) look in "
     "every partition, so answers stay right; but one customer's records no longer keep one "
     "order across partitions."
+)
+CLEARTEXT_EXPLANATION = (
+    "records hold personal data (name, e-mail, phone, consent recipient) in clear: a "
+    "publisher that does not encrypt, or a log written before encryption. The log keeps them "
+    "for ever and erasure cannot reach them; fix the publisher (publish through ledger "
+    "append/import or the library), and copy an old log (ledger copy): docs/privacy.md"
 )
 MISPLACED_FIX = (
     "partition by murmur2 of the key: librdkafka clients (confluent-kafka, "

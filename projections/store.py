@@ -139,6 +139,22 @@ class Misplaced:
             self.offset, self.customer, self.home = other.offset, other.customer, other.home
 
 
+@dataclass(slots=True)
+class Cleartext:
+    """Records of one partition whose personal fields hold a value in clear (a publisher
+    that does not encrypt, or a log written before encryption): how many, and the last."""
+
+    partition: int
+    count: int
+    offset: int
+    customer: str
+
+    def add(self, other: Cleartext) -> None:
+        self.count += other.count
+        if other.offset >= self.offset:
+            self.offset, self.customer = other.offset, other.customer
+
+
 @dataclass
 class ViewBatch:
     """Everything one batch changes, written in one transaction."""
@@ -162,6 +178,8 @@ class ViewBatch:
     """Dead letters (partition, offset) that this batch applied at last."""
     misplaced: dict[int, Misplaced] = field(default_factory=dict)
     """Per partition, the records of this batch outside their key's murmur2 partition."""
+    cleartext: dict[int, Cleartext] = field(default_factory=dict)
+    """Per partition, the records of this batch with personal data in clear."""
     """Per partition, the stored position this batch was read from (``None``: no position
     yet). The commit fails if another projector moved it meanwhile."""
 
@@ -180,7 +198,15 @@ class PreparedBatch:
     """Staging files (:func:`write_staged`) whose rows the commit adds too (SQLite only)."""
 
 
-TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress", "misplaced")
+TABLES = (
+    "profiles",
+    "contact_slots",
+    "applied_events",
+    "dead_letters",
+    "progress",
+    "misplaced",
+    "cleartext",
+)
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
@@ -247,6 +273,13 @@ UPSERT_MISPLACED = (
 )
 
 
+UPSERT_CLEARTEXT = (
+    "INSERT INTO {cleartext} VALUES (?, ?, ?, ?) ON CONFLICT (partition) DO UPDATE SET "
+    "n = {cleartext}.n + excluded.n, last_offset = excluded.last_offset, "
+    "last_customer = excluded.last_customer"
+)
+
+
 def _contact_key_order(row: tuple[str, str, str, str, int, int]) -> tuple[str, int, str, str, str]:
     return row[0], row[4], row[1], row[2], row[3]
 
@@ -303,6 +336,10 @@ def _batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
                 (p, m.count, m.offset, m.customer, m.home)
                 for p, m in sorted(batch.misplaced.items())
             ],
+        ),
+        (
+            UPSERT_CLEARTEXT,
+            [(p, c.count, c.offset, c.customer) for p, c in sorted(batch.cleartext.items())],
         ),
     ]
 
@@ -379,6 +416,8 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         f"CREATE TABLE IF NOT EXISTS {t['misplaced']} (partition {integer} PRIMARY KEY, "
         f"n {integer} NOT NULL, last_offset {integer} NOT NULL, last_customer TEXT NOT NULL, "
         f"home {integer} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {t['cleartext']} (partition {integer} PRIMARY KEY, "
+        f"n {integer} NOT NULL, last_offset {integer} NOT NULL, last_customer TEXT NOT NULL)",
     ]
 
 
@@ -1019,6 +1058,14 @@ class ViewStore:
             "ORDER BY partition"
         )
         return {int(p): Misplaced(int(p), int(n), int(o), str(c), int(h)) for p, n, o, c, h in rows}
+
+    def cleartext(self) -> dict[int, Cleartext]:
+        """Per partition, the applied records holding personal data in clear (see
+        docs/privacy.md: publishers that do not encrypt)."""
+        rows = self.recorder.select(
+            "SELECT partition, n, last_offset, last_customer FROM {cleartext} ORDER BY partition"
+        )
+        return {int(p): Cleartext(int(p), int(n), int(o), str(c)) for p, n, o, c in rows}
 
     def last_error(self) -> DeadLetter | None:
         """The record parked most recently, if any."""

@@ -432,3 +432,31 @@ def test_a_phone_number_as_customer_id_is_stored_hashed_and_forgotten_on_erasure
     assert profile_of(run, phone)["by_type"] == profile["by_type"]  # still found by number
     again = run("erase", phone, "--reason", "request", "--json")
     assert orjson.loads(again.stdout)["already_erased"] is True
+
+
+def test_a_kafka_publisher_that_sends_personal_data_in_clear_is_reported(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
+) -> None:
+    from kafka import KafkaProducer
+
+    topic = f"clear-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("LEDGER_LOG", f"kafka://{kafka_bootstrap}/{topic}")
+    monkeypatch.setenv("LEDGER_KAFKA_PARTITIONS", "2")
+    assert run("import", str(history_file(tmp_path))).exit_code == 3  # the ledger encrypts
+    foreign = _event("customer.details", "CAROL", "2025-03-01T10:00:00Z", {"personal": BOB})
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(
+        topic,
+        orjson.dumps(foreign),
+        b"CAROL",
+        headers=[("content-type", b"application/cloudevents+json")],
+    ).get(timeout=30)
+    producer.close()
+    assert run("project", "run").exit_code == 0
+    status = run("project", "status", "--json")
+    reported = orjson.loads(status.stdout)["cleartext_personal_data"]
+    assert reported["records"] == 1
+    assert "in clear" in reported["explanation"]
+    checked = run("doctor", "--json")
+    assert checked.exit_code == 3
+    assert orjson.loads(checked.stdout)["cleartext_events"] == 1
