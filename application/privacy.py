@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ledger.app import open_keys
-from ledger.codec import event_to_dict, parse_event
+from ledger.codec import event_to_dict
 from ledger.errors import ConfigurationError, InvalidEvent, KeyStoreUnavailable
 from ledger.events import CustomerErased, Touchpoint
 from ledger.log import Appended, AppendOutcome, EventLog, ReadFilter
@@ -565,8 +565,3 @@ def copy_log(
 
 def retention_cutoff(after: timedelta, now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) - after
-
-
-def events_of(documents: Iterable[dict[str, Any]]) -> Iterator[Touchpoint]:
-    for document in documents:
-        yield parse_event(document)

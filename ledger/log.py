@@ -421,6 +421,9 @@ class EventLog(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+        close = getattr(self.protector, "close", None)
+        if close is not None:
+            close()  # the key store's connection
 
 
 def position_problem(

@@ -55,3 +55,7 @@ class Protector:
             }
         )
         return [with_subject(e, hashed[e.subject]) if e.subject in hashed else e for e in events]
+
+    def close(self) -> None:
+        """Close the key store (it opens again if the log is used after this)."""
+        self.keys.close()
