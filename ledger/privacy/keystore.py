@@ -12,10 +12,12 @@ long-lived reader.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +34,7 @@ from ledger.privacy.crypto import DataKey, b64
 from ledger.privacy.master import MasterKey
 from ledger.redact import redact_url
 
+_log = logging.getLogger("ledger.privacy")
 _CHECK_PLAINTEXT = b"touchpoint-ledger key store v1"
 _CHECK_AAD = b"check"
 _CHUNK = 500
@@ -214,8 +217,6 @@ class KeyStore(ABC):
 
 
 def _now_micros() -> int:
-    import time
-
     return time.time_ns() // 1000
 
 
@@ -346,10 +347,20 @@ class SQLiteKeyStore(KeyStore):
                 marks = ",".join("?" * len(chunk))
                 db.execute(f"DELETE FROM keys WHERE customer IN ({marks})", chunk)
                 db.execute(f"DELETE FROM subjects WHERE hashed IN ({marks})", chunk)
-        with self._db() as db:
-            # The WAL still holds the pages as they were: copy the zeroed pages into the
-            # file and cut the WAL to nothing, so no copy of a destroyed key remains.
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The WAL still holds the pages as they were: copy the zeroed pages into the file
+        # and cut the WAL to nothing, so no copy of a destroyed key remains. A reader of
+        # another process can hold the checkpoint back for a moment: wait for it.
+        for _ in range(100):
+            with self._db() as db:
+                busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy and frames <= 0:
+                return
+            time.sleep(0.05)
+        _log.warning(
+            "%s: the write-ahead log could not be truncated after destroying keys (a reader "
+            "holds it); it is truncated at the next erasure or when the last connection closes",
+            self.name,
+        )
 
     def close(self) -> None:
         with self._lock:
