@@ -6,19 +6,22 @@ Each parses its options, calls one function of :mod:`application.privacy`, and r
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
 from application import privacy
 from ledger.api import policy_history
 from ledger.app import open_keys, open_log, open_store
 from ledger.errors import ConfigurationError, LedgerError
+from ledger.payloads import Moment
 from ledger.settings import Settings
 from projections.policy import parse_duration
 
@@ -29,14 +32,20 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def _since(value: str | None) -> datetime | None:
+    """RFC 3339 with a zone, by the contract's rules and range, or a date (its UTC start)."""
     if value is None:
         return None
+    text = f"{value}T00:00:00Z" if _DATE.fullmatch(value) else value
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date or time", param_hint="--since") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return _MOMENT.validate_python(text)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise click.BadParameter(problem, param_hint="--since") from None
 
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
