@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from faces.cli import audit, decisions, demo, log, projecting, service_levels, views
+from faces.cli import audit, decisions, demo, log, privacy, projecting, service_levels, views
 from faces.cli.render import LedgerGroup, warnings_to_stderr
 from ledger.errors import ConfigurationError
 from ledger.redact import redact
@@ -72,6 +72,8 @@ main.add_command(audit.audit)
 main.add_command(service_levels.service_levels_command)
 main.add_command(service_levels.sla)
 main.add_command(service_levels.churn)
+for command in privacy.PRIVACY_COMMANDS:
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

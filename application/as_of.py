@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from application.fresh import CustomerNow, customer_fresh, customer_in_views
-from application.reading import history
+from application.privacy import stored_customer_id
+from application.reading import history, revealer
 from application.wiring import fresh_by_default, known_partitions, open_log, open_store
 from ledger.errors import LedgerError
 from ledger.settings import Settings
@@ -72,7 +73,9 @@ def customer_profile(
     recorded_by: datetime | None,
     fresh: bool | None,
 ) -> ProfileAnswer:
-    """The customer's profile, evaluated at ``at`` (default: the as-of moment, else now)."""
+    """The customer's profile, evaluated at ``at`` (default: the as-of moment, else now),
+    its personal details opened (or ``[erased]``)."""
+    customer = stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     freshness: Freshness | None = None
     if until or recorded_by:
         found = history(settings, customer, until, recorded_by).profile()
@@ -84,7 +87,7 @@ def customer_profile(
         if found is None:
             raise LedgerError(f"no profile for customer {customer!r} (try: ledger project run)")
     now = at or until or recorded_by or datetime.now(UTC)
-    return ProfileAnswer(found, now, freshness)
+    return ProfileAnswer(revealer(settings).profile(found), now, freshness)
 
 
 Key = tuple[str, str, str]
@@ -136,6 +139,7 @@ def customer_contacts(
 ) -> ContactsAnswer:
     """The customer's contacts in each window of ``lengths`` (name -> length) ending at
     ``at`` (default: the as-of moment, else now)."""
+    customer = stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     now = at or until or recorded_by or datetime.now(UTC)
     windows = {w: Window.rolling(now, length) for w, length in lengths.items()}
     freshness: Freshness | None = None

@@ -15,6 +15,7 @@ from application import service
 from application.api import Ledger, policy_history
 from application.policy_files import load_policies, parse_requests
 from application.pressure import PressureReport, pressure
+from application.privacy import stored_customer_id, stored_customer_ids
 from application.wiring import open_log, open_store
 from ledger.settings import Settings
 from projections.policy import Decision, LoadedPolicy, PolicyHistory
@@ -33,6 +34,7 @@ def may_contact(
     requested_by: str | None,
 ) -> Decision:
     """The decision for one contact (``record``: also appended to the log)."""
+    customer = stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     with Ledger(settings, policy=policy_file) as ledger:
         return ledger.may_contact(
             customer, channel, purpose, moment, record=record, requested_by=requested_by
@@ -52,12 +54,15 @@ def may_contact_batch(
     """A decision per line of a CSV (customer,channel,purpose) or JSON Lines campaign
     list, in order; an unreadable line goes to ``on_unreadable(number, reason)``."""
 
+    stored = stored_customer_ids(settings)  # phones and e-mail addresses: hashed
+
     def requests() -> Iterator[tuple[str, str, str]]:
         for number, request in parse_requests(lines):
             if isinstance(request, str):
                 on_unreadable(number, request)
                 continue
-            yield request
+            customer, channel, purpose = request
+            yield stored(customer), channel, purpose
 
     with Ledger(settings, policy=policy_file) as ledger:
         yield from ledger.may_contact_many(

@@ -8,10 +8,10 @@ from typing import Any
 from application import service
 from application.api import policy_history
 from application.decisions import rules_broken
+from application.reading import revealer as revealer_of
 from application.report import RelationshipReport
 from application.service import DemoReport, Progress
 from application.wiring import open_log, open_store
-from ledger.codec import event_to_dict
 from ledger.redact import redact_url
 from ledger.settings import Settings
 
@@ -39,6 +39,7 @@ def run_demo(
 def demo_dict(report: DemoReport, settings: Settings) -> dict[str, Any]:
     """The demo's answer for machines (``ledger demo --json``)."""
     seen = report.overview
+    revealer = revealer_of(settings)
     return {
         "log": redact_url(settings.log_url),
         "this_run": report.generated.as_dict(),
@@ -51,7 +52,7 @@ def demo_dict(report: DemoReport, settings: Settings) -> dict[str, Any]:
         "outbound_by_channel": dict(seen.outbound_by_channel.most_common()),
         "undecodable": len(seen.undecodable),
         "sample_customer": seen.busiest_customer,
-        "sample": [event_to_dict(r.event) for r in report.sample if r.event is not None],
+        "sample": [revealer.event(r.event) for r in report.sample if r.event is not None],
         "relationship": relationship_dict(report.relationship),
         "violations": dict(rules_broken(report.violations)),
         "over_caps": dict(report.pressure.over_caps) if report.pressure else {},

@@ -24,7 +24,7 @@ from application.pressure import PressureReport, pressure
 from application.report import RelationshipReport, relationship_report
 from consumers.folding import item_of_stored
 from consumers.projector import Projector
-from consumers.store import DeadLetter, Misplaced, ViewStore
+from consumers.store import Cleartext, DeadLetter, Misplaced, ViewStore
 from ledger.codec import event_to_dict, parse_event
 from ledger.errors import InvalidEvent, LogReplaced
 from ledger.generate import generated
@@ -458,6 +458,13 @@ class ProjectionStatus:
     misplaced: dict[int, Misplaced] = field(default_factory=dict)
     """Per partition, applied records outside their key's murmur2 partition (Kafka)."""
 
+    cleartext: dict[int, Cleartext] = field(default_factory=dict)
+    """Per partition, applied records holding personal data in clear (issue 10)."""
+
+    @property
+    def cleartext_records(self) -> int:
+        return sum(c.count for c in self.cleartext.values())
+
     @property
     def misplaced_records(self) -> int:
         return sum(m.count for m in self.misplaced.values())
@@ -520,7 +527,12 @@ def projection_status(log: EventLog, store: ViewStore) -> ProjectionStatus:
         else None
     )
     return ProjectionStatus(
-        partitions, store.counts(), store.last_error(), replaced, store.misplaced()
+        partitions,
+        store.counts(),
+        store.last_error(),
+        replaced,
+        store.misplaced(),
+        store.cleartext(),
     )
 
 
@@ -555,6 +567,12 @@ MISPLACED_EXPLANATION = (
     "applied, and per-customer reads (replay --customer, history, --as-of, decisions) look in "
     "every partition, so answers stay right; but one customer's records no longer keep one "
     "order across partitions."
+)
+CLEARTEXT_EXPLANATION = (
+    "records hold personal data (name, e-mail, phone, consent recipient) in clear: a "
+    "publisher that does not encrypt, or a log written before encryption. The log keeps them "
+    "for ever and erasure cannot reach them; fix the publisher (publish through ledger "
+    "append/import or the library), and copy an old log (ledger copy): docs/privacy.md"
 )
 MISPLACED_FIX = (
     "partition by murmur2 of the key: librdkafka clients (confluent-kafka, "

@@ -78,6 +78,14 @@ class StatusReport:
                 "explanation": service.MISPLACED_EXPLANATION if status.misplaced else None,
                 "fix": service.MISPLACED_FIX if status.misplaced else None,
             },
+            "cleartext_personal_data": {
+                "records": status.cleartext_records,
+                "partitions": [
+                    {"partition": c.partition, "records": c.count, "last_offset": c.offset}
+                    for c in status.cleartext.values()
+                ],
+                "explanation": service.CLEARTEXT_EXPLANATION if status.cleartext else None,
+            },
         }
 
 

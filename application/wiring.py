@@ -13,17 +13,36 @@ from consumers.store import PostgresViewStore, SQLiteViewStore, ViewStore
 from ledger.errors import ConfigurationError
 from ledger.kafka_log import KafkaLog
 from ledger.log import EventLog
+from ledger.privacy.keystore import KeyStore, open_key_store
+from ledger.privacy.master import MasterKey, load_master_key
+from ledger.privacy.protect import Protector
 from ledger.redact import redact_url
 from ledger.settings import KafkaLogTarget, Settings, parse_log_url
 from ledger.sqlite_log import SQLiteLog
 
 
 def open_log(settings: Settings, *, create: bool = True) -> EventLog:
-    """The log ``settings`` point at. ``create=False`` refuses to start an empty one."""
+    """The log ``settings`` point at, encrypting personal values on append (unless
+    ``settings.encrypt`` is off). ``create=False`` refuses to start an empty one."""
     target = parse_log_url(settings.log_url)
+    log: EventLog
     if isinstance(target, KafkaLogTarget):
-        return KafkaLog(target, settings)
-    return SQLiteLog(target.path, create=create, cache_mib=settings.sqlite_cache_mb)
+        log = KafkaLog(target, settings)
+    else:
+        log = SQLiteLog(target.path, create=create, cache_mib=settings.sqlite_cache_mb)
+    if settings.encrypt:
+        log.protector = Protector(open_keys(settings))
+    return log
+
+
+def open_keys(settings: Settings) -> KeyStore:
+    """The key store ``settings`` point at (opened, and the master key loaded, on first
+    use: a command that meets no personal data never needs either)."""
+
+    def master(may_create: bool) -> MasterKey:
+        return load_master_key(settings.master_key, settings.master_key_path, may_create=may_create)
+
+    return open_key_store(settings.keys_url, master)
 
 
 def known_partitions(settings: Settings) -> list[int]:

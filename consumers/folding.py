@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
-from consumers.store import DeadLetter, Misplaced, Seen, ViewBatch, ViewStore
+from consumers.store import Cleartext, DeadLetter, Misplaced, Seen, ViewBatch, ViewStore
 from ledger.codec import event_from_stored
 from ledger.errors import InvalidEvent, LedgerError, LogReplaced
 from ledger.events import DECISION_TYPES
@@ -27,6 +27,7 @@ from ledger.log import (
     as_bytes,
     check_positions,
 )
+from ledger.privacy.crypto import PERSONAL_FIELDS, cleartext_paths
 from projections import frequency, profile, service_levels
 from projections.fact import Fact, content_digest, fact_from_stored, fact_of
 
@@ -249,6 +250,13 @@ class Folder:
                 decoded.append(item)
         return self.fold(decoded, batch)
 
+    def inspect(self, items: list[Item], batch: ViewBatch) -> None:
+        """Count what the records show about their publishers: records outside their key's
+        partition, and personal data sent in clear."""
+        if self.partition_count is not None:
+            self.find_misplaced(items, batch)
+        find_cleartext(items, batch)
+
     def fold(
         self, items: list[Item], batch: ViewBatch, *, resolve: bool = False
     ) -> tuple[int, int]:
@@ -256,8 +264,8 @@ class Folder:
         batch's counts; a record whose apply fails is parked. Returns (applied, duplicates).
         With ``resolve`` (a retry), every record handled leaves the dead letters."""
         facts = [item.fact for item in items if item.fact is not None]
-        if self.partition_count is not None and not resolve:
-            self.find_misplaced(items, batch)
+        if not resolve:
+            self.inspect(items, batch)
         already: dict[str, Seen] = {}
         if self.dedupe:
             ids = [f.id for f in facts]
@@ -381,6 +389,23 @@ class Folder:
                 first=first,
             )
         )
+
+
+def find_cleartext(items: list[Item], batch: ViewBatch) -> None:
+    """Count the records whose personal fields hold a value in clear (issue 10): applied as
+    usual, reported by ``project status`` so that the publisher can be fixed."""
+    found = batch.cleartext
+    for item in items:
+        fact = item.fact
+        if fact is None or fact.type not in PERSONAL_FIELDS:
+            continue
+        if cleartext_paths(fact.type, fact.data):
+            position = item.position
+            one = Cleartext(position.partition, 1, position.offset, fact.subject)
+            if position.partition in found:
+                found[position.partition].add(one)
+            else:
+                found[position.partition] = one
 
 
 class CatchUpHost(Protocol):

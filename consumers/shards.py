@@ -51,6 +51,7 @@ from consumers.folding import (
 )
 from consumers.store import (
     BatchConflict,
+    Cleartext,
     Misplaced,
     SharedEventId,
     Staging,
@@ -101,6 +102,7 @@ class Share:
     newest: dict[int, int] = field(default_factory=dict)
     dead_letters: int = 0
     misplaced: dict[int, Misplaced] = field(default_factory=dict)
+    cleartext: dict[int, Cleartext] = field(default_factory=dict)
     first_dead_letter: str | None = None
     caught_up: bool = True
     peak_rss_mb: float = 0.0
@@ -231,6 +233,7 @@ def _fold(
     folder.recent_ids = batch.applied_ids
     share.newest = batch.newest
     share.misplaced = batch.misplaced
+    share.cleartext = batch.cleartext
     share.dead_letters = len(batch.dead_letters)
     share.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if batch.dead_letters:
@@ -524,5 +527,10 @@ class ParallelCatchUp:
                     batch.misplaced[partition].add(misplaced)
                 else:
                     batch.misplaced[partition] = misplaced
+            for partition, clear in share.cleartext.items():
+                if partition in batch.cleartext:
+                    batch.cleartext[partition].add(clear)
+                else:
+                    batch.cleartext[partition] = clear
         batch.expected = {p: stored.get(p) for p in batch.positions}
         return batch, records

@@ -223,6 +223,11 @@ def event_to_dict(event: TouchpointEvent) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)
 
 
+_STORED_FORMS = frozenset({"Sealed", "literal['[erased]']"})
+"""Union members of personal fields that hold what the ledger stores (the encrypted
+envelope, the erased marker): a cleartext value that fails is reported as cleartext."""
+_UNION_TAG = re.compile(r"^(constrained-str|str|function-after\[.*\])$")
+_PLAIN_PART = re.compile(r"[A-Za-z0-9_]{1,64}", re.ASCII)
 _ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*')>")
 _TYPES = ", ".join(sorted(EVENT_CLASSES))
 
@@ -234,6 +239,14 @@ def reasons_of(exc: ValidationError) -> list[str]:
         location = [str(part) for part in error["loc"]]
         if location and location[0] in EVENT_CLASSES:
             location = location[1:]  # the discriminator tag pydantic puts first
+        if any(part in _STORED_FORMS for part in location):
+            continue  # a personal field's stored forms (envelope, marker): not what was meant
+        location = [part for part in location if not _UNION_TAG.match(part)]
+        # A name a person cannot read (a space, a control character, 300 characters) is
+        # quoted, shortened, after the path that holds it.
+        odd = next((i for i, part in enumerate(location) if not _PLAIN_PART.fullmatch(part)), None)
+        named = "" if odd is None else f"{location[odd][:40]!r}"
+        location = location if odd is None else location[:odd]
         field = ".".join(location) or "(event)"
         kind = error["type"]
         if kind == "union_tag_not_found":
@@ -246,10 +259,10 @@ def reasons_of(exc: ValidationError) -> list[str]:
         elif kind == "string_pattern_mismatch" and field == "datacontenttype":
             reason = f"{field}: {error['input']!r} {JSON_MEDIA_TYPE_PROBLEM}"
         elif kind == "extra_forbidden":
-            reason = f"{field}: unknown field"
+            reason = f"{field}: unknown field {named}".rstrip()
         else:
             message = _ENUM_REPR.sub(r"\1", error["msg"]).removeprefix("Value error, ")
-            reason = f"{field}: {message}"
+            reason = f"{field}: {f'field {named}: ' if named else ''}{message}"
         if reason not in reasons:
             reasons.append(reason)
     return reasons

@@ -14,6 +14,7 @@ from ledger.events import (
     ContactAllowed,
     ContactBlocked,
     CustomerDetails,
+    CustomerErased,
     Email,
     FeedbackGiven,
     Purchase,
@@ -116,6 +117,13 @@ def _(event: CustomerDetails) -> str:
     known = [f for f in ("country", "time_zone", "locale") if getattr(data, f)]
     personal = [f for f in ("name", "email", "phone") if getattr(data.personal, f)]
     return "details: " + ", ".join(known + [f"{f} (personal)" for f in personal])
+
+
+@describe.register
+def _(event: CustomerErased) -> str:
+    data = event.data
+    request = f", request {data.request_id}" if data.request_id else ""
+    return f"personal data erased ({data.reason}{request})"
 
 
 @describe.register

@@ -103,3 +103,13 @@ class LogReplaced(PositionLost):
             f"{VIEWS_REMEDY}",
             log=log,
         )
+
+
+class KeyStoreUnavailable(LedgerError):
+    """The key store (``LEDGER_KEYS``) cannot be reached, opened or written: events that
+    carry personal data cannot be encrypted, so they are not appended (never in clear)."""
+
+
+class MasterKeyError(LedgerError):
+    """The master key is missing, malformed, or not the one the key store was made with
+    (``LEDGER_MASTER_KEY`` or the master key file)."""

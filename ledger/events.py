@@ -28,6 +28,7 @@ from ledger.payloads import (
     ContactBlockedData,
     ContactDecisionData,
     CustomerDetailsData,
+    CustomerErasedData,
     EmailData,
     FeedbackData,
     Moment,
@@ -200,6 +201,11 @@ class CustomerDetails(TouchpointEvent):
     data: CustomerDetailsData
 
 
+class CustomerErased(TouchpointEvent):
+    type: Literal["customer.erased"] = "customer.erased"
+    data: CustomerErasedData
+
+
 class ContactAllowed(TouchpointEvent):
     type: Literal["contact.allowed"] = "contact.allowed"
     data: ContactDecisionData
@@ -224,6 +230,7 @@ Touchpoint = Annotated[
     | ConsentGiven
     | ConsentWithdrawn
     | CustomerDetails
+    | CustomerErased
     | ContactAllowed
     | ContactBlocked,
     Field(discriminator="type"),
@@ -252,6 +259,7 @@ EVENT_CLASSES: dict[str, type[TouchpointEvent]] = {
         ConsentGiven,
         ConsentWithdrawn,
         CustomerDetails,
+        CustomerErased,
         ContactAllowed,
         ContactBlocked,
     )
@@ -284,6 +292,7 @@ SHORT_NAMES: dict[str, str] = {
     "consent-given": "consent.given",
     "consent-withdrawn": "consent.withdrawn",
     "details": "customer.details",
+    "erased": "customer.erased",
     "contact-allowed": "contact.allowed",
     "contact-blocked": "contact.blocked",
 }

@@ -221,6 +221,7 @@ class KafkaLog(EventLog):
     # -- the port ----------------------------------------------------------------------
 
     def encode(self, events: Sequence[Touchpoint]) -> EncodedRecords:
+        events = self.protected(events)
         first_index: dict[str, int] = {}
         first = [first_index.setdefault(event.id, index) for index, event in enumerate(events)]
         records = [(index, to_binary(events[index])) for index in first_index.values()]

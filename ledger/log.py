@@ -8,7 +8,7 @@ against both (``tests/integration/test_log_contract.py``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -272,6 +272,15 @@ class EventLog(ABC):
     #: yes; Kafka: no, any client may publish to the topic).
     validated_at_append: bool = False
 
+    #: What every batch goes through before it is encoded: the encryption of personal
+    #: values (:class:`ledger.privacy.protect.Protector`, attached by ``application.wiring``);
+    #: ``None``: events are stored as given.
+    protector: Callable[[Sequence[Touchpoint]], Sequence[Touchpoint]] | None = None
+
+    def protected(self, events: Sequence[Touchpoint]) -> Sequence[Touchpoint]:
+        """``events`` as they are to be stored (personal values encrypted)."""
+        return events if self.protector is None else self.protector(events)
+
     def append(self, events: Sequence[Touchpoint]) -> list[AppendOutcome]:
         """Append a batch; returns one outcome per event, in order.
 
@@ -414,6 +423,9 @@ class EventLog(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+        close = getattr(self.protector, "close", None)
+        if close is not None:
+            close()  # the key store's connection
 
 
 def position_problem(

@@ -151,6 +151,32 @@ class Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+ERASED = "[erased]"
+"""What a personal field reads as once its customer's key is destroyed (``ledger erase``);
+also accepted as the value of any personal field (a replay of an erased customer
+re-imports)."""
+Erased = Literal["[erased]"]
+_B64 = r"^[A-Za-z0-9_-]+$"
+
+
+class Sealed(Payload):
+    """A personal value encrypted under its customer's data key (``docs/privacy.md``):
+    AES-256-GCM, ``n`` the 96-bit nonce and ``c`` the ciphertext with its tag, both
+    unpadded base64url; the associated data binds it to the event id, the customer and
+    the field's path, so it cannot be moved to another event or field."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"description": "An encrypted personal value (docs/privacy.md)."},
+    )
+
+    enc: Literal["v1"]
+    kid: Annotated[str, Field(min_length=1, max_length=64, pattern=_B64)]
+    n: Annotated[str, Field(min_length=16, max_length=16, pattern=_B64)]
+    c: Annotated[str, Field(min_length=22, max_length=4096, pattern=_B64)]
+
+
 class Contact(Payload):
     """Fields every touchpoint carries: where, who started it, why, and who/what sent it."""
 
@@ -356,7 +382,7 @@ class ConsentData(Payload):
         "pre_2015",
     ]
     evidence_ref: Ref | None = Field(default=None, description="Form, recording or document id.")
-    recipient: Recipient | None = Field(
+    recipient: Recipient | Erased | Sealed | None = Field(
         default=None, description="E-mail address or E.164 number.", json_schema_extra=PERSONAL
     )
 
@@ -366,9 +392,9 @@ class PersonalData(Payload):
 
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=PERSONAL)
 
-    name: Text | None = None
-    email: Email | None = None
-    phone: Phone | None = None
+    name: Text | Sealed | None = None
+    email: Email | Erased | Sealed | None = None
+    phone: Phone | Erased | Sealed | None = None
 
 
 class CustomerDetailsData(Payload):
@@ -431,3 +457,24 @@ class ContactBlockedData(ContactDecisionData):
 
     reasons: list[DecisionReason] = Field(min_length=1)
     earliest: Moment | None = None
+
+
+class CustomerErasedData(Payload):
+    """A customer's personal data was erased (``ledger erase``): their data key is
+    destroyed, so every personal field of their events reads as ``[erased]``. Holds no
+    personal data itself: the record KVKK and the GDPR ask a controller to keep."""
+
+    reason: Text = Field(description="The legal basis or reason, e.g. 'KVKK Art. 7 request'.")
+    request_id: Ref | None = Field(default=None, description="The request or ticket id.")
+    requested_by: Ref | None = Field(default=None, description="Who asked or approved it.")
+    categories: list[Literal["identity", "contact", "consent_recipient"]] = Field(
+        default=["identity", "contact", "consent_recipient"],
+        description="What was erased: identity (name), contact (e-mail, phone), "
+        "consent_recipient (the address of consent records).",
+    )
+    keys_destroyed: WholeNumber = Field(
+        default=0, ge=0, le=1_000_000, description="Data keys destroyed (0: none was held)."
+    )
+    retention_rule: Ref | None = Field(
+        default=None, description="The retention rule that made it due (ledger erase --due)."
+    )

@@ -123,6 +123,28 @@ class Settings(BaseSettings):
         "0: one per CPU core, 1: none besides the projector itself. Used for a SQLite view "
         "store and a backlog of 50,000 records or more.",
     )
+    keys: str | None = Field(
+        default=None,
+        description="Where customers' data keys live, apart from the log: sqlite:///PATH "
+        "(default: keys.db in the data dir) or postgresql://USER@HOST/DB (LEDGER_KEYS).",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="The master key wrapping every data key: 32 bytes as 64 hex digits or "
+        "base64 (LEDGER_MASTER_KEY); default: read from master_key_file. Never printed.",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="The master key file, created with mode 0600 on first use if "
+        "LEDGER_MASTER_KEY is not set (LEDGER_MASTER_KEY_FILE; default: master.key in the "
+        "data dir).",
+    )
+    encrypt: bool = Field(
+        default=True,
+        description="Encrypt personal fields when appending (LEDGER_ENCRYPT). Off only for "
+        "benchmarks and for reading old logs: a log written with it off cannot be erased "
+        "per customer (see docs/privacy.md).",
+    )
     batch_size: int = Field(
         default=20_000,
         ge=1,
@@ -139,6 +161,16 @@ class Settings(BaseSettings):
     def audit_path(self) -> Path:
         """The audit store file: ``audit_store``, or ``audit.db`` under ``data_dir``."""
         return self.audit_store or self.data_dir / "audit.db"
+
+    @property
+    def keys_url(self) -> str:
+        """The configured key store URL, or ``keys.db`` under ``data_dir``."""
+        return self.keys or f"sqlite:///{self.data_dir / 'keys.db'}"
+
+    @property
+    def master_key_path(self) -> Path:
+        """The master key file: ``master_key_file``, or ``master.key`` under ``data_dir``."""
+        return self.master_key_file or self.data_dir / "master.key"
 
     @property
     def log_url(self) -> str:

@@ -491,7 +491,7 @@ class SQLiteLog(EventLog):
             raise LogUnavailable(f"cannot open the ledger at {path}: {exc}") from exc
 
     def encode(self, events: Sequence[Touchpoint]) -> EncodedBatch:
-        return encode_batch(events)
+        return encode_batch(self.protected(events))
 
     def write(self, encoded: EncodedBatch) -> list[AppendOutcome]:
         if self._ids_twice is not None:

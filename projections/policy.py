@@ -179,6 +179,14 @@ class ConsentRule(_Strict):
     required_for: list[Purpose] = Field(default_factory=lambda: [Purpose.MARKETING])
 
 
+class Retention(_Strict):
+    """How long personal data is kept (``ledger erase --due``)."""
+
+    erase_personal_data_after: Duration | None = None
+    """Erase the personal data of customers with no touchpoint for this long (``3650d``:
+    about ten years). Absent: nobody is due."""
+
+
 class Policy(_Strict):
     """A contact policy, as written in its TOML file."""
 
@@ -197,6 +205,7 @@ class Policy(_Strict):
     """Business hours and holidays (service levels; issue 13)."""
     service: ServiceRules = ServiceRules()
     """Service-level targets and what counts as bad service (issue 13)."""
+    retention: Retention = Retention()
 
     @field_validator("effective_from", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from ledger.events import DECISION_TYPES, TouchpointEvent
+from ledger.payloads import ERASED
 from ledger.timeutil import from_micros, to_micros
 from projections.fact import Fact, fact_of
 
@@ -345,6 +346,7 @@ class Profile:
 # -- the fold -----------------------------------------------------------------------------
 
 _CONSENT_TYPES = frozenset({"consent.given", "consent.withdrawn"})
+ERASED_TYPE = "customer.erased"
 
 
 Handler = Callable[[State, int, Mapping[str, Any]], None]
@@ -359,6 +361,9 @@ def apply(profile: Profile, fact: Fact | TouchpointEvent) -> Profile:
     if kind in DECISION_TYPES:
         return profile
     state = profile.state
+    if kind == ERASED_TYPE:  # a record of the erasure, not a touchpoint: nothing counts
+        _erased(state, fact.micros)
+        return profile
     moment = fact.micros
     by_type = state["by_type"]
     by_type[kind] = by_type.get(kind, 0) + 1
@@ -385,6 +390,8 @@ def apply(profile: Profile, fact: Fact | TouchpointEvent) -> Profile:
     handler = _HANDLERS.get(kind)
     if handler is not None:
         handler(state, moment, data)
+    elif kind == "customer.details":
+        _details(state, moment, data, fact.id)
     return profile
 
 
@@ -478,7 +485,7 @@ _DETAIL_FIELDS = ("country", "time_zone", "locale")
 _PERSONAL_FIELDS = ("name", "email", "phone")
 
 
-def _details(state: State, moment: int, data: Mapping[str, Any]) -> None:
+def _details(state: State, moment: int, data: Mapping[str, Any], event_id: str) -> None:
     personal = data.get("personal") or {}
     details = state["details"]
     stated = [(f, personal.get(f)) for f in _PERSONAL_FIELDS]
@@ -488,7 +495,20 @@ def _details(state: State, moment: int, data: Mapping[str, Any]) -> None:
             continue  # absent means "not stated here", not "erased"
         current = details.get(name)
         if current is None or moment >= current[1]:
+            if isinstance(value, dict):
+                # An encrypted value (ledger.privacy): kept sealed, with the event it is
+                # bound to, so that only a read that shows it opens it.
+                value = {**value, "event": event_id}
             details[name] = [value, moment]
+
+
+def _erased(state: State, moment: int) -> None:
+    """The customer's personal data was erased: no personal detail stays in the view, not
+    even sealed, and none stated before the erasure (by event time) comes back."""
+    details = state["details"]
+    for name in _PERSONAL_FIELDS:
+        current = details.get(name)
+        details[name] = [ERASED, moment if current is None else max(moment, current[1])]
 
 
 _HANDLERS: dict[str, Handler] = {
@@ -499,7 +519,6 @@ _HANDLERS: dict[str, Handler] = {
     "feedback.given": _feedback,
     "consent.given": _consent("granted"),
     "consent.withdrawn": _consent("withdrawn"),
-    "customer.details": _details,
 }
 
 

@@ -20,6 +20,15 @@ from ledger.log import EventLog
 from ledger.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def _keys_apart(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test's key store and master key in a folder of its own: settings built without
+    a data dir would otherwise put them in ./ledger-data of the checkout."""
+    folder = tmp_path_factory.mktemp("keys")
+    monkeypatch.setenv("LEDGER_KEYS", f"sqlite:///{folder / 'keys.db'}")
+    monkeypatch.setenv("LEDGER_MASTER_KEY_FILE", str(folder / "master.key"))
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a Tansu broker running for this test session (never skipped)."""
@@ -35,12 +44,15 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def kafka_settings(kafka_bootstrap: str) -> Callable[[], Settings]:
-    """Settings for a fresh topic (4 partitions) on the session's broker."""
+def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[[], Settings]:
+    """Settings for a fresh topic (4 partitions) on the session's broker (key store and
+    master key in the test's folder)."""
 
     def make() -> Settings:
         topic = f"touchpoints-{uuid.uuid4().hex[:12]}"
-        return Settings(log=f"kafka://{kafka_bootstrap}/{topic}", kafka_partitions=4)
+        return Settings(
+            log=f"kafka://{kafka_bootstrap}/{topic}", kafka_partitions=4, data_dir=tmp_path
+        )
 
     return make
 
@@ -55,7 +67,9 @@ def log_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogF
 
     def make() -> EventLog:
         if request.param == "sqlite":
-            settings = Settings(log=f"sqlite:///{tmp_path / uuid.uuid4().hex}.db")
+            settings = Settings(
+                log=f"sqlite:///{tmp_path / uuid.uuid4().hex}.db", data_dir=tmp_path
+            )
         else:
             settings = request.getfixturevalue("kafka_settings")()
         log = open_log(settings)

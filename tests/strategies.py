@@ -164,6 +164,14 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "locale": st.none() | st.sampled_from(["tr-TR", "en", "zh-Hant-TW"]),
         }
     ),
+    "customer.erased": st.fixed_dictionaries(
+        {
+            "reason": WORDS,
+            "request_id": OPTIONAL_REF,
+            "requested_by": OPTIONAL_REF,
+            "keys_destroyed": st.integers(0, 3),
+        }
+    ),
     "contact.allowed": _decision(blocked=False),
     "contact.blocked": _decision(blocked=True),
 }

@@ -16,6 +16,7 @@ re-published with the same id never counts twice.
 
 from consumers.store.batch import (
     BatchConflict,
+    Cleartext,
     DeadLetter,
     Misplaced,
     PreparedBatch,
@@ -32,6 +33,7 @@ from consumers.store.views import PostgresViewStore, SQLiteViewStore, ViewStore
 
 __all__ = [
     "BatchConflict",
+    "Cleartext",
     "DeadLetter",
     "Misplaced",
     "PostgresViewStore",

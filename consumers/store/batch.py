@@ -116,6 +116,22 @@ class Misplaced:
             self.offset, self.customer, self.home = other.offset, other.customer, other.home
 
 
+@dataclass(slots=True)
+class Cleartext:
+    """Records of one partition whose personal fields hold a value in clear (a publisher
+    that does not encrypt, or a log written before encryption): how many, and the last."""
+
+    partition: int
+    count: int
+    offset: int
+    customer: str
+
+    def add(self, other: Cleartext) -> None:
+        self.count += other.count
+        if other.offset >= self.offset:
+            self.offset, self.customer = other.offset, other.customer
+
+
 @dataclass
 class ViewBatch:
     """Everything one batch changes, written in one transaction."""
@@ -141,6 +157,8 @@ class ViewBatch:
     """Dead letters (partition, offset) that this batch applied at last."""
     misplaced: dict[int, Misplaced] = field(default_factory=dict)
     """Per partition, the records of this batch outside their key's murmur2 partition."""
+    cleartext: dict[int, Cleartext] = field(default_factory=dict)
+    """Per partition, the records of this batch with personal data in clear."""
     service: list[ServiceFact] = field(default_factory=list)
     """The service-level rows of the events this batch applied."""
 

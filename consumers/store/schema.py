@@ -20,6 +20,7 @@ TABLES = (
     "dead_letters",
     "progress",
     "misplaced",
+    "cleartext",
     service.TABLE,
 )
 
@@ -87,6 +88,11 @@ UPSERT_MISPLACED = (
     "n = {misplaced}.n + excluded.n, last_offset = excluded.last_offset, "
     "last_customer = excluded.last_customer, home = excluded.home"
 )
+UPSERT_CLEARTEXT = (
+    "INSERT INTO {cleartext} VALUES (?, ?, ?, ?) ON CONFLICT (partition) DO UPDATE SET "
+    "n = {cleartext}.n + excluded.n, last_offset = excluded.last_offset, "
+    "last_customer = excluded.last_customer"
+)
 
 
 def contact_key_order(row: tuple[str, str, str, str, int, int]) -> tuple[str, int, str, str, str]:
@@ -146,6 +152,10 @@ def batch_rows(batch: ViewBatch) -> list[tuple[str, list[tuple[Any, ...]]]]:
                 (p, m.count, m.offset, m.customer, m.home)
                 for p, m in sorted(batch.misplaced.items())
             ],
+        ),
+        (
+            UPSERT_CLEARTEXT,
+            [(p, c.count, c.offset, c.customer) for p, c in sorted(batch.cleartext.items())],
         ),
     ]
 
@@ -223,6 +233,8 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         f"CREATE TABLE IF NOT EXISTS {t['misplaced']} (partition {integer} PRIMARY KEY, "
         f"n {integer} NOT NULL, last_offset {integer} NOT NULL, last_customer TEXT NOT NULL, "
         f"home {integer} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {t['cleartext']} (partition {integer} PRIMARY KEY, "
+        f"n {integer} NOT NULL, last_offset {integer} NOT NULL, last_customer TEXT NOT NULL)",
     ]
 
 

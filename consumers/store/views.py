@@ -28,6 +28,7 @@ from consumers.store.batch import (
     REBUILD_SUFFIX,
     VIEWS,
     BatchConflict,
+    Cleartext,
     DeadLetter,
     Guard,
     Misplaced,
@@ -348,6 +349,14 @@ class ViewStore:
             "ORDER BY partition"
         )
         return {int(p): Misplaced(int(p), int(n), int(o), str(c), int(h)) for p, n, o, c, h in rows}
+
+    def cleartext(self) -> dict[int, Cleartext]:
+        """Per partition, the applied records holding personal data in clear (see
+        docs/privacy.md: publishers that do not encrypt)."""
+        rows = self.recorder.select(
+            "SELECT partition, n, last_offset, last_customer FROM {cleartext} ORDER BY partition"
+        )
+        return {int(p): Cleartext(int(p), int(n), int(o), str(c)) for p, n, o, c in rows}
 
     def last_error(self) -> DeadLetter | None:
         """The record parked most recently, if any."""

@@ -334,6 +334,7 @@ def replay(
     fmt = "jsonl" if as_json else fmt or ("table" if sys.stdout.isatty() else "jsonl")
     undecodable = conflicts = 0
     out = sys.stdout.buffer
+    revealer = reading.revealer(settings_of(ctx))
     for found in reading.replay(settings_of(ctx), _positions(from_position), where, limit):
         if isinstance(found, Repeat):
             warn_repeat(found)  # an identical re-publish: counted once, shown once
@@ -346,7 +347,7 @@ def replay(
                 err=True,
             )
         elif fmt == "jsonl":
-            out.write(orjson.dumps(reading.record_dict(found, with_position)) + b"\n")
+            out.write(orjson.dumps(reading.record_dict(found, with_position, revealer)) + b"\n")
         else:
             click.echo(table_line(found))
     if undecodable or conflicts:
@@ -394,8 +395,9 @@ def history(
     )
     if as_json:
         out = sys.stdout.buffer
+        revealer = reading.revealer(settings_of(ctx))
         for record in found.records:
-            out.write(orjson.dumps(reading.record_dict(record, with_position=True)) + b"\n")
+            out.write(orjson.dumps(reading.record_dict(record, True, revealer)) + b"\n")
         return
     if not found.records:
         click.echo(f"no touchpoints of customer {customer} in this range")

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from application import projecting
-from application.service import MISPLACED_EXPLANATION, MISPLACED_FIX
+from application.service import CLEARTEXT_EXPLANATION, MISPLACED_EXPLANATION, MISPLACED_FIX
 from application.status import age, projection_status
 from faces.cli.options import (
     batch_size_option,
@@ -229,6 +229,11 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
                 f"{m.partition}:{m.offset} (customer {m.customer}, whose partition is {m.home})"
             )
         click.echo(f"  fix the producer: {MISPLACED_FIX}")
+    if status.cleartext:
+        click.echo(f"personal data in clear: {status.cleartext_records} {CLEARTEXT_EXPLANATION}")
+        for c in status.cleartext.values():
+            last = f"{c.partition}:{c.offset}"
+            click.echo(f"  partition {c.partition}: {c.count} record(s), the last at {last}")
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     if problems:

@@ -20,6 +20,8 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     """Invoke ``ledger`` with a fresh data dir, as a user in an empty folder would."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LEDGER_LOG", raising=False)
+    monkeypatch.delenv("LEDGER_KEYS", raising=False)  # keys.db, master.key in ./ledger-data
+    monkeypatch.delenv("LEDGER_MASTER_KEY_FILE", raising=False)
 
     def invoke(*args: str, input: bytes | str | None = None) -> Result:
         return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)

@@ -60,6 +60,14 @@ COMMANDS = [
     "may-contact",
     "violations",
     "pressure",
+    "erase",
+    "erasures",
+    "subject-access",
+    "keys",
+    "keys backup",
+    "keys restore",
+    "copy",
+    "doctor",
 ]
 
 

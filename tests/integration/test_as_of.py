@@ -27,9 +27,13 @@ from projections.frequency import Window
 from tests.conftest import LogFactory
 
 
-def rebuilt(path: Path, events: Sequence[TouchpointEvent]) -> tuple[SQLiteLog, ViewStore]:
-    """A fresh embedded log of just ``events``, projected from scratch."""
+def rebuilt(
+    path: Path, events: Sequence[TouchpointEvent], like: EventLog | None = None
+) -> tuple[SQLiteLog, ViewStore]:
+    """A fresh embedded log of just ``events`` (encrypted as ``like`` encrypts: with the
+    same keys, the same bytes), projected from scratch."""
     log = SQLiteLog(path / "cut.db")
+    log.protector = like.protector if like is not None else None
     log.append(list(events))
     store = SQLiteViewStore(path / "cut-views.db", "embedded")
     Projector(log, store).catch_up()
@@ -53,7 +57,7 @@ def test_as_of_an_event_time_equals_a_rebuild_cut_there(
     log = log_factory()
     log.append(events)
     moment = sorted(e.time for e in events)[len(events) // 2]
-    cut_log, store = rebuilt(tmp_path, [e for e in events if e.time <= moment])
+    cut_log, store = rebuilt(tmp_path, [e for e in events if e.time <= moment], log)
     try:
         assert_agree(log, store, {e.subject for e in events}, until=moment)
     finally:

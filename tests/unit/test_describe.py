@@ -93,6 +93,9 @@ def test_every_type_has_its_own_description() -> None:
     for kind, data in (("contact.allowed", {}), ("contact.blocked", BLOCKED)):
         decision = touchpoint(kind, "2026-03-04T10:00:00Z", {**DECISION, **data})
         seen[kind] = describe(decision)
+    erased = touchpoint("customer.erased", "2026-03-04T10:00:00Z", {"reason": "KVKK request"})
+    seen["customer.erased"] = describe(erased)
+    assert seen["customer.erased"] == "personal data erased (KVKK request)"
     assert set(seen) == set(EVENT_CLASSES)
     assert all(text != name for name, text in seen.items())
     assert seen["contact.blocked"] == "may-contact check: marketing sms blocked by cap, quiet"

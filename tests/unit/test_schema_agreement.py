@@ -102,6 +102,20 @@ def samples() -> dict[str, dict[str, Any]]:
         "type": "feedback.given",
         "data": {"channel": "web", "score": 4},
     }
+    found["customer.erased"] = {
+        **envelope,
+        "id": "e-1",
+        "type": "customer.erased",
+        "data": {"reason": "KVKK Art. 7 request", "request_id": "R-1", "keys_destroyed": 1},
+    }
+    found["details.sealed"] = mutated(
+        found["customer.details"],
+        "data.personal",
+        {
+            "name": {"enc": "v1", "kid": "k1", "n": "A" * 16, "c": "B" * 40},
+            "email": "[erased]",
+        },
+    )
     found["touchpoint.call"] = mutated(
         mutated(found["touchpoint.call"], "data.outcome", "missed"), "data.duration_seconds", 0
     )

@@ -1,0 +1,587 @@
+"""Use cases of personal data: erasure (one customer, or those due by the retention rule),
+the register of erasures, subject access, key backups, encrypted copies and the check of
+a log for personal data in clear. See ``docs/privacy.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from application.wiring import open_keys
+from consumers.store import ViewStore
+from ledger.codec import event_to_dict
+from ledger.errors import ConfigurationError, InvalidEvent, KeyStoreUnavailable
+from ledger.events import CustomerErased, Touchpoint
+from ledger.log import Appended, AppendOutcome, EventLog, ReadFilter
+from ledger.payloads import ERASED, CustomerErasedData
+from ledger.privacy.crypto import (
+    HASHED_PREFIX,
+    PERSONAL_FIELDS,
+    UNREADABLE,
+    DataKey,
+    cleartext_paths,
+    hashed_subject,
+    is_envelope,
+    is_personal_subject,
+    open_value,
+    reveal_document,
+    subject_aad,
+)
+from ledger.privacy.keystore import KeyStore, SQLiteKeyStore, WrappedKey
+from ledger.settings import Settings
+from ledger.timeutil import to_micros
+from projections.profile import Profile
+
+ERASED_TYPE = "customer.erased"
+ERASURE_SOURCE = "ledger/erase"
+BACKUP_FORMAT = "touchpoint-ledger-keys/v1"
+
+
+class Revealer:
+    """Opens sealed personal values for the reads that show them (replay, history,
+    profile, subject access). Keys are looked up once per key id for the life of this
+    object (one command); a destroyed key reads as ``[erased]``."""
+
+    def __init__(self, keys: KeyStore | None) -> None:
+        self.keys = keys
+        self._cache: dict[str, DataKey | None] = {}
+        self._subjects: dict[str, str | None] = {}
+
+    def key(self, kid: str) -> DataKey | None:
+        if kid not in self._cache:
+            if self.keys is None:
+                raise KeyStoreUnavailable(
+                    "this record holds encrypted personal data and no key store is configured"
+                )
+            if isinstance(self.keys, SQLiteKeyStore) and not self.keys.path.exists():
+                raise KeyStoreUnavailable(
+                    f"the key store {str(self.keys.path)!r} does not exist: the personal data "
+                    "in this log cannot be opened (LEDGER_KEYS points at the wrong file?)"
+                )
+            self._cache[kid] = self.keys.keys_by_id([kid]).get(kid)
+        return self._cache[kid]
+
+    def subject(self, stored: str) -> str:
+        """The customer id as given: a hashed personal id (``h:...``) opened while its
+        customer's key exists, else the id as stored."""
+        if not stored.startswith(HASHED_PREFIX) or self.keys is None:
+            return stored
+        if stored not in self._subjects:
+            sealed = self.keys.sealed_subjects([stored]).get(stored)
+            opened = None
+            if sealed is not None:
+                envelope = orjson.loads(sealed)
+                key = self.key(str(envelope["kid"]))
+                opened = key.open(envelope, subject_aad(stored)) if key is not None else None
+            self._subjects[stored] = opened if opened not in (None, UNREADABLE) else stored
+        return self._subjects[stored] or stored
+
+    def document(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A structured CloudEvent (JSON dict) with its personal values opened (and a
+        hashed personal customer id given back as it was appended)."""
+        opened = reveal_document(document, self.key)
+        subject = document.get("subject")
+        if isinstance(subject, str) and subject.startswith(HASHED_PREFIX):
+            opened = {**opened, "subject": self.subject(subject)}
+        return opened
+
+    def event(self, event: Touchpoint) -> dict[str, Any]:
+        return self.document(event_to_dict(event))
+
+    def profile(self, profile: Profile) -> Profile:
+        """A copy of ``profile`` whose personal details are opened (or ``[erased]``)."""
+        details = profile.state["details"]
+        customer = self.subject(profile.customer)
+        if customer == profile.customer and not any(
+            is_envelope(value) for value, _ in details.values()
+        ):
+            return profile
+        opened = {}
+        for name, (value, at) in details.items():
+            if is_envelope(value):
+                path = f"personal.{name}"
+                value = open_value(value, str(value.get("event")), profile.customer, path, self.key)
+            opened[name] = [value, at]
+        return Profile(state={**profile.state, "customer": customer, "details": opened})
+
+
+def stored_customer_ids(settings: Settings) -> Callable[[str], str]:
+    """:func:`stored_customer_id` for many customers (a campaign list): the key store is
+    opened once, on the first phone number or e-mail address."""
+    pepper: bytes | None = None
+
+    def stored(customer: str) -> str:
+        nonlocal pepper
+        if not settings.encrypt or not is_personal_subject(customer):
+            return customer
+        if pepper is None:
+            keys = open_keys(settings)
+            try:
+                pepper = keys.master().pepper()
+            finally:
+                keys.close()
+        return hashed_subject(customer, pepper)
+
+    return stored
+
+
+def stored_customer_id(settings: Settings, customer: str) -> str:
+    """The id the ledger stores for ``customer``: the keyed hash of a phone number or
+    e-mail address (when encryption is on), else ``customer`` itself."""
+    if not settings.encrypt or not is_personal_subject(customer):
+        return customer
+    keys = open_keys(settings)
+    try:
+        return hashed_subject(customer, keys.master().pepper())
+    finally:
+        keys.close()
+
+
+# -- erasure ------------------------------------------------------------------------------
+
+
+@dataclass
+class Erasure:
+    """What ``ledger erase`` did for one customer."""
+
+    customer: str
+    keys_destroyed: int
+    event_id: str | None
+    """The ``customer.erased`` event appended (``None``: already erased, nothing new)."""
+    position: str | None = None
+    rejects_redacted: int = 0
+    """Lines of rejects files that held the customer's data, now redacted."""
+
+    @property
+    def already(self) -> bool:
+        return self.event_id is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customer": self.customer,
+            "keys_destroyed": self.keys_destroyed,
+            "event_id": self.event_id,
+            "position": self.position,
+            "already_erased": self.already,
+            "rejects_redacted": self.rejects_redacted,
+        }
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    reason: str
+    request_id: str | None = None
+    requested_by: str | None = None
+    retention_rule: str | None = None
+
+
+def _erased_event(customer: str, request: ErasureRequest, destroyed: int) -> CustomerErased:
+    return CustomerErased(
+        id=f"erasure-{uuid.uuid4()}",
+        source=ERASURE_SOURCE,
+        subject=customer,
+        time=datetime.now(UTC),
+        data=CustomerErasedData(
+            reason=request.reason,
+            request_id=request.request_id,
+            requested_by=request.requested_by,
+            keys_destroyed=destroyed,
+            retention_rule=request.retention_rule,
+        ),
+    )
+
+
+def _check_request(request: ErasureRequest) -> None:
+    # Validated before any key is destroyed: a bad reason must not leave a key destroyed
+    # without its record.
+    try:
+        _erased_event("check", request, 0)
+    except ValueError as exc:
+        raise InvalidEvent([str(exc)]) from None
+
+
+def _already_erased(log: EventLog, customer: str) -> bool:
+    where = ReadFilter(customer=customer, types=frozenset({ERASED_TYPE}))
+    return any(record.event is not None for record in log.read(None, where))
+
+
+def personal_values(log: EventLog, customer: str, revealer: Revealer) -> set[str]:
+    """Every personal value the log holds of ``customer``, opened (what rejects files are
+    searched for before the key is destroyed)."""
+    values: set[str] = set()
+    where = ReadFilter(customer=customer, types=frozenset(PERSONAL_FIELDS))
+    for record in log.read(None, where):
+        if record.event is None:
+            continue
+        document = revealer.event(record.event)
+        data = document.get("data") or {}
+        for path in PERSONAL_FIELDS[record.event.type]:
+            value: Any = data
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, str) and value != ERASED:
+                values.add(value)
+    return values
+
+
+def erase(
+    log: EventLog,
+    keys: KeyStore,
+    customer: str,
+    request: ErasureRequest,
+    *,
+    rejects_dir: Path | None = None,
+    named: str | None = None,
+) -> Erasure:
+    """Erase ``customer``'s personal data: destroy their data keys (every copy the key
+    store keeps), then append a ``customer.erased`` event (no personal data). Idempotent:
+    a customer without a key whose erasure is recorded gets nothing new. Lines of the
+    ledger's rejects files that hold the customer's id (or ``named``, the id as given when
+    it is stored hashed) or personal values are redacted."""
+    _check_request(request)
+    holds = bool(keys.holders([customer]))
+    if not holds and _already_erased(log, customer):
+        return Erasure(customer, 0, None)
+    needles: set[str] = set()
+    if rejects_dir is not None and _rejects_files(rejects_dir):
+        needles = personal_values(log, customer, Revealer(keys)) if holds else set()
+    destroyed = keys.destroy([customer])[customer] if holds else 0
+    event = _erased_event(customer, request, destroyed)
+    outcome = log.append([event])[0]
+    redacted = 0
+    if rejects_dir is not None:
+        redacted = redact_rejects(rejects_dir, {customer, named or customer}, needles)
+    return Erasure(customer, destroyed, event.id, _position(outcome), redacted)
+
+
+def _position(outcome: AppendOutcome) -> str | None:
+    return str(outcome.position) if isinstance(outcome, Appended) else None
+
+
+def due(store: ViewStore, keys: KeyStore, cutoff: datetime) -> list[str]:
+    """Customers with no touchpoint since ``cutoff`` whose personal data is still held:
+    in clear in the views, or sealed under a key that still exists."""
+    limit = to_micros(cutoff)
+    clear: list[str] = []
+    sealed: list[str] = []
+    for profile in store.iter_profiles():
+        last = profile.state["last_touch"]
+        if last is None or last >= limit:
+            continue
+        values = [v for name, (v, _) in profile.state["details"].items() if name in _PERSONAL_NAMES]
+        if any(isinstance(v, str) and v != ERASED for v in values):
+            clear.append(profile.customer)
+        elif any(is_envelope(v) for v in values):
+            sealed.append(profile.customer)
+    return sorted(clear + sorted(keys.holders(sealed)))
+
+
+_PERSONAL_NAMES = ("name", "email", "phone")
+
+
+def erase_many(
+    log: EventLog,
+    keys: KeyStore,
+    customers: list[str],
+    request: ErasureRequest,
+    *,
+    batch_size: int,
+    rejects_dir: Path | None = None,
+) -> list[Erasure]:
+    """:func:`erase` for many customers: their keys destroyed in one transaction, their
+    ``customer.erased`` events appended in batches."""
+    _check_request(request)
+    destroyed = keys.destroy(customers)
+    done: list[Erasure] = []
+    for start in range(0, len(customers), batch_size):
+        chunk = customers[start : start + batch_size]
+        events = [_erased_event(c, request, destroyed[c]) for c in chunk]
+        outcomes = log.append(events)
+        done += [
+            Erasure(e.subject, destroyed[e.subject], e.id, _position(o))
+            for e, o in zip(events, outcomes, strict=True)
+        ]
+    if rejects_dir is not None and done:
+        redact_rejects(rejects_dir, set(customers), set())
+    return done
+
+
+# -- rejects files ------------------------------------------------------------------------
+
+
+def _rejects_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+
+
+def redact_rejects(folder: Path, customers: set[str], values: set[str]) -> int:
+    """Redact the lines of the rejects files in ``folder`` that name one of ``customers``
+    as subject or hold one of ``values``: their input and reasons become ``[erased]``
+    (the line number stays). Each changed file is replaced whole (write, fsync, rename)."""
+    needles = [v.encode() for v in values if len(v) >= 3]
+    redacted = 0
+    for path in _rejects_files(folder):
+        lines = path.read_bytes().splitlines(keepends=True)
+        changed = False
+        for index, line in enumerate(lines):
+            if _names(line, customers, needles):
+                try:
+                    number = orjson.loads(line).get("line")
+                except (orjson.JSONDecodeError, AttributeError):
+                    number = None
+                record = {"line": number, "reasons": [ERASED], "input": ERASED}
+                lines[index] = orjson.dumps(record) + b"\n"
+                changed = True
+                redacted += 1
+        if changed:
+            temporary = path.with_suffix(".jsonl.tmp")
+            with temporary.open("wb") as file:
+                file.writelines(lines)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+    return redacted
+
+
+def _names(line: bytes, customers: set[str], needles: list[bytes]) -> bool:
+    if any(needle in line for needle in needles):
+        return True
+    try:
+        record = orjson.loads(line)
+        document = orjson.loads(record["input"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        # Not JSON (a CSV row, a broken line): look for the id as a whole cell or string.
+        return any(f'"{c}"'.encode() in line or f",{c},".encode() in line for c in customers)
+    return isinstance(document, dict) and document.get("subject") in customers
+
+
+# -- the register ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    """One ``customer.erased`` event, as the register shows it."""
+
+    customer: str
+    event_id: str
+    time: datetime
+    recorded_at: datetime
+    position: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customer": self.customer,
+            "event_id": self.event_id,
+            "time": self.time.isoformat(),
+            "recorded_at": self.recorded_at.isoformat(),
+            "position": self.position,
+            **self.data,
+        }
+
+
+def erasures(log: EventLog, since: datetime | None = None) -> list[ErasureRecord]:
+    """Every recorded erasure (``customer.erased`` events), oldest first."""
+    where = ReadFilter(types=frozenset({ERASED_TYPE}), since=since)
+    found = [
+        ErasureRecord(
+            r.event.subject,
+            r.event.id,
+            r.event.time,
+            r.recorded_at,
+            str(r.position),
+            r.event.data.model_dump(mode="json", exclude_none=True),
+        )
+        for r in log.read(None, where)
+        if r.event is not None
+    ]
+    found.sort(key=lambda e: (e.time, e.event_id))
+    return found
+
+
+# -- subject access ---------------------------------------------------------------------------
+
+
+def subject_access(
+    log: EventLog, store: ViewStore | None, keys: KeyStore, customer: str
+) -> dict[str, Any]:
+    """Everything the ledger holds about ``customer``, personal values opened: every event
+    (log order, with position and recording time), the profile view, and the keys held."""
+    revealer = Revealer(keys)
+    events = [
+        {
+            "position": str(record.position),
+            "recorded_at": record.recorded_at.isoformat(),
+            "event": revealer.event(record.event),
+        }
+        for record in log.read(None, ReadFilter(customer=customer))
+        if record.event is not None
+    ]
+    view = store.profile(customer) if store is not None else None
+    return {
+        "customer": revealer.subject(customer),
+        "generated_at": datetime.now(UTC).isoformat(),
+        "events": events,
+        "profile": revealer.profile(view).to_dict() if view is not None else None,
+        "data_keys_held": len(keys.holders([customer])),
+    }
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+def keys_backup(keys: KeyStore, out: Path) -> int:
+    """Write every data key, still wrapped by the master key, to ``out`` (mode 0600).
+    The backup is as sensitive as the key store and keeps keys destroyed after it was
+    made: see docs/privacy.md for how long to keep it."""
+    rows = [
+        {"kid": r.kid, "customer": r.customer, "wrapped": r.wrapped.hex(), "created": r.created}
+        for r in keys.export()
+    ]
+    document = {
+        "format": BACKUP_FORMAT,
+        "made_at": datetime.now(UTC).isoformat(),
+        "check": keys.check_value(),
+        "keys": rows,
+    }
+    try:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigurationError(f"{str(out)!r} exists: give a new file") from None
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(orjson.dumps(document))
+        file.flush()
+        os.fsync(file.fileno())
+    return len(rows)
+
+
+def keys_restore(log: EventLog, keys: KeyStore, backup: Path) -> tuple[int, int]:
+    """Put the keys of a backup back, except those of customers erased since (their
+    ``customer.erased`` event is recorded after the key was made). Returns (restored,
+    skipped as erased)."""
+    try:
+        document = orjson.loads(backup.read_bytes())
+        assert document["format"] == BACKUP_FORMAT
+        rows = [
+            WrappedKey(r["kid"], r["customer"], bytes.fromhex(r["wrapped"]), r["created"])
+            for r in document["keys"]
+        ]
+    except (OSError, orjson.JSONDecodeError, AssertionError, KeyError, TypeError, ValueError):
+        raise ConfigurationError(f"{str(backup)!r} is not a key backup of this ledger") from None
+    erased_at: dict[str, int] = {}
+    for record in erasures(log):
+        micros = to_micros(record.recorded_at)
+        erased_at[record.customer] = max(erased_at.get(record.customer, 0), micros)
+    kept = [r for r in rows if erased_at.get(r.customer, -1) < r.created]
+    keys.restore(kept)
+    return len(kept), len(rows) - len(kept)
+
+
+# -- copies and checks ---------------------------------------------------------------------
+
+
+@dataclass
+class PersonalDataCheck:
+    """What ``ledger doctor`` found: events with personal values in clear, per type."""
+
+    events: int = 0
+    cleartext: Counter[str] = field(default_factory=Counter)
+    """Events holding at least one personal value in clear, per type."""
+    sealed: int = 0
+    """Personal values encrypted."""
+    erased_values: int = 0
+    """Sealed values whose key is destroyed (they read as ``[erased]``)."""
+    examples: list[str] = field(default_factory=list)
+    """Positions of the first few events in clear."""
+
+    @property
+    def cleartext_events(self) -> int:
+        return sum(self.cleartext.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "cleartext_events": self.cleartext_events,
+            "cleartext_by_type": dict(self.cleartext),
+            "sealed_values": self.sealed,
+            "erased_values": self.erased_values,
+            "examples": self.examples,
+        }
+
+
+def check_personal_data(log: EventLog, keys: KeyStore | None) -> PersonalDataCheck:
+    """Count the stored events whose personal fields hold a value in clear (a log written
+    before encryption, or records of a Kafka publisher that does not encrypt), and the
+    sealed values whose key is gone."""
+    found = PersonalDataCheck()
+    kids: Counter[str] = Counter()
+    for record in log.read():
+        found.events += 1
+        event = record.event
+        if event is None or event.type not in PERSONAL_FIELDS:
+            continue
+        data = event_to_dict(event)["data"]
+        if cleartext_paths(event.type, data):
+            found.cleartext[event.type] += 1
+            if len(found.examples) < 5:
+                found.examples.append(str(record.position))
+        for path in PERSONAL_FIELDS[event.type]:
+            value: Any = data
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if is_envelope(value):
+                found.sealed += 1
+                kids[value["kid"]] += 1
+    if kids and keys is not None:
+        held = keys.keys_by_id(list(kids))
+        found.erased_values = sum(n for kid, n in kids.items() if kid not in held)
+    return found
+
+
+def copy_log(
+    source: EventLog,
+    target: EventLog,
+    *,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Append every event of ``source`` to ``target`` (which encrypts personal values),
+    in log order, each id once. Returns (appended, duplicates). Undecodable records
+    stop the copy (``InvalidEvent``): a copy must hold everything."""
+    appended = duplicates = 0
+    batch: list[Touchpoint] = []
+
+    def flush() -> None:
+        nonlocal appended, duplicates, batch
+        for outcome in target.append(batch):
+            if isinstance(outcome, Appended):
+                appended += 1
+            else:
+                duplicates += 1
+        if on_progress is not None:
+            on_progress(len(batch))
+        batch = []
+
+    for record in source.read():
+        if record.event is None:
+            raise InvalidEvent(
+                [f"(record at {record.position}): cannot be decoded: {record.error}"]
+            )
+        batch.append(record.event)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return appended, duplicates
+
+
+def retention_cutoff(after: timedelta, now: datetime | None = None) -> datetime:
+    return (now or datetime.now(UTC)) - after

@@ -1,0 +1,462 @@
+"""Erasure by crypto-shredding, end to end (issue 10), on the embedded log and on Kafka.
+
+A customer's personal data goes in through ``ledger import`` (with a rejected line of
+theirs); the views are built and the log sealed; ``ledger erase`` then has to leave no
+cleartext of theirs in any byte the ledger wrote -- log file and WAL, views and WAL, audit
+store, key store, rejects files, every Kafka record -- while the seals still verify, every
+other figure stays, and a rebuild gives the same views.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from application.wiring import open_store
+from ledger.settings import Settings
+from tests.e2e.conftest import Run, lines
+
+ALICE = {"name": "Zeynep Kalaycıoğlu", "email": "zeynep.k@example.com", "phone": "+905551112233"}
+ALICE_RECIPIENT = "zeynep.sms@example.org"
+BOB = {"name": "Bob Marchetti", "email": "bob.m@example.net", "phone": "+447700900123"}
+SECRETS = [*ALICE.values(), ALICE_RECIPIENT]
+VERIFIER = Path(__file__).parents[1] / "fixtures" / "verify_seals.py"
+
+
+def _event(kind: str, customer: str, when: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"{kind}-{customer}-{uuid.uuid4().hex[:8]}",
+        "source": "crm/test",
+        "type": kind,
+        "subject": customer,
+        "time": when,
+        "data": data,
+    }
+
+
+def history_file(folder: Path) -> Path:
+    """Alice and Bob: details, consent with a recipient, purchases, a complaint; and one
+    line of Alice's that the ledger rejects (its rejects file then holds her name)."""
+    documents = []
+    for customer, person in (("ALICE", ALICE), ("BOB", BOB)):
+        documents += [
+            _event(
+                "customer.details",
+                customer,
+                "2025-01-02T10:00:00Z",
+                {"personal": person, "country": "TR"},
+            ),
+            _event(
+                "consent.given",
+                customer,
+                "2025-01-03T10:00:00Z",
+                {
+                    "channel": "email",
+                    "evidence_source": "web",
+                    "recipient": ALICE_RECIPIENT if customer == "ALICE" else person["email"],
+                },
+            ),
+            _event(
+                "touchpoint.purchase",
+                customer,
+                "2025-02-01T10:00:00Z",
+                {
+                    "channel": "web",
+                    "order_id": "O-1",
+                    "amount": "120.50",
+                    "currency": "TRY",
+                    "item_count": 2,
+                },
+            ),
+            _event(
+                "complaint.opened",
+                customer,
+                "2025-02-03T10:00:00Z",
+                {"channel": "phone", "complaint_id": "K-1", "category": "delivery"},
+            ),
+        ]
+    bad = _event(
+        "customer.details",
+        "ALICE",
+        "2025-01-05T10:00:00Z",
+        {"personal": {"name": ALICE["name"], "email": "not-an-email"}},
+    )
+    text = b"".join(orjson.dumps(d) + b"\n" for d in documents) + orjson.dumps(bad) + b"\n"
+    path = folder / "history.jsonl"
+    path.write_bytes(text)
+    return path
+
+
+def kafka_records(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record of ``topic``: key, value and headers, as raw bytes."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        found: list[bytes] = []
+        while any(consumer.position(p) < ends[p] for p in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    found.append(record.key or b"")
+                    found.append(record.value or b"")
+                    found += [name.encode() + value for name, value in record.headers]
+        return found
+    finally:
+        consumer.close()
+
+
+def cleartext_copies(folder: Path, records: list[bytes]) -> list[str]:
+    """Where any of Alice's personal values is stored in clear (file or Kafka record)."""
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.name == "history.jsonl":
+            continue  # the input the test wrote, not the ledger
+        content = path.read_bytes()
+        found += [f"{path.name}: {s}" for s in SECRETS if s.encode() in content]
+    for index, record in enumerate(records):
+        found += [f"kafka record {index}: {s}" for s in SECRETS if s.encode() in record]
+    return found
+
+
+@pytest.fixture(params=["sqlite", "kafka"])
+def ledger(
+    request: pytest.FixtureRequest, run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Run, Callable[[], list[bytes]]]]:
+    """``run`` on a fresh log of each kind with everything in ./ledger-data, and a reader
+    of every Kafka record (none on the embedded log)."""
+    if request.param == "sqlite":
+        yield run, list
+        return
+    bootstrap = request.getfixturevalue("kafka_bootstrap")
+    topic = f"privacy-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("LEDGER_LOG", f"kafka://{bootstrap}/{topic}")
+    monkeypatch.setenv("LEDGER_KAFKA_PARTITIONS", "3")
+
+    def invoke(*args: str, input: bytes | str | None = None) -> Any:
+        from click.testing import CliRunner
+
+        from cli import main
+
+        return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+    yield invoke, lambda: kafka_records(bootstrap, topic)
+
+
+def profile_of(run: Run, customer: str, *extra: str) -> dict[str, Any]:
+    result = run("profile", customer, "--json", "--no-fresh", *extra)
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = orjson.loads(result.stdout)
+    document.pop("freshness", None)
+    return document
+
+
+def test_after_erasure_the_person_appears_nowhere_and_everything_else_stays(
+    ledger: tuple[Run, Callable[[], list[bytes]]], tmp_path: Path
+) -> None:
+    run, records = ledger
+    data = tmp_path / "ledger-data"
+    imported = run("import", str(history_file(tmp_path)), "--json")
+    assert imported.exit_code == 3, imported.output  # the one bad line
+    assert run("project", "run").exit_code == 0
+    before = profile_of(run, "ALICE")
+    bob_before = profile_of(run, "BOB")
+    assert before["details"]["name"]["value"] == ALICE["name"]  # opened for people
+    # Stored: never in clear, in the log, the views or Kafka -- only the rejects file
+    # (the input as given) holds her name before the erasure.
+    before_copies = cleartext_copies(data, records())
+    assert before_copies
+    assert all(c.startswith("history.jsonl-") for c in before_copies), before_copies
+    keygen = run("audit", "keygen", str(tmp_path / "seal.pem"))
+    assert keygen.exit_code == 0
+    sealed = run("audit", "seal", "--key", str(tmp_path / "seal.pem"))
+    assert sealed.exit_code == 0, sealed.output
+
+    erased = run(
+        "erase", "ALICE", "--reason", "KVKK Art. 7 request", "--request-id", "REQ-1", "--json"
+    )
+    assert erased.exit_code == 0, erased.output
+    outcome = orjson.loads(erased.stdout)
+    assert outcome["keys_destroyed"] == 1
+    assert outcome["rejects_redacted"] == 1
+    assert outcome["seconds"] < 1
+    again = run("erase", "ALICE", "--reason", "KVKK Art. 7 request", "--json")
+    assert orjson.loads(again.stdout)["already_erased"] is True  # idempotent
+    assert run("project", "run").exit_code == 0
+
+    # Nowhere in clear: log (and WAL), views (and WAL), audit store, key store, rejects,
+    # every Kafka record.
+    assert cleartext_copies(data, records()) == []
+    # Read as erased everywhere; every other figure unchanged; Bob untouched.
+    after = profile_of(run, "ALICE")
+    for name in ("name", "email", "phone"):
+        assert after["details"][name]["value"] == "[erased]"
+    assert after["details"]["country"] == before["details"]["country"]
+    assert {k: v for k, v in after.items() if k != "details"} == {
+        k: v for k, v in before.items() if k != "details"
+    }
+    assert profile_of(run, "BOB") == bob_before
+    as_of = profile_of(run, "ALICE", "--as-of", "2025-03-01")
+    assert as_of["details"]["name"]["value"] == "[erased]"
+    replayed = lines(run("replay", "--customer", "ALICE", "--json"))
+    details = next(e for e in replayed if e["type"] == "customer.details")
+    assert details["data"]["personal"] == dict.fromkeys(ALICE, "[erased]")
+    consent = next(e for e in replayed if e["type"] == "consent.given")
+    assert consent["data"]["recipient"] == "[erased]"
+    bob = lines(run("replay", "--customer", "BOB", "--json"))
+    assert next(e for e in bob if e["type"] == "customer.details")["data"]["personal"] == BOB
+    register = lines(run("erasures", "--json"))
+    assert [(e["customer"], e["request_id"], e["reason"]) for e in register] == [
+        ("ALICE", "REQ-1", "KVKK Art. 7 request")
+    ]
+    # The view keeps not even the sealed values (purged when customer.erased was applied).
+    with closing(open_store(Settings(data_dir=data))) as store:
+        found = store.profile("ALICE")
+        assert found is not None
+        assert [found.state["details"][n][0] for n in ALICE] == ["[erased]"] * 3
+    # A rebuild cannot bring anything back, and gives the same views.
+    assert run("project", "rebuild").exit_code == 0
+    assert profile_of(run, "ALICE") == after
+    assert cleartext_copies(data, records()) == []
+    # The seals made before the erasure still verify: the stored bytes never changed.
+    verified = run("audit", "verify", "--public-key", str(tmp_path / "seal.pem.pub"))
+    assert verified.exit_code == 0, verified.output
+
+
+def test_seals_verify_after_erasure_independently_and_tampered_ciphertext_is_caught(
+    run: Run, tmp_path: Path
+) -> None:
+    assert run("import", str(history_file(tmp_path))).exit_code == 3
+    keygen = run("audit", "keygen", str(tmp_path / "seal.pem"))
+    assert keygen.exit_code == 0
+    public = keygen.stdout.split()[-1].rstrip(")")  # the raw key, hex
+    assert run("audit", "seal", "--key", str(tmp_path / "seal.pem")).exit_code == 0
+    assert run("erase", "ALICE", "--reason", "request").exit_code == 0
+    assert run("audit", "seal", "--key", str(tmp_path / "seal.pem")).exit_code == 0
+    assert run("audit", "export", "--out", str(tmp_path / "bundle")).exit_code == 0
+    log = tmp_path / "ledger-data" / "ledger.db"
+
+    def independent() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                str(VERIFIER),
+                str(log),
+                str(tmp_path / "bundle" / "seals.json"),
+                public,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert independent().returncode == 0, independent().stdout
+    assert run("audit", "verify").exit_code == 0
+    # One character of one ciphertext changed: both verifiers name it.
+    with sqlite3.connect(log) as connection:
+        position, state = connection.execute(
+            "SELECT position, state FROM touchpoints WHERE topic = 'customer.details' "
+            "AND subject = 'BOB'"
+        ).fetchone()
+        document = orjson.loads(state)
+        sealed = document["data"]["personal"]["name"]
+        sealed["c"] = ("A" if sealed["c"][5] != "A" else "B").join(
+            (sealed["c"][:5], sealed["c"][6:])
+        )
+        connection.execute(
+            "UPDATE touchpoints SET state = ? WHERE position = ?",
+            (orjson.dumps(document), position),
+        )
+    assert independent().returncode == 1
+    tampered = run("audit", "verify")
+    assert tampered.exit_code == 4, tampered.output
+
+
+def test_a_wrong_or_missing_master_key_is_a_clear_error_and_nothing_is_written(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "ledger-data"
+    details = ("append", "--type", "details", "--customer", "C1")
+    first = run(*details, "--set", "personal.name=Ada Lovelace")
+    assert first.exit_code == 0, first.output
+    assert (data / "master.key").stat().st_mode & 0o777 == 0o600
+    assert (data / "keys.db").stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("LEDGER_MASTER_KEY", "11" * 32)
+    wrong = run(*details, "--set", "personal.name=Grace Hopper")
+    assert wrong.exit_code == 1
+    assert "master key from LEDGER_MASTER_KEY does not open the key store" in wrong.stderr
+    assert "11" * 32 not in wrong.stderr
+    monkeypatch.delenv("LEDGER_MASTER_KEY")
+    (data / "master.key").rename(tmp_path / "elsewhere.key")
+    missing = run(*details, "--set", "personal.name=Grace Hopper")
+    assert missing.exit_code == 1
+    assert "master key file" in missing.stderr
+    assert "is missing" in missing.stderr
+    assert not (data / "master.key").exists()  # never silently replaced by a new one
+    (tmp_path / "elsewhere.key").rename(data / "master.key")
+    assert len(lines(run("replay", "--json"))) == 1  # nothing written meanwhile
+    assert b"Grace" not in (data / "ledger.db").read_bytes()
+
+
+def test_without_a_key_store_personal_data_is_refused_and_the_rest_goes_on(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("LEDGER_KEYS", f"sqlite:///{tmp_path / 'a-file' / 'keys.db'}")
+    refused = run(
+        "append", "--type", "details", "--customer", "C1", "--set", "personal.name=Ada Lovelace"
+    )
+    assert refused.exit_code == 1
+    assert "key store" in refused.stderr
+    purchase = run(
+        "append",
+        "--type",
+        "purchase",
+        "--customer",
+        "C1",
+        "--set",
+        "channel=web",
+        "--set",
+        "order_id=O1",
+        "--set",
+        "amount=1",
+        "--set",
+        "currency=TRY",
+        "--set",
+        "item_count=1",
+    )
+    assert purchase.exit_code == 0, purchase.output  # no personal data: no key needed
+    stored = (tmp_path / "ledger-data" / "ledger.db").read_bytes()
+    assert b"Ada Lovelace" not in stored
+    assert len(lines(run("replay", "--json"))) == 1
+
+
+def test_subject_access_writes_everything_decrypted(run: Run, tmp_path: Path) -> None:
+    assert run("import", str(history_file(tmp_path))).exit_code == 3
+    assert run("project", "run").exit_code == 0
+    out = tmp_path / "alice.json"
+    result = run("subject-access", "ALICE", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    document = orjson.loads(out.read_bytes())
+    assert len(document["events"]) == 4
+    details = next(e for e in document["events"] if e["event"]["type"] == "customer.details")
+    assert details["event"]["data"]["personal"] == ALICE
+    assert document["profile"]["details"]["email"]["value"] == ALICE["email"]
+    assert document["data_keys_held"] == 1
+
+
+def test_doctor_and_copy_encrypt_an_old_plaintext_log(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_ENCRYPT", "false")  # a log written before this change
+    assert run("import", str(history_file(tmp_path))).exit_code == 3
+    monkeypatch.delenv("LEDGER_ENCRYPT")
+    plain = tmp_path / "ledger-data" / "ledger.db"
+    assert ALICE["name"].encode() in plain.read_bytes()
+    checked = run("doctor", "--json")
+    assert checked.exit_code == 3
+    assert orjson.loads(checked.stdout)["cleartext_events"] == 4
+    copy = tmp_path / "copy.db"
+    copied = run("copy", "--to", f"sqlite:///{copy}", "--json")
+    assert copied.exit_code == 0, copied.output
+    assert orjson.loads(copied.stdout)["appended"] == 8
+    assert not any(s.encode() in copy.read_bytes() for s in SECRETS)
+    clean = run("--log", f"sqlite:///{copy}", "doctor", "--json")
+    assert clean.exit_code == 0
+    assert orjson.loads(clean.stdout)["cleartext_events"] == 0
+    replayed = lines(run("--log", f"sqlite:///{copy}", "replay", "--customer", "ALICE"))
+    assert next(e for e in replayed if e["type"] == "customer.details")["data"]["personal"] == (
+        ALICE
+    )
+
+
+def test_keys_backup_holds_wrapped_keys_only(run: Run, tmp_path: Path) -> None:
+    assert run("import", str(history_file(tmp_path))).exit_code == 3
+    backup = tmp_path / "keys.json"
+    result = run("keys", "backup", "--out", str(backup))
+    assert result.exit_code == 0, result.output
+    assert backup.stat().st_mode & 0o777 == 0o600
+    document = orjson.loads(backup.read_bytes())
+    assert {k["customer"] for k in document["keys"]} == {"ALICE", "BOB"}
+    master = (tmp_path / "ledger-data" / "master.key").read_text().strip()
+    assert master not in backup.read_text()
+    # Restoring after an erasure does not bring the erased key back.
+    assert run("erase", "ALICE", "--reason", "request").exit_code == 0
+    restored = run("keys", "restore", str(backup))
+    assert restored.exit_code == 0, restored.output
+    assert "1 key(s) restored; 1 skipped" in restored.stdout
+    replayed = lines(run("replay", "--customer", "ALICE"))
+    assert (
+        next(e for e in replayed if e["type"] == "customer.details")["data"]["personal"]["name"]
+        == "[erased]"
+    )
+
+
+def test_a_phone_number_as_customer_id_is_stored_hashed_and_forgotten_on_erasure(
+    run: Run, tmp_path: Path
+) -> None:
+    phone = "+905329876543"
+    details = run("append", "--type", "details", "--customer", phone, "--set", "country=TR")
+    assert details.exit_code == 0, details.output
+    sms = run(
+        "append", "--type", "sms", "--customer", phone, "--set", "direction=outbound",
+        "--set", "purpose=marketing",
+    )  # fmt: skip
+    assert sms.exit_code == 0, sms.output
+    assert run("project", "run").exit_code == 0
+    data = tmp_path / "ledger-data"
+    stored = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+    assert phone[1:].encode() not in stored  # no file holds the number, not even the key store
+    replayed = lines(run("replay", "--customer", phone, "--json"))
+    assert [e["subject"] for e in replayed] == [phone, phone]  # given back as appended
+    profile = profile_of(run, phone)
+    assert profile["customer"] == phone
+    assert profile["by_type"] == {"customer.details": 1, "touchpoint.sms": 1}
+    assert run("erase", phone, "--reason", "request").exit_code == 0
+    after = lines(run("replay", "--json"))
+    hashed = {e["subject"] for e in after}
+    assert len(hashed) == 1
+    assert next(iter(hashed)).startswith("h:")  # what remains: the keyed hash
+    assert profile_of(run, phone)["by_type"] == profile["by_type"]  # still found by number
+    again = run("erase", phone, "--reason", "request", "--json")
+    assert orjson.loads(again.stdout)["already_erased"] is True
+
+
+def test_a_kafka_publisher_that_sends_personal_data_in_clear_is_reported(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
+) -> None:
+    from kafka import KafkaProducer
+
+    topic = f"clear-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("LEDGER_LOG", f"kafka://{kafka_bootstrap}/{topic}")
+    monkeypatch.setenv("LEDGER_KAFKA_PARTITIONS", "2")
+    assert run("import", str(history_file(tmp_path))).exit_code == 3  # the ledger encrypts
+    foreign = _event("customer.details", "CAROL", "2025-03-01T10:00:00Z", {"personal": BOB})
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(
+        topic,
+        orjson.dumps(foreign),
+        b"CAROL",
+        headers=[("content-type", b"application/cloudevents+json")],
+    ).get(timeout=30)
+    producer.close()
+    assert run("project", "run").exit_code == 0
+    status = run("project", "status", "--json")
+    reported = orjson.loads(status.stdout)["cleartext_personal_data"]
+    assert reported["records"] == 1
+    assert "in clear" in reported["explanation"]
+    checked = run("doctor", "--json")
+    assert checked.exit_code == 3
+    assert orjson.loads(checked.stdout)["cleartext_events"] == 1

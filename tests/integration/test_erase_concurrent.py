@@ -1,0 +1,159 @@
+"""Erasing while the ledger works: during ``project run --follow`` and during an import.
+Nothing is lost (every event appended and counted once) and no personal value is left in
+clear anywhere (every file of the data dir and of the key store)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from application import privacy, service
+from application.wiring import open_keys, open_log, open_store
+from ledger.codec import parse_event
+from ledger.generate import generated
+from ledger.log import ReadFilter
+from ledger.settings import Settings
+from tests.conftest import wait_until
+
+ROOT = Path(__file__).parents[2]
+REQUEST = privacy.ErasureRequest("KVKK Art. 7 request", "REQ-9", "dpo")
+
+
+def personal_values(documents: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for document in documents:
+        data = document["data"]
+        found.update(v for v in (data.get("personal") or {}).values() if isinstance(v, str))
+        if isinstance(data.get("recipient"), str):
+            found.add(data["recipient"])
+    return {v for v in found if len(v) >= 6}
+
+
+def cleartext_in(folders: list[Path], values: set[str]) -> list[str]:
+    hits = []
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix != ".jsonl":  # not the input files
+                content = path.read_bytes()
+                hits += [f"{path.name}: {v}" for v in values if v.encode() in content]
+    return hits
+
+
+def with_details(documents: list[dict[str, Any]]) -> list[str]:
+    return sorted({d["subject"] for d in documents if d["type"] == "customer.details"})
+
+
+def keys_folder() -> Path:
+    return Path(os.environ["LEDGER_MASTER_KEY_FILE"]).parent
+
+
+def touchpoints_in_views(settings: Settings) -> int:
+    with closing(open_store(settings)) as store:
+        return sum(sum(p.by_type.values()) for p in store.iter_profiles())
+
+
+def test_erasing_during_a_follow_loses_nothing_and_leaves_no_cleartext(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    documents = list(generated(80, 120, seed=31))
+    first, second = documents[: len(documents) // 2], documents[len(documents) // 2 :]
+    with open_log(settings) as log:
+        log.append([parse_event(d) for d in first])
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "cli", "project", "run", "--follow"],
+        cwd=ROOT,
+        env={**os.environ, "LEDGER_DATA_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        erased = with_details(first)[:6]
+        keys = open_keys(settings)
+        with open_log(settings) as log:
+            for index, customer in enumerate(erased):
+                privacy.erase(log, keys, customer, REQUEST)
+                part = second[index::6]
+                log.append([parse_event(d) for d in part])
+        keys.close()
+        counted = Counter(d["type"] for d in documents)
+        expected = sum(counted.values())
+        assert wait_until(lambda: touchpoints_in_views(settings) == expected, 60), (
+            touchpoints_in_views(settings),
+            expected,
+        )
+    finally:
+        os.killpg(follower.pid, signal.SIGTERM)
+        _, errors = follower.communicate(timeout=30)
+    assert follower.returncode == 0, errors
+    with closing(open_store(settings)) as store:
+        for customer in erased:
+            found = store.profile(customer)
+            assert found is not None
+            assert found.state["details"]["name"][0] == "[erased]", customer
+    with open_log(settings) as log:
+        records = privacy.erasures(log)
+    assert sorted(r.customer for r in records) == sorted(erased)
+    assert cleartext_in([tmp_path, keys_folder()], personal_values(documents)) == []
+
+
+def test_erasing_during_an_import_loses_nothing_and_leaves_no_cleartext(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    history = tmp_path / "history.jsonl"
+    with history.open("wb") as out:
+        service.write_generated(out, customers=400, days=120, seed=37, start=None)
+    documents = [orjson.loads(line) for line in _lines(history)]
+    outcome: dict[str, Any] = {}
+
+    def run_import() -> None:
+        with open_log(settings) as log, history.open("rb") as source:
+            outcome["summary"] = service.import_file(
+                log, source, "jsonl", tmp_path / "rejects" / "r.jsonl", batch_size=300
+            )
+
+    importer = threading.Thread(target=run_import)
+    importer.start()
+    keys = open_keys(settings)
+    erased: list[str] = []
+    candidates = with_details(documents[: len(documents) // 3])
+    with open_log(settings) as log:
+        while importer.is_alive() and len(erased) < 5:
+            for customer in candidates:
+                details = ReadFilter(customer=customer, types=frozenset({"customer.details"}))
+                if any(True for _ in log.read(None, details)):  # imported: erase it now
+                    privacy.erase(log, keys, customer, REQUEST)
+                    erased.append(customer)
+                    candidates.remove(customer)
+                    break
+            time.sleep(0.01)
+    importer.join()
+    keys.close()
+    summary = outcome["summary"]
+    assert erased, "the import ended before any erasure: make it longer"
+    assert (summary.accepted, summary.rejected, summary.failed) == (len(documents), 0, None)
+    with open_log(settings) as log:
+        stored = [r.event for r in log.read() if r.event is not None]
+        assert len(stored) == len(documents) + len(erased)
+        # What was stored before each erasure now reads as erased.
+        revealer = privacy.Revealer(open_keys(settings))
+        for customer in erased:
+            first = next(
+                e
+                for e in stored
+                if e.subject == customer and e.type == "customer.details" and e.data.personal.name
+            )
+            assert revealer.event(first)["data"]["personal"]["name"] == "[erased]"
+    assert cleartext_in([tmp_path, keys_folder()], personal_values(documents)) == []
+
+
+def _lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
