@@ -34,6 +34,11 @@ def cli_json(settings: Settings, *args: str) -> Any:
     result = CliRunner().invoke(
         main,
         ["--data-dir", str(settings.data_dir), "--log", settings.log_url, *args],
+        # the ledger's own key store, not the one each test's environment points at
+        env={
+            "LEDGER_KEYS": settings.keys_url,
+            "LEDGER_MASTER_KEY_FILE": str(settings.master_key_path),
+        },
         catch_exceptions=False,
     )
     assert result.exit_code in (0, 5), result.output  # 5: a denied contact
