@@ -18,14 +18,30 @@ from psycopg.sql import SQL, Identifier
 
 from consumers.store.batch import PreparedBatch, Seen, SharedEventId
 from consumers.store.schema import (
+    CONTACTS_CONFLICT,
+    INSERT_APPLIED,
+    PROFILE_CONFLICT,
     STAGED_APPLIED,
     STAGED_CONTACTS,
     STAGED_DEAD_LETTERS,
     STAGED_PROFILES,
     TABLES,
+    UPSERT_CONTACTS,
+    UPSERT_PROFILE,
     view_ddl,
 )
 from projections.profile import Profile
+
+LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))"
+COPY_FROM = 200
+"""Rows of one table in a batch from which PostgreSQL gets them by COPY."""
+COPIED: dict[str, tuple[str, str | None]] = {
+    UPSERT_PROFILE: ("profiles", PROFILE_CONFLICT),
+    UPSERT_CONTACTS: ("contact_slots", CONTACTS_CONFLICT),
+    INSERT_APPLIED: ("applied_events", None),
+}
+"""The statements whose rows PostgreSQL may COPY: ``(table, ON CONFLICT clause or None)``."""
 
 
 class SQLiteViewRecorder(SQLiteTrackingRecorder):
@@ -140,6 +156,9 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
         self.suffix = suffix
         self.tables = {t: f'"{self.schema}".{t}{suffix}' for t in TABLES}
         self.tracking_table = f'"{self.schema}".{self.tracking_table_name}'
+        self.lock_wait_seconds = 0.0
+        """Time this recorder's commits waited for their advisory locks (a measure of
+        how much projectors sharing the store hold each other up)."""
         for statement in view_ddl(self.tables, suffix, postgres=True):
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
 
@@ -160,10 +179,15 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
             raise NotImplementedError("staging files are merged by the SQLite store only")
         guards = batch.guards
         with self.datastore.transaction(commit=True) as cursor:
-            for name, expected, _ in guards:  # sorted by name: no lock cycles
+            for name, expected, new in guards:  # sorted by name: no lock cycles
                 # A transaction-scoped lock per guard serialises projectors committing the
-                # same partition (or generation), even before its tracking row exists.
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+                # same partition, even before its tracking row exists. The generation is
+                # every batch's guard: checked under a shared lock (batches of different
+                # partitions commit in parallel), bumped (a retry) under an exclusive one.
+                shared = new is None and name.endswith(":generation")
+                began = time.perf_counter()
+                cursor.execute(LOCK_SHARED if shared else LOCK, (name,))
+                self.lock_wait_seconds += time.perf_counter() - began
                 cursor.execute(
                     SQL("SELECT notification_id FROM {0}.{1} WHERE application_name = %s").format(
                         Identifier(self.schema), Identifier(self.tracking_table_name)
@@ -173,11 +197,39 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
                 row = cursor.fetchone()
                 check_guard(name, expected, row["notification_id"] if row else None)
             for statement, rows in batch.rows:
-                if rows:
+                if len(rows) >= COPY_FROM and statement in COPIED:
+                    self._copy(cursor, statement, rows)
+                elif rows:
                     cursor.executemany(self.sql(statement), rows)
             for name, _, new in guards:
                 if new is not None:
                     self._insert_tracking(cursor, Tracking(name, new))
+
+    def _copy(self, cursor: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """Write many rows with COPY (one stream, not a statement per row): straight into
+        the table for applied ids (a key already there fails the transaction, as the
+        INSERT would), through a temporary table and one INSERT ... ON CONFLICT for the
+        upserted views."""
+        table, conflict = COPIED[statement]
+        target = self.tables[table]
+        if conflict is None:
+            with cursor.copy(f"COPY {target} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        staged = f"staged_{table}{self.suffix}"
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} (LIKE {target}) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {staged} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        # "WHERE true": the shared statements' form; rows come out in the order they went
+        # in (sorted by key), so concurrent writers lock rows in the same order.
+        cursor.execute(
+            f"INSERT INTO {target} SELECT * FROM {staged} WHERE true "
+            + conflict.format(**self.tables)
+        )
 
     def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         held = getattr(self._snapshot, "cursor", None)

@@ -16,17 +16,17 @@ TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progre
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
-_PROFILE_CONFLICT = (
+PROFILE_CONFLICT = (
     " ON CONFLICT (customer) DO UPDATE "
     "SET state = excluded.state, last_purchase = excluded.last_purchase, "
     "oldest_open_complaint = excluded.oldest_open_complaint, purchases = excluded.purchases"
 )
-_CONTACTS_CONFLICT = (
+CONTACTS_CONFLICT = (
     " ON CONFLICT (customer, slot, channel, direction, purpose) DO UPDATE "
     "SET n = {contact_slots}.n + excluded.n"
 )
-UPSERT_PROFILE = "INSERT INTO {profiles} VALUES (?, ?, ?, ?, ?)" + _PROFILE_CONFLICT
-UPSERT_CONTACTS = "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?)" + _CONTACTS_CONFLICT
+UPSERT_PROFILE = "INSERT INTO {profiles} VALUES (?, ?, ?, ?, ?)" + PROFILE_CONFLICT
+UPSERT_CONTACTS = "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?)" + CONTACTS_CONFLICT
 INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?, ?, ?, ?)"
 
 INSERT_DEAD_LETTER = (
@@ -42,11 +42,11 @@ DEAD_LETTER_COLUMNS = (
 # keys into plain rowid tables, so a scan gives them in key order (B-tree locality in the
 # views) with no sort in the committing process and no B-tree upkeep in the workers.
 STAGED_PROFILES = (
-    "INSERT INTO {profiles} SELECT * FROM {staged}.profiles WHERE true" + _PROFILE_CONFLICT
+    "INSERT INTO {profiles} SELECT * FROM {staged}.profiles WHERE true" + PROFILE_CONFLICT
 )
 STAGED_CONTACTS = (
     "INSERT INTO {contact_slots} SELECT * FROM {staged}.contact_slots WHERE true"
-    + _CONTACTS_CONFLICT
+    + CONTACTS_CONFLICT
 )
 STAGED_APPLIED = "INSERT INTO {applied_events} SELECT * FROM {staged}.applied_events"
 STAGED_DEAD_LETTERS = (
