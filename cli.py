@@ -42,6 +42,7 @@ from application.fresh import CustomerNow, customer_fresh, customer_in_views
 from application.policy_files import load_policies, parse_requests
 from application.pressure import PressureReport, pressure
 from application.report import RelationshipReport
+from application.scale import group_status, workers_problem
 from application.service import Conflict
 from application.wiring import fresh_by_default, known_partitions, log_name, open_log, open_store
 from consumers.folding import PROJECTOR_BATCH
@@ -1022,6 +1023,8 @@ def project_run(
       ledger project run --follow --batch-size 1000
     """
     settings = settings_of(ctx)
+    if problem := workers_problem(settings.store_url, workers or settings.workers or None):
+        raise click.UsageError(problem)  # issue 17: never ignore --workers silently
     with (
         stop_on_signals() as stop,
         open_log(settings, create=False) as log,
@@ -1119,6 +1122,8 @@ def project_rebuild(
       ledger project rebuild profile --json
     """
     settings = settings_of(ctx)
+    if problem := workers_problem(settings.store_url, workers or settings.workers or None):
+        raise click.UsageError(problem)  # issue 17: never ignore --workers silently
     with (
         stop_on_signals() as stop,
         open_log(settings, create=False) as log,
@@ -1173,6 +1178,7 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
     settings = settings_of(ctx)
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
         status = service.projection_status(log, store)
+        group = group_status(log, settings.group_id) if isinstance(log, KafkaLog) else None
     error = status.last_error
     problems = [p.error for p in status.partitions if p.error is not None]
     if status.replaced is not None:
@@ -1224,6 +1230,8 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
             "fix": service.MISPLACED_FIX if status.misplaced else None,
         },
     }
+    if group is not None:
+        data["group"] = group.as_dict()
     if as_json:
         click.echo(orjson.dumps(data))
         ctx.exit(1 if problems else 0)
@@ -1275,6 +1283,10 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
                 f"{m.partition}:{m.offset} (customer {m.customer}, whose partition is {m.home})"
             )
         click.echo(f"  fix the producer: {service.MISPLACED_FIX}")
+    if group is not None:
+        click.echo(f"group {group.group_id}: {len(group.members)} member(s), {group.state}")
+        for warning in group.warnings:
+            click.echo(f"warning: {warning}", err=True)
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     if problems:

@@ -56,6 +56,8 @@ class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.group.assignments += 1
         self.group.seek_to_store(list(assigned))
+        if not assigned:
+            self.group.warn_idle()
 
 
 class GroupProjector:
@@ -104,6 +106,20 @@ class GroupProjector:
         self._pending: Pending | None = None
         """The batch being filled: folded, not committed yet."""
         self._flush_error: BaseException | None = None
+
+    def warn_idle(self) -> None:
+        """Say that this member got no partition (logger ``ledger``): the group has more
+        members than the topic has partitions, and this one stays idle until another
+        leaves (``ledger project status`` shows the group; docs/kafka.md, "More
+        partitions")."""
+        count = len(self.log.partitions())
+        LOGGER.warning(
+            "%s: this projector holds no partition of the group's %d: the group has more "
+            "members than the topic has partitions, so it waits idle until a member leaves "
+            '(see docs/kafka.md, "More partitions")',
+            self.log.name,
+            count,
+        )
 
     def seek_to_store(self, partitions: list[TopicPartition]) -> None:
         positions = self.store.positions([tp.partition for tp in partitions])

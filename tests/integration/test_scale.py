@@ -1,0 +1,170 @@
+"""The at-scale path (issue 17): projector groups on one PostgreSQL store while members
+join and leave, groups larger than the topic, and options a store cannot honour."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from application.wiring import open_log
+from cli import main
+from ledger.codec import parse_event
+from ledger.generate import generated
+from ledger.settings import Settings
+from tests.conftest import applied_events, wait_until
+from tests.integration.test_kafka_group import assert_views_of_one_process
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def pg_store(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """Makes URLs of fresh PostgreSQL view stores (a schema each, dropped afterwards)."""
+    schemas: list[str] = []
+
+    def make() -> str:
+        schemas.append(f"t_{uuid.uuid4().hex[:16]}")
+        return f"{postgres_url}?schema={schemas[-1]}"
+
+    yield make
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
+
+
+def member(settings: Settings, group: str, name: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "LEDGER_LOG": settings.log_url,
+        "LEDGER_STORE": settings.store_url,
+        "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "LEDGER_KAFKA_CLIENT_ID": name,
+    }
+    command = [sys.executable, "-m", "cli", "project", "run", "--follow", "--group", group]
+    return subprocess.Popen(
+        [*command, "--batch-size", "300", "--json"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str], how: signal.Signals) -> tuple[str, str]:
+    process.send_signal(how)
+    return process.communicate(timeout=60)
+
+
+def test_three_members_joining_and_leaving_count_every_event_once_on_postgres(
+    kafka_settings: Callable[[], Settings], pg_store: Callable[[], str]
+) -> None:
+    """Three projector processes of one group on one PostgreSQL store; while events keep
+    arriving, members join, one is killed (SIGKILL: no goodbye), one leaves politely and
+    joins again. Every event counts once: the views equal one process's."""
+    base = kafka_settings().model_copy(update={"kafka_partitions": 6})
+    settings = base.model_copy(update={"store": pg_store()})
+    clean = base.model_copy(update={"store": pg_store()})
+    events = [parse_event(d) for d in generated(600, 200, seed=17)]
+    parts = [events[i::4] for i in range(4)]
+    group = f"views-{uuid.uuid4().hex[:8]}"
+    with open_log(settings) as log:
+        log.append(parts[0])
+    a = member(settings, group, "a")
+    processes = [a]
+    try:
+        b = member(settings, group, "b")
+        processes.append(b)
+        with open_log(settings) as log:
+            log.append(parts[1])
+            log.append(parts[0][:200])  # re-published: counted once
+        c = member(settings, group, "c")
+        processes.append(c)
+        assert wait_until(lambda: applied_events(settings) == 2 * len(parts[0]), 90, 0.2)
+        with open_log(settings) as log:
+            log.append(parts[2])
+        time.sleep(0.2)
+        a.send_signal(signal.SIGKILL)  # dies holding partitions with unapplied events
+        a.communicate(timeout=10)
+        out_b, _ = stop(b, signal.SIGTERM)  # leaves politely
+        assert b.returncode == 0
+        b2 = member(settings, group, "b2")
+        processes.append(b2)
+        with open_log(settings) as log:
+            log.append(parts[3])
+        total = len(events)
+        assert wait_until(lambda: applied_events(settings) == total, 120, 0.2), (
+            f"{applied_events(settings)} of {total} applied"
+        )
+        reports = [json.loads(out_b.strip().splitlines()[-1])]
+        for process in (c, b2):
+            out, err = stop(process, signal.SIGTERM)
+            assert process.returncode == 0, err
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert sum(r["applied"] for r in reports) <= len(events)
+    assert_views_of_one_process(settings, clean)
+
+
+def test_a_group_larger_than_the_topic_is_named_by_status_and_by_the_idle_member(
+    kafka_settings: Callable[[], Settings], tmp_path: Path
+) -> None:
+    base = kafka_settings().model_copy(update={"kafka_partitions": 1})
+    settings = base.model_copy(update={"store": f"sqlite:///{tmp_path / 'views.db'}"})
+    with open_log(settings) as log:
+        log.append([parse_event(d) for d in generated(20, 30, seed=3)])
+    group = f"views-{uuid.uuid4().hex[:8]}"
+    env = {"LEDGER_LOG": settings.log_url, "LEDGER_STORE": settings.store_url}
+    first, second = member(settings, group, "one"), member(settings, group, "two")
+    try:
+
+        def described() -> dict[str, object]:
+            done = CliRunner().invoke(
+                main, ["project", "status", "--json"], env={**env, "LEDGER_GROUP_ID": group}
+            )
+            found: dict[str, object] = json.loads(done.stdout)["group"]
+            return found
+
+        assert wait_until(lambda: len(described()["members"]) == 2, 60, 0.5)  # type: ignore[arg-type]
+        warnings = described()["warnings"]
+        assert warnings
+        assert "2 members but the topic has 1 partition" in str(warnings[0])
+        text = CliRunner().invoke(
+            main, ["project", "status"], env={**env, "LEDGER_GROUP_ID": group}
+        )
+        assert "hold no partition and stay idle" in text.stderr
+    finally:
+        errors = []
+        for process in (first, second):
+            process.send_signal(signal.SIGTERM)
+            errors.append(process.communicate(timeout=60)[1])
+    assert any("holds no partition" in err for err in errors), errors
+
+
+def test_workers_on_a_postgres_store_are_refused_with_what_to_run_instead(
+    tmp_path: Path, pg_store: Callable[[], str]
+) -> None:
+    env = {"LEDGER_LOG": f"sqlite:///{tmp_path / 'ledger.db'}", "LEDGER_STORE": pg_store()}
+    with open_log(Settings(log=env["LEDGER_LOG"])) as log:
+        log.append([parse_event(d) for d in generated(5, 30, seed=4)])
+    for command in (["project", "run"], ["project", "rebuild"]):
+        done = CliRunner().invoke(main, [*command, "--workers", "2"], env=env)
+        assert done.exit_code == 2
+        assert "--workers 2" in done.stderr
+        assert "--group" in done.stderr
+    assert CliRunner().invoke(main, ["project", "run", "--workers", "1"], env=env).exit_code == 0
