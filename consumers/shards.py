@@ -121,6 +121,8 @@ class WorkerSpec:
     validate: bool
     partition_count: int | None = None
     """Kafka: the topic's partitions (to count records outside their key's partition)."""
+    window: int | None = None
+    """The dedupe window (see :meth:`consumers.folding.Folder.too_old`)."""
 
 
 def log_opener(log: EventLog) -> Callable[[], EventLog] | None:
@@ -151,7 +153,9 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
     except BaseException as exc:
         _answer(connection, _failure(exc))
         return
-    folder = Folder(views, dedupe=spec.dedupe, partition_count=spec.partition_count)
+    folder = Folder(
+        views, dedupe=spec.dedupe, partition_count=spec.partition_count, window=spec.window
+    )
     reader = PartitionReader(log, spec.partitions) if isinstance(log, KafkaLog) else None
     left_at: dict[int, int] | None = None
     try:
@@ -388,6 +392,7 @@ class ParallelCatchUp:
                 dedupe=projector.folder.dedupe,
                 validate=projector.validate,
                 partition_count=projector.folder.partition_count,
+                window=projector.folder.window,
             )
             for index in range(count)
         ]

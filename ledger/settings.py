@@ -123,6 +123,15 @@ class Settings(BaseSettings):
         "0: one per CPU core, 1: none besides the projector itself. Used for a SQLite view "
         "store and a backlog of 50,000 records or more.",
     )
+    dedupe_window_days: float = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="Kafka logs: keep the ids of applied events for this many days of event "
+        "time per partition, before the newest applied (LEDGER_DEDUPE_WINDOW_DAYS); a record "
+        "older than that whose id is not kept is parked, not applied (it may be a copy of an "
+        "event applied long ago). 0, the default: keep every id for ever.",
+    )
     batch_size: int = Field(
         default=20_000,
         ge=1,

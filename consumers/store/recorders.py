@@ -288,7 +288,7 @@ def create_tables(recorder: ViewRecorder, attempts: int = 20) -> None:
 
 
 ADDED_COLUMNS = {
-    "applied_events": ["digest", "partition", "offset"],
+    "applied_events": ["digest", "partition", "offset", "micros"],
     "dead_letters": [
         "record_key",
         "headers",
@@ -335,12 +335,13 @@ def select_seen(select: Select, event_ids: Sequence[str]) -> dict[str, Seen]:
     for start in range(0, len(event_ids), 500):
         chunk = event_ids[start : start + 500]
         rows = select(
-            "SELECT event_id, digest, partition, offset FROM {applied_events} WHERE event_id IN "
+            "SELECT event_id, digest, partition, offset, micros FROM {applied_events} "
+            "WHERE event_id IN "
             f"({','.join('?' * len(chunk))})",
             chunk,
         )
-        for event_id, digest, partition, offset in rows:
-            seen[event_id] = Seen(digest, partition, offset)
+        for event_id, digest, partition, offset, micros in rows:
+            seen[event_id] = Seen(digest, partition, offset, micros)
     return seen
 
 

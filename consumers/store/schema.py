@@ -27,7 +27,9 @@ CONTACTS_CONFLICT = (
 )
 UPSERT_PROFILE = "INSERT INTO {profiles} VALUES (?, ?, ?, ?, ?)" + PROFILE_CONFLICT
 UPSERT_CONTACTS = "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?)" + CONTACTS_CONFLICT
-INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?, ?, ?, ?)"
+INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?, ?, ?, ?, ?)"
+PRUNE_APPLIED = "DELETE FROM {applied_events} WHERE partition = ? AND micros < ?"
+"""Forget the ids of a partition's events older than its dedupe horizon (issue 17)."""
 
 INSERT_DEAD_LETTER = (
     "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -59,7 +61,7 @@ STAGING_DDL = [
     "CREATE TABLE contact_slots (customer TEXT, channel TEXT, direction TEXT, purpose TEXT, "
     "slot INTEGER, n INTEGER)",
     "CREATE TABLE applied_events (event_id TEXT, digest INTEGER, partition INTEGER, "
-    "offset INTEGER)",
+    "offset INTEGER, micros INTEGER)",
     "CREATE TABLE dead_letters (partition INTEGER, offset INTEGER, raw BLOB, reason TEXT, "
     "parked_at INTEGER, record_key BLOB, headers TEXT, record_timestamp INTEGER, "
     "first_partition INTEGER, first_offset INTEGER)",
@@ -199,7 +201,8 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         f"PRIMARY KEY (customer, slot, channel, direction, purpose)){keyed}",
         *(create for _, create in view_indexes(tables, suffix)),
         f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY, "
-        f"digest {integer}, partition {integer}, {offset} {integer}){keyed}",
+        f"digest {integer}, partition {integer}, {offset} {integer}, micros {integer})"
+        f"{keyed}",
         f"CREATE TABLE IF NOT EXISTS {t['dead_letters']} (partition {integer} NOT NULL, "
         f"{offset} {integer} NOT NULL, raw {blob} NOT NULL, reason TEXT NOT NULL, "
         f"parked_at {integer} NOT NULL, record_key {blob}, headers TEXT, "

@@ -74,5 +74,8 @@ class ViewReader:
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
         return select_profiles(self.select, customers)
 
+    def newest_times(self) -> dict[int, int]:
+        return dict(self.select("SELECT partition, last_event_time FROM {progress}"))
+
     def close(self) -> None:
         self.connection.close()

@@ -49,6 +49,7 @@ from consumers.store.recorders import (
 )
 from consumers.store.schema import (
     DEAD_LETTER_COLUMNS,
+    PRUNE_APPLIED,
     TABLES,
     batch_rows,
     view_indexes,
@@ -77,6 +78,10 @@ class ViewStore:
         self.source = source
         """Which log the positions belong to (``embedded`` or the Kafka topic)."""
         self.where = where
+        self.dedupe_window: int | None = None
+        """Keep applied ids for this long of event time (microseconds) per partition
+        (``None``: for ever); see :meth:`consumers.folding.Folder.too_old`."""
+        self._pruned: dict[int, int] = {}
         try:
             create_tables(recorder)
             add_columns(recorder)
@@ -123,6 +128,11 @@ class ViewStore:
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
         return select_profiles(self.recorder.select, customers)
 
+    def newest_times(self) -> dict[int, int]:
+        """Per partition, the newest event time applied (microseconds)."""
+        rows = self.recorder.select("SELECT partition, last_event_time FROM {progress}")
+        return {int(p): int(t) for p, t in rows}
+
     def _identity_prefix(self) -> str:
         return f"{self.prefix}|{self.source}:log="
 
@@ -168,7 +178,25 @@ class ViewStore:
         ]
         bumped = (batch.generation or 0) + 1 if batch.bump_generation else None
         guards.append((self.generation_name(), batch.generation, bumped))
-        return PreparedBatch(batch_rows(batch), sorted(guards), tuple(map(str, staged)))
+        rows = batch_rows(batch)
+        if self.dedupe_window is not None:  # after the inserts: no id older is left
+            rows.append((PRUNE_APPLIED, self._prune(batch)))
+        return PreparedBatch(rows, sorted(guards), tuple(map(str, staged)))
+
+    def _prune(self, batch: ViewBatch) -> list[tuple[Any, ...]]:
+        """``(partition, horizon)`` of the partitions whose ids older than the dedupe
+        window this batch forgets: those whose horizon (newest event time of the batch
+        less the window) moved by a hundredth of the window or more since this store
+        last pruned them (each prune scans the partition's ids)."""
+        assert self.dedupe_window is not None
+        step = max(self.dedupe_window // 100, 1)
+        rows = []
+        for partition, newest in sorted(batch.newest.items()):
+            horizon = newest - self.dedupe_window
+            if horizon - self._pruned.get(partition, -(1 << 62)) >= step:
+                rows.append((partition, horizon))
+                self._pruned[partition] = horizon
+        return rows
 
     def commit(self, batch: ViewBatch, staged: Sequence[Path] = ()) -> None:
         """Write a batch in one transaction (see :meth:`write`), with the view rows of
@@ -400,6 +428,7 @@ class ViewStore:
         fresh = ViewStore(recorder, self.source, f"{self.where} (rebuild)", prefix=REBUILD_PREFIX)
         if self.staging is not None:
             fresh.staging = Staging(self.staging.path, REBUILD_SUFFIX)
+        fresh.dedupe_window = self.dedupe_window
         return fresh
 
     def swap_in(self, rebuild: ViewStore) -> None:
