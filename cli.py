@@ -2404,5 +2404,10 @@ def audit_export(ctx: click.Context, out: Path) -> None:
     click.echo(str(path))
 
 
+from faces.cli.scale import copy as copy_command  # noqa: E402  (issue 17)
+
+main.add_command(copy_command)
+
+
 if __name__ == "__main__":
     main()

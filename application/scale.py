@@ -14,7 +14,10 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from ledger.events import Touchpoint
 from ledger.kafka_log import KafkaLog
+from ledger.log import Appended, EventLog, Positions
+from ledger.stopping import Stop
 
 WORKERS_ON_POSTGRES = (
     "--workers {workers}: worker processes merge their rows through SQLite staging files, "
@@ -150,3 +153,60 @@ def _partitions(assigned: Any, topic: str) -> list[int]:
         if name == topic:
             found += [int(p) for p in numbers or []]
     return found
+
+
+@dataclass
+class CopyReport:
+    """What :func:`copy_log` did."""
+
+    read: int = 0
+    appended: int = 0
+    duplicates: int = 0
+    """Events the target already held (ids are idempotency keys): a copy run again."""
+    unreadable: list[tuple[int, int, str]] = field(default_factory=list)
+    """``(partition, offset, reason)`` of source records that are no touchpoint: not copied."""
+    next_positions: dict[int, int] = field(default_factory=dict)
+    """Per source partition, where a later copy goes on from (``--from-position``)."""
+
+
+def copy_log(
+    source: EventLog,
+    target: EventLog,
+    start: Positions | None = None,
+    *,
+    batch_size: int = 20_000,
+    stop: Stop | None = None,
+) -> CopyReport:
+    """Append the events of ``source`` (from ``start``) to ``target``, in order per
+    partition, in batches: the way to a topic with more partitions (docs/kafka.md, "More
+    partitions"). The target places each event by its own rule (on Kafka, its key's
+    murmur2 partition of the new count), so each customer's events stay together and in
+    order; ids are kept, so copying again appends nothing twice."""
+    report = CopyReport(next_positions=dict(start or {}))
+    batch: list[Touchpoint] = []
+    moved: dict[int, int] = {}
+
+    def flush() -> None:
+        for outcome in target.append(batch) if batch else []:
+            if isinstance(outcome, Appended):
+                report.appended += 1
+            else:
+                report.duplicates += 1
+        batch.clear()
+        report.next_positions.update(moved)
+
+    for record in source.read(start):
+        report.read += 1
+        position = record.position
+        moved[position.partition] = position.offset + 1
+        if record.event is None:
+            reason = record.error or "cannot be decoded"
+            report.unreadable.append((position.partition, position.offset, reason))
+        else:
+            batch.append(record.event)
+        if len(batch) >= batch_size:
+            flush()
+            if stop is not None and stop.is_set():
+                return report
+    flush()
+    return report

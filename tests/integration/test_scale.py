@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from application.wiring import open_log
+from application.wiring import open_log, open_store
 from cli import main
 from ledger.codec import parse_event
 from ledger.generate import generated
@@ -168,3 +168,52 @@ def test_workers_on_a_postgres_store_are_refused_with_what_to_run_instead(
         assert "--workers 2" in done.stderr
         assert "--group" in done.stderr
     assert CliRunner().invoke(main, ["project", "run", "--workers", "1"], env=env).exit_code == 0
+
+
+def test_copy_moves_the_log_to_a_topic_with_more_partitions_and_the_views_match(
+    kafka_settings: Callable[[], Settings], tmp_path: Path
+) -> None:
+    """The procedure of docs/kafka.md, "More partitions": copy into a new topic with more
+    partitions (every customer's events in one partition, in order), copy again from
+    the positions the first copy gave (nothing twice), build its views: the same views."""
+    old = kafka_settings().model_copy(update={"store": f"sqlite:///{tmp_path / 'old.db'}"})
+    new = kafka_settings().model_copy(
+        update={"store": f"sqlite:///{tmp_path / 'new.db'}", "kafka_partitions": 8}
+    )
+    events = [parse_event(d) for d in generated(50, 100, seed=8)]
+    with open_log(old) as log:
+        log.append(events[:300])
+    env = {"LEDGER_LOG": old.log_url, "LEDGER_STORE": old.store_url}
+    first = CliRunner().invoke(main, ["copy", new.log_url, "--partitions", "8", "--json"], env=env)
+    assert first.exit_code == 0, first.stderr
+    done = json.loads(first.stdout)
+    assert (done["read"], done["appended"], done["duplicates"]) == (300, 300, 0)
+    with open_log(old) as log:
+        log.append(events[300:])  # publishers still write to the old topic
+    again = CliRunner().invoke(
+        main,
+        ["copy", new.log_url, "--from-position", done["next_positions"], "--json"],
+        env=env,
+    )
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["appended"] == len(events) - 300
+    with open_log(new) as log:
+        assert len(log.partitions()) == 8
+        by_customer: dict[str, set[int]] = {}
+        for record in log.read():
+            assert record.event is not None
+            by_customer.setdefault(record.event.subject, set()).add(record.position.partition)
+    assert all(len(found) == 1 for found in by_customer.values())
+    for settings in (old, new):
+        run = CliRunner().invoke(
+            main,
+            ["project", "run", "--workers", "1"],
+            env={"LEDGER_LOG": settings.log_url, "LEDGER_STORE": settings.store_url},
+        )
+        assert run.exit_code == 0, run.stderr
+    old_store, new_store = open_store(old), open_store(new)
+    try:
+        assert old_store.dump() == new_store.dump()
+    finally:
+        old_store.close()
+        new_store.close()
