@@ -123,10 +123,12 @@ class ViewStore:
 
     def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]:
         """The applied ones of these events: content digest and position of each."""
-        return select_seen(self.recorder.select, event_ids)
+        postgres = isinstance(self.recorder, PostgresViewRecorder)
+        return select_seen(self.recorder.select, event_ids, arrays=postgres)
 
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
-        return select_profiles(self.recorder.select, customers)
+        postgres = isinstance(self.recorder, PostgresViewRecorder)
+        return select_profiles(self.recorder.select, customers, arrays=postgres)
 
     def newest_times(self) -> dict[int, int]:
         """Per partition, the newest event time applied (microseconds)."""
