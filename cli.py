@@ -42,7 +42,7 @@ from application.fresh import CustomerNow, customer_fresh, customer_in_views
 from application.policy_files import load_policies, parse_requests
 from application.pressure import PressureReport, pressure
 from application.report import RelationshipReport
-from application.scale import group_status, workers_problem
+from application.scale import group_status
 from application.service import Conflict
 from application.wiring import fresh_by_default, known_partitions, log_name, open_log, open_store
 from consumers.folding import PROJECTOR_BATCH
@@ -1023,8 +1023,6 @@ def project_run(
       ledger project run --follow --batch-size 1000
     """
     settings = settings_of(ctx)
-    if problem := workers_problem(settings.store_url, workers or settings.workers or None):
-        raise click.UsageError(problem)  # issue 17: never ignore --workers silently
     with (
         stop_on_signals() as stop,
         open_log(settings, create=False) as log,
@@ -1122,8 +1120,6 @@ def project_rebuild(
       ledger project rebuild profile --json
     """
     settings = settings_of(ctx)
-    if problem := workers_problem(settings.store_url, workers or settings.workers or None):
-        raise click.UsageError(problem)  # issue 17: never ignore --workers silently
     with (
         stop_on_signals() as stop,
         open_log(settings, create=False) as log,

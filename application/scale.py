@@ -1,5 +1,5 @@
-"""Running the projectors at scale: what a consumer group looks like, and which options a
-view store cannot honour.
+"""Running the projectors at scale: what a consumer group looks like, and copying a log
+into another (a topic with more partitions).
 
 Parallelism on Kafka comes from partitions: each partition is read by one member of the
 projector group at a time, so a group of more members than the topic has partitions leaves
@@ -18,22 +18,6 @@ from ledger.events import Touchpoint
 from ledger.kafka_log import KafkaLog
 from ledger.log import Appended, EventLog, Positions
 from ledger.stopping import Stop
-
-WORKERS_ON_POSTGRES = (
-    "--workers {workers}: worker processes merge their rows through SQLite staging files, "
-    "which a PostgreSQL view store cannot take; to use more cores (or machines) with "
-    "PostgreSQL, run several `ledger project run --group NAME` processes: each takes a share "
-    'of the topic\'s partitions (docs/kafka.md, "Scaling out")'
-)
-
-
-def workers_problem(store_url: str, workers: int | None) -> str | None:
-    """Why ``workers`` (asked for explicitly: ``--workers`` or ``LEDGER_WORKERS``) cannot
-    be honoured by the store at ``store_url``, or ``None``. 0 (one per core, the default)
-    and 1 need nothing of the store."""
-    if workers is None or workers < 2 or not store_url.startswith("postgresql"):
-        return None
-    return WORKERS_ON_POSTGRES.format(workers=workers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,10 @@ While a batch commits, the workers already fold the next one. If the commit fail
 projector moved the positions first), the next batch is thrown away and the workers start
 again from the store's positions with empty caches.
 
-Only a SQLite view store can merge staging files; other stores, small backlogs and
-``workers=1`` take the one-process path (:class:`consumers.projector.Projector`).
+A SQLite store attaches the staging files and copies their rows inside SQLite; a
+PostgreSQL store reads them back and COPYs them in (its workers read the views in
+PostgreSQL). Small backlogs and ``workers=1`` take the one-process path
+(:class:`consumers.projector.Projector`).
 """
 
 from __future__ import annotations

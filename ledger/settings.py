@@ -120,8 +120,8 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Processes a projector catch-up or rebuild folds with (LEDGER_WORKERS); "
-        "0: one per CPU core, 1: none besides the projector itself. Used for a SQLite view "
-        "store and a backlog of 50,000 records or more.",
+        "0: one per CPU core, 1: none besides the projector itself. Used for a backlog of "
+        "50,000 records or more (embedded log) or a first catch-up (Kafka).",
     )
     dedupe_window_days: float = Field(
         default=0,

@@ -20,6 +20,7 @@ from consumers.store.batch import PreparedBatch, Seen, SharedEventId
 from consumers.store.schema import (
     CONTACTS_CONFLICT,
     INSERT_APPLIED,
+    INSERT_DEAD_LETTER,
     PROFILE_CONFLICT,
     STAGED_APPLIED,
     STAGED_CONTACTS,
@@ -175,8 +176,6 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
                 cursor.execute(statement.replace("?", "%s"), params)
 
     def commit(self, batch: PreparedBatch) -> None:
-        if batch.staged:
-            raise NotImplementedError("staging files are merged by the SQLite store only")
         guards = batch.guards
         with self.datastore.transaction(commit=True) as cursor:
             for name, expected, new in guards:  # sorted by name: no lock cycles
@@ -196,6 +195,8 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
                 )
                 row = cursor.fetchone()
                 check_guard(name, expected, row["notification_id"] if row else None)
+            if batch.staged:
+                self._merge_staged(cursor, batch.staged)
             for statement, rows in batch.rows:
                 if len(rows) >= COPY_FROM and statement in COPIED:
                     self._copy(cursor, statement, rows)
@@ -204,6 +205,53 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
             for name, _, new in guards:
                 if new is not None:
                     self._insert_tracking(cursor, Tracking(name, new))
+
+    def _temporary(self, cursor: Any, table: str) -> str:
+        """An empty temporary table shaped like ``table`` (this connection's own, emptied
+        at every commit and here)."""
+        staged = f"staged_{table}{self.suffix}"
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} (LIKE {self.tables[table]}) "
+            "ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {staged}")
+        return staged
+
+    def _merge_staged(self, cursor: Any, paths: Sequence[str]) -> None:
+        """Copy the rows of worker processes' staging files (SQLite, see
+        :func:`write_staged`) into the views, in the transaction that moves the positions:
+        by COPY, as a batch of one process. Ids applied by two workers of one batch raise
+        :class:`SharedEventId` (the projector then goes on in one process); an id another
+        projector committed first fails the transaction, as any batch's."""
+        found: dict[str, list[tuple[Any, ...]]] = {
+            "profiles": [],
+            "contact_slots": [],
+            "applied_events": [],
+            "dead_letters": [],
+        }
+        for path in paths:
+            staged = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                for table, rows in found.items():
+                    rows += staged.execute(f"SELECT * FROM {table}").fetchall()
+            finally:
+                staged.close()
+        for statement, table in ((UPSERT_PROFILE, "profiles"), (UPSERT_CONTACTS, "contact_slots")):
+            if found[table]:
+                self._copy(cursor, statement, found[table])
+        if found["dead_letters"]:
+            cursor.executemany(self.sql(INSERT_DEAD_LETTER), found["dead_letters"])
+        if found["applied_events"]:
+            ids = self._temporary(cursor, "applied_events")
+            with cursor.copy(f"COPY {ids} FROM STDIN") as copy:
+                for row in found["applied_events"]:
+                    copy.write_row(row)
+            cursor.execute(
+                f"SELECT event_id FROM {ids} GROUP BY event_id HAVING COUNT(*) > 1 LIMIT 1"
+            )
+            if cursor.fetchone() is not None:
+                raise SharedEventId("two shards of this batch applied events with the same id")
+            cursor.execute(f"INSERT INTO {self.tables['applied_events']} SELECT * FROM {ids}")
 
     def _copy(self, cursor: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
         """Write many rows with COPY (one stream, not a statement per row): straight into
@@ -217,10 +265,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
                 for row in rows:
                     copy.write_row(row)
             return
-        staged = f"staged_{table}{self.suffix}"
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} (LIKE {target}) ON COMMIT DELETE ROWS"
-        )
+        staged = self._temporary(cursor, table)
         with cursor.copy(f"COPY {staged} FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)

@@ -10,7 +10,10 @@ with the same id never counts twice.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,8 +70,8 @@ class ViewStore:
     """The read models of one log, in SQLite or PostgreSQL (same queries, same results)."""
 
     staging: Staging | None = None
-    """Set for a SQLite store: parallel projectors may stage their rows (see
-    :func:`write_staged`)."""
+    """Where parallel projectors' workers read the views and stage their rows (see
+    :func:`write_staged`): set by the SQLite and PostgreSQL stores."""
 
     def __init__(
         self, recorder: ViewRecorder, source: str, where: str, prefix: str = VIEWS
@@ -429,7 +432,7 @@ class ViewStore:
             raise StoreUnavailable(f"cannot prepare the rebuild tables: {exc}") from exc
         fresh = ViewStore(recorder, self.source, f"{self.where} (rebuild)", prefix=REBUILD_PREFIX)
         if self.staging is not None:
-            fresh.staging = Staging(self.staging.path, REBUILD_SUFFIX)
+            fresh.staging = dataclasses.replace(self.staging, suffix=REBUILD_SUFFIX)
         fresh.dedupe_window = self.dedupe_window
         return fresh
 
@@ -578,3 +581,13 @@ class PostgresViewStore(ViewStore):
                 f"cannot reach PostgreSQL at {parts.hostname}: {reason}"
             ) from exc
         super().__init__(PostgresViewRecorder(datastore), source, f"postgresql://{parts.hostname}")
+        # Worker processes read the views here and stage their rows in SQLite files under
+        # the temporary directory; the commit copies them in (see consumers.shards).
+        name = hashlib.sha256(f"{parts.hostname}:{parts.port}{parts.path}/{schema}".encode())
+        self.staging = Staging(
+            Path(tempfile.gettempdir()) / f"ledger-views-{name.hexdigest()[:16]}",
+            "",
+            postgres=url,
+            schema=schema,
+        )
+        self.staging.remove_stale()

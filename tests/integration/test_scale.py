@@ -156,18 +156,27 @@ def test_a_group_larger_than_the_topic_is_named_by_status_and_by_the_idle_member
     assert any("holds no partition" in err for err in errors), errors
 
 
-def test_workers_on_a_postgres_store_are_refused_with_what_to_run_instead(
-    tmp_path: Path, pg_store: Callable[[], str]
+def test_worker_processes_on_a_postgres_store_give_the_views_of_one_process(
+    kafka_settings: Callable[[], Settings], pg_store: Callable[[], str]
 ) -> None:
-    env = {"LEDGER_LOG": f"sqlite:///{tmp_path / 'ledger.db'}", "LEDGER_STORE": pg_store()}
-    with open_log(Settings(log=env["LEDGER_LOG"])) as log:
-        log.append([parse_event(d) for d in generated(5, 30, seed=4)])
-    for command in (["project", "run"], ["project", "rebuild"]):
-        done = CliRunner().invoke(main, [*command, "--workers", "2"], env=env)
-        assert done.exit_code == 2
-        assert "--workers 2" in done.stderr
-        assert "--group" in done.stderr
-    assert CliRunner().invoke(main, ["project", "run", "--workers", "1"], env=env).exit_code == 0
+    """``--workers 2`` with a PostgreSQL store: the workers read the views in PostgreSQL,
+    stage their rows in SQLite files, and the projector copies them in with the positions."""
+    base = kafka_settings()
+    settings = base.model_copy(update={"store": pg_store()})
+    clean = base.model_copy(update={"store": pg_store()})
+    events = [parse_event(d) for d in generated(200, 200, seed=9)]
+    with open_log(settings) as log:
+        log.append(events)
+        log.append(events[:300])  # re-published: counted once
+    env = {"LEDGER_LOG": settings.log_url, "LEDGER_STORE": settings.store_url}
+    done = CliRunner().invoke(
+        main, ["project", "run", "--workers", "2", "--batch-size", "1500", "--json"], env=env
+    )
+    assert done.exit_code == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["workers"] == 2
+    assert (report["applied"], report["duplicates"]) == (len(events), 300)
+    assert_views_of_one_process(settings, clean)
 
 
 def test_copy_moves_the_log_to_a_topic_with_more_partitions_and_the_views_match(
