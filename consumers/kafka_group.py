@@ -38,6 +38,10 @@ from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
 from ledger.stopping import Stop
 
+GROUP_BATCH = 100_000
+"""Records a member's transaction holds at most: a rebalance commits the batch in hand
+from kafka-python's I/O thread, which sends no heartbeats meanwhile, so it must stay short
+(about a second or two on PostgreSQL) against the session timeout."""
 LEAVE_GROUP_MS = 1000
 """How long a stopping projector waits to leave its group politely."""
 LOGGER = logging.getLogger("ledger")
@@ -51,7 +55,9 @@ class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         self.group.assignments += 1
-        self.group.flush()  # the batch in hand, before the partitions move
+        # The batch in hand, before the partitions move. On kafka-python's I/O thread: the
+        # offsets for lag tools wait for the next commit (blocking it would fail there).
+        self.group.flush(commit_offsets=False)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.group.assignments += 1
@@ -85,7 +91,7 @@ class GroupProjector:
         )
         self.assignments = 0
         """Bumped by every rebalance (partitions revoked or assigned)."""
-        self.batch_size = batch_size
+        self.batch_size = min(batch_size, GROUP_BATCH)
         options = {**log.client_options(), **CONSUMER_OPTIONS, "max_poll_records": READ_CHUNK}
         try:
             self.consumer = KafkaConsumer(
@@ -182,7 +188,7 @@ class GroupProjector:
             report.seconds = time.perf_counter() - started
         return report
 
-    def flush(self) -> None:
+    def flush(self, *, commit_offsets: bool = True) -> None:
         """Commit the batch in hand (if any) to the store, then its offsets to Kafka. A
         catch-up fills batches of ``batch_size`` records from many polls (every profile a
         transaction touches is written once); a follower commits each poll's records at
@@ -202,7 +208,8 @@ class GroupProjector:
         except BaseException as exc:
             self._flush_error = exc
             return
-        self._commit_offsets(self.report)
+        if commit_offsets:
+            self._commit_offsets(self.report)
 
     def _raise_flush_error(self) -> None:
         error, self._flush_error = self._flush_error, None

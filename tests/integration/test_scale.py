@@ -43,7 +43,9 @@ def pg_store(postgres_url: str) -> Iterator[Callable[[], str]]:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
 
 
-def member(settings: Settings, group: str, name: str) -> subprocess.Popen[str]:
+def member(
+    settings: Settings, group: str, name: str, batch_size: int = 300
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "LEDGER_LOG": settings.log_url,
@@ -53,7 +55,7 @@ def member(settings: Settings, group: str, name: str) -> subprocess.Popen[str]:
     }
     command = [sys.executable, "-m", "cli", "project", "run", "--follow", "--group", group]
     return subprocess.Popen(
-        [*command, "--batch-size", "300", "--json"],
+        [*command, "--batch-size", str(batch_size), "--workers", "1", "--json"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -118,6 +120,40 @@ def test_three_members_joining_and_leaving_count_every_event_once_on_postgres(
                 process.kill()
                 process.communicate()
     assert sum(r["applied"] for r in reports) <= len(events)
+    assert_views_of_one_process(settings, clean)
+
+
+def test_a_member_joining_while_another_holds_a_big_batch_counts_every_event_once(
+    kafka_settings: Callable[[], Settings], pg_store: Callable[[], str]
+) -> None:
+    """A member catching up fills one big transaction from many polls; a second member
+    joining meanwhile makes the first commit the batch in hand before its partitions move
+    (inside the rebalance). Every event counts once."""
+    base = kafka_settings().model_copy(update={"kafka_partitions": 6})
+    settings = base.model_copy(update={"store": pg_store()})
+    clean = base.model_copy(update={"store": pg_store()})
+    events = [parse_event(d) for d in generated(2000, 365, seed=23)]
+    with open_log(settings) as log:
+        log.append(events)
+    group = f"views-{uuid.uuid4().hex[:8]}"
+    first = member(settings, group, "first", batch_size=1_000_000)
+    processes = [first]
+    try:
+        time.sleep(5)  # joined (half the session timeout) and folding its big batch
+        second = member(settings, group, "second", batch_size=1_000_000)
+        processes.append(second)
+        assert wait_until(lambda: applied_events(settings) == len(events), 120, 0.5), (
+            f"{applied_events(settings)} of {len(events)} applied"
+        )
+        for process in processes:
+            _out, err = stop(process, signal.SIGTERM)
+            assert process.returncode == 0, err
+            assert "error" not in err.lower(), err
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     assert_views_of_one_process(settings, clean)
 
 
