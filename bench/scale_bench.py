@@ -20,6 +20,8 @@ the topic:
   first join is left out but rebalances when others join are in; lock wait = time commits
   waited for advisory locks, summed over the processes);
 * ``project run`` embedded log -> PostgreSQL, one process;
+* CPU s: user + system time of the measured processes (with their start-up), so
+  events/CPU s shows the work an event costs apart from what else the machine runs;
 * Quix Streams: a stateful per-customer reduce (a count in RocksDB state per key) over the
   same topic -- less work than the ledger's (no validation, no dedupe, no view rows).
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -221,6 +224,7 @@ def measure(kind: str, copies: int = 1, **options: Any) -> dict[str, Any]:
         "rate": events / seconds if seconds else 0.0,
         "lock_wait": sum(r.get("lock_wait", 0.0) for r in results),
         "commit": sum(r.get("commit", 0.0) for r in results),
+        "cpu": sum(r.get("cpu", 0.0) for r in results),
         "batches": sum(r.get("batches", 0) for r in results),
         "shares": [r["events"] for r in results],
     }
@@ -253,7 +257,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args)))
+        result = child(args)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["cpu"] = usage.ru_utime + usage.ru_stime
+        print(json.dumps(result))
         return
 
     from application.wiring import open_log
@@ -357,13 +364,15 @@ def main() -> None:
     base = rows[0][1]["rate"]
     print(f"\n{args.events:,} events, {args.customers:,} customers, {PARTITIONS} partitions")
     print(
-        f"{'what':62} {'events':>9} {'seconds':>8} {'events/s':>9} {'ratio':>6} {'lock wait s':>11}"
+        f"{'what':62} {'events':>9} {'seconds':>8} {'events/s':>9} {'ratio':>6} "
+        f"{'lock wait s':>11} {'CPU s':>6} {'events/CPU s':>12}"
     )
     for name, result in rows:
         wait = f"{result['lock_wait']:.2f}" if "PostgreSQL" in name and "Kafka" in name else "-"
         print(
             f"{name:62} {result['events']:>9,} {result['seconds']:>8.2f} "
-            f"{result['rate']:>9,.0f} {result['rate'] / base:>6.2f} {wait:>11}"
+            f"{result['rate']:>9,.0f} {result['rate'] / base:>6.2f} {wait:>11} "
+            f"{result['cpu']:>6.1f} {result['events'] / max(result['cpu'], 1e-9):>12,.0f}"
         )
     by_name = dict(rows)
     one = by_name["project run Kafka -> PostgreSQL, 1 process(es), one group"]
