@@ -258,8 +258,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         result = child(args)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        result["cpu"] = usage.ru_utime + usage.ru_stime
+        result["cpu"] = sum(  # worker processes (children) included
+            usage.ru_utime + usage.ru_stime
+            for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        )
         print(json.dumps(result))
         return
 
