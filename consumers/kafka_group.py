@@ -193,8 +193,8 @@ class GroupProjector:
         catch-up fills batches of ``batch_size`` records from many polls (every profile a
         transaction touches is written once); a follower commits each poll's records at
         once, since it has read everything there is. Called by the rebalance listener too,
-        before partitions move: a failure there is raised by the run loop after the poll
-        (kafka-python swallows a listener's exceptions)."""
+        before partitions move: a failure there is kept and raised by the run loop after
+        the poll (raised in the listener, kafka-python would fail the join instead)."""
         pending, self._pending = self._pending, None
         if pending is None:
             return
