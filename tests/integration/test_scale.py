@@ -176,7 +176,12 @@ def test_a_group_larger_than_the_topic_is_named_by_status_and_by_the_idle_member
             found: dict[str, object] = json.loads(done.stdout)["group"]
             return found
 
-        assert wait_until(lambda: len(described()["members"]) == 2, 60, 0.5)  # type: ignore[arg-type]
+        def settled() -> bool:  # both members in, the assignment handed out
+            found = described()
+            return len(found["members"]) == 2 and found["state"] == "Stable"  # type: ignore[arg-type]
+
+        assert wait_until(settled, 60, 0.5)
+        time.sleep(1)  # the idle member's (empty) assignment reaches it
         warnings = described()["warnings"]
         assert warnings
         assert "2 members but the topic has 1 partition" in str(warnings[0])
