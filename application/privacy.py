@@ -546,42 +546,5 @@ def check_personal_data(log: EventLog, keys: KeyStore | None) -> PersonalDataChe
     return found
 
 
-def copy_log(
-    source: EventLog,
-    target: EventLog,
-    *,
-    batch_size: int,
-    on_progress: Callable[[int], None] | None = None,
-) -> tuple[int, int]:
-    """Append every event of ``source`` to ``target`` (which encrypts personal values),
-    in log order, each id once. Returns (appended, duplicates). Undecodable records
-    stop the copy (``InvalidEvent``): a copy must hold everything."""
-    appended = duplicates = 0
-    batch: list[Touchpoint] = []
-
-    def flush() -> None:
-        nonlocal appended, duplicates, batch
-        for outcome in target.append(batch):
-            if isinstance(outcome, Appended):
-                appended += 1
-            else:
-                duplicates += 1
-        if on_progress is not None:
-            on_progress(len(batch))
-        batch = []
-
-    for record in source.read():
-        if record.event is None:
-            raise InvalidEvent(
-                [f"(record at {record.position}): cannot be decoded: {record.error}"]
-            )
-        batch.append(record.event)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
-    return appended, duplicates
-
-
 def retention_cutoff(after: timedelta, now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) - after

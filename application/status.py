@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from application import service
+from application.scale import GroupStatus, group_status
 from application.service import ProjectionStatus
 from application.wiring import open_log, open_store
+from ledger.kafka_log import KafkaLog
 from ledger.redact import redact_url
 from ledger.settings import Settings
 
@@ -28,6 +30,9 @@ class StatusReport:
     log: str
     store: str
     problems: list[str]
+    group: GroupStatus | None = None
+    """On Kafka: the projector group's members, with warnings (more members than
+    partitions, a member holding none)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The answer for machines (``ledger project status --json``)."""
@@ -86,6 +91,7 @@ class StatusReport:
                 ],
                 "explanation": service.CLEARTEXT_EXPLANATION if status.cleartext else None,
             },
+            **({"group": self.group.as_dict()} if self.group is not None else {}),
         }
 
 
@@ -94,9 +100,10 @@ def projection_status(settings: Settings) -> StatusReport:
     parked record; records placed on the wrong partition."""
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
         status = service.projection_status(log, store)
+        group = group_status(log, settings.group_id) if isinstance(log, KafkaLog) else None
     problems = [p.error for p in status.partitions if p.error is not None]
     if status.replaced is not None:
         problems.insert(0, status.replaced)
     return StatusReport(
-        status, redact_url(settings.log_url), redact_url(settings.store_url), problems
+        status, redact_url(settings.log_url), redact_url(settings.store_url), problems, group
     )

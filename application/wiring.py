@@ -70,12 +70,17 @@ def open_store(settings: Settings) -> ViewStore:
     ``postgresql://user:password@host:port/database[?schema=NAME]``."""
     url = settings.store_url
     scheme, _, rest = url.partition("://")
+    window = round(settings.dedupe_window_days * 86_400_000_000) or None
     if scheme in ("postgresql", "postgres"):
-        return PostgresViewStore(url, log_name(settings))
+        store: ViewStore = PostgresViewStore(url, log_name(settings))
+        store.dedupe_window = window
+        return store
     if scheme != "sqlite" or not rest.startswith("/") or len(rest) < 2:
         raise ConfigurationError(
             f"store URL {redact_url(url)!r}: expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
         )
-    return SQLiteViewStore(
+    store = SQLiteViewStore(
         Path(unquote(rest[1:])), log_name(settings), cache_mib=settings.sqlite_cache_mb
     )
+    store.dedupe_window = window
+    return store

@@ -204,6 +204,8 @@ class Views(Protocol):
 
     def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]: ...
 
+    def newest_times(self) -> dict[int, int]: ...
+
 
 class Folder:
     """Folds records into a batch: applies each new event to its customer's profile and
@@ -222,9 +224,16 @@ class Folder:
         dedupe: bool,
         on_error: OnError = "park",
         partition_count: int | None = None,
+        window: int | None = None,
     ) -> None:
         self.views = views
         self.dedupe = dedupe
+        self.window = window if dedupe else None
+        """The dedupe window (microseconds of event time; ``None``: every id is kept for
+        ever). See :meth:`too_old`."""
+        self.newest: dict[int, int] | None = None
+        """Per partition, the newest event time applied (loaded from the views when the
+        window is first needed, then kept up to date by folding)."""
         self.partition_count = partition_count if partition_count and partition_count > 1 else None
         """Kafka: the topic's partitions, to find records outside their key's murmur2
         partition (``None``: a log that does not place records by key)."""
@@ -237,6 +246,7 @@ class Folder:
     def forget(self) -> None:
         self.profiles.clear()
         self.recent_ids.clear()
+        self.newest = None
 
     def add(self, batch: ViewBatch, items: list[Item]) -> tuple[int, int]:
         """Fold a chunk of records into ``batch``; returns (applied, duplicates)."""
@@ -266,12 +276,7 @@ class Folder:
         facts = [item.fact for item in items if item.fact is not None]
         if not resolve:
             self.inspect(items, batch)
-        already: dict[str, Seen] = {}
-        if self.dedupe:
-            ids = [f.id for f in facts]
-            already = self.views.seen(ids)
-            for earlier in (self.recent_ids, batch.applied_ids):
-                already.update((i, earlier[i]) for i in ids if i in earlier)
+        already = self.already_applied(facts, batch)
         profiles = self.profiles
         unseen = {f.subject for f in facts} - profiles.keys()
         profiles.update(self.views.load_profiles(sorted(unseen)))
@@ -284,6 +289,8 @@ class Folder:
             if resolve:
                 batch.resolved.append((item.position.partition, item.position.offset))
             seen: Seen | None = None
+            if self.window is not None and self.parked_as_too_old(batch, item, already, resolve):
+                continue
             if self.dedupe:
                 seen, duplicate = self.first_copy(batch, item, already, resolve=resolve)
                 if seen is None:
@@ -315,6 +322,59 @@ class Folder:
             if seen is not None:
                 batch.applied_ids[fact.id] = seen
         return applied, duplicates
+
+    def already_applied(self, facts: list[Fact], batch: ViewBatch) -> dict[str, Seen]:
+        """Of ``facts``, the ids applied before (by the views, recently, or in ``batch``)."""
+        if not self.dedupe:
+            return {}
+        ids = [f.id for f in facts]
+        already = self.views.seen(ids)
+        for earlier in (self.recent_ids, batch.applied_ids):
+            already.update((i, earlier[i]) for i in ids if i in earlier)
+        return already
+
+    def parked_as_too_old(
+        self, batch: ViewBatch, item: Item, already: dict[str, Seen], resolve: bool
+    ) -> bool:
+        """Park ``item`` if it is older than the dedupe window allows (:meth:`too_old`);
+        whether it was. A retry (``resolve``) applies it: someone checked it."""
+        assert item.fact is not None
+        if resolve or item.fact.id in already:
+            return False
+        if self.newest is None:
+            self.newest = self.views.newest_times()
+        for partition, micros in batch.newest.items():  # what this batch applied so far
+            if micros > self.newest.get(partition, -(1 << 62)):
+                self.newest[partition] = micros
+        reason = self.too_old(item)
+        if reason is not None:
+            self.park(batch, item, reason)
+        return reason is not None
+
+    def too_old(self, item: Item) -> str | None:
+        """Why a record whose id the views do not hold is not applied, or ``None``.
+
+        The dedupe window (``LEDGER_DEDUPE_WINDOW_DAYS``) bounds the applied ids the views
+        keep: a partition's ids of events more than the window older than its newest
+        applied event are forgotten. A record older than that whose id is not found may
+        therefore be a copy of an event applied long ago, and counting it again would
+        break exactly-once: it is parked instead, saying why (``ledger project retry``
+        applies it, once someone has checked it is new, e.g. a backfill)."""
+        fact = item.fact
+        assert fact is not None
+        assert self.window is not None
+        partition = item.position.partition
+        newest = (self.newest or {}).get(partition)
+        if newest is None or fact.micros >= newest - self.window:
+            return None
+        days = self.window / 86_400_000_000
+        return (
+            f"older than the dedupe window: event time {fact.time.isoformat()} is more than "
+            f"{days:g} days before the newest event applied from partition {partition}, "
+            "whose ids are kept that long (LEDGER_DEDUPE_WINDOW_DAYS); it may be a copy of "
+            "an event applied long ago, so it is not applied (if it is new, e.g. a backfill: "
+            "ledger project retry)"
+        )
 
     def find_misplaced(self, items: list[Item], batch: ViewBatch) -> None:
         """Count the records that sit outside the partition murmur2 gives their key (the
@@ -349,9 +409,9 @@ class Folder:
         first = already.get(fact.id)
         position = item.position
         if first is None:
-            seen = already[fact.id] = Seen(digest, position.partition, position.offset)
+            seen = already[fact.id] = Seen(digest, position.partition, position.offset, fact.micros)
             return seen, False
-        if first.digest in (None, digest) or first[1:] == (position.partition, position.offset):
+        if first.digest in (None, digest) or first[1:3] == (position.partition, position.offset):
             return None, True
         if resolve:
             batch.resolved.pop()

@@ -23,13 +23,25 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 
-from consumers.folding import PROJECTOR_BATCH, RunReport, check_views_fit
+from consumers.folding import (
+    PROJECTOR_BATCH,
+    READ_CHUNK,
+    Pending,
+    RunReport,
+    check_views_fit,
+    item_of,
+    settle_garbage,
+)
 from consumers.projector import Projector
 from consumers.store import BatchConflict, ViewStore
 from ledger.errors import LogUnavailable
 from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
 from ledger.stopping import Stop
 
+GROUP_BATCH = 100_000
+"""Records a member's transaction holds at most: a rebalance commits the batch in hand
+from kafka-python's I/O thread, which sends no heartbeats meanwhile, so it must stay short
+(about a second or two on PostgreSQL) against the session timeout."""
 LEAVE_GROUP_MS = 1000
 """How long a stopping projector waits to leave its group politely."""
 LOGGER = logging.getLogger("ledger")
@@ -42,11 +54,16 @@ class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
         self.group = group
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.group.assignments += 1  # every batch is committed before the next poll
+        self.group.assignments += 1
+        # The batch in hand, before the partitions move. On kafka-python's I/O thread: the
+        # offsets for lag tools wait for the next commit (blocking it would fail there).
+        self.group.flush(commit_offsets=False)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.group.assignments += 1
         self.group.seek_to_store(list(assigned))
+        if not assigned:
+            self.group.warn_idle()
 
 
 class GroupProjector:
@@ -74,8 +91,8 @@ class GroupProjector:
         )
         self.assignments = 0
         """Bumped by every rebalance (partitions revoked or assigned)."""
-        self.batch_size = batch_size
-        options = {**log.client_options(), **CONSUMER_OPTIONS, "max_poll_records": batch_size}
+        self.batch_size = min(batch_size, GROUP_BATCH)
+        options = {**log.client_options(), **CONSUMER_OPTIONS, "max_poll_records": READ_CHUNK}
         try:
             self.consumer = KafkaConsumer(
                 **options,
@@ -92,6 +109,23 @@ class GroupProjector:
         self._reported_at: float | None = None
         self.unchecked: set[int] = set()
         """Partitions sought since the views were last checked against the log."""
+        self._pending: Pending | None = None
+        """The batch being filled: folded, not committed yet."""
+        self._flush_error: BaseException | None = None
+
+    def warn_idle(self) -> None:
+        """Say that this member got no partition (logger ``ledger``): the group has more
+        members than the topic has partitions, and this one stays idle until another
+        leaves (``ledger project status`` shows the group; docs/kafka.md, "More
+        partitions")."""
+        count = len(self.log.partitions())
+        LOGGER.warning(
+            "%s: this projector holds no partition of the group's %d: the group has more "
+            "members than the topic has partitions, so it waits idle until a member leaves "
+            '(see docs/kafka.md, "More partitions")',
+            self.log.name,
+            count,
+        )
 
     def seek_to_store(self, partitions: list[TopicPartition]) -> None:
         positions = self.store.positions([tp.partition for tp in partitions])
@@ -116,33 +150,73 @@ class GroupProjector:
         backlog_folded = False
         try:
             while not stop.is_set():
-                polled = self._poll(poll_seconds)
+                room = min(
+                    READ_CHUNK, self.batch_size - (self._pending.records if self._pending else 0)
+                )
+                polled = self._poll(poll_seconds, room)
+                self._raise_flush_error()
                 self._watch_broker()
                 if not backlog_folded and self.consumer.assignment():
                     backlog_folded = True
                     if self._fold_backlog(stop, report):
                         continue  # what that poll returned is read again from the store's positions
-                records = [
-                    decode_record(tp.partition, r) for tp, batch in polled.items() for r in batch
+                items = [
+                    item_of(decode_record(tp.partition, r))
+                    for tp, batch in polled.items()
+                    for r in batch
                 ]
-                if records:
-                    try:
-                        self.projector.apply(records, report)
-                    except BatchConflict:
-                        self.conflicts += 1
-                        self.seek_to_store(list(self.consumer.assignment()))
-                        continue
-                    self._commit_offsets(report)
-                elif until_caught_up and self._caught_up():
+                if items:
+                    self._pending = self._pending or self.projector._begin()
+                    self.projector._add(self._pending, items)
+                    if len(items) == READ_CHUNK:  # a bulk catch-up, not a follower's trickle
+                        settle_garbage()
+                pending = self._pending
+                if pending is not None and (
+                    pending.records >= self.batch_size or not items or self._caught_up()
+                ):
+                    self.flush()  # full, or nothing more to read at once: a follower
+                    self._raise_flush_error()  # commits what it has without waiting
+                elif pending is None and until_caught_up and self._caught_up():
                     break
+            self.flush()  # stopping: the batch in hand is committed
+            self._raise_flush_error()
         finally:
+            self._pending = None  # not committed: rolled back (read again next time)
             # Bounded: a LeaveGroup sent while a join is in flight is answered only when
             # the join completes (seconds); the group then drops this member by timeout.
             self.consumer.close(timeout_ms=LEAVE_GROUP_MS)
             report.seconds = time.perf_counter() - started
         return report
 
-    def _poll(self, poll_seconds: float) -> dict[TopicPartition, list[Any]]:
+    def flush(self, *, commit_offsets: bool = True) -> None:
+        """Commit the batch in hand (if any) to the store, then its offsets to Kafka. A
+        catch-up fills batches of ``batch_size`` records from many polls (every profile a
+        transaction touches is written once); a follower commits each poll's records at
+        once, since it has read everything there is. Called by the rebalance listener too,
+        before partitions move: a failure there is kept and raised by the run loop after
+        the poll (raised in the listener, kafka-python would fail the join instead)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            self.projector._finish(pending, self.report)
+        except BatchConflict:
+            self.conflicts += 1
+            self.report.conflicts += 1
+            self.seek_to_store(list(self.consumer.assignment()))
+            return
+        except BaseException as exc:
+            self._flush_error = exc
+            return
+        if commit_offsets:
+            self._commit_offsets(self.report)
+
+    def _raise_flush_error(self) -> None:
+        error, self._flush_error = self._flush_error, None
+        if error is not None:
+            raise error
+
+    def _poll(self, poll_seconds: float, room: int) -> dict[TopicPartition, list[Any]]:
         """Poll the group, then stop (:class:`~ledger.errors.PositionLost`) rather than read
         on from a position the topic no longer fits: every position sought from the store
         is checked against the topic's bounds, and every fetch against its high watermark
@@ -150,7 +224,7 @@ class GroupProjector:
         which this consumer does not let reset itself)."""
         try:
             polled: dict[TopicPartition, list[Any]] = self.consumer.poll(
-                timeout_ms=int(poll_seconds * 1000), max_records=self.batch_size
+                timeout_ms=int(poll_seconds * 1000), max_records=max(room, 1)
             )
         except OffsetOutOfRangeError as exc:
             raise self.log.out_of_range(exc) from exc

@@ -70,6 +70,7 @@ class Projector:
             dedupe=not log.refuses_duplicates_across_batches,
             on_error=on_error,
             partition_count=len(log.partitions()) if log.placed_by_key else None,
+            window=store.dedupe_window,
         )
         self._next: dict[int, int] = {}
         """Per partition, the position this projector last read from or committed."""

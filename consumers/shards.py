@@ -14,8 +14,10 @@ While a batch commits, the workers already fold the next one. If the commit fail
 projector moved the positions first), the next batch is thrown away and the workers start
 again from the store's positions with empty caches.
 
-Only a SQLite view store can merge staging files; other stores, small backlogs and
-``workers=1`` take the one-process path (:class:`consumers.projector.Projector`).
+A SQLite store attaches the staging files and copies their rows inside SQLite; a
+PostgreSQL store reads them back and COPYs them in (its workers read the views in
+PostgreSQL). Small backlogs and ``workers=1`` take the one-process path
+(:class:`consumers.projector.Projector`).
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ class WorkerSpec:
     validate: bool
     partition_count: int | None = None
     """Kafka: the topic's partitions (to count records outside their key's partition)."""
+    window: int | None = None
+    """The dedupe window (see :meth:`consumers.folding.Folder.too_old`)."""
 
 
 def log_opener(log: EventLog) -> Callable[[], EventLog] | None:
@@ -153,7 +157,9 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
     except BaseException as exc:
         _answer(connection, _failure(exc))
         return
-    folder = Folder(views, dedupe=spec.dedupe, partition_count=spec.partition_count)
+    folder = Folder(
+        views, dedupe=spec.dedupe, partition_count=spec.partition_count, window=spec.window
+    )
     reader = PartitionReader(log, spec.partitions) if isinstance(log, KafkaLog) else None
     left_at: dict[int, int] | None = None
     try:
@@ -391,6 +397,7 @@ class ParallelCatchUp:
                 dedupe=projector.folder.dedupe,
                 validate=projector.validate,
                 partition_count=projector.folder.partition_count,
+                window=projector.folder.window,
             )
             for index in range(count)
         ]

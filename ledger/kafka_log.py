@@ -25,6 +25,7 @@ from kafka.partitioner.default import murmur2
 
 from ledger.errors import InvalidEvent, LogUnavailable, TopicForgets
 from ledger.events import Touchpoint
+from ledger.fast_decode import fast_from_record
 from ledger.kafka_binding import Headers, from_record, to_binary
 from ledger.kafka_topic import TopicCheck, check_topic, keep_forever
 from ledger.log import (
@@ -682,7 +683,9 @@ def _decode(
     recorded_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
     headers = tuple(record.headers)  # (name, value) pairs; a value may be None
     try:
-        event = from_record(record.key, record.value, record.headers)
+        event = fast_from_record(record.key, record.value, record.headers) or from_record(
+            record.key, record.value, record.headers
+        )
     except InvalidEvent as exc:
         reasons = "; ".join(exc.reasons)
         value = record.value or b""

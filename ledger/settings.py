@@ -120,8 +120,17 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Processes a projector catch-up or rebuild folds with (LEDGER_WORKERS); "
-        "0: one per CPU core, 1: none besides the projector itself. Used for a SQLite view "
-        "store and a backlog of 50,000 records or more.",
+        "0: one per CPU core, 1: none besides the projector itself. Used for a backlog of "
+        "50,000 records or more (embedded log) or a first catch-up (Kafka).",
+    )
+    dedupe_window_days: float = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="Kafka logs: keep the ids of applied events for this many days of event "
+        "time per partition, before the newest applied (LEDGER_DEDUPE_WINDOW_DAYS); a record "
+        "older than that whose id is not kept is parked, not applied (it may be a copy of an "
+        "event applied long ago). 0, the default: keep every id for ever.",
     )
     keys: str | None = Field(
         default=None,

@@ -68,6 +68,9 @@ class Seen(NamedTuple):
     digest: int | None
     partition: int | None
     offset: int | None
+    micros: int | None = None
+    """The event's time (microseconds): the dedupe window keeps ids by it (``None``: kept
+    for ever, as ids recorded before the window existed)."""
 
 
 def encode_headers(headers: Sequence[tuple[str, bytes]]) -> str | None:

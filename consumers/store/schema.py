@@ -26,18 +26,20 @@ TABLES = (
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
-_PROFILE_CONFLICT = (
+PROFILE_CONFLICT = (
     " ON CONFLICT (customer) DO UPDATE "
     "SET state = excluded.state, last_purchase = excluded.last_purchase, "
     "oldest_open_complaint = excluded.oldest_open_complaint, purchases = excluded.purchases"
 )
-_CONTACTS_CONFLICT = (
+CONTACTS_CONFLICT = (
     " ON CONFLICT (customer, slot, channel, direction, purpose) DO UPDATE "
     "SET n = {contact_slots}.n + excluded.n"
 )
-UPSERT_PROFILE = "INSERT INTO {profiles} VALUES (?, ?, ?, ?, ?)" + _PROFILE_CONFLICT
-UPSERT_CONTACTS = "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?)" + _CONTACTS_CONFLICT
-INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?, ?, ?, ?)"
+UPSERT_PROFILE = "INSERT INTO {profiles} VALUES (?, ?, ?, ?, ?)" + PROFILE_CONFLICT
+UPSERT_CONTACTS = "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?)" + CONTACTS_CONFLICT
+INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?, ?, ?, ?, ?)"
+PRUNE_APPLIED = "DELETE FROM {applied_events} WHERE partition = ? AND micros < ?"
+"""Forget the ids of a partition's events older than its dedupe horizon (issue 17)."""
 
 INSERT_DEAD_LETTER = (
     "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -52,11 +54,11 @@ DEAD_LETTER_COLUMNS = (
 # keys into plain rowid tables, so a scan gives them in key order (B-tree locality in the
 # views) with no sort in the committing process and no B-tree upkeep in the workers.
 STAGED_PROFILES = (
-    "INSERT INTO {profiles} SELECT * FROM {staged}.profiles WHERE true" + _PROFILE_CONFLICT
+    "INSERT INTO {profiles} SELECT * FROM {staged}.profiles WHERE true" + PROFILE_CONFLICT
 )
 STAGED_CONTACTS = (
     "INSERT INTO {contact_slots} SELECT * FROM {staged}.contact_slots WHERE true"
-    + _CONTACTS_CONFLICT
+    + CONTACTS_CONFLICT
 )
 STAGED_APPLIED = "INSERT INTO {applied_events} SELECT * FROM {staged}.applied_events"
 STAGED_DEAD_LETTERS = (
@@ -69,7 +71,7 @@ STAGING_DDL = [
     "CREATE TABLE contact_slots (customer TEXT, channel TEXT, direction TEXT, purpose TEXT, "
     "slot INTEGER, n INTEGER)",
     "CREATE TABLE applied_events (event_id TEXT, digest INTEGER, partition INTEGER, "
-    "offset INTEGER)",
+    "offset INTEGER, micros INTEGER)",
     "CREATE TABLE dead_letters (partition INTEGER, offset INTEGER, raw BLOB, reason TEXT, "
     "parked_at INTEGER, record_key BLOB, headers TEXT, record_timestamp INTEGER, "
     "first_partition INTEGER, first_offset INTEGER)",
@@ -221,7 +223,8 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         service.ddl(tables, postgres=postgres),
         *(create for _, create in view_indexes(tables, suffix)),
         f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY, "
-        f"digest {integer}, partition {integer}, {offset} {integer}){keyed}",
+        f"digest {integer}, partition {integer}, {offset} {integer}, micros {integer})"
+        f"{keyed}",
         f"CREATE TABLE IF NOT EXISTS {t['dead_letters']} (partition {integer} NOT NULL, "
         f"{offset} {integer} NOT NULL, raw {blob} NOT NULL, reason TEXT NOT NULL, "
         f"parked_at {integer} NOT NULL, record_key {blob}, headers TEXT, "

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from consumers.store.batch import Seen, StoreUnavailable
 from consumers.store.recorders import select_applied, select_profiles, select_seen
 from consumers.store.schema import TABLES
@@ -24,6 +26,10 @@ class Staging:
 
     path: Path
     suffix: str
+    postgres: str | None = None
+    """A PostgreSQL store: its URL (workers read it there; ``path`` only names the staging
+    directories, in the temporary directory)."""
+    schema: str = "public"
 
     def new_directory(self) -> Path:
         """A fresh directory for one run's staging files, beside the store (same disk)."""
@@ -49,10 +55,22 @@ def _alive(pid: int) -> bool:
 
 
 class ViewReader:
-    """Read-only access to a SQLite view store's profiles and applied ids, from another
-    process (a projector's worker: see consumers.shards)."""
+    """Read-only access to a view store's profiles and applied ids, from another process
+    (a projector's worker: see consumers.shards): SQLite or PostgreSQL."""
 
     def __init__(self, staging: Staging) -> None:
+        self.postgres = staging.postgres is not None
+        self.connection: Any
+        if staging.postgres is not None:
+            quoted = f'"{staging.schema}".'
+            self.tables = {t: f"{quoted}{t}{staging.suffix}" for t in TABLES}
+            try:
+                self.connection = psycopg.connect(
+                    staging.postgres.split("?", 1)[0], autocommit=True, connect_timeout=5
+                )
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"cannot open the view store: {exc}") from exc
+            return
         self.tables = {t: f"{t}{staging.suffix}" for t in TABLES}
         try:
             self.connection = sqlite3.connect(f"file:{staging.path}?mode=ro", uri=True)
@@ -60,19 +78,26 @@ class ViewReader:
             raise StoreUnavailable(f"cannot open the view store {staging.path}: {exc}") from exc
 
     def select(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        statement = statement.format(**self.tables)
         try:
-            return self.connection.execute(statement.format(**self.tables), params).fetchall()
-        except sqlite3.Error as exc:
+            if self.postgres:
+                statement = statement.replace("?", "%s").replace(" offset", ' "offset"')
+                return list(self.connection.execute(statement, params).fetchall())
+            return list(self.connection.execute(statement, params).fetchall())
+        except (sqlite3.Error, psycopg.Error) as exc:
             raise StoreUnavailable(f"cannot read the view store: {exc}") from exc
 
     def applied(self, event_ids: Sequence[str]) -> set[str]:
         return select_applied(self.select, event_ids)
 
     def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]:
-        return select_seen(self.select, event_ids)
+        return select_seen(self.select, event_ids, arrays=self.postgres)
 
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
-        return select_profiles(self.select, customers)
+        return select_profiles(self.select, customers, arrays=self.postgres)
+
+    def newest_times(self) -> dict[int, int]:
+        return dict(self.select("SELECT partition, last_event_time FROM {progress}"))
 
     def close(self) -> None:
         self.connection.close()

@@ -10,7 +10,10 @@ with the same id never counts twice.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,6 +54,7 @@ from consumers.store.recorders import (
 )
 from consumers.store.schema import (
     DEAD_LETTER_COLUMNS,
+    PRUNE_APPLIED,
     TABLES,
     batch_rows,
     view_indexes,
@@ -68,8 +72,8 @@ class ViewStore:
     """The read models of one log, in SQLite or PostgreSQL (same queries, same results)."""
 
     staging: Staging | None = None
-    """Set for a SQLite store: parallel projectors may stage their rows (see
-    :func:`write_staged`)."""
+    """Where parallel projectors' workers read the views and stage their rows (see
+    :func:`write_staged`): set by the SQLite and PostgreSQL stores."""
 
     def __init__(
         self, recorder: ViewRecorder, source: str, where: str, prefix: str = VIEWS
@@ -79,6 +83,10 @@ class ViewStore:
         self.source = source
         """Which log the positions belong to (``embedded`` or the Kafka topic)."""
         self.where = where
+        self.dedupe_window: int | None = None
+        """Keep applied ids for this long of event time (microseconds) per partition
+        (``None``: for ever); see :meth:`consumers.folding.Folder.too_old`."""
+        self._pruned: dict[int, int] = {}
         try:
             create_tables(recorder)
             add_columns(recorder)
@@ -120,10 +128,17 @@ class ViewStore:
 
     def seen(self, event_ids: Sequence[str]) -> dict[str, Seen]:
         """The applied ones of these events: content digest and position of each."""
-        return select_seen(self.recorder.select, event_ids)
+        postgres = isinstance(self.recorder, PostgresViewRecorder)
+        return select_seen(self.recorder.select, event_ids, arrays=postgres)
 
     def load_profiles(self, customers: Sequence[str]) -> dict[str, Profile]:
-        return select_profiles(self.recorder.select, customers)
+        postgres = isinstance(self.recorder, PostgresViewRecorder)
+        return select_profiles(self.recorder.select, customers, arrays=postgres)
+
+    def newest_times(self) -> dict[int, int]:
+        """Per partition, the newest event time applied (microseconds)."""
+        rows = self.recorder.select("SELECT partition, last_event_time FROM {progress}")
+        return {int(p): int(t) for p, t in rows}
 
     def _identity_prefix(self) -> str:
         return f"{self.prefix}|{self.source}:log="
@@ -170,7 +185,25 @@ class ViewStore:
         ]
         bumped = (batch.generation or 0) + 1 if batch.bump_generation else None
         guards.append((self.generation_name(), batch.generation, bumped))
-        return PreparedBatch(batch_rows(batch), sorted(guards), tuple(map(str, staged)))
+        rows = batch_rows(batch)
+        if self.dedupe_window is not None:  # after the inserts: no id older is left
+            rows.append((PRUNE_APPLIED, self._prune(batch)))
+        return PreparedBatch(rows, sorted(guards), tuple(map(str, staged)))
+
+    def _prune(self, batch: ViewBatch) -> list[tuple[Any, ...]]:
+        """``(partition, horizon)`` of the partitions whose ids older than the dedupe
+        window this batch forgets: those whose horizon (newest event time of the batch
+        less the window) moved by a hundredth of the window or more since this store
+        last pruned them (each prune scans the partition's ids)."""
+        assert self.dedupe_window is not None
+        step = max(self.dedupe_window // 100, 1)
+        rows = []
+        for partition, newest in sorted(batch.newest.items()):
+            horizon = newest - self.dedupe_window
+            if horizon - self._pruned.get(partition, -(1 << 62)) >= step:
+                rows.append((partition, horizon))
+                self._pruned[partition] = horizon
+        return rows
 
     def commit(self, batch: ViewBatch, staged: Sequence[Path] = ()) -> None:
         """Write a batch in one transaction (see :meth:`write`), with the view rows of
@@ -409,7 +442,8 @@ class ViewStore:
             raise StoreUnavailable(f"cannot prepare the rebuild tables: {exc}") from exc
         fresh = ViewStore(recorder, self.source, f"{self.where} (rebuild)", prefix=REBUILD_PREFIX)
         if self.staging is not None:
-            fresh.staging = Staging(self.staging.path, REBUILD_SUFFIX)
+            fresh.staging = dataclasses.replace(self.staging, suffix=REBUILD_SUFFIX)
+        fresh.dedupe_window = self.dedupe_window
         return fresh
 
     def swap_in(self, rebuild: ViewStore) -> None:
@@ -558,3 +592,13 @@ class PostgresViewStore(ViewStore):
                 f"cannot reach PostgreSQL at {parts.hostname}: {reason}"
             ) from exc
         super().__init__(PostgresViewRecorder(datastore), source, f"postgresql://{parts.hostname}")
+        # Worker processes read the views here and stage their rows in SQLite files under
+        # the temporary directory; the commit copies them in (see consumers.shards).
+        name = hashlib.sha256(f"{parts.hostname}:{parts.port}{parts.path}/{schema}".encode())
+        self.staging = Staging(
+            Path(tempfile.gettempdir()) / f"ledger-views-{name.hexdigest()[:16]}",
+            "",
+            postgres=url,
+            schema=schema,
+        )
+        self.staging.remove_stale()

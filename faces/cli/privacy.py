@@ -294,34 +294,6 @@ def keys_restore(ctx: click.Context, backup: Path) -> None:
 
 
 @click.command()
-@click.option("--to", "target", required=True, metavar="URL", help="The new log's URL.")
-@_JSON
-@click.pass_context
-def copy(ctx: click.Context, target: str, as_json: bool) -> None:
-    """Copy the log into a new one, encrypting personal data on the way (new seals).
-
-    For logs written before encryption: afterwards point LEDGER_LOG at the copy, seal it
-    (ledger audit seal), rebuild the views, and destroy the old file (docs/privacy.md).
-
-    \b
-    Example:
-      ledger copy --to sqlite:///ledger-data/ledger-encrypted.db
-    """
-    settings = _settings(ctx)
-    if target == settings.log_url:
-        raise click.UsageError("--to names the log being copied")
-    with (
-        open_log(settings, create=False) as source,
-        open_log(settings.model_copy(update={"log": target})) as copied,
-    ):
-        appended, duplicates = privacy.copy_log(source, copied, batch_size=settings.batch_size)
-    if as_json:
-        click.echo(orjson.dumps({"appended": appended, "duplicates": duplicates, "to": target}))
-    else:
-        click.echo(f"{appended} event(s) copied ({duplicates} already there)")
-
-
-@click.command()
 @_JSON
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool) -> None:
@@ -358,4 +330,5 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(3)
 
 
-PRIVACY_COMMANDS = [erase, erasures, subject_access, keys, copy, doctor]
+PRIVACY_COMMANDS = [erase, erasures, subject_access, keys, doctor]
+"""(``ledger copy``, which also encrypts an old log, is in :mod:`faces.cli.scale`.)"""

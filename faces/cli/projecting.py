@@ -234,6 +234,11 @@ def project_status(ctx: click.Context, as_json: bool) -> None:
         for c in status.cleartext.values():
             last = f"{c.partition}:{c.offset}"
             click.echo(f"  partition {c.partition}: {c.count} record(s), the last at {last}")
+    if answer.group is not None:
+        group = answer.group
+        click.echo(f"group {group.group_id}: {len(group.members)} member(s), {group.state}")
+        for warning in group.warnings:
+            click.echo(f"warning: {warning}", err=True)
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     if problems:

