@@ -55,10 +55,12 @@ def _added(*fields: str) -> Upcaster:
         return data
 
     _ADDITIVE.add(upcaster)
+    _ADDED_BY[upcaster] = frozenset(fields)
     return upcaster
 
 
 _ADDITIVE: set[Upcaster] = set()
+_ADDED_BY: dict[Upcaster, frozenset[str]] = {}
 
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("feedback.given", 1): _feedback_v1_to_v2,
@@ -76,6 +78,18 @@ ADDITIVE_TYPES = frozenset(
 )
 """Types whose every older version is the current one minus optional fields (their
 upcasters change nothing): a stored older document of these validates as it is."""
+
+ADDED_SINCE_V1: dict[str, frozenset[str]] = {
+    name: frozenset().union(
+        *(
+            _ADDED_BY[UPCASTERS[(name, step)]]
+            for step in range(1, EVENT_CLASSES[name].schema_version)
+        )
+    )
+    for name in ADDITIVE_TYPES
+}
+"""Per additive type, the optional fields its later versions added: a version 1 document
+that sends one of them is refused (it must name the version that has it)."""
 
 
 def upcast(raw: Mapping[str, Any]) -> Mapping[str, Any]:

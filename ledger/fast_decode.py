@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from pydantic.plugin._schema_validator import PluggableSchemaValidator
 from pydantic_core import SchemaValidator
 
+from ledger.codec import ADDED_SINCE_V1
 from ledger.events import EVENT_CLASSES, Touchpoint
 
 _HEADERS = {
@@ -51,7 +52,9 @@ _CURRENT: dict[str, str | None] = {
 """Per type, the ``ce_dataschema`` a record needs no upcasting with (``None``: absent; a
 record of an older version takes the general path, which upcasts it)."""
 _SPACE_BEFORE_COLON = re.compile(rb'"[ \t\r\n]+:')
-_NEGATIVE_ZERO = re.compile(rb"-0(?![.0-9])")
+_NEGATIVE_ZERO = re.compile(rb"[:\[,][ \t\r\n]*-0(?![.0-9])")
+"""A ``-0`` where a number may stand (not inside a string such as a UUID, ``...-0fb2...``;
+a string that merely looks like it only sends the record down the general path)."""
 
 
 def fast_from_record(
@@ -81,10 +84,14 @@ def fast_from_record(
         return None
     event_type = str(attributes["type"])
     validator = _VALIDATORS.get(event_type)
-    if validator is None or attributes.get("dataschema") != _CURRENT[event_type]:
+    if validator is None:
         return None
+    schema = attributes.get("dataschema")
+    version_1 = schema is None and event_type in ADDED_SINCE_V1
+    if schema != _CURRENT[event_type] and not version_1:
+        return None  # an older version to upcast: the general path
     data = _plain_object(value)
-    if data is None:
+    if data is None or (version_1 and not ADDED_SINCE_V1[event_type].isdisjoint(data)):
         return None
     attributes["data"] = data
     try:

@@ -234,6 +234,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
             "contact_slots": [],
             "applied_events": [],
             "dead_letters": [],
+            service.TABLE: [],
         }
         for path in paths:
             staged = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -247,6 +248,8 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
                 self._copy(cursor, statement, found[table])
         if found["dead_letters"]:
             cursor.executemany(self.sql(INSERT_DEAD_LETTER), found["dead_letters"])
+        if found[service.TABLE]:
+            cursor.executemany(self.sql(service.INSERT), found[service.TABLE])
         if found["applied_events"]:
             ids = self._temporary(cursor, "applied_events")
             with cursor.copy(f"COPY {ids} FROM STDIN") as copy:
