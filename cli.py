@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from faces.cli import audit, decisions, demo, log, projecting, views
+from faces.cli import audit, decisions, demo, log, projecting, serve, views
 from faces.cli.render import LedgerGroup, warnings_to_stderr
 from ledger.errors import ConfigurationError
 from ledger.redact import redact
@@ -69,6 +69,8 @@ main.add_command(decisions.may_contact)
 main.add_command(decisions.violations)
 main.add_command(decisions.pressure_command)
 main.add_command(audit.audit)
+main.add_command(serve.serve)
+main.add_command(serve.api_keys_group)
 
 if __name__ == "__main__":
     main()

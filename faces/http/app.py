@@ -1,0 +1,96 @@
+"""The ASGI application of ``ledger serve``: :func:`create_app` assembles the routers by
+area (ingest, query, decisions, operations, dashboard), the API-key checks, error answers
+and metrics. Stateless: every request reads the log and the views afresh, so any number of
+processes can serve one ledger."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from application.api_keys import KeyRing
+from faces.http import dashboard, decisions, ingest, operations, query
+from faces.http.common import ServerState, json_answer
+from faces.http.metrics import HttpMetrics
+from ledger.errors import LedgerError, LogUnavailable, NotFound
+from ledger.redact import redact
+from ledger.settings import Settings
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_BATCH_EVENTS = 10_000
+RETRY_AFTER_SECONDS = 5
+
+
+def create_app(
+    settings: Settings,
+    *,
+    auth: bool = True,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_batch_events: int = MAX_BATCH_EVENTS,
+    ready_max_lag: int = 10_000,
+) -> FastAPI:
+    """The HTTP face of the ledger ``settings`` describes (``auth=False``: no API keys
+    asked for; for a laptop only)."""
+    app = FastAPI(
+        title="touchpoint-ledger",
+        description="Touchpoints in (CloudEvents), profiles, contacts and contact-policy "
+        "decisions out: the same answers as the `ledger` CLI's --json.",
+        version="1",
+    )
+    state = ServerState(
+        settings=settings,
+        keys=KeyRing(settings),
+        metrics=HttpMetrics(settings),
+        auth=auth,
+        max_body_bytes=max_body_bytes,
+        max_batch_events=max_batch_events,
+        ready_max_lag=ready_max_lag,
+    )
+    app.state.ledger = state
+    for area in (ingest, query, decisions, operations, dashboard):
+        app.include_router(area.router)
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "(unmatched)")
+        metrics = state.metrics
+        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return json_answer(detail, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        problems = [f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()]
+        return json_answer({"error": "; ".join(problems), "problems": problems}, 422)
+
+    @app.exception_handler(LogUnavailable)
+    async def unavailable(_: Request, exc: LogUnavailable) -> Response:
+        return json_answer(
+            {"error": " ".join(redact(str(exc)).split())},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> Response:
+        return json_answer({"error": str(exc)}, status_code=404)
+
+    @app.exception_handler(LedgerError)
+    async def refused(_: Request, exc: LedgerError) -> Response:
+        return json_answer({"error": " ".join(redact(str(exc)).split())}, status_code=422)
+
+    return app
