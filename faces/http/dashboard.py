@@ -111,8 +111,8 @@ def bars(rows: list[tuple[str, int]], chart_id: str, label: str) -> str:
         y = number * line + 2
         parts.append(
             f'<text x="0" y="{y + 14}">{escape(name)}</text>'
-            f'<rect class="bar" x="200" y="{y}" width="{360 * n / peak:.1f}" height="16" '
-            f'fill="{COLOURS[0]}"/><text x="{206 + 360 * n / peak:.1f}" y="{y + 13}">{n}</text>'
+            f'<rect class="bar" x="300" y="{y}" width="{260 * n / peak:.1f}" height="16" '
+            f'fill="{COLOURS[0]}"/><text x="{306 + 260 * n / peak:.1f}" y="{y + 13}">{n}</text>'
         )
     if not rows:
         parts.append('<text x="0" y="14">none</text>')

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -130,3 +130,8 @@ def projector_registry(settings: Settings) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(ProjectorCollector(settings))
     return registry
+
+
+def serve_projector_metrics(settings: Settings, port: int, host: str = "0.0.0.0") -> None:
+    """Serve the projector series on ``host:port``/metrics from a daemon thread."""
+    start_http_server(port, addr=host, registry=projector_registry(settings))
