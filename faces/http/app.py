@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
+from application import wiring
 from application.api_keys import KeyRing
 from faces.http import dashboard, decisions, ingest, operations, query
 from faces.http.common import ServerState, json_answer
@@ -51,6 +52,7 @@ def create_app(
         ready_max_lag=ready_max_lag,
     )
     app.state.ledger = state
+    wiring.keep_open()  # one log and one store per server thread, not one per request
     for area in (ingest, query, decisions, operations, dashboard):
         app.include_router(area.router)
 
@@ -79,6 +81,7 @@ def create_app(
 
     @app.exception_handler(LogUnavailable)
     async def unavailable(_: Request, exc: LogUnavailable) -> Response:
+        wiring.forget_kept()  # reconnect on the next request
         return json_answer(
             {"error": " ".join(redact(str(exc)).split())},
             status_code=503,
