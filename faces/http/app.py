@@ -6,7 +6,10 @@ processes can serve one ledger."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -24,6 +27,8 @@ from ledger.settings import Settings
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_BATCH_EVENTS = 10_000
 RETRY_AFTER_SECONDS = 5
+SERVER_THREADS = 8
+"""Threads per server process that run the application functions (anyio's default: 40)."""
 
 
 class Measured:
@@ -62,10 +67,20 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_batch_events: int = MAX_BATCH_EVENTS,
     ready_max_lag: int = 10_000,
+    threads: int = SERVER_THREADS,
 ) -> FastAPI:
     """The HTTP face of the ledger ``settings`` describes (``auth=False``: no API keys
     asked for; for a laptop only)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Each server thread keeps its own log and store connections (and SQLite page
+        # caches): a few threads bound the memory; more would only queue on 2 cores.
+        to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="touchpoint-ledger",
         description="Touchpoints in (CloudEvents), profiles, contacts and contact-policy "
         "decisions out: the same answers as the `ledger` CLI's --json.",

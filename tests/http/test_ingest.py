@@ -241,3 +241,27 @@ def test_http_ingest_on_kafka_then_a_projector_applies_it(
     with server.client(token) as http:
         profiles = [http.get(f"/v1/customers/C{n}/profile?fresh=false").json() for n in range(3)]
     assert [p["by_type"]["touchpoint.email"] for p in profiles] == [3, 3, 3]
+
+
+def test_may_contact_with_record_appends_the_decision(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    env = ledger_env(tmp_path)
+    both = new_key(env, "campaigns", "contact-check", "publish", "read")
+    server = start_server(env)
+    with server.client(both) as http:
+        http.post("/v1/events", content=orjson.dumps(event("e-1", "C1")), headers=STRUCTURED)
+        asked = http.get(
+            "/v1/may-contact?customer=C1&channel=email&purpose=marketing"
+            "&at=2025-06-30T12:00:00Z&record=true&requested_by=spring-sale"
+        )
+        dashboard_without_key = httpx.get(f"{server.url}/dashboard")
+    assert asked.status_code == 200
+    decision = asked.json()
+    assert decision["allowed"] is False  # no e-mail consent on record
+    recorded = [
+        orjson.loads(x)["event"] for x in ledger(env, "history", "C1", "--json").splitlines()
+    ]
+    assert [e["type"] for e in recorded] == ["touchpoint.email", "contact.blocked"]
+    assert recorded[1]["data"]["requested_by"] == "spring-sale"
+    assert dashboard_without_key.status_code == 401
