@@ -13,6 +13,11 @@ from faces.http.app import create_app
 from ledger.settings import Settings
 
 _OPTIONS = "LEDGER_SERVE_OPTIONS"
+SERVER_SQLITE_CACHE_MB = 8
+"""SQLite page cache per connection of a server thread, unless LEDGER_SQLITE_CACHE_MB says
+otherwise: every thread keeps its own connections, and with the 256 MiB a batch job wants,
+a server's memory would grow with each connection's cache up to the size of the database
+(the operating system caches the file for all of them anyway)."""
 
 
 def configure(settings: Settings, **options: Any) -> None:
@@ -20,6 +25,7 @@ def configure(settings: Settings, **options: Any) -> None:
     os.environ["LEDGER_LOG"] = settings.log_url
     os.environ["LEDGER_DATA_DIR"] = str(settings.data_dir)
     os.environ[_OPTIONS] = json.dumps(options)
+    os.environ.setdefault("LEDGER_SQLITE_CACHE_MB", str(SERVER_SQLITE_CACHE_MB))
 
 
 def app() -> FastAPI:
