@@ -11,13 +11,14 @@ appended by this call.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from application.wiring import open_log
 from ledger.codec import event_from_json, parse_event
-from ledger.errors import InvalidEvent
+from ledger.errors import InvalidEvent, LogUnavailable
 from ledger.events import Touchpoint
 from ledger.log import Appended, EventLog
 from ledger.settings import Settings
@@ -103,7 +104,21 @@ def append_to(log: EventLog, documents: list[Document]) -> IngestAnswer:
     return IngestAnswer([r for r in results if r is not None])
 
 
+OPEN_ATTEMPTS = 4
+"""Opening the embedded log while other processes write to it can meet a busy file (SQLite
+takes a lock to check its tables); it is tried again after 50, 100 and 200 ms."""
+
+
 def append_documents(settings: Settings, documents: list[Document]) -> IngestAnswer:
     """Validate and append ``documents`` to the ledger's log (opened for this call)."""
-    with open_log(settings) as log:
-        return append_to(log, documents)
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            log = open_log(settings)
+        except LogUnavailable as exc:
+            if "locked" not in str(exc) or attempt == OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+            continue
+        with log:
+            return append_to(log, documents)
+    raise AssertionError("unreachable")

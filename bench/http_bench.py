@@ -230,6 +230,7 @@ def ingest_over_http(port: int, token: str, lines: list[bytes], batch: int, clie
     queue = list(reversed(chunks))
     lock = threading.Lock()
     failures: list[str] = []
+    retried = [0]
 
     def post() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -250,7 +251,7 @@ def ingest_over_http(port: int, token: str, lines: list[bytes], batch: int, clie
             )
             response = connection.getresponse()
             answer = json.loads(response.read())
-            if response.status != 200 or answer["accepted"] != len(chunk):
+            if response.status != 200 or answer["accepted"] + answer["duplicates"] != len(chunk):
                 failures.append(f"{response.status}: {str(answer)[:200]}")
 
     started = time.perf_counter()
@@ -262,6 +263,8 @@ def ingest_over_http(port: int, token: str, lines: list[bytes], batch: int, clie
     elapsed = time.perf_counter() - started
     if failures:
         raise SystemExit(f"ingest failed: {failures[:3]}")
+    if retried[0]:
+        print(f"  ({retried[0]} requests answered 503 and were sent again)")
     return elapsed
 
 

@@ -1,7 +1,8 @@
 """The ASGI application of ``ledger serve``: :func:`create_app` assembles the routers by
 area (ingest, query, decisions, operations, dashboard), the API-key checks, error answers
-and metrics. Stateless: every request reads the log and the views afresh, so any number of
-processes can serve one ledger."""
+and metrics. Stateless: every request reads the log and the views afresh (through
+connections each server thread keeps open), so any number of processes can serve one
+ledger."""
 
 from __future__ import annotations
 
