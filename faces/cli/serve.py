@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+from contextlib import closing
 from pathlib import Path
 
 import click
 
 from application import api_keys
+from application.wiring import open_log, open_store
 from faces.cli.options import json_option, settings_of
 from faces.cli.render import echo_json
+from ledger.errors import ConfigurationError
+from ledger.settings import Settings
 
 
 @click.command()
@@ -78,6 +83,7 @@ def serve(
     from faces.http.serving import configure
 
     settings = settings_of(ctx)
+    _preflight(settings, host, port)
     configure(
         settings,
         auth=not no_auth,
@@ -95,6 +101,20 @@ def serve(
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
+
+
+def _preflight(settings: Settings, host: str, port: int) -> None:
+    """Refuse to start, with one line, what could never serve: an address that does not
+    resolve, a data folder that cannot be made, a key file that cannot be read, a log or
+    view store that cannot be opened (the embedded log is created: ingest will write it)."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ConfigurationError(f"--host {host[:80]!r}: {exc}") from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    api_keys.list_keys(settings)
+    with open_log(settings), closing(open_store(settings)):
+        pass
 
 
 @click.group("api-keys")
