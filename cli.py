@@ -20,6 +20,7 @@ from faces.cli import (
     privacy,
     projecting,
     scale,
+    serve,
     service_levels,
     views,
 )
@@ -85,6 +86,8 @@ main.add_command(service_levels.churn)
 for command in privacy.PRIVACY_COMMANDS:
     main.add_command(command)
 main.add_command(scale.copy)
+main.add_command(serve.serve)
+main.add_command(serve.api_keys_group)
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ from application.fresh import CustomerNow, customer_fresh, customer_in_views
 from application.privacy import stored_customer_id
 from application.reading import history, revealer
 from application.wiring import fresh_by_default, known_partitions, open_log, open_store
-from ledger.errors import LedgerError
+from ledger.errors import NotFound
 from ledger.settings import Settings
 from projections import frequency
 from projections.frequency import Window
@@ -80,12 +80,12 @@ def customer_profile(
     if until or recorded_by:
         found = history(settings, customer, until, recorded_by).profile()
         if found is None:
-            raise LedgerError(f"no touchpoints of customer {customer!r} by then")
+            raise NotFound(f"no touchpoints of customer {customer!r} by then")
     else:
         current = current_customer(settings, customer, fresh, Window(0, 0))
         found, freshness = current.profile, current.freshness
         if found is None:
-            raise LedgerError(f"no profile for customer {customer!r} (try: ledger project run)")
+            raise NotFound(f"no profile for customer {customer!r} (try: ledger project run)")
     now = at or until or recorded_by or datetime.now(UTC)
     return ProfileAnswer(revealer(settings).profile(found), now, freshness)
 

@@ -13,6 +13,7 @@ import itertools
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import IO
 
@@ -62,7 +63,10 @@ def default_policy() -> LoadedPolicy:
     return parse_policy(DEFAULT_POLICY.read_text(), "(built-in policy)")
 
 
+@cache
 def default_history() -> PolicyHistory:
+    """The built-in policy's history, parsed once per process (a decision asks for it every
+    time; parsing took ~0.3 ms of a ~0.8 ms decision). Nothing changes it in place."""
     return PolicyHistory([default_policy()])
 
 

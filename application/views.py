@@ -26,6 +26,11 @@ def most_contacted(
         )
 
 
+def most_contacted_dicts(rows: list[tuple[str, int]]) -> list[dict[str, object]]:
+    """The answer for machines (``ledger contacts top --json``)."""
+    return [{"customer": c, "contacts": n} for c, n in rows]
+
+
 def customers(
     settings: Settings, now: datetime, *, status: str | None, at_risk: bool, limit: int | None
 ) -> list[str]:

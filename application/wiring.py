@@ -6,7 +6,10 @@ objects too; the write-side modules never import the read side.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from consumers.store import PostgresViewStore, SQLiteViewStore, ViewStore
@@ -20,10 +23,63 @@ from ledger.redact import redact_url
 from ledger.settings import KafkaLogTarget, Settings, parse_log_url
 from ledger.sqlite_log import SQLiteLog
 
+_T = TypeVar("_T")
+
+
+class _Kept(threading.local):
+    """The logs and stores one thread keeps open (see :func:`keep_open`)."""
+
+    def __init__(self) -> None:
+        self.generation = -1
+        self.opened: dict[tuple[str, ...], Any] = {}
+
+
+_kept = _Kept()
+_keeping = {"on": 0, "generation": 0}
+"""Whether this process keeps logs and stores open, and the generation of what is kept."""
+
+
+def keep_open() -> None:
+    """From now on, in this process, :func:`open_log` and :func:`open_store` hand each thread
+    one log and one store per URL, kept open: closing them does nothing. For a long-running
+    face (the HTTP server answers thousands of questions a second; opening a SQLite file or a
+    Kafka producer per question would cost more than the answer). Every use case works
+    unchanged: it opens and closes as before."""
+    _keeping["on"] = 1
+
+
+def forget_kept() -> None:
+    """Open afresh from now on (after a log or store became unreachable): every thread drops
+    what it kept at its next open."""
+    _keeping["generation"] += 1
+
+
+def _noop() -> None:
+    return None
+
+
+def _reused(key: tuple[str, ...], make: Callable[[], _T]) -> _T:
+    if not _keeping["on"]:
+        return make()
+    if _kept.generation != _keeping["generation"]:
+        _kept.opened, _kept.generation = {}, _keeping["generation"]
+    found = _kept.opened.get(key)
+    if found is None:
+        found = make()
+        setattr(found, "close", _noop)  # shared by this thread's later calls  # noqa: B010
+        _kept.opened[key] = found
+    return found
+
 
 def open_log(settings: Settings, *, create: bool = True) -> EventLog:
     """The log ``settings`` point at, encrypting personal values on append (unless
     ``settings.encrypt`` is off). ``create=False`` refuses to start an empty one."""
+    return _reused(
+        ("log", settings.log_url, str(create)), lambda: _open_log(settings, create=create)
+    )
+
+
+def _open_log(settings: Settings, *, create: bool) -> EventLog:
     target = parse_log_url(settings.log_url)
     log: EventLog
     if isinstance(target, KafkaLogTarget):
@@ -68,6 +124,10 @@ def log_name(settings: Settings) -> str:
 def open_store(settings: Settings) -> ViewStore:
     """The view store ``settings`` point at: ``sqlite:///PATH`` or
     ``postgresql://user:password@host:port/database[?schema=NAME]``."""
+    return _reused(("store", settings.store_url, settings.log_url), lambda: _open_store(settings))
+
+
+def _open_store(settings: Settings) -> ViewStore:
     url = settings.store_url
     scheme, _, rest = url.partition("://")
     window = round(settings.dedupe_window_days * 86_400_000_000) or None

@@ -34,6 +34,10 @@ class InvalidEvent(LedgerError):
         super().__init__("; ".join(reasons))
 
 
+class NotFound(LedgerError):
+    """What was asked about is not there (a customer with no profile or no touchpoints)."""
+
+
 class LogUnavailable(LedgerError):
     """The event log cannot be reached, opened or written (broker down, file missing)."""
 

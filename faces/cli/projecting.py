@@ -18,6 +18,7 @@ from faces.cli.options import (
     workers_option,
 )
 from faces.cli.render import echo_json
+from faces.http.metrics import serve_projector_metrics
 from ledger.codec import event_to_dict
 from ledger.errors import LedgerError
 from ledger.stopping import exit_code, signal_name, stop_on_signals
@@ -50,6 +51,11 @@ def project() -> None:
 @click.option("--group", "group_id", help="Kafka consumer group (env LEDGER_GROUP_ID).")
 @workers_option
 @validate_option
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics (positions, lag, parked records) on this port.",
+)
 @json_option
 @click.pass_context
 def project_run(
@@ -60,6 +66,7 @@ def project_run(
     group_id: str | None,
     workers: int | None,
     validate: bool,
+    metrics_port: int | None,
     as_json: bool,
 ) -> None:
     """Bring the profile and contact-frequency views up to date with the log.
@@ -83,7 +90,10 @@ def project_run(
     Example:
       ledger project run
       ledger project run --follow --batch-size 1000
+      ledger project run --follow --metrics-port 9108
     """
+    if metrics_port is not None:
+        serve_projector_metrics(settings_of(ctx), metrics_port)
     with stop_on_signals() as stop:
         report = projecting.run(
             settings_of(ctx),

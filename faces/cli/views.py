@@ -198,7 +198,7 @@ def contacts_top(
         limit=limit,
     )
     if as_json:
-        echo_json([{"customer": c, "contacts": n} for c, n in rows])
+        echo_json(views.most_contacted_dicts(rows))
         return
     table = Table("customer", f"contacts in {window}", title=f"Most contacted up to {now:%Y-%m-%d}")
     for customer, n in rows:
