@@ -55,8 +55,9 @@ def copy(
     """
     if (target is None) == (to is None):
         raise click.UsageError("give the target log once: TARGET or --to URL")
-    target = target or to
-    assert target is not None
+    target = target if target is not None else to
+    if not target:
+        raise click.UsageError("the target log URL is empty")
     settings = ctx.obj
     assert isinstance(settings, Settings)
     update: dict[str, object] = {"log": target}
