@@ -48,6 +48,7 @@ from consumers.folding import PROJECTOR_BATCH
 from consumers.kafka_group import GroupProjector, follow_group
 from consumers.projector import Projector, rebuild
 from consumers.store import DeadLetter, encode_headers
+from faces.cli import identity as identity_commands
 from ledger import audit as ledger_audit
 from ledger import strict
 from ledger.asyncapi import asyncapi_document
@@ -2390,6 +2391,11 @@ def audit_export(ctx: click.Context, out: Path) -> None:
     with closing(store):
         path = ledger_audit.export(store, log_name(settings), out)
     click.echo(str(path))
+
+
+# -- identity (issue 12): faces/cli/identity.py ------------------------------------------
+for _command in identity_commands.COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from application.fresh import CustomerNow, blind, customers_now, decision_lock, read_views
+from application.fresh import (
+    CustomerNow,
+    blind,
+    compose,
+    customers_now,
+    decision_lock,
+    read_views,
+)
+from application.identity import people
 from application.policy_files import default_history, load_policies
 from application.wiring import known_partitions, open_log, open_store
 from consumers.store import ViewStore
@@ -214,27 +222,36 @@ class Ledger:
         rules = loaded.policy.freshness
         longest = loaded.policy.longest_window()
         window = Window.rolling(at + timedelta(days=32), longest + timedelta(days=32))
+        limit_people = self.settings.identity_max_customers
         try:
             log = self.log
             partitions = self._partitions or log.partitions()
             self._partitions = partitions
         except LogUnavailable as exc:
-            snapshot = read_views(self.store, known_partitions(self.settings), customers, window)
-            now = {c: blind(snapshot, c, f"the log cannot be read: {exc}") for c in customers}
+            # Every identifier of each person is asked about too: caps count them all.
+            persons = people(self.store, customers, max_customers=limit_people)
+            members = sorted({m for p in persons.values() for m in p.members})
+            snapshot = read_views(self.store, known_partitions(self.settings), members, window)
+            parts = {m: blind(snapshot, m, f"the log cannot be read: {exc}") for m in members}
         else:
-            snapshot = read_views(self.store, partitions, customers, window)
+            persons = people(self.store, customers, log, max_customers=limit_people)
+            members = sorted({m for p in persons.values() for m in p.members})
+            snapshot = read_views(self.store, partitions, members, window)
             limit = max(rules.of(p).max_unprojected for p in PURPOSES)
             hold = max(parse_duration(rules.of(p).reserve_for or "1m") for p in PURPOSES)
-            now = customers_now(
+            parts = customers_now(
                 log,
                 self.store,
                 snapshot,
-                customers,
+                members,
                 window,
                 limit=limit,
                 kept_since=at - hold,
                 deciding=True,
             )
+        now = {
+            c: compose(c, persons[c], {m: parts[m] for m in persons[c].members}) for c in customers
+        }
         decisions = []
         for customer, channel, purpose in requests:
             decision = self._one(loaded, now[customer], channel, purpose, at)

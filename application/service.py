@@ -7,16 +7,19 @@ side (the rest of ``ledger``), the read models (``projections``) and their runne
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from application.identity import facts_in_log, graph_of
 from application.pressure import PressureReport, pressure
 from application.report import RelationshipReport, relationship_report
 from consumers.folding import item_of_stored
@@ -50,6 +53,8 @@ from ledger.stopping import Stop
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, content_digest, fact_of
+from projections.identity import MAX_CUSTOMERS, Person
+from projections.person import combine
 from projections.policy import PolicyHistory
 from projections.profile import Profile
 from projections.violations import Violation, violations
@@ -96,9 +101,36 @@ def replay(
     where: ReadFilter = EVERYTHING,
     limit: int | None = None,
 ) -> Iterator[LogRecord]:
-    """The history in log order, filtered; at most ``limit`` records."""
-    records = log.read(start, where)
+    """The history in log order, filtered; at most ``limit`` records. A customer filter
+    follows the identity graph: the records of every identifier of the person."""
+    records = _read_person(log, start, where)
     return itertools.islice(records, limit) if limit is not None else records
+
+
+def person_members(
+    log: EventLog,
+    customer: str,
+    *,
+    until: datetime | None = None,
+    recorded_by: datetime | None = None,
+    max_customers: int = MAX_CUSTOMERS,
+) -> Person:
+    """The person ``customer`` belonged to at ``until`` (event time; ``None``: now), by the
+    identity facts in the log (recorded by ``recorded_by``)."""
+    facts = facts_in_log(log, until=until, recorded_by=recorded_by)
+    return graph_of(facts, at=until, max_customers=max_customers).person(customer)
+
+
+def _read_person(log: EventLog, start: Positions | None, where: ReadFilter) -> Iterator[LogRecord]:
+    """``log.read`` with a customer filter widened to every member of the person, in log
+    order (per partition, by offset)."""
+    if where.customer is None:
+        return log.read(start, where)
+    members = person_members(log, where.customer).members
+    if len(members) == 1:
+        return log.read(start, replace(where, customer=members[0]))
+    reads = [log.read(start, replace(where, customer=m)) for m in members]
+    return heapq.merge(*reads, key=lambda r: (r.position.partition, r.position.offset))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +152,7 @@ def replay_once(
     """:func:`replay`, each id once as the projections count it: on a log that may repeat
     ids (Kafka), a later copy comes as a :class:`Repeat` instead (not counted in
     ``limit``). Holds each id given so far (~150 bytes each) for the comparison."""
-    records = log.read(start, where)
+    records = _read_person(log, start, where)
     if log.refuses_duplicates_across_batches:
         yield from itertools.islice(records, limit) if limit is not None else records
         return
@@ -145,23 +177,40 @@ def replay_once(
 
 @dataclass
 class History:
-    """One customer's records up to a moment, in event-time order."""
+    """One person's records up to a moment, in event-time order."""
 
     customer: str
     records: list[LogRecord]
     """Decoded records (each once, by event id), oldest event first."""
     undecodable: list[LogRecord]
-    """The customer's records that cannot be decoded (reported, never hidden)."""
+    """The person's records that cannot be decoded (reported, never hidden)."""
+    person: str | None = None
+    """The person's id in the identity graph as it stood then (``None``: no graph)."""
+    members: tuple[str, ...] = ()
+    """Every customer id and identifier of the person then (their records are here)."""
 
     def facts(self) -> list[Fact]:
         return [fact_of(r.event) for r in self.records if r.event is not None]
 
     def profile(self) -> Profile | None:
-        """The profile as it stood: the projection's own code over this history."""
-        return profile.replay(self.customer, self.facts()) if self.records else None
+        """The profile as it stood: the projection's own code over this history, per
+        member, composed as the live answer composes the views."""
+        if not self.records:
+            return None
+        if len(self.members) <= 1:
+            return profile.replay(self.customer, self.facts())
+        by_member: dict[str, list[Fact]] = {}
+        for fact in self.facts():
+            by_member.setdefault(fact.subject, []).append(fact)
+        parts = {m: profile.replay(m, facts) for m, facts in by_member.items()}
+        return combine(self.person or self.customer, parts)
 
     def contacts(self) -> frequency.ContactCounts:
-        return frequency.replay(self.facts())
+        """Contact counts, every member's counted under the asked customer."""
+        facts = self.facts()
+        if len(self.members) > 1:
+            facts = [dataclasses.replace(f, subject=self.customer) for f in facts]
+        return frequency.replay(facts)
 
 
 def history(
@@ -170,15 +219,19 @@ def history(
     *,
     until: datetime | None = None,
     recorded_by: datetime | None = None,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> History:
-    """A customer's history as it stood: events that *happened* by ``until`` (event time,
+    """A person's history as it stood: events that *happened* by ``until`` (event time,
     inclusive) and that the ledger had *recorded* by ``recorded_by`` (append time,
-    inclusive). Either may be left open. An event re-published with the same id counts
-    once, as in the projections."""
-    where = ReadFilter(customer=customer, until=until + MICROSECOND if until else None)
+    inclusive), of every identifier the identity graph gave the person then. Either may
+    be left open. An event re-published with the same id counts once, as in the
+    projections."""
+    person = person_members(
+        log, customer, until=until, recorded_by=recorded_by, max_customers=max_customers
+    )
     seen: set[str] = set()
     records, undecodable = [], []
-    for record in log.read(None, where):
+    for record in _read_members(log, person.members, until):
         if recorded_by is not None and record.recorded_at > recorded_by:
             continue
         if record.event is None:
@@ -187,7 +240,16 @@ def history(
             seen.add(record.event.id)
             records.append(record)
     records.sort(key=lambda r: r.event.time if r.event else r.recorded_at)
-    return History(customer, records, undecodable)
+    return History(customer, records, undecodable, person.id, person.members)
+
+
+def _read_members(
+    log: EventLog, members: Sequence[str], until: datetime | None
+) -> Iterator[LogRecord]:
+    for member in members:
+        yield from log.read(
+            None, ReadFilter(customer=member, until=until + MICROSECOND if until else None)
+        )
 
 
 def find_violations(

@@ -13,12 +13,14 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     field_validator,
 )
 
+from ledger.identifiers import SUBJECT_SCHEMA_PATTERN, check_plain_customer, check_subject
 from ledger.payloads import (
     CallData,
     ChatData,
@@ -28,8 +30,12 @@ from ledger.payloads import (
     ContactBlockedData,
     ContactDecisionData,
     CustomerDetailsData,
+    CustomerMergedData,
+    CustomerUnmergedData,
     EmailData,
     FeedbackData,
+    IdentityLinkData,
+    IdentityUnlinkData,
     Moment,
     Payload,
     PurchaseData,
@@ -56,8 +62,22 @@ CustomerId = Annotated[
         min_length=1,
         max_length=128,
         pattern=r"^[\x21-\x7e]+$",
-        description="The customer's id; also the Kafka record key.",
+        description="The customer's id, or an identifier of the customer in its normal form "
+        "(phone:+E164, email:address, external:system:id); also the Kafka record key.",
+        json_schema_extra={"pattern": SUBJECT_SCHEMA_PATTERN},
     ),
+    AfterValidator(check_subject),
+]
+PlainCustomerId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A customer id (identity events are about customers, not identifiers).",
+        json_schema_extra={"pattern": r"^(?!(phone|email|external):)[\x21-\x7e]+$"},
+    ),
+    AfterValidator(check_plain_customer),
 ]
 _UTF8 = "[Uu][Tt][Ff]-8"
 JSON_MEDIA_TYPE_PROBLEM = "is not application/json (the only parameter allowed is charset=utf-8)"
@@ -206,6 +226,30 @@ class ContactBlocked(TouchpointEvent):
     data: ContactBlockedData
 
 
+class IdentityLinked(TouchpointEvent):
+    type: Literal["identity.linked"] = "identity.linked"
+    subject: PlainCustomerId
+    data: IdentityLinkData
+
+
+class IdentityUnlinked(TouchpointEvent):
+    type: Literal["identity.unlinked"] = "identity.unlinked"
+    subject: PlainCustomerId
+    data: IdentityUnlinkData
+
+
+class CustomerMerged(TouchpointEvent):
+    type: Literal["customer.merged"] = "customer.merged"
+    subject: PlainCustomerId
+    data: CustomerMergedData
+
+
+class CustomerUnmerged(TouchpointEvent):
+    type: Literal["customer.unmerged"] = "customer.unmerged"
+    subject: PlainCustomerId
+    data: CustomerUnmergedData
+
+
 Touchpoint = Annotated[
     Call
     | Email
@@ -221,7 +265,11 @@ Touchpoint = Annotated[
     | ConsentWithdrawn
     | CustomerDetails
     | ContactAllowed
-    | ContactBlocked,
+    | ContactBlocked
+    | IdentityLinked
+    | IdentityUnlinked
+    | CustomerMerged
+    | CustomerUnmerged,
     Field(discriminator="type"),
 ]
 """Any touchpoint event; pydantic picks the class from ``type``."""
@@ -229,6 +277,15 @@ Touchpoint = Annotated[
 DECISION_TYPES = frozenset({"contact.allowed", "contact.blocked"})
 """Records of the ledger's own contact-policy decisions (``ledger may-contact --record``):
 in the log for auditors, but not interactions with the customer."""
+
+IDENTITY_TYPES = frozenset(
+    {"identity.linked", "identity.unlinked", "customer.merged", "customer.unmerged"}
+)
+"""Facts about who is who (the identity graph): in the log like every fact, but not
+interactions with the customer (no profile figure, no contact)."""
+
+NOT_TOUCHPOINTS = DECISION_TYPES | IDENTITY_TYPES
+"""Types the profile and contact projections pass over."""
 
 _URNS: dict[type[TouchpointEvent], str] = {}
 
@@ -250,6 +307,10 @@ EVENT_CLASSES: dict[str, type[TouchpointEvent]] = {
         CustomerDetails,
         ContactAllowed,
         ContactBlocked,
+        IdentityLinked,
+        IdentityUnlinked,
+        CustomerMerged,
+        CustomerUnmerged,
     )
 }
 _URNS.update(
@@ -282,6 +343,10 @@ SHORT_NAMES: dict[str, str] = {
     "details": "customer.details",
     "contact-allowed": "contact.allowed",
     "contact-blocked": "contact.blocked",
+    "linked": "identity.linked",
+    "unlinked": "identity.unlinked",
+    "merged": "customer.merged",
+    "unmerged": "customer.unmerged",
 }
 
 

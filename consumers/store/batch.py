@@ -138,6 +138,8 @@ class ViewBatch:
     """Dead letters (partition, offset) that this batch applied at last."""
     misplaced: dict[int, Misplaced] = field(default_factory=dict)
     """Per partition, the records of this batch outside their key's murmur2 partition."""
+    identity: list[tuple[str, str, str, str, int, str | None]] = field(default_factory=list)
+    """Identity facts applied by this batch (rows of ``identity_events``)."""
     """Per partition, the stored position this batch was read from (``None``: no position
     yet). The commit fails if another projector moved it meanwhile."""
 

@@ -12,7 +12,15 @@ from consumers.store.batch import ViewBatch, encode_headers
 from ledger.timeutil import to_micros
 from projections.profile import Profile
 
-TABLES = ("profiles", "contact_slots", "applied_events", "dead_letters", "progress", "misplaced")
+TABLES = (
+    "profiles",
+    "contact_slots",
+    "applied_events",
+    "dead_letters",
+    "progress",
+    "misplaced",
+    "identity_events",
+)
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
 # which each recorder turns into its own form.
@@ -28,6 +36,8 @@ _CONTACTS_CONFLICT = (
 UPSERT_PROFILE = "INSERT INTO {profiles} VALUES (?, ?, ?, ?, ?)" + _PROFILE_CONFLICT
 UPSERT_CONTACTS = "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?)" + _CONTACTS_CONFLICT
 INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?, ?, ?, ?)"
+INSERT_IDENTITY = "INSERT INTO {identity_events} VALUES (?, ?, ?, ?, ?, ?)"
+IDENTITY_COLUMNS = "event_id, type, customer, other, micros, note"
 
 INSERT_DEAD_LETTER = (
     "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -49,6 +59,7 @@ STAGED_CONTACTS = (
     + _CONTACTS_CONFLICT
 )
 STAGED_APPLIED = "INSERT INTO {applied_events} SELECT * FROM {staged}.applied_events"
+STAGED_IDENTITY = "INSERT INTO {identity_events} SELECT * FROM {staged}.identity_events"
 STAGED_DEAD_LETTERS = (
     "INSERT INTO {dead_letters} SELECT * FROM {staged}.dead_letters WHERE true "
     "ON CONFLICT DO NOTHING"
@@ -63,6 +74,8 @@ STAGING_DDL = [
     "CREATE TABLE dead_letters (partition INTEGER, offset INTEGER, raw BLOB, reason TEXT, "
     "parked_at INTEGER, record_key BLOB, headers TEXT, record_timestamp INTEGER, "
     "first_partition INTEGER, first_offset INTEGER)",
+    "CREATE TABLE identity_events (event_id TEXT, type TEXT, customer TEXT, other TEXT, "
+    "micros INTEGER, note TEXT)",
 ]
 DELETE_DEAD_LETTER = "DELETE FROM {dead_letters} WHERE partition = ? AND offset = ?"
 UPSERT_PROGRESS = (
@@ -117,6 +130,7 @@ def view_rows(batch: ViewBatch) -> list[tuple[str, str, list[tuple[Any, ...]]]]:
                 for d in batch.dead_letters
             ],
         ),
+        ("identity_events", INSERT_IDENTITY, sorted(batch.identity)),
     ]
 
 
@@ -178,6 +192,16 @@ def view_indexes(tables: dict[str, str], suffix: str) -> list[tuple[str, str]]:
             f"CREATE INDEX IF NOT EXISTS contact_slots{suffix}_slot "
             f"ON {tables['contact_slots']} (slot)",
         ),
+        (
+            f"identity_events{suffix}_other",
+            f"CREATE INDEX IF NOT EXISTS identity_events{suffix}_other "
+            f"ON {tables['identity_events']} (other)",
+        ),
+        (
+            f"identity_events{suffix}_customer",
+            f"CREATE INDEX IF NOT EXISTS identity_events{suffix}_customer "
+            f"ON {tables['identity_events']} (customer)",
+        ),
     ]
 
 
@@ -197,6 +221,11 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         "channel TEXT NOT NULL, direction TEXT NOT NULL, purpose TEXT NOT NULL, "
         f"slot {integer} NOT NULL, n {integer} NOT NULL, "
         f"PRIMARY KEY (customer, slot, channel, direction, purpose)){keyed}",
+        # The identity facts (projections/identity.py folds them at read time, as of any
+        # moment): one row per applied link, unlink, merge or unmerge.
+        f"CREATE TABLE IF NOT EXISTS {t['identity_events']} (event_id TEXT PRIMARY KEY, "
+        "type TEXT NOT NULL, customer TEXT NOT NULL, other TEXT NOT NULL, "
+        f"micros {integer} NOT NULL, note TEXT){keyed}",
         *(create for _, create in view_indexes(tables, suffix)),
         f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY, "
         f"digest {integer}, partition {integer}, {offset} {integer}){keyed}",
