@@ -179,17 +179,28 @@ def _append_checked(
     log: EventLog,
     store: ViewStore,
     document: dict[str, Any],
-    graph: IdentityGraph | None = None,
+    facts: list[IdentityFact] | None = None,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> AppendOutcome:
-    """Append an identity event unless the graph as it stands refuses it (a cycle, ...)."""
+    """Append an identity event unless the graph refuses it: folded with the facts it
+    knows, in event-time order (so an event back-dated before others is checked where it
+    lands), the new fact must apply and must not make any other fact refused."""
     event = parse_event(document)
     fact = identity.identity_fact(fact_of(event))
     assert fact is not None
-    if graph is None:
-        graph = graph_of(current_facts(store, [fact.customer, fact.other], log))
-    reason = graph.refusal(fact)
-    if reason is not None:
-        raise IdentityRefused(f"refused: {reason}")
+    if facts is None:
+        facts = current_facts(store, [fact.customer, fact.other], log)
+    before = graph_of(facts, max_customers=max_customers).refused
+    after = graph_of([*facts, fact], max_customers=max_customers).refused
+    new = [r for r in after if r not in before]
+    if new:
+        mine = [r for r in new if r.event_id == fact.id]
+        if mine:
+            raise IdentityRefused(f"refused: {mine[0].reason}")
+        raise IdentityRefused(
+            f"refused: at {event.time.isoformat()} it would make the {new[0].type} "
+            f"{new[0].event_id} of {new[0].customer} refused ({new[0].reason})"
+        )
     return log.append([event])[0]
 
 
@@ -234,7 +245,8 @@ def merge(
     merge would close a cycle or merge a customer already merged."""
     _check_customer(first)
     _check_customer(second)
-    graph = graph_of(current_facts(store, [first, second], log), max_customers=max_customers)
+    facts = current_facts(store, [first, second], log)
+    graph = graph_of(facts, max_customers=max_customers)
     if survivor is None:
         a, b = graph.person(first), graph.person(second)
         if a.id == b.id:
@@ -249,7 +261,7 @@ def merge(
         merged = first if survivor != first else second
     data = {"survivor": survivor, "reason": reason}
     document = _document(identity.MERGED, merged, data, at)
-    return document, _append_checked(log, store, document, graph)
+    return document, _append_checked(log, store, document, facts, max_customers)
 
 
 def unmerge(
@@ -263,13 +275,13 @@ def unmerge(
 ) -> tuple[dict[str, Any], AppendOutcome]:
     """Append ``customer.unmerged`` for the standing merge of ``customer``."""
     _check_customer(customer)
-    graph = graph_of(current_facts(store, [customer], log), max_customers=max_customers)
-    standing = graph.merges.get(customer)
+    facts = current_facts(store, [customer], log)
+    standing = graph_of(facts, max_customers=max_customers).merges.get(customer)
     if standing is None:
         raise IdentityRefused(f"refused: customer {customer!r} is not merged into anyone")
     data = {"survivor": standing.survivor, "reason": reason}
     document = _document(identity.UNMERGED, customer, data, at)
-    return document, _append_checked(log, store, document, graph)
+    return document, _append_checked(log, store, document, facts, max_customers)
 
 
 # -- answers -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
-from collections import Counter
+from collections import ChainMap, Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -53,11 +53,11 @@ from ledger.stopping import Stop
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, content_digest, fact_of
-from projections.identity import MAX_CUSTOMERS, Person
+from projections.identity import MAX_CUSTOMERS, IdentityFact, Person
 from projections.person import combine
 from projections.policy import PolicyHistory
 from projections.profile import Profile
-from projections.violations import Violation, violations
+from projections.violations import Violation, person_violations, violations
 
 Progress = Callable[[int], None]
 
@@ -259,6 +259,7 @@ def find_violations(
     since: datetime | None = None,
     until: datetime | None = None,
     channel: str | None = None,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> list[Violation]:
     """Every outbound contact in ``[since, until)`` (event time) that broke the policy when
     it happened, oldest first. Each customer's whole history is read (what happened before
@@ -267,14 +268,60 @@ def find_violations(
     history); other logs are grouped by customer in memory first."""
     found = [
         v
-        for customer, facts, sources in _customer_histories(log)
-        for v in violations(history, customer, facts, sources)
+        for v in _all_violations(log, history, max_customers)
         if (since is None or v.time >= since)
         and (until is None or v.time < until)
         and (channel is None or v.channel == channel)
     ]
     found.sort(key=lambda v: (v.time, v.customer, v.event_id))
     return found
+
+
+def _all_violations(
+    log: EventLog, history: PolicyHistory, max_customers: int
+) -> Iterator[Violation]:
+    """Each customer's violations; the subjects the identity graph ever joins are judged
+    together, each contact with the graph as it stood when it happened (their histories
+    are held until every subject of the group has been read)."""
+    identity_facts = facts_in_log(log)
+    group_of = _ever_joined(identity_facts)
+    groups: dict[str, list[CustomerHistory]] = {}
+    for customer, facts, sources in _customer_histories(log):
+        group = group_of.get(customer)
+        if group is None:
+            yield from violations(history, customer, facts, sources)
+        else:
+            groups.setdefault(group, []).append((customer, facts, sources))
+    by_group: dict[str, list[IdentityFact]] = {}
+    for fact in identity_facts:
+        by_group.setdefault(group_of[fact.customer], []).append(fact)
+    for group, members in sorted(groups.items()):
+        yield from person_violations(
+            history,
+            [f for _, facts, _ in members for f in facts],
+            by_group.get(group, []),
+            ChainMap(*(dict(sources) for _, _, sources in members)),
+            max_customers=max_customers,
+        )
+
+
+def _ever_joined(facts: Sequence[IdentityFact]) -> dict[str, str]:
+    """Every key an identity fact ever names -> a name of the group of keys that facts
+    ever joined (union-find over every link and merge, whatever their time)."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for fact in facts:
+        a, b = root(fact.customer), root(fact.other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {key: root(key) for key in list(parent)}
 
 
 class _Sources(Mapping[str, str]):

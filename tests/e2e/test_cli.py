@@ -60,6 +60,12 @@ COMMANDS = [
     "may-contact",
     "violations",
     "pressure",
+    "identity",
+    "identity suspicious",
+    "link",
+    "unlink",
+    "merge",
+    "unmerge",
 ]
 
 
