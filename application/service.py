@@ -377,9 +377,10 @@ def _customer_histories(log: EventLog) -> Iterator[CustomerHistory]:
 
 
 def _generated_candidates(
-    customers: int, days: int, seed: int, start: datetime | None
+    customers: int, days: int, seed: int, start: datetime | None, identities: float = 0.0
 ) -> Iterator[Line]:
-    for number, document in enumerate(generated(customers, days, seed, start), start=1):
+    history = generated(customers, days, seed, start, identities=identities)
+    for number, document in enumerate(history, start=1):
         try:
             yield number, parse_event(document), 1
         except InvalidEvent as exc:  # a generator bug; keep it visible, never drop it
@@ -396,11 +397,13 @@ def generate_into(
     rejects_path: Path,
     batch_size: int,
     on_progress: Progress = _ignore,
+    identities: float = 0.0,
 ) -> ImportSummary:
-    """Generate a synthetic history straight into ``log`` (validated like an import)."""
+    """Generate a synthetic history straight into ``log`` (validated like an import);
+    ``identities``: the share of customers known to several systems (issue 12)."""
     return import_stream(
         log,
-        _generated_candidates(customers, days, seed, start),
+        _generated_candidates(customers, days, seed, start, identities),
         RejectsFile(rejects_path),
         batch_size=batch_size,
         on_progress=on_progress,
@@ -415,10 +418,11 @@ def write_generated(
     seed: int,
     start: datetime | None,
     on_progress: Progress = _ignore,
+    identities: float = 0.0,
 ) -> int:
     """Write a synthetic history as JSON Lines; returns the number of events."""
     count = 0
-    for document in generated(customers, days, seed, start):
+    for document in generated(customers, days, seed, start, identities=identities):
         out.write(orjson.dumps(document))
         out.write(b"\n")
         count += 1

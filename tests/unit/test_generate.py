@@ -120,3 +120,22 @@ def test_payloads_of_newer_versions_name_their_schema() -> None:
     for event in newer:
         assert event["dataschema"] == schema_urn_of(event["type"])
     assert all("dataschema" not in e for e in raw if e not in newer)
+
+
+def test_identities_add_links_and_rewrite_subjects_and_leave_the_rest_alone() -> None:
+    plain = list(generated(400, 200, seed=4))
+    with_ids = list(generated(400, 200, seed=4, identities=0.1))
+    assert list(generated(400, 200, seed=4, identities=0.1)) == with_ids  # deterministic
+    by_id = {e["id"]: e for e in plain}
+    added = [e for e in with_ids if e["id"] not in by_id]
+    assert {e["type"] for e in added} <= IDENTITY_TYPES
+    assert sum(e["type"] == "identity.linked" for e in added) >= 40
+    kept = [e for e in with_ids if e["id"] in by_id]
+    assert len(kept) == len(plain)
+    changed = [e for e in kept if e != by_id[e["id"]]]
+    assert changed
+    for event in changed:  # only the subject moved: to an identifier of the same customer
+        assert {**event, "subject": by_id[event["id"]]["subject"]} == by_id[event["id"]]
+        assert event["subject"].split(":")[0] in ("phone", "email", "external")
+    for document in with_ids:
+        parse_event(document)
