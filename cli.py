@@ -36,7 +36,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from application import service
+from application import identity, service
 from application.api import Ledger, policy_history
 from application.fresh import CustomerNow, customer_fresh, customer_in_views
 from application.policy_files import load_policies, parse_requests
@@ -1481,8 +1481,15 @@ def _as_of(as_of: str | None, recorded_by: str | None) -> tuple[datetime | None,
 def _history(
     ctx: click.Context, customer: str, until: datetime | None, recorded_by: datetime | None
 ) -> service.History:
-    with open_log(settings_of(ctx), create=False) as log:
-        found = service.history(log, customer, until=until, recorded_by=recorded_by)
+    settings = settings_of(ctx)
+    with open_log(settings, create=False) as log:
+        found = service.history(
+            log,
+            customer,
+            until=until,
+            recorded_by=recorded_by,
+            max_customers=settings.identity_max_customers,
+        )
     for record in found.undecodable:
         click.echo(
             f"warning: cannot decode the record at {record.position}: {record.error}", err=True
@@ -1510,10 +1517,23 @@ def _fresh_customer(
         if fresh is None:
             fresh = fresh_by_default(settings)
         if not fresh:
-            return customer_in_views(store, known_partitions(settings), customer, window)
+            return customer_in_views(
+                store,
+                known_partitions(settings),
+                customer,
+                window,
+                max_customers=settings.identity_max_customers,
+            )
         with open_log(settings, create=False) as log:
             known = known_partitions(settings)
-            return customer_fresh(log, store, customer, window, known_partitions=known)
+            return customer_fresh(
+                log,
+                store,
+                customer,
+                window,
+                known_partitions=known,
+                max_customers=settings.identity_max_customers,
+            )
 
 
 @main.command()
@@ -1724,12 +1744,14 @@ def contacts_top(
     """
     now = _now(at)
     with closing(open_store(settings_of(ctx))) as store:
-        rows = store.most_contacted(
+        rows = identity.most_contacted(
+            store,
             Window.rolling(now, parse_window(window)),
             channel=channel,
             direction=direction,
             purpose=purpose,
             limit=limit,
+            max_customers=settings_of(ctx).identity_max_customers,
         )
     if as_json:
         click.echo(orjson.dumps([{"customer": c, "contacts": n} for c, n in rows]))
@@ -1763,7 +1785,14 @@ def customers(
       ledger customers --risk --json
     """
     with closing(open_store(settings_of(ctx))) as store:
-        found = store.customers(_now(at), status=status, at_risk=risk, limit=limit)
+        found = identity.customers(
+            store,
+            _now(at),
+            status=status,
+            at_risk=risk,
+            limit=limit,
+            max_customers=settings_of(ctx).identity_max_customers,
+        )
     if as_json:
         click.echo(orjson.dumps(found))
         return
@@ -2058,6 +2087,7 @@ def violations(
             since=parse_time(since, "--since"),
             until=parse_time(until, "--until", day="next"),
             channel=channel,
+            max_customers=settings.identity_max_customers,
         )
     if as_json:
         out = sys.stdout.buffer
@@ -2110,7 +2140,13 @@ def pressure_command(
     length = parse_window(window)
     loaded = history.at(moment) or history.current()
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-        found = service.find_violations(log, history, since=moment - length, until=moment)
+        found = service.find_violations(
+            log,
+            history,
+            since=moment - length,
+            until=moment,
+            max_customers=settings.identity_max_customers,
+        )
         report = pressure(store, loaded, moment, length, found)
     if as_json:
         click.echo(

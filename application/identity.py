@@ -24,6 +24,7 @@ from ledger.log import AppendOutcome, EventLog, ReadFilter
 from ledger.timeutil import MICROSECOND, from_micros, to_micros
 from projections import identity
 from projections.fact import fact_of
+from projections.frequency import Window
 from projections.identity import (
     MAX_CUSTOMERS,
     IdentityFact,
@@ -31,6 +32,7 @@ from projections.identity import (
     Person,
     person_to_dict,
 )
+from projections.person import combine
 
 SOURCE = "ledger/identity"
 
@@ -341,3 +343,72 @@ def suspicious(
             for r in graph.refused
         ],
     }
+
+
+# -- reports over every person ---------------------------------------------------------------
+
+
+def _joined(store: ViewStore, max_customers: int) -> dict[str, str]:
+    """Every key the graph (now, as the views hold it) joins to others -> its person."""
+    facts = store.all_identity_facts()
+    return graph_of(facts, max_customers=max_customers).people() if facts else {}
+
+
+def most_contacted(
+    store: ViewStore,
+    window: Window,
+    *,
+    channel: str | None = None,
+    direction: str | None = None,
+    purpose: str | None = None,
+    limit: int = 20,
+    max_customers: int = MAX_CUSTOMERS,
+) -> list[tuple[str, int]]:
+    """The people contacted most in ``window`` (the harassment report): the contacts of
+    every identifier of a person counted together, under the person's id."""
+    person_of = _joined(store, max_customers)
+    if not person_of:
+        return store.most_contacted(
+            window, channel=channel, direction=direction, purpose=purpose, limit=limit
+        )
+    rows = store.most_contacted(
+        window, channel=channel, direction=direction, purpose=purpose, limit=1 << 62
+    )
+    totals: dict[str, int] = {}
+    for subject, n in rows:
+        person = person_of.get(subject, subject)
+        totals[person] = totals.get(person, 0) + int(n)
+    return sorted(totals.items(), key=lambda row: (-row[1], row[0]))[:limit]
+
+
+def customers(
+    store: ViewStore,
+    now: datetime,
+    *,
+    status: str | None = None,
+    at_risk: bool = False,
+    limit: int | None = None,
+    max_customers: int = MAX_CUSTOMERS,
+) -> list[str]:
+    """People by lifecycle status and risk, each once under their id: a person whose
+    identifiers the graph joins is judged by their composed profile (purchases under a
+    shop id make the CRM customer active)."""
+    person_of = _joined(store, max_customers)
+    if not person_of:
+        return store.customers(now, status=status, at_risk=at_risk, limit=limit)
+    alone = [c for c in store.customers(now, status=status, at_risk=at_risk) if c not in person_of]
+    members: dict[str, list[str]] = {}
+    for key, person in person_of.items():
+        members.setdefault(person, []).append(key)
+    found = []
+    for person, keys in sorted(members.items()):
+        composed = combine(person, store.load_profiles(sorted(keys)))
+        if composed is None:
+            continue
+        if status is not None and str(composed.lifecycle(now)) != status:
+            continue
+        if at_risk and not composed.at_risk(now):
+            continue
+        found.append(person)
+    listed = sorted([*alone, *found])
+    return listed if limit is None else listed[:limit]

@@ -32,3 +32,65 @@ def test_the_cli_links_merges_and_shows_the_graph(run: Run) -> None:
     assert bad.exit_code == 1
     assert "E.164" in bad.stderr
     assert run("identity", "suspicious").exit_code == 0
+
+
+def _sms(run: Run, subject: str) -> None:
+    sent = run(
+        "append",
+        "--type",
+        "sms",
+        "--customer",
+        subject,
+        "--set",
+        "direction=outbound",
+        "--set",
+        "purpose=marketing",
+    )
+    assert sent.exit_code == 0, sent.output
+
+
+def test_reports_count_a_person_once_with_every_identifier(run: Run) -> None:
+    for subject in ("C1", "phone:+905551112233", "phone:+905551112233", "C9", "C9"):
+        _sms(run, subject)
+    bought = run(
+        "append",
+        "--type",
+        "purchase",
+        "--customer",
+        "external:shop:88412",
+        "--set",
+        "channel=web",
+        "--set",
+        "order_id=O-1",
+        "--set",
+        "amount=10",
+        "--set",
+        "currency=TRY",
+        "--set",
+        "item_count=1",
+    )
+    assert bought.exit_code == 0, bought.output
+    assert run("project", "run").exit_code == 0
+
+    def top() -> list[dict[str, object]]:
+        result = run("contacts", "top", "--json")
+        assert result.exit_code == 0, result.output
+        return orjson.loads(result.stdout)  # type: ignore[no-any-return]
+
+    def active() -> list[str]:
+        result = run("customers", "--status", "active", "--json")
+        assert result.exit_code == 0, result.output
+        return orjson.loads(result.stdout)  # type: ignore[no-any-return]
+
+    assert top()[0] == {"customer": "C9", "contacts": 2}
+    assert active() == ["external:shop:88412"]
+    assert run("link", "C1", "--phone", "+905551112233").exit_code == 0
+    assert run("link", "C1", "--external", "shop:88412").exit_code == 0
+    assert run("project", "run").exit_code == 0
+    # 3 SMS (one to C1, two to the phone) and the purchase under the shop id
+    assert top()[:2] == [{"customer": "C1", "contacts": 4}, {"customer": "C9", "contacts": 2}]
+    assert active() == ["C1"]  # the shop's purchase makes the CRM's customer active
+    profile = orjson.loads(run("profile", "phone:+905551112233", "--json").stdout)
+    assert profile["customer"] == "C1"
+    assert profile["purchases"] == 1
+    assert profile["by_channel"] == {"sms": 3, "web": 1}
