@@ -34,7 +34,7 @@ from application.fresh import (
     decision_lock,
     read_views,
 )
-from application.identity import people
+from application.identity import lookup_key, people
 from application.policy_files import default_history, load_policies
 from application.wiring import known_partitions, open_log, open_store
 from consumers.store import ViewStore
@@ -171,7 +171,9 @@ class Ledger:
         requested_by: str | None = None,
     ) -> Iterator[Decision]:
         """Decisions for ``(customer, channel, purpose)`` requests, in order, read
-        :data:`DECISION_CHUNK` requests at a time.
+        :data:`DECISION_CHUNK` requests at a time. ``customer`` is a customer id or any
+        identifier of the person (``phone:+90 555 …``: normalised); the caps count the
+        contacts to every identifier of the person (the identity graph).
 
         With ``record``, each chunk is decided and appended to the log (``contact.allowed``
         / ``contact.blocked``) while holding the decision lock, so that concurrent askers
@@ -180,8 +182,9 @@ class Ledger:
         pass a cap only one of them fits."""
         moment = at or datetime.now(UTC)
         pending: list[tuple[str, str, str]] = []
-        for request in requests:
-            pending.append(request)
+        for customer, channel, purpose in requests:
+            # Any identifier of the person may be asked about, written in any usual way.
+            pending.append((lookup_key(customer), channel, purpose))
             if len(pending) >= DECISION_CHUNK:
                 yield from self._chunk(pending, moment, record, requested_by)
                 pending = []

@@ -19,6 +19,7 @@ from application.fresh import customer_fresh
 from application.service import find_violations, history
 from application.wiring import open_log, open_store
 from consumers.projector import Projector
+from ledger.errors import LedgerError
 from ledger.settings import Settings
 from projections import frequency
 from projections.frequency import Window
@@ -288,3 +289,14 @@ def test_history_as_of_follows_the_graph_of_then(tmp_path: Path) -> None:
     assert now.profile().by_type == {"touchpoint.sms": 2}  # type: ignore[union-attr]
     window = Window.rolling(ASK, timedelta(days=30))
     assert sum(frequency.totals(now.contacts(), "C1", window).values()) == 2
+
+
+def test_the_library_accepts_any_identifier_written_any_usual_way(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    append(settings, consent("sms", "C1"), marketing("touchpoint.sms", PHONE, SENT))
+    link(settings, "C1", PHONE)
+    decisions = [ask(settings, key) for key in ("C1", "phone:+90 (555) 111-22-33", PHONE)]
+    assert [d["customer"] for d in decisions] == ["C1", PHONE, PHONE]
+    assert all(d["allowed"] for d in decisions)
+    with pytest.raises(LedgerError, match=r"E\.164"):
+        ask(settings, "phone:12")
