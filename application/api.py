@@ -51,6 +51,7 @@ from projections.policy import (
     LoadedPolicy,
     PolicyError,
     PolicyHistory,
+    Reservation,
     decide,
     parse_duration,
     stale_decision,
@@ -255,6 +256,9 @@ class Ledger:
         now = {
             c: compose(c, persons[c], {m: parts[m] for m in persons[c].members}) for c in customers
         }
+        held: dict[str, list[Reservation]] = {}
+        for c in customers:  # one person asked by two identifiers: one set of reservations
+            now[c].reservations = held.setdefault(persons[c].id, now[c].reservations)
         decisions = []
         for customer, channel, purpose in requests:
             decision = self._one(loaded, now[customer], channel, purpose, at)

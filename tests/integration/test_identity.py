@@ -35,6 +35,8 @@ channel = "*"
 purpose = "marketing"
 max = 3
 per = "30d"
+[freshness.marketing]
+reserve_for = "15m"
 """
 
 PHONE = "phone:+905551112233"
@@ -300,3 +302,21 @@ def test_the_library_accepts_any_identifier_written_any_usual_way(tmp_path: Path
     assert all(d["allowed"] for d in decisions)
     with pytest.raises(LedgerError, match=r"E\.164"):
         ask(settings, "phone:12")
+
+
+def test_recorded_asks_by_two_identifiers_of_one_person_share_the_cap(tmp_path: Path) -> None:
+    """A burst of recorded asks for one person under two of their identifiers: an allowed
+    one reserves its slot for the other, as for two asks under one id."""
+    settings = Settings(data_dir=tmp_path)
+    append(settings, consent("sms", "C1"), consent("sms", PHONE))
+    for n in range(2):
+        append(settings, marketing("touchpoint.sms", "C1", SENT + n * HOUR))
+    link(settings, "C1", PHONE)
+    with Ledger(settings, policy=policy()) as ledger:
+        decided = list(
+            ledger.may_contact_many(
+                [("C1", "sms", "marketing"), (PHONE, "sms", "marketing")], ASK, record=True
+            )
+        )
+    assert [d.allowed for d in decided] == [True, False]
+    assert rules_of(decided[1].to_dict()) == ["cap"]
