@@ -2147,7 +2147,9 @@ def pressure_command(
             until=moment,
             max_customers=settings.identity_max_customers,
         )
-        report = pressure(store, loaded, moment, length, found)
+        report = pressure(
+            store, loaded, moment, length, found, max_customers=settings.identity_max_customers
+        )
     if as_json:
         click.echo(
             orjson.dumps(

@@ -366,7 +366,7 @@ def suspicious(
 # -- reports over every person ---------------------------------------------------------------
 
 
-def _joined(store: ViewStore, max_customers: int) -> dict[str, str]:
+def joined(store: ViewStore, max_customers: int) -> dict[str, str]:
     """Every key the graph (now, as the views hold it) joins to others -> its person."""
     facts = store.all_identity_facts()
     return graph_of(facts, max_customers=max_customers).people() if facts else {}
@@ -384,7 +384,7 @@ def most_contacted(
 ) -> list[tuple[str, int]]:
     """The people contacted most in ``window`` (the harassment report): the contacts of
     every identifier of a person counted together, under the person's id."""
-    person_of = _joined(store, max_customers)
+    person_of = joined(store, max_customers)
     if not person_of:
         return store.most_contacted(
             window, channel=channel, direction=direction, purpose=purpose, limit=limit
@@ -411,7 +411,7 @@ def customers(
     """People by lifecycle status and risk, each once under their id: a person whose
     identifiers the graph joins is judged by their composed profile (purchases under a
     shop id make the CRM customer active)."""
-    person_of = _joined(store, max_customers)
+    person_of = joined(store, max_customers)
     if not person_of:
         return store.customers(now, status=status, at_risk=at_risk, limit=limit)
     alone = [c for c in store.customers(now, status=status, at_risk=at_risk) if c not in person_of]

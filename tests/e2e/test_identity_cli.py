@@ -82,14 +82,22 @@ def test_reports_count_a_person_once_with_every_identifier(run: Run) -> None:
         assert result.exit_code == 0, result.output
         return orjson.loads(result.stdout)  # type: ignore[no-any-return]
 
+    def sms_pressure() -> dict[str, object]:
+        result = run("pressure", "--window", "7d", "--json")
+        assert result.exit_code == 0, result.output
+        channels = orjson.loads(result.stdout)["channels"]
+        return next(c for c in channels if c["channel"] == "sms")  # type: ignore[no-any-return]
+
     assert top()[0] == {"customer": "C9", "contacts": 2}
     assert active() == ["external:shop:88412"]
+    assert (sms_pressure()["customers"], sms_pressure()["max"]) == (3, 2)
     assert run("link", "C1", "--phone", "+905551112233").exit_code == 0
     assert run("link", "C1", "--external", "shop:88412").exit_code == 0
     assert run("project", "run").exit_code == 0
     # 3 SMS (one to C1, two to the phone) and the purchase under the shop id
     assert top()[:2] == [{"customer": "C1", "contacts": 4}, {"customer": "C9", "contacts": 2}]
     assert active() == ["C1"]  # the shop's purchase makes the CRM's customer active
+    assert (sms_pressure()["customers"], sms_pressure()["max"]) == (2, 3)
     profile = orjson.loads(run("profile", "phone:+905551112233", "--json").stdout)
     assert profile["customer"] == "C1"
     assert profile["purchases"] == 1
