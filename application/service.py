@@ -496,6 +496,7 @@ def demo(
     batch_size: int,
     policies: PolicyHistory,
     on_progress: Progress = _ignore,
+    identities: float = 0.0,
 ) -> DemoReport:
     """Generate a history into ``log``, project it into ``store``, and summarise both, with
     the contact policy's violations and the contact pressure of the last 30 days."""
@@ -508,6 +509,7 @@ def demo(
         rejects_path=rejects_path,
         batch_size=batch_size,
         on_progress=on_progress,
+        identities=identities,
     )
     seen = overview(log)
     sample: list[LogRecord] = []
