@@ -102,3 +102,22 @@ def test_reports_count_a_person_once_with_every_identifier(run: Run) -> None:
     assert profile["customer"] == "C1"
     assert profile["purchases"] == 1
     assert profile["by_channel"] == {"sms": 3, "web": 1}
+
+
+def test_replay_and_history_of_a_customer_gather_every_identifier(run: Run) -> None:
+    _sms(run, "C1")
+    _sms(run, "phone:+905551112233")
+    _sms(run, "C2")
+
+    def replayed() -> list[str]:
+        result = run("replay", "--customer", "C1", "--json")
+        assert result.exit_code == 0, result.output
+        return [orjson.loads(line)["subject"] for line in result.stdout.splitlines()]
+
+    assert replayed() == ["C1"]
+    assert run("link", "C1", "--phone", "+905551112233").exit_code == 0
+    assert replayed() == ["C1", "phone:+905551112233", "C1"]  # log order; the link is C1's
+    history = run("history", "C1", "--json")
+    assert history.exit_code == 0, history.output
+    kinds = [orjson.loads(line)["event"]["type"] for line in history.stdout.splitlines()]
+    assert kinds.count("touchpoint.sms") == 2
