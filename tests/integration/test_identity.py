@@ -18,13 +18,17 @@ from application.api import Ledger
 from application.fresh import customer_fresh
 from application.service import find_violations, history
 from application.wiring import open_log, open_store
-from consumers.projector import Projector
+from consumers.projector import Projector, rebuild
+from ledger.codec import parse_event
 from ledger.errors import LedgerError
+from ledger.generate import generated
 from ledger.settings import Settings
 from projections import frequency
 from projections.frequency import Window
+from projections.identity import MAX_CUSTOMERS
 from projections.policy import LoadedPolicy, PolicyHistory, parse_policy
 from tests.builders import touchpoint
+from tests.conftest import StoreUrlFactory
 
 CROSS_CHANNEL = """
 version = "identity-test"
@@ -320,3 +324,24 @@ def test_recorded_asks_by_two_identifiers_of_one_person_share_the_cap(tmp_path: 
         )
     assert [d.allowed for d in decided] == [True, False]
     assert rules_of(decided[1].to_dict()) == ["cap"]
+
+
+def test_identity_rows_survive_a_rebuild_in_both_stores(
+    tmp_path: Path, store_url: StoreUrlFactory
+) -> None:
+    """The identity view is rebuilt and swapped with the others (SQLite and PostgreSQL),
+    and the people it gives are the same after the swap."""
+    settings = Settings(log=f"sqlite:///{tmp_path / 'log.db'}", store=store_url("views"))
+    with open_log(settings) as log:
+        log.append([parse_event(d) for d in generated(150, 120, seed=6, identities=0.3)])
+        with closing(open_store(settings)) as store:
+            Projector(log, store, workers=1).catch_up()
+            before = store.dump()
+            people = identity.suspicious(store)
+            joined = identity.joined(store, MAX_CUSTOMERS)
+            rebuild(log, store, workers=1)
+            assert store.dump() == before
+            assert identity.joined(store, MAX_CUSTOMERS) == joined
+            assert identity.suspicious(store) == people
+    assert len(before["identity_events"]) >= 10
+    assert len(set(joined.values())) >= 5  # people of several keys
