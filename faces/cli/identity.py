@@ -39,14 +39,15 @@ def _json_option(function: F) -> F:
     )
 
 
-def _time(value: str | None, option: str) -> datetime | None:
-    """RFC 3339 with a zone, or a bare YYYY-MM-DD meaning the end of that UTC day."""
+def _time(value: str | None, option: str, *, end_of_day: bool = False) -> datetime | None:
+    """RFC 3339 with a zone, or a bare YYYY-MM-DD: the start of that UTC day (when a link
+    or merge became true), or with ``end_of_day`` its last microsecond (``--as-of``)."""
     if value is None:
         return None
     try:
         if len(value) == 10:
             day = datetime.fromisoformat(value).replace(tzinfo=UTC)
-            return day + timedelta(days=1) - timedelta(microseconds=1)
+            return day + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else day
         return _MOMENT.validate_python(value)
     except (ValueError, ValidationError) as exc:
         raise click.BadParameter(str(exc).splitlines()[0], param_hint=option) from None
@@ -113,7 +114,7 @@ def _show(key: str) -> click.Command:
             asked = identity.identifier_of(*_split(key))
         except LedgerError as exc:
             raise click.BadParameter(str(exc), param_hint="KEY") from None
-        at = _time(as_of, "--as-of")
+        at = _time(as_of, "--as-of", end_of_day=True)
         with closing(open_store(settings)) as store, open_log(settings, create=False) as log:
             found = identity.describe(
                 store, asked, log, at=at, max_customers=settings.identity_max_customers

@@ -121,3 +121,21 @@ def test_replay_and_history_of_a_customer_gather_every_identifier(run: Run) -> N
     assert history.exit_code == 0, history.output
     kinds = [orjson.loads(line)["event"]["type"] for line in history.stdout.splitlines()]
     assert kinds.count("touchpoint.sms") == 2
+
+
+def test_identity_as_of_shows_the_graph_as_it_stood(run: Run) -> None:
+    linked = run("link", "C1", "--email", "a@example.com", "--at", "2025-01-10T09:00:00Z")
+    assert linked.exit_code == 0, linked.output
+    merged = run("merge", "C2", "C1", "--into", "C1", "--reason", "r", "--at", "2025-02-01")
+    assert merged.exit_code == 0, merged.output
+
+    def graph(as_of: str) -> dict[str, object]:
+        result = run("identity", "C1", "--as-of", as_of, "--json")
+        assert result.exit_code == 0, result.output
+        return orjson.loads(result.stdout)  # type: ignore[no-any-return]
+
+    assert graph("2025-01-05")["identifiers"] == []
+    assert graph("2025-01-10T09:00:00Z")["identifiers"] == ["email:a@example.com"]
+    assert graph("2025-01-31")["customers"] == ["C1"]
+    assert graph("2025-02-01")["customers"] == ["C1", "C2"]  # a bare date: its whole day
+    assert run("identity", "C1", "--as-of", "garbage").exit_code == 2
