@@ -12,7 +12,17 @@ from typing import Any
 
 import click
 
-from faces.cli import audit, decisions, demo, log, privacy, projecting, service_levels, views
+from faces.cli import (
+    audit,
+    decisions,
+    demo,
+    identity,
+    log,
+    privacy,
+    projecting,
+    service_levels,
+    views,
+)
 from faces.cli.render import LedgerGroup, warnings_to_stderr
 from ledger.errors import ConfigurationError
 from ledger.redact import redact
@@ -73,6 +83,8 @@ main.add_command(service_levels.service_levels_command)
 main.add_command(service_levels.sla)
 main.add_command(service_levels.churn)
 for command in privacy.PRIVACY_COMMANDS:
+    main.add_command(command)
+for command in identity.COMMANDS:
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from consumers.store.schema import (
     STAGED_APPLIED,
     STAGED_CONTACTS,
     STAGED_DEAD_LETTERS,
+    STAGED_IDENTITY,
     STAGED_PROFILES,
     TABLES,
     view_ddl,
@@ -102,6 +103,7 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
                             cursor.execute(statement.format(**self.tables, staged=name))
                         try:
                             cursor.execute(STAGED_APPLIED.format(**self.tables, staged=name))
+                            cursor.execute(STAGED_IDENTITY.format(**self.tables, staged=name))
                         except sqlite3.IntegrityError as exc:
                             raise SharedEventId(
                                 "two shards of this batch applied events with the same id"
