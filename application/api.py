@@ -34,8 +34,9 @@ from application.fresh import (
     decision_lock,
     read_views,
 )
-from application.identity import lookup_key, people
+from application.identity import people
 from application.policy_files import default_history, load_policies
+from application.privacy import stored_customer_ids
 from application.wiring import known_partitions, open_log, open_store
 from consumers.store import ViewStore
 from ledger.codec import parse_event
@@ -120,6 +121,9 @@ class Ledger:
         self.policies = policy or policy_history(self.settings)
         self._log: EventLog | None = None
         self._store: ViewStore | None = None
+        self._stored_id = stored_customer_ids(self.settings)
+        """The id the ledger stores for a customer or identifier (normalised; a phone
+        number or e-mail address hashed when the ledger encrypts)."""
         self._partitions: list[int] = []
         """The log's partitions, read once (Kafka: a metadata request per decision cost
         more than the decision)."""
@@ -184,8 +188,9 @@ class Ledger:
         moment = at or datetime.now(UTC)
         pending: list[tuple[str, str, str]] = []
         for customer, channel, purpose in requests:
-            # Any identifier of the person may be asked about, written in any usual way.
-            pending.append((lookup_key(customer), channel, purpose))
+            # Any identifier of the person may be asked about, written in any usual way,
+            # looked up as appends store it (a phone number or e-mail address: hashed).
+            pending.append((self._stored_id(customer), channel, purpose))
             if len(pending) >= DECISION_CHUNK:
                 yield from self._chunk(pending, moment, record, requested_by)
                 pending = []

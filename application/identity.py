@@ -10,8 +10,9 @@ positions), so a link appended a moment ago counts at once, as a consent does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -187,12 +188,15 @@ def unlink(
     *,
     reason: str | None = None,
     at: datetime | None = None,
+    stored: Callable[[str], str] | None = None,
 ) -> tuple[dict[str, Any], AppendOutcome]:
-    """Append ``identity.unlinked`` (refused if the link does not stand)."""
+    """Append ``identity.unlinked`` (refused if the link does not stand). ``stored``: the
+    key the ledger stores for an identifier (the keyed hash of a phone number or e-mail
+    address when it encrypts: ``application.privacy.stored_customer_ids``)."""
     _check_customer(customer)
     data = {"identifier": identifier, "reason": reason}
     document = _document(identity.UNLINKED, customer, data, at)
-    return document, _append_checked(log, store, document)
+    return document, _append_checked(log, store, document, stored=stored)
 
 
 def _append_checked(
@@ -201,13 +205,18 @@ def _append_checked(
     document: dict[str, Any],
     facts: list[IdentityFact] | None = None,
     max_customers: int = MAX_CUSTOMERS,
+    *,
+    stored: Callable[[str], str] | None = None,
 ) -> AppendOutcome:
     """Append an identity event unless the graph refuses it: folded with the facts it
     knows, in event-time order (so an event back-dated before others is checked where it
-    lands), the new fact must apply and must not make any other fact refused."""
+    lands), the new fact must apply and must not make any other fact refused. The fact is
+    checked with its identifier as the log will store it (``stored``: hashed)."""
     event = parse_event(document)
     fact = identity.identity_fact(fact_of(event))
     assert fact is not None
+    if stored is not None and fact.type in (identity.LINKED, identity.UNLINKED):
+        fact = dataclasses.replace(fact, other=stored(fact.other))
     if facts is None:
         facts = current_facts(store, [fact.customer, fact.other], log)
     before = graph_of(facts, max_customers=max_customers).refused

@@ -17,6 +17,7 @@ them, the identity fold and the application layer derive lookup keys with
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -26,11 +27,16 @@ CUSTOMER = "customer"
 PHONE = "phone"
 EMAIL = "email"
 EXTERNAL = "external"
+HASHED = "hashed"
+"""The stored form of a phone number or e-mail address when the ledger encrypts (issue
+10): ``h:`` and 32 hex digits of HMAC-SHA256 under the ledger's pepper."""
 PREFIXED_KINDS = (PHONE, EMAIL, EXTERNAL)
 """Kinds written with a ``kind:`` prefix; anything else is a customer id."""
-PERSONAL_KINDS = frozenset({PHONE, EMAIL})
-"""Kinds that are personal data (a recipient's address): issue 10 keeps them as keyed
-hashes where a lookup key is needed."""
+PERSONAL_KINDS = frozenset({PHONE, EMAIL, HASHED})
+"""Kinds that are personal data (a recipient's address): stored as keyed hashes (issue
+10) wherever the ledger keeps them as a subject or a lookup key."""
+HASHED_PREFIX = "h:"
+_HASHED = re.compile(r"^h:[0-9a-f]{32}$", re.ASCII)
 
 _E164 = re.compile(E164_PATTERN, re.ASCII)
 _EMAIL = re.compile(EMAIL_PATTERN)
@@ -44,8 +50,9 @@ _IDENTIFIER_FORMS = (
     r"|email:[^@\s]+@[^@\sA-Z]+\.[^@\sA-Z]+"
     r"|external:[a-z0-9][a-z0-9._-]{0,31}:[\x21-\x7e]+"
 )
-IDENTIFIER_SCHEMA_PATTERN = rf"^({_IDENTIFIER_FORMS})$"
-"""The JSON Schema (ECMA-262) form of an identifier in its normal form."""
+IDENTIFIER_SCHEMA_PATTERN = rf"^({_IDENTIFIER_FORMS}|h:[0-9a-f]{{32}})$"
+"""The JSON Schema (ECMA-262) form of an identifier in its normal form, or (as the ledger
+stores a phone number or e-mail address) its keyed hash."""
 SUBJECT_SCHEMA_PATTERN = rf"^((?!(phone|email|external):)[\x21-\x7e]+|{_IDENTIFIER_FORMS})$"
 """The JSON Schema (ECMA-262) form of :func:`check_subject`: a customer id, or an identifier
 in its normal form."""
@@ -111,19 +118,63 @@ def normalise_external(text: str) -> str:
 _NORMALISERS = {PHONE: normalise_phone, EMAIL: normalise_email, EXTERNAL: normalise_external}
 
 
-def identifier_key(kind: str, value: str) -> str:
+def identifier_key(kind: str, value: str, pepper: bytes | None = None) -> str:
     """THE lookup key of an identifier (the one place it is derived).
 
-    For now the normalised identifier itself (``phone:+905551112233``; a customer id as
-    it is). Issue 10 (privacy) replaces the personal kinds' keys with keyed hashes here,
-    and only here.
+    The normalised identifier (``phone:+905551112233``; a customer id as it is); with
+    ``pepper`` (the ledger encrypts: issue 10), a phone number or e-mail address is keyed
+    by its hash, :func:`keyed_hash`, as the ledger stores it: the same key whether the
+    subject was written ``phone:+905551112233`` or ``+905551112233``.
     """
     if kind == CUSTOMER:
         return value
     normalise = _NORMALISERS.get(kind)
     if normalise is None:
         raise InvalidIdentifier(f"unknown identifier kind {kind!r}")
-    return f"{kind}:{normalise(value)}"
+    normal = normalise(value)
+    if pepper is not None and kind in PERSONAL_KINDS:
+        return keyed_hash(normal, pepper)
+    return f"{kind}:{normal}"
+
+
+def personal_text(subject: str) -> str | None:
+    """The phone number (E.164) or e-mail address a subject or identifier names, written
+    ``phone:+90…``/``email:…`` or bare (``+90…``, ``a@b.example``), as
+    :func:`keyed_hash` hashes it; ``None`` for anything else (a customer id, an external id,
+    a hash). No normalisation: give the normal form."""
+    kind, colon, rest = subject.partition(":")
+    if colon and kind == PHONE:
+        return rest if _E164.fullmatch(rest) else None
+    if colon and kind == EMAIL:
+        return rest if _EMAIL.fullmatch(rest) else None
+    if (subject[:1] == "+" and _E164.fullmatch(subject)) or (
+        "@" in subject and _EMAIL.fullmatch(subject)
+    ):
+        return subject
+    return None
+
+
+def keyed_hash(text: str, pepper: bytes) -> str:
+    """The stored form of a phone number or e-mail address (:func:`personal_text`): ``h:``
+    and 32 hex digits of HMAC-SHA256 under the ledger-wide ``pepper``, e-mail addresses in
+    lower case (so ``Ayse@example.com`` and ``ayse@example.com`` are one recipient)."""
+    normal = text.lower() if "@" in text else text
+    return HASHED_PREFIX + hmac.digest(pepper, normal.encode(), "sha256")[:16].hex()
+
+
+def is_hashed(key: str) -> bool:
+    """Whether ``key`` is the keyed hash of a phone number or e-mail address."""
+    return _HASHED.fullmatch(key) is not None
+
+
+def normal_subject(text: str) -> str:
+    """A key given by a caller in normal form: an identifier with a known prefix is
+    normalised (``phone:+90 555 111 22 33`` -> ``phone:+905551112233``), anything else is
+    taken as the customer id it is. Raises :class:`InvalidIdentifier`."""
+    kind, colon, rest = text.partition(":")
+    if colon and kind in _NORMALISERS:
+        return f"{kind}:{_NORMALISERS[kind](rest)}"
+    return text
 
 
 def parse_identifier(text: str) -> Identifier:
@@ -138,9 +189,11 @@ def parse_identifier(text: str) -> Identifier:
 
 
 def kind_of(key: str) -> str:
-    """The kind of a lookup key or subject (no check of its form)."""
+    """The kind of a lookup key or subject (no check of its form beyond a hash's)."""
     kind, colon, _ = key.partition(":")
-    return kind if colon and kind in _NORMALISERS else CUSTOMER
+    if colon and kind in _NORMALISERS:
+        return kind
+    return HASHED if colon and kind == "h" and is_hashed(key) else CUSTOMER
 
 
 def check_subject(subject: str) -> str:
@@ -155,6 +208,22 @@ def check_subject(subject: str) -> str:
             f"subject {subject!r} is not in normal form: write {identifier.key!r}"
         )
     return subject
+
+
+def check_linked_identifier(text: str) -> str:
+    """An identifier to link: a phone, e-mail or external id in normal form, or the keyed
+    hash the ledger stores for a phone number or e-mail address. Raises
+    :class:`InvalidIdentifier`."""
+    if is_hashed(text):
+        return text
+    identifier = parse_identifier(text)
+    if identifier.kind == CUSTOMER:
+        raise InvalidIdentifier(
+            f"{text!r} has no identifier kind (phone:…, email:… or external:system:id); "
+            "customers are joined with customer.merged"
+        )
+    check_subject(text)
+    return text
 
 
 def check_plain_customer(subject: str) -> str:

@@ -27,7 +27,7 @@ from ledger.identifiers import (
     CUSTOMER,
     IDENTIFIER_SCHEMA_PATTERN,
     InvalidIdentifier,
-    check_subject,
+    check_linked_identifier,
     parse_identifier,
 )
 from ledger.strict import RFC3339_SCHEMA, flag, plain_decimal, rfc3339, whole_number
@@ -491,14 +491,7 @@ def _check_identifier(text: str) -> str:
     """An identifier to link, in its normal form (``ledger link`` normalises what it is
     given; a publisher writes the normal form); a plain customer id is not one (customers
     are joined with ``customer.merged``)."""
-    identifier = parse_identifier(text)
-    if identifier.kind == CUSTOMER:
-        raise InvalidIdentifier(
-            f"{text!r} has no identifier kind (phone:…, email:… or external:system:id); "
-            "customers are joined with customer.merged"
-        )
-    check_subject(text)
-    return text
+    return check_linked_identifier(text)
 
 
 def _check_customer(text: str) -> str:
@@ -513,7 +506,8 @@ LinkedIdentifier = Annotated[
     AfterValidator(_check_identifier),
     Field(
         description="phone:+E164, email:address (domain lower-cased) or external:system:id, "
-        "in normal form. Holds a phone number or e-mail address: personal data.",
+        "in normal form. Holds a phone number or e-mail address: personal data, stored by "
+        "the ledger as its keyed hash (h: and 32 hex digits) when it encrypts.",
         json_schema_extra={**PERSONAL, "pattern": IDENTIFIER_SCHEMA_PATTERN},
     ),
 ]

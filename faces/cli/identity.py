@@ -1,13 +1,13 @@
 """The identity commands: ``ledger identity``, ``link``, ``unlink``, ``merge``, ``unmerge``.
 
-Each parses, calls one function of :mod:`application.identity`, and renders a few lines
-for people or ``--json`` for machines.
+Each parses, calls one function of :mod:`application.people`, and renders a few lines
+for people or ``--json`` for machines (identifiers in clear while their key exists,
+``[erased]`` after ``ledger erase``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,8 +15,7 @@ import click
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from application import identity
-from application.wiring import open_log, open_store
+from application import identity, people
 from ledger.errors import LedgerError
 from ledger.identifiers import EMAIL, EXTERNAL, PHONE
 from ledger.log import Appended
@@ -115,10 +114,7 @@ def _show(key: str) -> click.Command:
         except LedgerError as exc:
             raise click.BadParameter(str(exc), param_hint="KEY") from None
         at = _time(as_of, "--as-of", end_of_day=True)
-        with closing(open_store(settings)) as store, open_log(settings, create=False) as log:
-            found = identity.describe(
-                store, asked, log, at=at, max_customers=settings.identity_max_customers
-            )
+        found = people.show(settings, asked, at=at)
         if as_json:
             click.echo(orjson.dumps(found))
             return
@@ -167,9 +163,7 @@ def identity_suspicious(ctx: click.Context, as_json: bool) -> None:
     Example:
       ledger identity suspicious --json
     """
-    settings = _settings(ctx)
-    with closing(open_store(settings)) as store, open_log(settings, create=False) as log:
-        found = identity.suspicious(store, log, max_customers=settings.identity_max_customers)
+    found = people.suspicious(_settings(ctx))
     if as_json:
         click.echo(orjson.dumps(found))
         return
@@ -208,10 +202,9 @@ def link(
       ledger link C0000042 --external shop:88412
     """
     identifier = _one_identifier(phone, email, external)
-    with open_log(_settings(ctx)) as log:
-        document, outcome = identity.link(
-            log, customer, identifier, evidence=evidence, at=_time(at, "--at")
-        )
+    document, outcome = people.link(
+        _settings(ctx), customer, identifier, evidence=evidence, at=_time(at, "--at")
+    )
     _appended(document, outcome, as_json)
 
 
@@ -239,11 +232,9 @@ def unlink(
       ledger unlink C0000042 --email old@example.com --reason "address given up"
     """
     identifier = _one_identifier(phone, email, external)
-    settings = _settings(ctx)
-    with closing(open_store(settings)) as store, open_log(settings) as log:
-        document, outcome = identity.unlink(
-            log, store, customer, identifier, reason=reason, at=_time(at, "--at")
-        )
+    document, outcome = people.unlink(
+        _settings(ctx), customer, identifier, reason=reason, at=_time(at, "--at")
+    )
     _appended(document, outcome, as_json)
 
 
@@ -279,18 +270,9 @@ def merge(
     Example:
       ledger merge C0000042 C0001234 --reason "same national id (call centre check)"
     """
-    settings = _settings(ctx)
-    with closing(open_store(settings)) as store, open_log(settings) as log:
-        document, outcome = identity.merge(
-            log,
-            store,
-            first,
-            second,
-            reason=reason,
-            survivor=survivor,
-            at=_time(at, "--at"),
-            max_customers=settings.identity_max_customers,
-        )
+    document, outcome = people.merge(
+        _settings(ctx), first, second, reason=reason, survivor=survivor, at=_time(at, "--at")
+    )
     _appended(document, outcome, as_json)
 
 
@@ -307,16 +289,9 @@ def unmerge(ctx: click.Context, customer: str, reason: str, at: str | None, as_j
     Example:
       ledger unmerge C0001234 --reason "different people: same name, other birth date"
     """
-    settings = _settings(ctx)
-    with closing(open_store(settings)) as store, open_log(settings) as log:
-        document, outcome = identity.unmerge(
-            log,
-            store,
-            customer,
-            reason=reason,
-            at=_time(at, "--at"),
-            max_customers=settings.identity_max_customers,
-        )
+    document, outcome = people.unmerge(
+        _settings(ctx), customer, reason=reason, at=_time(at, "--at")
+    )
     _appended(document, outcome, as_json)
 
 
