@@ -22,9 +22,6 @@ from ledger.errors import LedgerError, LogUnavailable
 from ledger.events import IDENTITY_TYPES
 from ledger.identifiers import (
     CUSTOMER,
-    EMAIL,
-    EXTERNAL,
-    PHONE,
     InvalidIdentifier,
     identifier_key,
     kind_of,
@@ -132,16 +129,6 @@ def identifier_of(kind: str, value: str) -> str:
         return identifier_key(kind, value)
     except InvalidIdentifier as exc:
         raise LedgerError(str(exc)) from exc
-
-
-def lookup_key(text: str) -> str:
-    """The lookup key of a key given by a caller: an identifier with a known prefix is
-    normalised (``phone:+90 555 111 22 33`` -> ``phone:+905551112233``), anything else is
-    taken as the customer id it is."""
-    kind, colon, rest = text.partition(":")
-    if colon and kind in (PHONE, EMAIL, EXTERNAL):
-        return identifier_of(kind, rest)
-    return text
 
 
 def _document(

@@ -244,3 +244,26 @@ def test_consent_is_derived_from_the_recipients_never_combined() -> None:
     }
     assert derived["email"]["status"] == "granted"
     assert derived["email"]["recipient"] == "C1"
+
+
+def test_identifier_keys_and_issue_10s_subject_hashes_agree() -> None:
+    """With the ledger's pepper, an identifier's lookup key is the keyed hash issue 10
+    stores for the same phone number or e-mail address as a subject, bare or prefixed."""
+    from ledger.identifiers import HASHED, identifier_key, is_hashed, kind_of
+    from ledger.privacy.crypto import hashed_subject, is_personal_subject
+
+    pepper = b"p" * 32
+    phone = identifier_key("phone", "+90 (555) 111-22-33", pepper)
+    assert is_hashed(phone)
+    assert kind_of(phone) == HASHED
+    assert phone == hashed_subject("+905551112233", pepper)
+    assert phone == hashed_subject("phone:+905551112233", pepper)
+    email = identifier_key("email", "Ayse@Example.COM", pepper)
+    assert email == hashed_subject("email:Ayse@example.com", pepper)
+    assert email == hashed_subject("ayse@example.com", pepper)  # case-insensitive, as issue 10
+    assert identifier_key("external", "Shop:88412", pepper) == "external:shop:88412"
+    assert identifier_key("phone", "+905551112233") == "phone:+905551112233"  # no pepper
+    assert is_personal_subject("phone:+905551112233")
+    assert not is_personal_subject("external:shop:88412")
+    assert not is_personal_subject(phone)  # a hash is not hashed again
+    assert hashed_subject("+905551112233", b"q" * 32) != phone  # keyed
