@@ -37,21 +37,27 @@ def _revealed(found: dict[str, Any], revealer: Revealer) -> dict[str, Any]:
         if name in out:
             out[name] = sorted(show(k) for k in out[name])
     if "suspicious" in out:
-        out["suspicious"] = [
-            {
-                **e,
-                "identifier": show(e["identifier"]),
-                "customers": [show(c) for c in e["customers"]],
-            }
-            if isinstance(e, dict)
-            else show(e)
-            for e in out["suspicious"]
-        ]
-    if "links" in out:
-        out["links"] = [
-            {**e, "identifier": show(e["identifier"]), "customer": show(e["customer"])}
-            for e in out["links"]
-        ]
+        out["suspicious"] = sorted(
+            [
+                {
+                    **e,
+                    "identifier": show(e["identifier"]),
+                    "customers": [show(c) for c in e["customers"]],
+                }
+                if isinstance(e, dict)
+                else show(e)
+                for e in out["suspicious"]
+            ],
+            key=str,
+        )
+    if "links" in out:  # in the order of what is shown (the graph orders them by key)
+        out["links"] = sorted(
+            (
+                {**e, "identifier": show(e["identifier"]), "customer": show(e["customer"])}
+                for e in out["links"]
+            ),
+            key=lambda e: (e["identifier"], e["customer"]),
+        )
     if "refused" in out:
         out["refused"] = [
             {**e, **{k: show(e[k]) for k in ("customer", "other") if k in e}}
