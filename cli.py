@@ -16,6 +16,7 @@ from faces.cli import (
     audit,
     decisions,
     demo,
+    identity,
     log,
     privacy,
     projecting,
@@ -88,6 +89,8 @@ for command in privacy.PRIVACY_COMMANDS:
 main.add_command(scale.copy)
 main.add_command(serve.serve)
 main.add_command(serve.api_keys_group)
+for command in identity.COMMANDS:
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

@@ -26,8 +26,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from application.fresh import CustomerNow, blind, customers_now, decision_lock, read_views
+from application.fresh import (
+    CustomerNow,
+    blind,
+    compose,
+    customers_now,
+    decision_lock,
+    read_views,
+)
+from application.identity import people
 from application.policy_files import default_history, load_policies
+from application.privacy import stored_customer_ids
 from application.wiring import known_partitions, open_log, open_store
 from consumers.store import ViewStore
 from ledger.codec import parse_event
@@ -43,6 +52,7 @@ from projections.policy import (
     LoadedPolicy,
     PolicyError,
     PolicyHistory,
+    Reservation,
     decide,
     parse_duration,
     stale_decision,
@@ -111,6 +121,9 @@ class Ledger:
         self.policies = policy or policy_history(self.settings)
         self._log: EventLog | None = None
         self._store: ViewStore | None = None
+        self._stored_id = stored_customer_ids(self.settings)
+        """The id the ledger stores for a customer or identifier (normalised; a phone
+        number or e-mail address hashed when the ledger encrypts)."""
         self._partitions: list[int] = []
         """The log's partitions, read once (Kafka: a metadata request per decision cost
         more than the decision)."""
@@ -163,7 +176,9 @@ class Ledger:
         requested_by: str | None = None,
     ) -> Iterator[Decision]:
         """Decisions for ``(customer, channel, purpose)`` requests, in order, read
-        :data:`DECISION_CHUNK` requests at a time.
+        :data:`DECISION_CHUNK` requests at a time. ``customer`` is a customer id or any
+        identifier of the person (``phone:+90 555 …``: normalised); the caps count the
+        contacts to every identifier of the person (the identity graph).
 
         With ``record``, each chunk is decided and appended to the log (``contact.allowed``
         / ``contact.blocked``) while holding the decision lock, so that concurrent askers
@@ -172,8 +187,10 @@ class Ledger:
         pass a cap only one of them fits."""
         moment = at or datetime.now(UTC)
         pending: list[tuple[str, str, str]] = []
-        for request in requests:
-            pending.append(request)
+        for customer, channel, purpose in requests:
+            # Any identifier of the person may be asked about, written in any usual way,
+            # looked up as appends store it (a phone number or e-mail address: hashed).
+            pending.append((self._stored_id(customer), channel, purpose))
             if len(pending) >= DECISION_CHUNK:
                 yield from self._chunk(pending, moment, record, requested_by)
                 pending = []
@@ -214,27 +231,39 @@ class Ledger:
         rules = loaded.policy.freshness
         longest = loaded.policy.longest_window()
         window = Window.rolling(at + timedelta(days=32), longest + timedelta(days=32))
+        limit_people = self.settings.identity_max_customers
         try:
             log = self.log
             partitions = self._partitions or log.partitions()
             self._partitions = partitions
         except LogUnavailable as exc:
-            snapshot = read_views(self.store, known_partitions(self.settings), customers, window)
-            now = {c: blind(snapshot, c, f"the log cannot be read: {exc}") for c in customers}
+            # Every identifier of each person is asked about too: caps count them all.
+            persons = people(self.store, customers, max_customers=limit_people)
+            members = sorted({m for p in persons.values() for m in p.members})
+            snapshot = read_views(self.store, known_partitions(self.settings), members, window)
+            parts = {m: blind(snapshot, m, f"the log cannot be read: {exc}") for m in members}
         else:
-            snapshot = read_views(self.store, partitions, customers, window)
+            persons = people(self.store, customers, log, max_customers=limit_people)
+            members = sorted({m for p in persons.values() for m in p.members})
+            snapshot = read_views(self.store, partitions, members, window)
             limit = max(rules.of(p).max_unprojected for p in PURPOSES)
             hold = max(parse_duration(rules.of(p).reserve_for or "1m") for p in PURPOSES)
-            now = customers_now(
+            parts = customers_now(
                 log,
                 self.store,
                 snapshot,
-                customers,
+                members,
                 window,
                 limit=limit,
                 kept_since=at - hold,
                 deciding=True,
             )
+        now = {
+            c: compose(c, persons[c], {m: parts[m] for m in persons[c].members}) for c in customers
+        }
+        held: dict[str, list[Reservation]] = {}
+        for c in customers:  # one person asked by two identifiers: one set of reservations
+            now[c].reservations = held.setdefault(persons[c].id, now[c].reservations)
         decisions = []
         for customer, channel, purpose in requests:
             decision = self._one(loaded, now[customer], channel, purpose, at)

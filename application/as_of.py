@@ -33,10 +33,23 @@ def current_customer(
         if fresh is None:
             fresh = fresh_by_default(settings)
         if not fresh:
-            return customer_in_views(store, known_partitions(settings), customer, window)
+            return customer_in_views(
+                store,
+                known_partitions(settings),
+                customer,
+                window,
+                max_customers=settings.identity_max_customers,
+            )
         with open_log(settings, create=False) as log:
             known = known_partitions(settings)
-            return customer_fresh(log, store, customer, window, known_partitions=known)
+            return customer_fresh(
+                log,
+                store,
+                customer,
+                window,
+                known_partitions=known,
+                max_customers=settings.identity_max_customers,
+            )
 
 
 @dataclass(frozen=True)

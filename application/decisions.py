@@ -113,7 +113,14 @@ def violations(
 ) -> ViolationsAnswer:
     history = policies(settings, policy_file)
     with open_log(settings, create=False) as log:
-        found = service.find_violations(log, history, since=since, until=until, channel=channel)
+        found = service.find_violations(
+            log,
+            history,
+            since=since,
+            until=until,
+            channel=channel,
+            max_customers=settings.identity_max_customers,
+        )
     return ViolationsAnswer(history, found)
 
 
@@ -152,6 +159,14 @@ def contact_pressure(
     history = policies(settings, policy_file)
     loaded = history.at(moment) or history.current()
     with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-        found = service.find_violations(log, history, since=moment - length, until=moment)
-        report = pressure(store, loaded, moment, length, found)
+        found = service.find_violations(
+            log,
+            history,
+            since=moment - length,
+            until=moment,
+            max_customers=settings.identity_max_customers,
+        )
+        report = pressure(
+            store, loaded, moment, length, found, max_customers=settings.identity_max_customers
+        )
     return PressureAnswer(moment, window, loaded, report)

@@ -17,7 +17,13 @@ from ledger.settings import Settings
 
 
 def run_demo(
-    settings: Settings, *, customers: int, days: int, seed: int, on_progress: Progress
+    settings: Settings,
+    *,
+    customers: int,
+    days: int,
+    seed: int,
+    on_progress: Progress,
+    identities: float = 0.0,
 ) -> DemoReport:
     """Generate ``customers`` over ``days`` (seeded) into the log, project it, and report
     the log, the relationship, the policy's violations and the contact pressure."""
@@ -33,6 +39,7 @@ def run_demo(
             batch_size=settings.batch_size,
             policies=policy_history(settings),
             on_progress=on_progress,
+            identities=identities,
         )
 
 

@@ -12,20 +12,24 @@ Part of the application layer: it composes a log, a view store and the projectio
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from application.identity import people
 from consumers.folding import item_of, item_of_stored
 from consumers.store import ViewStore
 from ledger.errors import LogUnavailable
-from ledger.events import DECISION_TYPES
+from ledger.events import NOT_TOUCHPOINTS
+from ledger.identifiers import PERSONAL_KINDS, kind_of
 from ledger.log import CustomerTail, EventLog, LogRecord, StoredEvent
 from projections import frequency, profile
 from projections.fact import Fact, fact_from_stored
 from projections.frequency import Window
+from projections.identity import MAX_CUSTOMERS, Person
+from projections.person import combine
 from projections.policy import Freshness, Reservation
 from projections.profile import Profile
 
@@ -169,8 +173,8 @@ def _fold(
         if position.offset < positions.get(position.partition, -1):
             continue  # a reservation from before the views' position: nothing to fold
         folded += 1
-        if fact.type in DECISION_TYPES:
-            continue  # a record of a check: no profile, no contact (as in the projector)
+        if fact.type in NOT_TOUCHPOINTS:
+            continue  # a check or an identity fact: no profile, no contact (as the projector)
         if not deciding or fact.type in DECIDING_TYPES:
             state = state or Profile(customer=fact.subject)
             profile.apply(state, fact)
@@ -207,22 +211,80 @@ def customer_fresh(
     *,
     limit: int = FRESH_LIMIT,
     known_partitions: Sequence[int] = (0,),
+    max_customers: int = MAX_CUSTOMERS,
 ) -> CustomerNow:
-    """One customer's profile and contact slots in ``window`` as of the end of the log
-    (the views, plus what they lack); if the log cannot be read, the views alone (as of
-    their positions on ``known_partitions``), with a warning in ``freshness``."""
+    """One person's profile and contact slots in ``window`` as of the end of the log
+    (the views, plus what they lack), for ``customer`` or any identifier of theirs (every
+    member of the identity graph's person, composed); if the log cannot be read, the
+    views alone (as of their positions on ``known_partitions``), with a warning in
+    ``freshness``."""
     try:
         partitions = log.partitions()
     except LogUnavailable as exc:
-        snapshot = read_views(store, known_partitions, [customer], window)
-        return blind(snapshot, customer, f"the log cannot be read: {exc}")
-    snapshot = read_views(store, partitions, [customer], window)
-    return customers_now(log, store, snapshot, [customer], window, limit=limit)[customer]
+        person = people(store, [customer], max_customers=max_customers)[customer]
+        snapshot = read_views(store, known_partitions, person.members, window)
+        parts = {m: blind(snapshot, m, f"the log cannot be read: {exc}") for m in person.members}
+        return compose(customer, person, parts)
+    person = people(store, [customer], log, max_customers=max_customers)[customer]
+    snapshot = read_views(store, partitions, person.members, window)
+    parts = customers_now(log, store, snapshot, person.members, window, limit=limit)
+    return compose(customer, person, parts)
 
 
 def customer_in_views(
-    store: ViewStore, partitions: Sequence[int], customer: str, window: Window
+    store: ViewStore,
+    partitions: Sequence[int],
+    customer: str,
+    window: Window,
+    *,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> CustomerNow:
-    """One customer as the views alone hold them (``--no-fresh``)."""
-    snapshot = read_views(store, partitions, [customer], window)
-    return blind(snapshot, customer, "not checked against the log (--no-fresh)")
+    """One person as the views alone hold them (``--no-fresh``)."""
+    person = people(store, [customer], max_customers=max_customers)[customer]
+    snapshot = read_views(store, partitions, person.members, window)
+    warning = "not checked against the log (--no-fresh)"
+    return compose(customer, person, {m: blind(snapshot, m, warning) for m in person.members})
+
+
+def compose(asked: str, person: Person, parts: Mapping[str, CustomerNow]) -> CustomerNow:
+    """The person of ``asked`` from their members' partial results: profiles composed
+    (:func:`projections.person.combine`), contact slots and reservations together (caps
+    count the contacts to every identifier), freshness summed. Consent stays with its
+    recipient: asked by a phone number or address with its own consent record on a
+    channel, that record decides the channel; otherwise the person's consent is derived
+    from their recipients' records."""
+    if len(parts) == 1:
+        only = next(iter(parts.values()))
+        return only if only.customer == asked else replace(only, customer=asked)
+    members = sorted(parts)
+    profiles = {m: p.profile for m in members if (p := parts[m]).profile is not None}
+    views = {m: p.view_profile for m in members if (p := parts[m]).view_profile is not None}
+    profile, view_profile = combine(person.id, profiles), combine(person.id, views)
+    own = profiles.get(asked)
+    if profile is not None and own is not None and kind_of(asked) in PERSONAL_KINDS:
+        profile.state["consent"].update(own.state["consent"])
+    freshness = [p.freshness for m in members if (p := parts[m]).freshness is not None]
+    return CustomerNow(
+        asked,
+        view_profile,
+        [slot for m in members for slot in parts[m].view_slots],
+        profile,
+        sorted(slot for m in members for slot in parts[m].slots),
+        [r for m in members for r in parts[m].reservations],
+        _sum_freshness(freshness) if freshness else None,
+    )
+
+
+def _sum_freshness(parts: Sequence[Freshness]) -> Freshness:
+    ends: dict[int, int] = {}
+    for part in parts:
+        for partition, offset in part.log_positions.items():
+            ends[partition] = max(offset, ends.get(partition, offset))
+    warnings = [p.warning for p in parts if p.warning is not None]
+    return Freshness(
+        ends,
+        parts[0].view_positions,
+        sum(p.folded for p in parts),
+        sum(p.reservations for p in parts),
+        warnings[0] if warnings else None,
+    )

@@ -8,13 +8,15 @@ over-contact.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from application.identity import joined
 from consumers.store import ViewStore
 from projections.frequency import Window, slot_of
+from projections.identity import MAX_CUSTOMERS
 from projections.policy import Cap, LoadedPolicy, cap_window, parse_duration, zone_of
 from projections.violations import Violation
 
@@ -88,14 +90,30 @@ def percentile(sorted_values: Sequence[int], fraction: float) -> int:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def _people(counts: Mapping[str, int], person_of: Mapping[str, str]) -> Counter[str]:
+    """Counts per subject -> counts per person (identifiers the graph joins, together)."""
+    found: Counter[str] = Counter()
+    for subject, n in counts.items():
+        found[person_of.get(subject, subject)] += n
+    return found
+
+
 def pressure(
     store: ViewStore,
     loaded: LoadedPolicy,
     at: datetime,
     window: timedelta,
     found: Sequence[Violation] = (),
+    *,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> PressureReport:
-    per_channel = store.outbound_per_customer(Window.rolling(at, window))
+    """Contacts per person (the identity graph as the views hold it now: every identifier
+    of a person counted together) per channel, who is over each cap, who caused it."""
+    person_of = joined(store, max_customers)
+    per_channel = {
+        channel: _people(counts, person_of)
+        for channel, counts in store.outbound_per_customer(Window.rolling(at, window)).items()
+    }
     spreads = []
     for channel, counts in sorted(per_channel.items()):
         values = sorted(counts.values())
@@ -124,7 +142,8 @@ def pressure(
                 if cap.channel in ("*", channel):
                     for customer, n in by_customer.items():
                         totals[customer] += n
-        over_caps.append((cap.label(), sum(1 for n in totals.values() if n > cap.max)))
+        people = _people(totals, person_of)
+        over_caps.append((cap.label(), sum(1 for n in people.values() if n > cap.max)))
     since = at - window
     sources = Counter(
         v.source or "(unknown)"

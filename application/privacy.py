@@ -19,12 +19,13 @@ import orjson
 from application.wiring import open_keys
 from consumers.store import ViewStore
 from ledger.codec import event_to_dict
-from ledger.errors import ConfigurationError, InvalidEvent, KeyStoreUnavailable
+from ledger.errors import ConfigurationError, InvalidEvent, KeyStoreUnavailable, LedgerError
 from ledger.events import CustomerErased, Touchpoint
+from ledger.identifiers import HASHED_PREFIX, InvalidIdentifier, is_hashed, normal_subject
 from ledger.log import Appended, AppendOutcome, EventLog, ReadFilter
 from ledger.payloads import ERASED, CustomerErasedData
 from ledger.privacy.crypto import (
-    HASHED_PREFIX,
+    HASHED_FIELDS,
     PERSONAL_FIELDS,
     UNREADABLE,
     DataKey,
@@ -85,13 +86,28 @@ class Revealer:
             self._subjects[stored] = opened if opened not in (None, UNREADABLE) else stored
         return self._subjects[stored] or stored
 
+    def identifier(self, stored: str) -> str:
+        """An identifier or customer id for display: a keyed hash opened to the phone
+        number or e-mail address it stands for, or ``[erased]`` once its key is destroyed
+        (a hash is never shown as if it were the identifier)."""
+        if not is_hashed(stored):
+            return stored
+        opened = self.subject(stored) if self.keys is not None else stored
+        return ERASED if opened == stored else opened
+
     def document(self, document: dict[str, Any]) -> dict[str, Any]:
         """A structured CloudEvent (JSON dict) with its personal values opened (and a
-        hashed personal customer id given back as it was appended)."""
+        hashed personal customer id or linked identifier given back as it was appended)."""
         opened = reveal_document(document, self.key)
         subject = document.get("subject")
         if isinstance(subject, str) and subject.startswith(HASHED_PREFIX):
             opened = {**opened, "subject": self.subject(subject)}
+        field_name = HASHED_FIELDS.get(str(document.get("type")))
+        data = opened.get("data")
+        if field_name is not None and isinstance(data, dict):
+            value = data.get(field_name)
+            if isinstance(value, str) and is_hashed(value):
+                opened = {**opened, "data": {**data, field_name: self.identifier(value)}}
         return opened
 
     def event(self, event: Touchpoint) -> dict[str, Any]:
@@ -101,8 +117,12 @@ class Revealer:
         """A copy of ``profile`` whose personal details are opened (or ``[erased]``)."""
         details = profile.state["details"]
         customer = self.subject(profile.customer)
-        if customer == profile.customer and not any(
-            is_envelope(value) for value, _ in details.values()
+        members = profile.state.get("members")
+        hashed_members = isinstance(members, list) and any(is_hashed(m) for m in members)
+        if (
+            customer == profile.customer
+            and not hashed_members
+            and not any(is_envelope(value) for value, _ in details.values())
         ):
             return profile
         opened = {}
@@ -111,7 +131,17 @@ class Revealer:
                 path = f"personal.{name}"
                 value = open_value(value, str(value.get("event")), profile.customer, path, self.key)
             opened[name] = [value, at]
-        return Profile(state={**profile.state, "customer": customer, "details": opened})
+        state = {**profile.state, "customer": customer, "details": opened}
+        if hashed_members:
+            state["members"] = sorted(self.identifier(m) for m in members or [])
+        return Profile(state=state)
+
+
+def _normal(customer: str) -> str:
+    try:
+        return normal_subject(customer)
+    except InvalidIdentifier as exc:
+        raise LedgerError(str(exc)) from exc
 
 
 def stored_customer_ids(settings: Settings) -> Callable[[str], str]:
@@ -121,6 +151,7 @@ def stored_customer_ids(settings: Settings) -> Callable[[str], str]:
 
     def stored(customer: str) -> str:
         nonlocal pepper
+        customer = _normal(customer)
         if not settings.encrypt or not is_personal_subject(customer):
             return customer
         if pepper is None:
@@ -136,7 +167,10 @@ def stored_customer_ids(settings: Settings) -> Callable[[str], str]:
 
 def stored_customer_id(settings: Settings, customer: str) -> str:
     """The id the ledger stores for ``customer``: the keyed hash of a phone number or
-    e-mail address (when encryption is on), else ``customer`` itself."""
+    e-mail address, bare or as ``phone:``/``email:`` (when encryption is on), else
+    ``customer`` itself; an identifier with a known prefix is normalised first
+    (``phone:+90 555 111 22 33``), so every read looks it up as appends stored it."""
+    customer = _normal(customer)
     if not settings.encrypt or not is_personal_subject(customer):
         return customer
     keys = open_keys(settings)
@@ -160,6 +194,11 @@ class Erasure:
     position: str | None = None
     rejects_redacted: int = 0
     """Lines of rejects files that held the customer's data, now redacted."""
+    identifiers: list[str] = field(default_factory=list)
+    """The hashed phone numbers and e-mail addresses ever linked to the customer (issue
+    12), erased with them: the keys that seal their cleartext destroyed (their keyed
+    hashes stay, as a hashed customer id does; the customer's ``customer.erased`` is the
+    record)."""
 
     @property
     def already(self) -> bool:
@@ -173,6 +212,7 @@ class Erasure:
             "position": self.position,
             "already_erased": self.already,
             "rejects_redacted": self.rejects_redacted,
+            "identifiers_erased": len(self.identifiers),
         }
 
 
@@ -214,6 +254,25 @@ def _already_erased(log: EventLog, customer: str) -> bool:
     return any(record.event is not None for record in log.read(None, where))
 
 
+def linked_identifiers(log: EventLog, customers: list[str] | None = None) -> dict[str, set[str]]:
+    """Per customer (of ``customers``; ``None``: all), the hashed phone numbers and e-mail
+    addresses ``identity.linked`` ever gave them (unlinked since or not)."""
+    wanted = None if customers is None else set(customers)
+    where = ReadFilter(
+        customer=customers[0] if customers is not None and len(customers) == 1 else None,
+        types=frozenset({"identity.linked"}),
+    )
+    found: dict[str, set[str]] = {}
+    for record in log.read(None, where):
+        event = record.event
+        if event is None or (wanted is not None and event.subject not in wanted):
+            continue
+        value = getattr(event.data, HASHED_FIELDS[event.type], None)
+        if isinstance(value, str) and is_hashed(value):
+            found.setdefault(event.subject, set()).add(value)
+    return found
+
+
 def personal_values(log: EventLog, customer: str, revealer: Revealer) -> set[str]:
     """Every personal value the log holds of ``customer``, opened (what rejects files are
     searched for before the key is destroyed)."""
@@ -248,9 +307,12 @@ def erase(
     ledger's rejects files that hold the customer's id (or ``named``, the id as given when
     it is stored hashed) or personal values are redacted."""
     _check_request(request)
+    identifiers = sorted(linked_identifiers(log, [customer]).get(customer, set()))
+    if identifiers:  # the phone numbers and addresses linked to them go with them
+        keys.destroy(identifiers)
     holds = bool(keys.holders([customer]))
     if not holds and _already_erased(log, customer):
-        return Erasure(customer, 0, None)
+        return Erasure(customer, 0, None, identifiers=identifiers)
     needles: set[str] = set()
     if rejects_dir is not None and _rejects_files(rejects_dir):
         needles = personal_values(log, customer, Revealer(keys)) if holds else set()
@@ -260,7 +322,7 @@ def erase(
     redacted = 0
     if rejects_dir is not None:
         redacted = redact_rejects(rejects_dir, {customer, named or customer}, needles)
-    return Erasure(customer, destroyed, event.id, _position(outcome), redacted)
+    return Erasure(customer, destroyed, event.id, _position(outcome), redacted, identifiers)
 
 
 def _position(outcome: AppendOutcome) -> str | None:
@@ -298,8 +360,13 @@ def erase_many(
     rejects_dir: Path | None = None,
 ) -> list[Erasure]:
     """:func:`erase` for many customers: their keys destroyed in one transaction, their
-    ``customer.erased`` events appended in batches."""
+    ``customer.erased`` events appended in batches. The phone numbers and e-mail addresses
+    linked to them (issue 12) are erased with them."""
     _check_request(request)
+    linked = linked_identifiers(log, customers)
+    identifiers = sorted({i for found in linked.values() for i in found} - set(customers))
+    if identifiers:
+        keys.destroy(identifiers)
     destroyed = keys.destroy(customers)
     done: list[Erasure] = []
     for start in range(0, len(customers), batch_size):

@@ -39,7 +39,13 @@ def history(
     """One customer's history as it stood (see :func:`service.history`)."""
     customer = stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     with open_log(settings, create=False) as log:
-        found = service.history(log, customer, until=until, recorded_by=recorded_by)
+        found = service.history(
+            log,
+            customer,
+            until=until,
+            recorded_by=recorded_by,
+            max_customers=settings.identity_max_customers,
+        )
     for record in found.undecodable:
         _warnings.warning("cannot decode the record at %s: %s", record.position, record.error)
     return found

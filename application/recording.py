@@ -87,8 +87,10 @@ def generate(
     seed: int,
     start: datetime | None,
     on_progress: Progress,
+    identities: float = 0.0,
 ) -> ImportSummary:
-    """Generate a synthetic history (seeded, deterministic ids) into the log."""
+    """Generate a synthetic history (seeded, deterministic ids) into the log;
+    ``identities``: the share of customers known to several systems (issue 12)."""
     rejects = settings.data_dir / "rejects" / f"generate-{seed}.jsonl"
     with open_log(settings) as log:
         return service.generate_into(
@@ -100,11 +102,20 @@ def generate(
             rejects_path=rejects,
             batch_size=settings.batch_size,
             on_progress=on_progress,
+            identities=identities,
         )
 
 
 def write_generated(
-    out: IO[bytes], *, customers: int, days: int, seed: int, start: datetime | None
+    out: IO[bytes],
+    *,
+    customers: int,
+    days: int,
+    seed: int,
+    start: datetime | None,
+    identities: float = 0.0,
 ) -> int:
     """Write a synthetic history as JSON Lines to ``out``; returns the number of events."""
-    return service.write_generated(out, customers=customers, days=days, seed=seed, start=start)
+    return service.write_generated(
+        out, customers=customers, days=days, seed=seed, start=start, identities=identities
+    )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from application import identity
 from consumers.store import ViewStore
 from projections.frequency import Window
 
@@ -27,9 +28,11 @@ class RelationshipReport:
 
 
 def relationship_report(store: ViewStore, now: datetime, limit: int = 5) -> RelationshipReport:
-    """Status counts, top spenders, complaints open too long, the most contacted customers."""
+    """Status counts, top spenders, complaints open too long, the most contacted people
+    (each person once: the identity graph joins their identifiers)."""
     statuses = {
-        s: len(store.customers(now, status=s)) for s in ("active", "passive", "lapsed", "prospect")
+        s: len(identity.customers(store, now, status=s))
+        for s in ("active", "passive", "lapsed", "prospect")
     }
     spend: list[tuple[str, str, Decimal]] = []
     projected = 0
@@ -54,5 +57,5 @@ def relationship_report(store: ViewStore, now: datetime, limit: int = 5) -> Rela
         statuses=statuses,
         top_spenders=top[:limit],
         at_risk=risky[:limit],
-        most_contacted=store.most_contacted(window, direction="outbound", limit=limit),
+        most_contacted=identity.most_contacted(store, window, direction="outbound", limit=limit),
     )

@@ -10,16 +10,19 @@ models (``projections``) and their runners (``consumers``).
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import itertools
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections import ChainMap, Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from application.identity import facts_in_log, graph_of
 from application.pressure import PressureReport, pressure
 from application.report import RelationshipReport, relationship_report
 from consumers.folding import item_of_stored
@@ -53,9 +56,11 @@ from ledger.stopping import Stop
 from ledger.timeutil import MICROSECOND
 from projections import frequency, profile
 from projections.fact import Fact, content_digest, fact_of
+from projections.identity import MAX_CUSTOMERS, IdentityFact, Person
+from projections.person import combine
 from projections.policy import PolicyHistory
 from projections.profile import Profile
-from projections.violations import Violation, violations
+from projections.violations import Violation, person_violations, violations
 
 Progress = Callable[[int], None]
 
@@ -99,9 +104,36 @@ def replay(
     where: ReadFilter = EVERYTHING,
     limit: int | None = None,
 ) -> Iterator[LogRecord]:
-    """The history in log order, filtered; at most ``limit`` records."""
-    records = log.read(start, where)
+    """The history in log order, filtered; at most ``limit`` records. A customer filter
+    follows the identity graph: the records of every identifier of the person."""
+    records = _read_person(log, start, where)
     return itertools.islice(records, limit) if limit is not None else records
+
+
+def person_members(
+    log: EventLog,
+    customer: str,
+    *,
+    until: datetime | None = None,
+    recorded_by: datetime | None = None,
+    max_customers: int = MAX_CUSTOMERS,
+) -> Person:
+    """The person ``customer`` belonged to at ``until`` (event time; ``None``: now), by the
+    identity facts in the log (recorded by ``recorded_by``)."""
+    facts = facts_in_log(log, until=until, recorded_by=recorded_by)
+    return graph_of(facts, at=until, max_customers=max_customers).person(customer)
+
+
+def _read_person(log: EventLog, start: Positions | None, where: ReadFilter) -> Iterator[LogRecord]:
+    """``log.read`` with a customer filter widened to every member of the person, in log
+    order (per partition, by offset)."""
+    if where.customer is None:
+        return log.read(start, where)
+    members = person_members(log, where.customer).members
+    if len(members) == 1:
+        return log.read(start, replace(where, customer=members[0]))
+    reads = [log.read(start, replace(where, customer=m)) for m in members]
+    return heapq.merge(*reads, key=lambda r: (r.position.partition, r.position.offset))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +155,7 @@ def replay_once(
     """:func:`replay`, each id once as the projections count it: on a log that may repeat
     ids (Kafka), a later copy comes as a :class:`Repeat` instead (not counted in
     ``limit``). Holds each id given so far (~150 bytes each) for the comparison."""
-    records = log.read(start, where)
+    records = _read_person(log, start, where)
     if log.refuses_duplicates_across_batches:
         yield from itertools.islice(records, limit) if limit is not None else records
         return
@@ -148,23 +180,40 @@ def replay_once(
 
 @dataclass
 class History:
-    """One customer's records up to a moment, in event-time order."""
+    """One person's records up to a moment, in event-time order."""
 
     customer: str
     records: list[LogRecord]
     """Decoded records (each once, by event id), oldest event first."""
     undecodable: list[LogRecord]
-    """The customer's records that cannot be decoded (reported, never hidden)."""
+    """The person's records that cannot be decoded (reported, never hidden)."""
+    person: str | None = None
+    """The person's id in the identity graph as it stood then (``None``: no graph)."""
+    members: tuple[str, ...] = ()
+    """Every customer id and identifier of the person then (their records are here)."""
 
     def facts(self) -> list[Fact]:
         return [fact_of(r.event) for r in self.records if r.event is not None]
 
     def profile(self) -> Profile | None:
-        """The profile as it stood: the projection's own code over this history."""
-        return profile.replay(self.customer, self.facts()) if self.records else None
+        """The profile as it stood: the projection's own code over this history, per
+        member, composed as the live answer composes the views."""
+        if not self.records:
+            return None
+        if len(self.members) <= 1:
+            return profile.replay(self.customer, self.facts())
+        by_member: dict[str, list[Fact]] = {}
+        for fact in self.facts():
+            by_member.setdefault(fact.subject, []).append(fact)
+        parts = {m: profile.replay(m, facts) for m, facts in by_member.items()}
+        return combine(self.person or self.customer, parts)
 
     def contacts(self) -> frequency.ContactCounts:
-        return frequency.replay(self.facts())
+        """Contact counts, every member's counted under the asked customer."""
+        facts = self.facts()
+        if len(self.members) > 1:
+            facts = [dataclasses.replace(f, subject=self.customer) for f in facts]
+        return frequency.replay(facts)
 
 
 def history(
@@ -173,15 +222,19 @@ def history(
     *,
     until: datetime | None = None,
     recorded_by: datetime | None = None,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> History:
-    """A customer's history as it stood: events that *happened* by ``until`` (event time,
+    """A person's history as it stood: events that *happened* by ``until`` (event time,
     inclusive) and that the ledger had *recorded* by ``recorded_by`` (append time,
-    inclusive). Either may be left open. An event re-published with the same id counts
-    once, as in the projections."""
-    where = ReadFilter(customer=customer, until=until + MICROSECOND if until else None)
+    inclusive), of every identifier the identity graph gave the person then. Either may
+    be left open. An event re-published with the same id counts once, as in the
+    projections."""
+    person = person_members(
+        log, customer, until=until, recorded_by=recorded_by, max_customers=max_customers
+    )
     seen: set[str] = set()
     records, undecodable = [], []
-    for record in log.read(None, where):
+    for record in _read_members(log, person.members, until):
         if recorded_by is not None and record.recorded_at > recorded_by:
             continue
         if record.event is None:
@@ -190,7 +243,16 @@ def history(
             seen.add(record.event.id)
             records.append(record)
     records.sort(key=lambda r: r.event.time if r.event else r.recorded_at)
-    return History(customer, records, undecodable)
+    return History(customer, records, undecodable, person.id, person.members)
+
+
+def _read_members(
+    log: EventLog, members: Sequence[str], until: datetime | None
+) -> Iterator[LogRecord]:
+    for member in members:
+        yield from log.read(
+            None, ReadFilter(customer=member, until=until + MICROSECOND if until else None)
+        )
 
 
 def find_violations(
@@ -200,6 +262,7 @@ def find_violations(
     since: datetime | None = None,
     until: datetime | None = None,
     channel: str | None = None,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> list[Violation]:
     """Every outbound contact in ``[since, until)`` (event time) that broke the policy when
     it happened, oldest first. Each customer's whole history is read (what happened before
@@ -208,14 +271,60 @@ def find_violations(
     history); other logs are grouped by customer in memory first."""
     found = [
         v
-        for customer, facts, sources in _customer_histories(log)
-        for v in violations(history, customer, facts, sources)
+        for v in _all_violations(log, history, max_customers)
         if (since is None or v.time >= since)
         and (until is None or v.time < until)
         and (channel is None or v.channel == channel)
     ]
     found.sort(key=lambda v: (v.time, v.customer, v.event_id))
     return found
+
+
+def _all_violations(
+    log: EventLog, history: PolicyHistory, max_customers: int
+) -> Iterator[Violation]:
+    """Each customer's violations; the subjects the identity graph ever joins are judged
+    together, each contact with the graph as it stood when it happened (their histories
+    are held until every subject of the group has been read)."""
+    identity_facts = facts_in_log(log)
+    group_of = _ever_joined(identity_facts)
+    groups: dict[str, list[CustomerHistory]] = {}
+    for customer, facts, sources in _customer_histories(log):
+        group = group_of.get(customer)
+        if group is None:
+            yield from violations(history, customer, facts, sources)
+        else:
+            groups.setdefault(group, []).append((customer, facts, sources))
+    by_group: dict[str, list[IdentityFact]] = {}
+    for fact in identity_facts:
+        by_group.setdefault(group_of[fact.customer], []).append(fact)
+    for group, members in sorted(groups.items()):
+        yield from person_violations(
+            history,
+            [f for _, facts, _ in members for f in facts],
+            by_group.get(group, []),
+            ChainMap(*(dict(sources) for _, _, sources in members)),
+            max_customers=max_customers,
+        )
+
+
+def _ever_joined(facts: Sequence[IdentityFact]) -> dict[str, str]:
+    """Every key an identity fact ever names -> a name of the group of keys that facts
+    ever joined (union-find over every link and merge, whatever their time)."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for fact in facts:
+        a, b = root(fact.customer), root(fact.other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {key: root(key) for key in list(parent)}
 
 
 class _Sources(Mapping[str, str]):
@@ -271,9 +380,10 @@ def _customer_histories(log: EventLog) -> Iterator[CustomerHistory]:
 
 
 def _generated_candidates(
-    customers: int, days: int, seed: int, start: datetime | None
+    customers: int, days: int, seed: int, start: datetime | None, identities: float = 0.0
 ) -> Iterator[Line]:
-    for number, document in enumerate(generated(customers, days, seed, start), start=1):
+    history = generated(customers, days, seed, start, identities=identities)
+    for number, document in enumerate(history, start=1):
         try:
             yield number, parse_event(document), 1
         except InvalidEvent as exc:  # a generator bug; keep it visible, never drop it
@@ -290,11 +400,13 @@ def generate_into(
     rejects_path: Path,
     batch_size: int,
     on_progress: Progress = _ignore,
+    identities: float = 0.0,
 ) -> ImportSummary:
-    """Generate a synthetic history straight into ``log`` (validated like an import)."""
+    """Generate a synthetic history straight into ``log`` (validated like an import);
+    ``identities``: the share of customers known to several systems (issue 12)."""
     return import_stream(
         log,
-        _generated_candidates(customers, days, seed, start),
+        _generated_candidates(customers, days, seed, start, identities),
         RejectsFile(rejects_path),
         batch_size=batch_size,
         on_progress=on_progress,
@@ -309,10 +421,11 @@ def write_generated(
     seed: int,
     start: datetime | None,
     on_progress: Progress = _ignore,
+    identities: float = 0.0,
 ) -> int:
     """Write a synthetic history as JSON Lines; returns the number of events."""
     count = 0
-    for document in generated(customers, days, seed, start):
+    for document in generated(customers, days, seed, start, identities=identities):
         out.write(orjson.dumps(document))
         out.write(b"\n")
         count += 1
@@ -386,6 +499,7 @@ def demo(
     batch_size: int,
     policies: PolicyHistory,
     on_progress: Progress = _ignore,
+    identities: float = 0.0,
 ) -> DemoReport:
     """Generate a history into ``log``, project it into ``store``, and summarise both, with
     the contact policy's violations and the contact pressure of the last 30 days."""
@@ -398,6 +512,7 @@ def demo(
         rejects_path=rejects_path,
         batch_size=batch_size,
         on_progress=on_progress,
+        identities=identities,
     )
     seen = overview(log)
     sample: list[LogRecord] = []

@@ -1,10 +1,12 @@
-"""Queries over the views across customers: the most contacted, customers by status."""
+"""Queries over the views across customers: the most contacted, customers by status; a
+person known under several ids or identifiers counts once (issue 12)."""
 
 from __future__ import annotations
 
 from contextlib import closing
 from datetime import datetime
 
+from application import identity
 from application.wiring import open_store
 from ledger.settings import Settings
 from projections.frequency import Window
@@ -21,8 +23,14 @@ def most_contacted(
 ) -> list[tuple[str, int]]:
     """(customer, contacts) of the most-contacted customers in ``window``, most first."""
     with closing(open_store(settings)) as store:
-        return store.most_contacted(
-            window, channel=channel, direction=direction, purpose=purpose, limit=limit
+        return identity.most_contacted(
+            store,
+            window,
+            channel=channel,
+            direction=direction,
+            purpose=purpose,
+            limit=limit,
+            max_customers=settings.identity_max_customers,
         )
 
 
@@ -36,4 +44,11 @@ def customers(
 ) -> list[str]:
     """Customers with lifecycle ``status`` at ``now`` (and a complaint open too long)."""
     with closing(open_store(settings)) as store:
-        return store.customers(now, status=status, at_risk=at_risk, limit=limit)
+        return identity.customers(
+            store,
+            now,
+            status=status,
+            at_risk=at_risk,
+            limit=limit,
+            max_customers=settings.identity_max_customers,
+        )

@@ -2,6 +2,7 @@
 
     python bench/projection_bench.py                   # 1,000,000 events, 100,000 customers
     python bench/projection_bench.py --events 200000   # a quicker look
+    python bench/projection_bench.py --identities 0.1  # 10 % of customers with 2-4 identifiers
 
 Each figure comes from a fresh child process (its own peak RSS). Measured in one run:
 
@@ -130,6 +131,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--baseline-events", type=int, default=20_000)
+    parser.add_argument(
+        "--identities",
+        type=float,
+        default=0.0,
+        help="share of customers known to several systems (issue 12; bench/identity_bench.py "
+        "compares with and without in one run)",
+    )
     parser.add_argument("--work", type=Path, default=HERE / "out")
     parser.add_argument("--child")
     parser.add_argument("--log")
@@ -157,7 +165,13 @@ def main() -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     source = args.work / f"history-{args.customers}c-{args.events}e.jsonl"
-    if not source.exists():
+    if args.identities:
+        from bench.identity_bench import make_input as make_identities
+
+        source = source.with_name(f"identities-{args.identities}-{source.name}")
+        if not source.exists():
+            make_identities(source, args.events, args.customers, args.identities)
+    elif not source.exists():
         make_input(source, args.events, args.customers)
     rows: list[tuple[str, dict[str, Any]]] = []
     with (

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 from consumers.store import Cleartext, DeadLetter, Misplaced, Seen, ViewBatch, ViewStore
 from ledger.codec import event_from_stored
 from ledger.errors import InvalidEvent, LedgerError, LogReplaced
-from ledger.events import DECISION_TYPES
+from ledger.events import NOT_TOUCHPOINTS
 from ledger.log import (
     EventLog,
     LogRecord,
@@ -28,7 +28,7 @@ from ledger.log import (
     check_positions,
 )
 from ledger.privacy.crypto import PERSONAL_FIELDS, cleartext_paths
-from projections import frequency, profile, service_levels
+from projections import frequency, identity, profile, service_levels
 from projections.fact import Fact, content_digest, fact_from_stored, fact_of
 
 if TYPE_CHECKING:
@@ -296,7 +296,8 @@ class Folder:
                 if seen is None:
                     duplicates += duplicate
                     continue
-            if fact.type in DECISION_TYPES:  # a record of a check: no profile, no contact
+            if fact.type in NOT_TOUCHPOINTS:  # a check, or a fact of the identity graph
+                _add_identity(batch, fact)
                 applied += 1
                 if seen is not None:
                     batch.applied_ids[fact.id] = seen
@@ -466,6 +467,14 @@ def find_cleartext(items: list[Item], batch: ViewBatch) -> None:
                 found[position.partition].add(one)
             else:
                 found[position.partition] = one
+
+
+def _add_identity(batch: ViewBatch, fact: Fact) -> None:
+    """An identity fact becomes a row of the identity view (the graph is folded from the
+    rows when it is read: a merge or an unmerge re-folds nothing)."""
+    found = identity.identity_fact(fact)
+    if found is not None:
+        batch.identity.append(found.row())
 
 
 class CatchUpHost(Protocol):

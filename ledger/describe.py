@@ -15,8 +15,12 @@ from ledger.events import (
     ContactBlocked,
     CustomerDetails,
     CustomerErased,
+    CustomerMerged,
+    CustomerUnmerged,
     Email,
     FeedbackGiven,
+    IdentityLinked,
+    IdentityUnlinked,
     Purchase,
     Refund,
     Sms,
@@ -139,3 +143,25 @@ def _(event: ContactBlocked) -> str:
     data = event.data
     rules = ", ".join(dict.fromkeys(r.rule for r in data.reasons))
     return f"may-contact check: {data.purpose} {data.channel} blocked by {rules}"
+
+
+@describe.register
+def _(event: IdentityLinked) -> str:
+    evidence = f" ({event.data.evidence})" if event.data.evidence else ""
+    return f"identifier {event.data.identifier} linked{evidence}"
+
+
+@describe.register
+def _(event: IdentityUnlinked) -> str:
+    reason = f" ({event.data.reason})" if event.data.reason else ""
+    return f"identifier {event.data.identifier} unlinked{reason}"
+
+
+@describe.register
+def _(event: CustomerMerged) -> str:
+    return f"merged into {event.data.survivor} ({event.data.reason})"
+
+
+@describe.register
+def _(event: CustomerUnmerged) -> str:
+    return f"unmerged from {event.data.survivor} ({event.data.reason})"

@@ -13,12 +13,14 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     field_validator,
 )
 
+from ledger.identifiers import SUBJECT_SCHEMA_PATTERN, check_plain_customer, check_subject
 from ledger.payloads import (
     CallData,
     ChatData,
@@ -29,8 +31,12 @@ from ledger.payloads import (
     ContactDecisionData,
     CustomerDetailsData,
     CustomerErasedData,
+    CustomerMergedData,
+    CustomerUnmergedData,
     EmailData,
     FeedbackData,
+    IdentityLinkData,
+    IdentityUnlinkData,
     Moment,
     Payload,
     PurchaseData,
@@ -57,8 +63,22 @@ CustomerId = Annotated[
         min_length=1,
         max_length=128,
         pattern=r"^[\x21-\x7e]+$",
-        description="The customer's id; also the Kafka record key.",
+        description="The customer's id, or an identifier of the customer in its normal form "
+        "(phone:+E164, email:address, external:system:id); also the Kafka record key.",
+        json_schema_extra={"pattern": SUBJECT_SCHEMA_PATTERN},
     ),
+    AfterValidator(check_subject),
+]
+PlainCustomerId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A customer id (identity events are about customers, not identifiers).",
+        json_schema_extra={"pattern": r"^(?!(phone|email|external):)[\x21-\x7e]+$"},
+    ),
+    AfterValidator(check_plain_customer),
 ]
 _UTF8 = "[Uu][Tt][Ff]-8"
 JSON_MEDIA_TYPE_PROBLEM = "is not application/json (the only parameter allowed is charset=utf-8)"
@@ -216,6 +236,30 @@ class ContactBlocked(TouchpointEvent):
     data: ContactBlockedData
 
 
+class IdentityLinked(TouchpointEvent):
+    type: Literal["identity.linked"] = "identity.linked"
+    subject: PlainCustomerId
+    data: IdentityLinkData
+
+
+class IdentityUnlinked(TouchpointEvent):
+    type: Literal["identity.unlinked"] = "identity.unlinked"
+    subject: PlainCustomerId
+    data: IdentityUnlinkData
+
+
+class CustomerMerged(TouchpointEvent):
+    type: Literal["customer.merged"] = "customer.merged"
+    subject: PlainCustomerId
+    data: CustomerMergedData
+
+
+class CustomerUnmerged(TouchpointEvent):
+    type: Literal["customer.unmerged"] = "customer.unmerged"
+    subject: PlainCustomerId
+    data: CustomerUnmergedData
+
+
 Touchpoint = Annotated[
     Call
     | Email
@@ -232,7 +276,11 @@ Touchpoint = Annotated[
     | CustomerDetails
     | CustomerErased
     | ContactAllowed
-    | ContactBlocked,
+    | ContactBlocked
+    | IdentityLinked
+    | IdentityUnlinked
+    | CustomerMerged
+    | CustomerUnmerged,
     Field(discriminator="type"),
 ]
 """Any touchpoint event; pydantic picks the class from ``type``."""
@@ -240,6 +288,15 @@ Touchpoint = Annotated[
 DECISION_TYPES = frozenset({"contact.allowed", "contact.blocked"})
 """Records of the ledger's own contact-policy decisions (``ledger may-contact --record``):
 in the log for auditors, but not interactions with the customer."""
+
+IDENTITY_TYPES = frozenset(
+    {"identity.linked", "identity.unlinked", "customer.merged", "customer.unmerged"}
+)
+"""Facts about who is who (the identity graph): in the log like every fact, but not
+interactions with the customer (no profile figure, no contact)."""
+
+NOT_TOUCHPOINTS = DECISION_TYPES | IDENTITY_TYPES
+"""Types the profile and contact projections pass over."""
 
 _URNS: dict[type[TouchpointEvent], str] = {}
 
@@ -262,6 +319,10 @@ EVENT_CLASSES: dict[str, type[TouchpointEvent]] = {
         CustomerErased,
         ContactAllowed,
         ContactBlocked,
+        IdentityLinked,
+        IdentityUnlinked,
+        CustomerMerged,
+        CustomerUnmerged,
     )
 }
 _URNS.update(
@@ -295,6 +356,10 @@ SHORT_NAMES: dict[str, str] = {
     "erased": "customer.erased",
     "contact-allowed": "contact.allowed",
     "contact-blocked": "contact.blocked",
+    "linked": "identity.linked",
+    "unlinked": "identity.unlinked",
+    "merged": "customer.merged",
+    "unmerged": "customer.unmerged",
 }
 
 

@@ -127,10 +127,18 @@ class HistoryGenerator:
     """Iterate over a synthetic history as CloudEvents dicts (the JSON contract)."""
 
     def __init__(
-        self, customers: int, days: int, seed: int = 1, start: datetime | None = None
+        self,
+        customers: int,
+        days: int,
+        seed: int = 1,
+        start: datetime | None = None,
+        *,
+        identities: float = 0.0,
     ) -> None:
         if customers < 1 or days < 1:
             raise ValueError("customers and days must be at least 1")
+        if not 0.0 <= identities <= 1.0:
+            raise ValueError("identities must be a share between 0 and 1")
         self.customers = customers
         self.days = days
         self.seed = seed
@@ -142,6 +150,9 @@ class HistoryGenerator:
         self._desk = random.Random(f"service-desk-{seed}")
         self._seq = 0
         self._counters = {"order": 0, "complaint": 0}
+        self._identities = (
+            _Identities(identities, seed, customers, self.end) if identities > 0 else None
+        )
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -173,7 +184,10 @@ class HistoryGenerator:
                 yield heapq.heappop(pending)[2]
             customer = people[index]
             _, _, kind, arg = heapq.heappop(customer.agenda)
-            for arrival, event in self._happen(customer, at, kind, arg):
+            emitted = self._happen(customer, at, kind, arg)
+            if self._identities is not None:  # issue 12: several identifiers per person
+                emitted = self._identities.after(customer.id, at, kind, emitted)
+            for arrival, event in emitted:
                 self._seq += 1
                 heapq.heappush(pending, (max(arrival, at), self._seq, event))
             if customer.agenda:
@@ -651,7 +665,97 @@ class HistoryGenerator:
 
 
 def generated(
-    customers: int, days: int, seed: int = 1, start: datetime | None = None
+    customers: int,
+    days: int,
+    seed: int = 1,
+    start: datetime | None = None,
+    *,
+    identities: float = 0.0,
 ) -> Iterator[dict[str, Any]]:
-    """The synthetic history as CloudEvents dicts, in arrival order."""
-    return iter(HistoryGenerator(customers, days, seed, start))
+    """The synthetic history as CloudEvents dicts, in arrival order; with ``identities``,
+    that share of the customers is known to several systems (see :class:`_Identities`)."""
+    return iter(HistoryGenerator(customers, days, seed, start, identities=identities))
+
+
+# -- identities (issue 12): one person known to several systems -------------------------
+
+
+class _Identities:
+    """Multi-identifier histories for a share of the customers: the SMS gateway knows their
+    phone number, the e-mail platform their address, the shop its own customer number.
+
+    At joining, each such customer gets one to three identifiers, linked at once or some
+    days later (contacts before a link belong to the identifier alone until then); from
+    then on some of their marketing SMS go to the phone number, some e-mails to the
+    address and some purchases come under the shop id. A few get a wrong merge with
+    another customer, undone days later. Everything is drawn from a random generator of
+    its own, so the rest of the history (event ids included) is the same with or without
+    identities; each customer takes part in at most one merge (no cycles).
+    """
+
+    def __init__(self, share: float, seed: int, customers: int, end: float) -> None:
+        self.rng = random.Random(f"identities-{seed}")
+        self.share = share
+        self.customers = customers
+        self.end = end
+        self.known: dict[str, dict[str, str]] = {}
+        """Customer -> the subject each kind of touchpoint goes to, when rewritten."""
+        self.merged: set[str] = set()
+
+    def after(self, customer: str, now: float, kind: str, emitted: list[Emitted]) -> list[Emitted]:
+        """What happened, with subjects rewritten and identity events added."""
+        if kind == "join":
+            return emitted + self._join(customer, now, emitted)
+        subjects = self.known.get(customer)
+        if not subjects:
+            return emitted
+        for _, event in emitted:
+            subject = subjects.get(event["type"])
+            if subject is not None and self.rng.random() < 0.6:
+                event["subject"] = subject
+        return emitted
+
+    def _join(self, customer: str, now: float, emitted: list[Emitted]) -> list[Emitted]:
+        rng = self.rng
+        if rng.random() >= self.share:
+            return []
+        personal = emitted[0][1]["data"]["personal"]
+        number = int(customer[1:])
+        candidates = {
+            "touchpoint.sms": f"phone:{personal['phone']}",
+            "touchpoint.email": f"email:{personal['email']}",
+            "touchpoint.purchase": f"external:shop:{88_000 + number * 7}",
+        }
+        chosen = rng.sample(sorted(candidates), rng.randint(1, 3))
+        self.known[customer] = {kind: candidates[kind] for kind in chosen}
+        events = []
+        for kind in chosen:
+            at = now + 120 if rng.random() < 0.6 else now + rng.uniform(1, 30) * DAY
+            if at < self.end:
+                data = {"identifier": candidates[kind], "evidence": "verified at sign-up"}
+                events.append(self._event(at, "identity.linked", customer, data))
+        if rng.random() < 0.05 and customer not in self.merged:
+            other = f"C{rng.randint(1, self.customers):07d}"
+            merged_at = now + rng.uniform(5, 60) * DAY
+            undone_at = merged_at + rng.uniform(1, 10) * DAY
+            if other not in self.merged and other != customer and undone_at < self.end:
+                self.merged |= {customer, other}
+                reason = "same name and birth date (bulk match)"
+                data = {"survivor": other, "reason": reason}
+                events.append(self._event(merged_at, "customer.merged", customer, data))
+                data = {"survivor": other, "reason": "different people: wrong merge"}
+                events.append(self._event(undone_at, "customer.unmerged", customer, data))
+        return events
+
+    def _event(self, at: float, kind: str, customer: str, data: dict[str, Any]) -> Emitted:
+        stamp = datetime.fromtimestamp(int(at), UTC).isoformat().replace("+00:00", "Z")
+        return at, {
+            "specversion": "1.0",
+            "id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "source": "crm/identity-resolution",
+            "type": kind,
+            "subject": customer,
+            "time": stamp,
+            "datacontenttype": "application/json",
+            "data": data,
+        }

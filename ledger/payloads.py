@@ -23,6 +23,13 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from ledger.identifiers import (
+    CUSTOMER,
+    IDENTIFIER_SCHEMA_PATTERN,
+    InvalidIdentifier,
+    check_linked_identifier,
+    parse_identifier,
+)
 from ledger.strict import RFC3339_SCHEMA, flag, plain_decimal, rfc3339, whole_number
 from ledger.timeutil import RANGE_TEXT, check_range
 from ledger.vocabulary import (
@@ -478,3 +485,71 @@ class CustomerErasedData(Payload):
     retention_rule: Ref | None = Field(
         default=None, description="The retention rule that made it due (ledger erase --due)."
     )
+
+
+def _check_identifier(text: str) -> str:
+    """An identifier to link, in its normal form (``ledger link`` normalises what it is
+    given; a publisher writes the normal form); a plain customer id is not one (customers
+    are joined with ``customer.merged``)."""
+    return check_linked_identifier(text)
+
+
+def _check_customer(text: str) -> str:
+    if parse_identifier(text).kind != CUSTOMER:
+        raise InvalidIdentifier(f"{text!r} is an identifier, not a customer id")
+    return text
+
+
+LinkedIdentifier = Annotated[
+    str,
+    Field(min_length=3, max_length=300),
+    AfterValidator(_check_identifier),
+    Field(
+        description="phone:+E164, email:address (domain lower-cased) or external:system:id, "
+        "in normal form. Holds a phone number or e-mail address: personal data, stored by "
+        "the ledger as its keyed hash (h: and 32 hex digits) when it encrypts.",
+        json_schema_extra={**PERSONAL, "pattern": IDENTIFIER_SCHEMA_PATTERN},
+    ),
+]
+PlainCustomer = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
+    AfterValidator(_check_customer),
+    Field(
+        description="A customer id (no phone:/email:/external: prefix).",
+        json_schema_extra={"pattern": r"^(?!(phone|email|external):)[\x21-\x7e]+$"},
+    ),
+]
+
+
+class IdentityLinkData(Payload):
+    """An identifier belongs to the customer (the event's subject): the SMS gateway's
+    phone number, the e-mail platform's address, the shop's customer number."""
+
+    identifier: LinkedIdentifier
+    evidence: Text | None = Field(
+        default=None, description="Why the link holds: a verified login, an order form, ..."
+    )
+
+
+class IdentityUnlinkData(Payload):
+    """An identifier no longer belongs to the customer (a link made in error, a number
+    given up)."""
+
+    identifier: LinkedIdentifier
+    reason: Text | None = None
+
+
+class CustomerMergedData(Payload):
+    """The customer (the event's subject) is the same person as ``survivor``, whose id the
+    person keeps. Undone by ``customer.unmerged``; the log is never rewritten."""
+
+    survivor: PlainCustomer
+    reason: Text
+
+
+class CustomerUnmergedData(Payload):
+    """Undo the standing merge of the customer (the event's subject) into ``survivor``."""
+
+    survivor: PlainCustomer
+    reason: Text

@@ -160,6 +160,14 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Events per append batch for import and generate (LEDGER_BATCH_SIZE).",
     )
+    identity_max_customers: int = Field(
+        default=2,
+        ge=1,
+        le=1_000,
+        description="An identifier linked to more customers than this at once is suspicious "
+        "(LEDGER_IDENTITY_MAX_CUSTOMERS): it joins nobody into one person and is listed by "
+        "`ledger identity suspicious` (a shared or placeholder number or address).",
+    )
 
     @property
     def store_url(self) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ledger.events import DECISION_TYPES, TouchpointEvent
+from ledger.events import NOT_TOUCHPOINTS, TouchpointEvent
 from ledger.payloads import ERASED
 from ledger.timeutil import from_micros, to_micros
 from projections.fact import Fact, fact_of
@@ -354,11 +354,12 @@ Handler = Callable[[State, int, Mapping[str, Any]], None]
 
 def apply(profile: Profile, fact: Fact | TouchpointEvent) -> Profile:
     """Fold one touchpoint of ``profile.customer`` into the profile (in place). Records of
-    the ledger's own contact-policy decisions are not touchpoints: they change nothing."""
+    the ledger's own contact-policy decisions and identity facts (links, merges) are not
+    touchpoints: they change nothing (the identity graph is :mod:`projections.identity`)."""
     if not isinstance(fact, Fact):
         fact = fact_of(fact)
     kind = fact.type
-    if kind in DECISION_TYPES:
+    if kind in NOT_TOUCHPOINTS:
         return profile
     state = profile.state
     if kind == ERASED_TYPE:  # a record of the erasure, not a touchpoint: nothing counts

@@ -14,9 +14,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from projections import frequency, profile
+from ledger.identifiers import PERSONAL_KINDS, kind_of
+from projections import frequency, identity, profile
 from projections.fact import Fact
 from projections.frequency import SLOT_MICROS
+from projections.identity import MAX_CUSTOMERS, IdentityFact, IdentityGraph
+from projections.person import combine
 from projections.policy import Context, PolicyHistory, Reason, decide
 
 
@@ -87,3 +90,66 @@ def violations(
         key = frequency.contact_key(fact)
         if key is not None:
             slots.append((fact.micros // SLOT_MICROS, key[1], key[2], key[3], 1))
+
+
+def person_violations(
+    history: PolicyHistory,
+    facts: Iterable[Fact],
+    identity_facts: Iterable[IdentityFact],
+    sources: Mapping[str, str] | None = None,
+    *,
+    max_customers: int = MAX_CUSTOMERS,
+) -> Iterator[Violation]:
+    """The violations among the facts of several subjects that the identity graph joins
+    (at some time) into people: each outbound contact is judged with the graph as it stood
+    when it happened, by the history of every member of the contacted person then (their
+    profiles composed as a live answer composes them, their contacts counted together)."""
+    ordered = sorted(facts, key=lambda f: (f.micros, f.id))
+    pending = identity.ordered(identity_facts)
+    graph = IdentityGraph(max_customers)
+    states: dict[str, profile.Profile] = {}
+    slots: dict[str, list[tuple[int, str, str, str, int]]] = {}
+    next_fact = 0
+    for fact in ordered:
+        while next_fact < len(pending) and pending[next_fact].micros <= fact.micros:
+            identity.apply(graph, pending[next_fact])
+            next_fact += 1
+        data = fact.data
+        loaded = history.at(fact.time)
+        outbound = data.get("direction") == "outbound" and data.get("channel")
+        if loaded is not None and outbound and data.get("purpose"):
+            person = graph.person(fact.subject)
+            members = [m for m in person.members if m in states or m in slots]
+            composed = combine(person.id, {m: states[m] for m in members if m in states})
+            own = states.get(fact.subject)
+            if composed is not own and own is not None and kind_of(fact.subject) in PERSONAL_KINDS:
+                assert composed is not None
+                composed.state["consent"].update(own.state["consent"])
+            together = sorted(s for m in members for s in slots.get(m, ()))
+            decision = decide(
+                loaded,
+                Context(composed or profile.Profile(fact.subject), together),
+                customer=fact.subject,
+                channel=data["channel"],
+                purpose=data["purpose"],
+                at=fact.time,
+            )
+            if not decision.allowed:
+                yield Violation(
+                    fact.id,
+                    fact.subject,
+                    fact.time,
+                    data["channel"],
+                    data["purpose"],
+                    data.get("campaign") or (sources or {}).get(fact.id),
+                    decision.reasons,
+                    loaded.version,
+                )
+        state = states.get(fact.subject) or profile.Profile(fact.subject)
+        profile.apply(state, fact)
+        states[fact.subject] = state
+        key = frequency.contact_key(fact)
+        if key is not None:
+            slots.setdefault(fact.subject, []).append(
+                (fact.micros // SLOT_MICROS, key[1], key[2], key[3], 1)
+            )

@@ -28,6 +28,16 @@ CHANNELS = st.sampled_from(["phone", "email", "sms", "chat", "store", "web", "so
 DIRECTIONS = st.sampled_from(["inbound", "outbound"])
 PURPOSES = st.sampled_from(["service", "transactional", "marketing"])
 OPTIONAL_REF = st.none() | PRINTABLE
+CUSTOMER_IDS = PRINTABLE.filter(lambda s: not s.startswith(("phone:", "email:", "external:")))
+IDENTIFIERS = st.one_of(
+    st.integers(10**7, 10**14).map(lambda n: f"phone:+{n}"),
+    st.from_regex(r"[a-zA-Z0-9._+]{1,20}@[a-z0-9]{1,20}\.[a-z]{2,6}", fullmatch=True).map(
+        lambda a: f"email:{a}"
+    ),
+    st.tuples(st.sampled_from(["shop", "crm", "loyalty-card"]), PRINTABLE).map(
+        lambda t: f"external:{t[0]}:{t[1]}"
+    ),
+)
 
 
 def _contact(**fields: Any) -> st.SearchStrategy[dict[str, Any]]:
@@ -174,6 +184,14 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "contact.allowed": _decision(blocked=False),
     "contact.blocked": _decision(blocked=True),
+    "identity.linked": st.fixed_dictionaries(
+        {"identifier": IDENTIFIERS, "evidence": st.none() | WORDS}
+    ),
+    "identity.unlinked": st.fixed_dictionaries(
+        {"identifier": IDENTIFIERS, "reason": st.none() | WORDS}
+    ),
+    "customer.merged": st.fixed_dictionaries({"survivor": CUSTOMER_IDS, "reason": WORDS}),
+    "customer.unmerged": st.fixed_dictionaries({"survivor": CUSTOMER_IDS, "reason": WORDS}),
 }
 assert set(DATA) == set(EVENT_CLASSES), "every event type needs a strategy"
 
@@ -199,7 +217,7 @@ def event_documents(draw: st.DrawFn, types: list[str] | None = None) -> dict[str
         "id": draw(PRINTABLE),
         "source": draw(PRINTABLE),
         "type": event_type,
-        "subject": draw(PRINTABLE),
+        "subject": draw(CUSTOMER_IDS),
         "time": draw(TIMES).isoformat(),
         "data": data,
     }

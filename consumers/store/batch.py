@@ -164,6 +164,8 @@ class ViewBatch:
     """Per partition, the records of this batch with personal data in clear."""
     service: list[ServiceFact] = field(default_factory=list)
     """The service-level rows of the events this batch applied."""
+    identity: list[tuple[str, str, str, str, int, str | None]] = field(default_factory=list)
+    """Identity facts applied by this batch (rows of ``identity_events``)."""
 
 
 Guard = tuple[str, int | None, int | None]

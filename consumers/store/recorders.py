@@ -22,10 +22,12 @@ from consumers.store.schema import (
     CONTACTS_CONFLICT,
     INSERT_APPLIED,
     INSERT_DEAD_LETTER,
+    INSERT_IDENTITY,
     PROFILE_CONFLICT,
     STAGED_APPLIED,
     STAGED_CONTACTS,
     STAGED_DEAD_LETTERS,
+    STAGED_IDENTITY,
     STAGED_PROFILES,
     TABLES,
     UPSERT_CONTACTS,
@@ -119,6 +121,7 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
                             cursor.execute(statement.format(**self.tables, staged=name))
                         try:
                             cursor.execute(STAGED_APPLIED.format(**self.tables, staged=name))
+                            cursor.execute(STAGED_IDENTITY.format(**self.tables, staged=name))
                         except sqlite3.IntegrityError as exc:
                             raise SharedEventId(
                                 "two shards of this batch applied events with the same id"
@@ -235,6 +238,7 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
             "applied_events": [],
             "dead_letters": [],
             service.TABLE: [],
+            "identity_events": [],
         }
         for path in paths:
             staged = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -250,6 +254,8 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
             cursor.executemany(self.sql(INSERT_DEAD_LETTER), found["dead_letters"])
         if found[service.TABLE]:
             cursor.executemany(self.sql(service.INSERT), found[service.TABLE])
+        if found["identity_events"]:
+            cursor.executemany(self.sql(INSERT_IDENTITY), sorted(found["identity_events"]))
         if found["applied_events"]:
             ids = self._temporary(cursor, "applied_events")
             with cursor.copy(f"COPY {ids} FROM STDIN") as copy:

@@ -22,6 +22,7 @@ TABLES = (
     "misplaced",
     "cleartext",
     service.TABLE,
+    "identity_events",
 )
 
 # Statements are written once, for both dialects: "?" placeholders and {table} names,
@@ -40,6 +41,8 @@ UPSERT_CONTACTS = "INSERT INTO {contact_slots} VALUES (?, ?, ?, ?, ?, ?)" + CONT
 INSERT_APPLIED = "INSERT INTO {applied_events} VALUES (?, ?, ?, ?, ?)"
 PRUNE_APPLIED = "DELETE FROM {applied_events} WHERE partition = ? AND micros < ?"
 """Forget the ids of a partition's events older than its dedupe horizon (issue 17)."""
+INSERT_IDENTITY = "INSERT INTO {identity_events} VALUES (?, ?, ?, ?, ?, ?)"
+IDENTITY_COLUMNS = "event_id, type, customer, other, micros, note"
 
 INSERT_DEAD_LETTER = (
     "INSERT INTO {dead_letters} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -61,6 +64,7 @@ STAGED_CONTACTS = (
     + CONTACTS_CONFLICT
 )
 STAGED_APPLIED = "INSERT INTO {applied_events} SELECT * FROM {staged}.applied_events"
+STAGED_IDENTITY = "INSERT INTO {identity_events} SELECT * FROM {staged}.identity_events"
 STAGED_DEAD_LETTERS = (
     "INSERT INTO {dead_letters} SELECT * FROM {staged}.dead_letters WHERE true "
     "ON CONFLICT DO NOTHING"
@@ -76,6 +80,8 @@ STAGING_DDL = [
     "parked_at INTEGER, record_key BLOB, headers TEXT, record_timestamp INTEGER, "
     "first_partition INTEGER, first_offset INTEGER)",
     service.STAGING_DDL,
+    "CREATE TABLE identity_events (event_id TEXT, type TEXT, customer TEXT, other TEXT, "
+    "micros INTEGER, note TEXT)",
 ]
 DELETE_DEAD_LETTER = "DELETE FROM {dead_letters} WHERE partition = ? AND offset = ?"
 UPSERT_PROGRESS = (
@@ -136,6 +142,7 @@ def view_rows(batch: ViewBatch) -> list[tuple[str, str, list[tuple[Any, ...]]]]:
             ],
         ),
         (service.TABLE, service.INSERT, service.rows_of(batch.service)),
+        ("identity_events", INSERT_IDENTITY, sorted(batch.identity)),
     ]
 
 
@@ -201,6 +208,16 @@ def view_indexes(tables: dict[str, str], suffix: str) -> list[tuple[str, str]]:
             f"CREATE INDEX IF NOT EXISTS contact_slots{suffix}_slot "
             f"ON {tables['contact_slots']} (slot)",
         ),
+        (
+            f"identity_events{suffix}_other",
+            f"CREATE INDEX IF NOT EXISTS identity_events{suffix}_other "
+            f"ON {tables['identity_events']} (other)",
+        ),
+        (
+            f"identity_events{suffix}_customer",
+            f"CREATE INDEX IF NOT EXISTS identity_events{suffix}_customer "
+            f"ON {tables['identity_events']} (customer)",
+        ),
     ]
 
 
@@ -221,6 +238,11 @@ def view_ddl(tables: dict[str, str], suffix: str, *, postgres: bool) -> list[str
         f"slot {integer} NOT NULL, n {integer} NOT NULL, "
         f"PRIMARY KEY (customer, slot, channel, direction, purpose)){keyed}",
         service.ddl(tables, postgres=postgres),
+        # The identity facts (projections/identity.py folds them at read time, as of any
+        # moment): one row per applied link, unlink, merge or unmerge.
+        f"CREATE TABLE IF NOT EXISTS {t['identity_events']} (event_id TEXT PRIMARY KEY, "
+        "type TEXT NOT NULL, customer TEXT NOT NULL, other TEXT NOT NULL, "
+        f"micros {integer} NOT NULL, note TEXT){keyed}",
         *(create for _, create in view_indexes(tables, suffix)),
         f"CREATE TABLE IF NOT EXISTS {t['applied_events']} (event_id TEXT PRIMARY KEY, "
         f"digest {integer}, partition {integer}, {offset} {integer}, micros {integer})"

@@ -54,6 +54,7 @@ from consumers.store.recorders import (
 )
 from consumers.store.schema import (
     DEAD_LETTER_COLUMNS,
+    IDENTITY_COLUMNS,
     PRUNE_APPLIED,
     TABLES,
     batch_rows,
@@ -65,6 +66,7 @@ from ledger.redact import MASK, redact
 from ledger.sqlite_log import LedgerDatastore
 from ledger.timeutil import from_micros, to_micros
 from projections.frequency import Window
+from projections.identity import IdentityFact
 from projections.profile import Profile
 
 
@@ -222,6 +224,36 @@ class ViewStore:
             raise StoreUnavailable(f"cannot write the view store {self.where}: {exc}") from exc
 
     # -- queries ----------------------------------------------------------------------
+
+    def identity_facts(self, keys: Sequence[str], *, limit: int = 100_000) -> list[IdentityFact]:
+        """Every identity fact that ever touched the people of ``keys``: the rows naming
+        them, then the rows naming what those rows name, until nothing new turns up (the
+        graph's fold then says who is joined when). At most ``limit`` rows."""
+        found: dict[str, IdentityFact] = {}
+        known, todo = set(keys), sorted(set(keys))
+        while todo and len(found) < limit:
+            reached: set[str] = set()
+            for start in range(0, len(todo), 250):
+                chunk = todo[start : start + 250]
+                marks = ",".join("?" * len(chunk))
+                rows = self.recorder.select(
+                    f"SELECT {IDENTITY_COLUMNS} FROM {{identity_events}} "
+                    f"WHERE customer IN ({marks}) OR other IN ({marks})",
+                    (*chunk, *chunk),
+                )
+                for row in rows:
+                    if row[0] not in found:
+                        fact = IdentityFact(row[0], row[1], row[2], row[3], int(row[4]), row[5])
+                        found[fact.id] = fact
+                        reached.update((fact.customer, fact.other))
+            todo = sorted(reached - known)
+            known |= reached
+        return list(found.values())
+
+    def all_identity_facts(self) -> list[IdentityFact]:
+        """Every identity fact the views hold (reports over all people)."""
+        rows = self.recorder.select(f"SELECT {IDENTITY_COLUMNS} FROM {{identity_events}}")
+        return [IdentityFact(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
 
     def profile(self, customer: str) -> Profile | None:
         found = self.load_profiles([customer])
@@ -536,6 +568,9 @@ class ViewStore:
                 "SELECT * FROM {contact_slots} ORDER BY customer, slot, channel, direction, purpose"
             ),
             service.TABLE: service.dump(self.recorder),
+            "identity_events": self.recorder.select(
+                "SELECT * FROM {identity_events} ORDER BY event_id"
+            ),
         }
 
     def close(self) -> None:

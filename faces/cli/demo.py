@@ -20,9 +20,18 @@ from ledger.settings import Settings
 @click.option("--customers", type=click.IntRange(1, 1_000_000), default=2000, show_default=True)
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--identities",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of customers known to several systems (see `ledger generate`).",
+)
 @json_option
 @click.pass_context
-def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool) -> None:
+def demo(
+    ctx: click.Context, customers: int, days: int, seed: int, identities: float, as_json: bool
+) -> None:
     """Generate a history into the log (embedded by default) and show what it holds.
 
     Running it again appends nothing: the generated ids are deterministic, so every
@@ -32,10 +41,18 @@ def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool
     Example:
       ledger demo
       ledger --data-dir /tmp/crm demo --customers 10000 --json
+      ledger --data-dir /tmp/people demo --identities 0.1
     """
     settings = settings_of(ctx)
     with progress_bar("generating", None, False) as advance:
-        report = run_demo(settings, customers=customers, days=days, seed=seed, on_progress=advance)
+        report = run_demo(
+            settings,
+            customers=customers,
+            days=days,
+            seed=seed,
+            on_progress=advance,
+            identities=identities,
+        )
     if as_json:
         echo_json(demo_dict(report, settings))
         return

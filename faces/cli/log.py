@@ -425,6 +425,14 @@ def history(
     type=click.Path(allow_dash=True, dir_okay=False, path_type=str),
     help="Write JSON Lines here ('-' for stdout) instead of appending to the log.",
 )
+@click.option(
+    "--identities",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of customers known to several systems: SMS to their phone number, e-mails "
+    "to their address, purchases under a shop id, linked to them (a few wrong merges undone).",
+)
 @json_option
 @click.pass_context
 def generate(
@@ -434,6 +442,7 @@ def generate(
     seed: int,
     start: str,
     out: str | None,
+    identities: float,
     as_json: bool,
 ) -> None:
     """Generate a deterministic synthetic CRM history (seeded).
@@ -446,12 +455,18 @@ def generate(
     Example:
       ledger generate --customers 500 --days 180 --seed 7
       ledger generate --customers 100000 --days 160 --out history.jsonl
+      ledger generate --customers 2000 --identities 0.1
     """
     first_day = parse_time(start, "--start")
     if out is not None:
         with click.open_file(out, "wb") as stream:
             count = recording.write_generated(
-                stream, customers=customers, days=days, seed=seed, start=first_day
+                stream,
+                customers=customers,
+                days=days,
+                seed=seed,
+                start=first_day,
+                identities=identities,
             )
         message = {"events": count, "out": out}
         click.echo(
@@ -466,6 +481,7 @@ def generate(
             seed=seed,
             start=first_day,
             on_progress=advance,
+            identities=identities,
         )
     render_import(summary, as_json)
     if summary.failed:

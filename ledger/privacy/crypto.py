@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -31,8 +30,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel
 
 from ledger.events import Touchpoint
+from ledger.identifiers import keyed_hash, personal_text
 from ledger.payloads import ERASED, Sealed
-from ledger.vocabulary import E164_PATTERN, EMAIL_PATTERN
 
 ENVELOPE_VERSION = "v1"
 UNREADABLE = "[unreadable]"
@@ -238,27 +237,34 @@ def cleartext_paths(event_type: str, data: Mapping[str, Any]) -> list[str]:
 
 # -- personal subjects ------------------------------------------------------------------------
 
-HASHED_PREFIX = "h:"
-_PERSONAL_SUBJECT = re.compile(rf"{E164_PATTERN}|{EMAIL_PATTERN}")
+HASHED_FIELDS: dict[str, str] = {"identity.linked": "identifier", "identity.unlinked": "identifier"}
+"""Per event type, the field (within ``data``) that is personal data when it names a phone
+number or an e-mail address (issue 12's identifiers): stored as the keyed hash, like a
+personal subject, since the identity graph looks it up (an external id stays in clear)."""
 
 
 def is_personal_subject(subject: str) -> bool:
-    """Whether a customer id is itself personal data: an E.164 phone number or an e-mail
-    address (the ledger stores such ids as a keyed hash)."""
-    return (subject[:1] == "+" or "@" in subject) and _PERSONAL_SUBJECT.fullmatch(
-        subject
-    ) is not None
+    """Whether a customer id or identifier is itself personal data: an E.164 phone number
+    or an e-mail address, bare or as ``phone:``/``email:`` (the ledger stores it as a keyed
+    hash)."""
+    return personal_text(subject) is not None
 
 
 def hashed_subject(subject: str, pepper: bytes) -> str:
-    """The id the ledger stores for a personal ``subject``: ``h:`` and 32 hex digits of
-    HMAC-SHA256 under the ledger-wide pepper (e-mail addresses compared in lower case)."""
-    normal = subject.lower() if "@" in subject else subject
-    return HASHED_PREFIX + hmac.digest(pepper, normal.encode(), "sha256")[:16].hex()
+    """The id the ledger stores for a personal ``subject`` (:func:`is_personal_subject`):
+    ``h:`` and 32 hex digits of HMAC-SHA256 under the ledger-wide pepper (e-mail addresses
+    compared in lower case). ``phone:+90…`` and ``+90…`` are one id
+    (:func:`ledger.identifiers.keyed_hash`)."""
+    return keyed_hash(personal_text(subject) or subject, pepper)
 
 
 def subject_aad(hashed: str) -> bytes:
     return associated_data("(subject)", hashed, "subject")
+
+
+def replaced_data(event: Touchpoint, field: str, value: str) -> Touchpoint:
+    """``event`` with ``data.<field>`` stored as ``value`` (a hashed identifier)."""
+    return _replaced(event, data=_replaced(event.data, **{field: value}))
 
 
 def with_subject(event: Touchpoint, subject: str) -> Touchpoint:

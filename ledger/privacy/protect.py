@@ -8,9 +8,11 @@ import orjson
 
 from ledger.events import Touchpoint
 from ledger.privacy.crypto import (
+    HASHED_FIELDS,
     hashed_subject,
     is_personal_subject,
     needs_sealing,
+    replaced_data,
     seal_event,
     subject_aad,
     with_subject,
@@ -39,10 +41,19 @@ class Protector:
         return sealed
 
     def _hash_subjects(self, events: Sequence[Touchpoint]) -> Sequence[Touchpoint]:
-        """Customer ids that are personal data (phone numbers, e-mail addresses) stored as
-        their keyed hash; the original kept in the key store, sealed under the customer's
-        key (so erasing them forgets it too)."""
+        """Customer ids that are personal data (phone numbers, e-mail addresses, bare or
+        as ``phone:``/``email:`` identifiers) stored as their keyed hash, and so are the
+        phone numbers and e-mail addresses of identity links; the original kept in the key
+        store, sealed under the hashed id's own key (so erasing it forgets it too)."""
         personal = {e.subject for e in events if is_personal_subject(e.subject)}
+        linked = {
+            e.id: value
+            for e in events
+            if (field := HASHED_FIELDS.get(e.type)) is not None
+            and isinstance(value := getattr(e.data, field, None), str)
+            and is_personal_subject(value)
+        }
+        personal.update(linked.values())
         if not personal:
             return events
         pepper = self.keys.master().pepper()
@@ -54,6 +65,13 @@ class Protector:
                 for subject, h in hashed.items()
             }
         )
+        if linked:
+            events = [
+                replaced_data(e, HASHED_FIELDS[e.type], hashed[linked[e.id]])
+                if e.id in linked
+                else e
+                for e in events
+            ]
         return [with_subject(e, hashed[e.subject]) if e.subject in hashed else e for e in events]
 
     def close(self) -> None:

@@ -226,7 +226,16 @@ def test_every_command_is_covered(places: Places) -> None:
     names = {path[-1] for path, _ in leaf_commands()}
     # No parameters to break (reset has only flags; without --yes it refuses, see test_cli;
     # api-keys list has only --json).
-    assert covered == names - {"errors", "retry", "status", "show", "reset", "doctor", "list"}
+    assert covered == names - {
+        "errors",
+        "retry",
+        "status",
+        "show",
+        "reset",
+        "doctor",
+        "list",
+        "suspicious",
+    }
     assert len(list(cases(places))) > 150
 
 

@@ -68,6 +68,12 @@ COMMANDS = [
     "keys restore",
     "copy",
     "doctor",
+    "identity",
+    "identity suspicious",
+    "link",
+    "unlink",
+    "merge",
+    "unmerge",
 ]
 
 

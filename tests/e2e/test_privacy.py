@@ -170,7 +170,16 @@ def test_after_erasure_the_person_appears_nowhere_and_everything_else_stays(
     data = tmp_path / "ledger-data"
     imported = run("import", str(history_file(tmp_path)), "--json")
     assert imported.exit_code == 3, imported.output  # the one bad line
+    # Her phone number is linked to her (issue 12): stored as its keyed hash, the number
+    # sealed in the key store; shown in clear while her key exists.
+    linked = run("link", "ALICE", "--phone", ALICE["phone"], "--evidence", "sms code")
+    assert linked.exit_code == 0, linked.output
     assert run("project", "run").exit_code == 0
+    graph = orjson.loads(run("identity", "ALICE", "--json").stdout)
+    assert graph["identifiers"] == [f"phone:{ALICE['phone']}"]
+    assert [link["identifier"] for link in graph["links"]] == [f"phone:{ALICE['phone']}"]
+    by_number = orjson.loads(run("identity", f"phone:{ALICE['phone']}", "--json").stdout)
+    assert by_number["person"] == "ALICE"
     before = profile_of(run, "ALICE")
     bob_before = profile_of(run, "BOB")
     assert before["details"]["name"]["value"] == ALICE["name"]  # opened for people
@@ -191,6 +200,7 @@ def test_after_erasure_the_person_appears_nowhere_and_everything_else_stays(
     outcome = orjson.loads(erased.stdout)
     assert outcome["keys_destroyed"] == 1
     assert outcome["rejects_redacted"] == 1
+    assert outcome["identifiers_erased"] == 1  # her linked phone number went with her
     assert outcome["seconds"] < 1
     again = run("erase", "ALICE", "--reason", "KVKK Art. 7 request", "--json")
     assert orjson.loads(again.stdout)["already_erased"] is True  # idempotent
@@ -221,6 +231,11 @@ def test_after_erasure_the_person_appears_nowhere_and_everything_else_stays(
     assert [(e["customer"], e["request_id"], e["reason"]) for e in register] == [
         ("ALICE", "REQ-1", "KVKK Art. 7 request")
     ]
+    # The graph still joins her number to her (by its hash), but the number is gone.
+    graph = orjson.loads(run("identity", "ALICE", "--json").stdout)
+    assert graph["identifiers"] == ["[erased]"]
+    linked_events = [e for e in replayed if e["type"] == "identity.linked"]
+    assert [e["data"]["identifier"] for e in linked_events] == ["[erased]"]
     # The view keeps not even the sealed values (purged when customer.erased was applied).
     with closing(open_store(Settings(data_dir=data))) as store:
         found = store.profile("ALICE")
@@ -460,3 +475,63 @@ def test_a_kafka_publisher_that_sends_personal_data_in_clear_is_reported(
     checked = run("doctor", "--json")
     assert checked.exit_code == 3
     assert orjson.loads(checked.stdout)["cleartext_events"] == 1
+
+
+def test_a_linked_phone_number_is_a_hashed_key_everywhere_and_erased_with_its_person(
+    run: Run, tmp_path: Path
+) -> None:
+    """Issue 12 under issue 10: a phone number linked to a customer and used as a subject
+    (``phone:+90…``) is stored as one keyed hash, found by any spelling, and after the
+    customer's erasure shows as [erased] while the counts stay."""
+    number, digits = "phone:+905321114455", b"5321114455"
+    assert (
+        run("append", "--type", "visit", "--customer", "C7", "--set", "channel=web").exit_code == 0
+    )
+    linked = run("link", "C7", "--phone", "+90 532 111 44 55", "--evidence", "sms code")
+    assert linked.exit_code == 0, linked.output
+    sms = run(
+        "append", "--type", "sms", "--customer", number, "--set", "direction=outbound",
+        "--set", "purpose=marketing",
+    )  # fmt: skip
+    assert sms.exit_code == 0, sms.output
+    assert run("project", "run").exit_code == 0
+    data = tmp_path / "ledger-data"
+    stored = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+    assert digits not in stored  # not in the log, the views, the identity rows, the key store
+    graph = orjson.loads(run("identity", "+905321114455", "--json").stdout)
+    assert graph["person"] == "C7"  # a bare number and phone:… are one key
+    assert graph["identifiers"] == [number]
+    replayed = lines(run("replay", "--customer", "C7", "--json"))
+    assert {e["type"] for e in replayed} == {
+        "touchpoint.visit",
+        "identity.linked",
+        "touchpoint.sms",
+    }
+    link_event = next(e for e in replayed if e["type"] == "identity.linked")
+    assert link_event["data"]["identifier"] == number  # opened for display
+    assert next(e for e in replayed if e["type"] == "touchpoint.sms")["subject"] == number
+    counts = {"touchpoint.visit": 1, "touchpoint.sms": 1}
+    joined = profile_of(run, "C7")
+    assert joined["by_type"] == counts  # the graph joins the number's SMS
+    assert joined["members"] == ["C7", number]  # opened, never the hash
+    stored_rows = lines(run("replay", "--json"))
+    hashed = {e["data"]["identifier"] for e in stored_rows if e["type"] == "identity.linked"}
+    assert hashed == {number}
+
+    erased = run("erase", "C7", "--reason", "request", "--json")
+    assert erased.exit_code == 0, erased.output
+    assert orjson.loads(erased.stdout)["identifiers_erased"] == 1
+    assert run("project", "run").exit_code == 0
+    graph = orjson.loads(run("identity", "C7", "--json").stdout)
+    assert graph["identifiers"] == ["[erased]"]
+    after = lines(run("replay", "--customer", "C7", "--json"))
+    assert next(e for e in after if e["type"] == "identity.linked")["data"]["identifier"] == (
+        "[erased]"
+    )
+    sms_after = next(e for e in after if e["type"] == "touchpoint.sms")
+    assert sms_after["subject"].startswith("h:")  # the keyed hash is all that remains
+    joined = profile_of(run, "C7")
+    assert joined["by_type"] == counts  # still joined, still counted
+    assert joined["members"] == ["C7", "[erased]"]
+    stored = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+    assert digits not in stored

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from application.policy_files import DEFAULT_POLICY
 from ledger.codec import event_from_json, event_from_stored, event_to_json
 from ledger.errors import InvalidEvent
-from ledger.events import DECISION_TYPES, Touchpoint
+from ledger.events import NOT_TOUCHPOINTS, Touchpoint
 from projections import frequency, profile
 from projections.fact import fact_of
 from tests.fuzz.cli_runner import Ledger
@@ -63,7 +63,7 @@ def test_any_line_is_an_event_or_named_problems(line: bytes) -> None:
     assert event_from_json(written) == event
     assert event_from_stored(written) == event
     # And the pure read models can hold it.
-    if event.type not in DECISION_TYPES:
+    if event.type not in NOT_TOUCHPOINTS:
         profile.replay(event.subject, [fact_of(event)]).to_dict()
     frequency.replay([fact_of(event)])
 
@@ -118,7 +118,7 @@ def test_imported_events_never_break_a_command(lines: list[bytes], bom: bool) ->
         assert summary["read"] == summary["accepted"] + summary["duplicates"] + summary["rejected"]
         events = [e for e in map(accepted, b"\n".join(lines).splitlines()) if e is not None]
         event(f"accepted events: {'none' if not events else 'some'}")
-        customers = {e.subject for e in events if e.type not in DECISION_TYPES}
+        customers = {e.subject for e in events if e.type not in NOT_TOUCHPOINTS}
         every_command(ledger, customers, empty=not summary["accepted"])
 
 
@@ -174,7 +174,7 @@ def test_appended_events_never_break_a_command(requests: list[tuple[str, Any]]) 
                 empty = False
                 replayed = ledger.run("replay", "--json").stdout.splitlines()
                 events = [orjson.loads(line) for line in replayed]
-                customers |= {e["subject"] for e in events if e["type"] not in DECISION_TYPES}
+                customers |= {e["subject"] for e in events if e["type"] not in NOT_TOUCHPOINTS}
         event(f"appended: {'none' if empty else 'some'}")
         if not empty:
             every_command(ledger, customers, empty=empty)

@@ -96,6 +96,13 @@ def test_every_type_has_its_own_description() -> None:
     erased = touchpoint("customer.erased", "2026-03-04T10:00:00Z", {"reason": "KVKK request"})
     seen["customer.erased"] = describe(erased)
     assert seen["customer.erased"] == "personal data erased (KVKK request)"
+    for kind, data in (
+        ("identity.linked", {"identifier": "phone:+905551112233", "evidence": "sms code"}),
+        ("identity.unlinked", {"identifier": "email:a@example.com"}),
+        ("customer.merged", {"survivor": "C1", "reason": "same person"}),
+        ("customer.unmerged", {"survivor": "C1", "reason": "wrong merge"}),
+    ):
+        seen[kind] = describe(touchpoint(kind, "2026-03-04T10:00:00Z", data))
     assert set(seen) == set(EVENT_CLASSES)
     assert all(text != name for name, text in seen.items())
     assert seen["contact.blocked"] == "may-contact check: marketing sms blocked by cap, quiet"

@@ -8,7 +8,13 @@ from datetime import timedelta
 import pytest
 
 from ledger.codec import ADDITIVE_TYPES, parse_event
-from ledger.events import DECISION_TYPES, EVENT_CLASSES, TouchpointEvent, schema_urn_of
+from ledger.events import (
+    DECISION_TYPES,
+    EVENT_CLASSES,
+    IDENTITY_TYPES,
+    TouchpointEvent,
+    schema_urn_of,
+)
 from ledger.generate import VERSION_2_FIELDS, generated
 
 
@@ -24,8 +30,8 @@ def test_same_seed_same_history_other_seed_other_history() -> None:
 
 def test_every_type_occurs_and_ids_are_unique(history: list[TouchpointEvent]) -> None:
     # Every type of touchpoint; decision records are the ledger's own, not generated.
-    # Nor are erasures (ledger erase).
-    generated_types = set(EVENT_CLASSES) - DECISION_TYPES - {"customer.erased"}
+    # Nor are erasures (ledger erase), nor identity facts (unless --identities).
+    generated_types = set(EVENT_CLASSES) - DECISION_TYPES - IDENTITY_TYPES - {"customer.erased"}
     assert {event.type for event in history} == generated_types
     assert len({event.id for event in history}) == len(history)
 
@@ -124,3 +130,22 @@ def test_payloads_of_newer_versions_name_their_schema() -> None:
     for event in newer:
         assert event["dataschema"] == schema_urn_of(event["type"])
     assert all("dataschema" not in e for e in raw if e not in newer)
+
+
+def test_identities_add_links_and_rewrite_subjects_and_leave_the_rest_alone() -> None:
+    plain = list(generated(400, 200, seed=4))
+    with_ids = list(generated(400, 200, seed=4, identities=0.1))
+    assert list(generated(400, 200, seed=4, identities=0.1)) == with_ids  # deterministic
+    by_id = {e["id"]: e for e in plain}
+    added = [e for e in with_ids if e["id"] not in by_id]
+    assert {e["type"] for e in added} <= IDENTITY_TYPES
+    assert sum(e["type"] == "identity.linked" for e in added) >= 40
+    kept = [e for e in with_ids if e["id"] in by_id]
+    assert len(kept) == len(plain)
+    changed = [e for e in kept if e != by_id[e["id"]]]
+    assert changed
+    for event in changed:  # only the subject moved: to an identifier of the same customer
+        assert {**event, "subject": by_id[event["id"]]["subject"]} == by_id[event["id"]]
+        assert event["subject"].split(":")[0] in ("phone", "email", "external")
+    for document in with_ids:
+        parse_event(document)

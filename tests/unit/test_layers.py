@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledger",  # the package itself: re-exports of the contract
             "ledger.errors",
             "ledger.vocabulary",
+            "ledger.identifiers",  # identifier kinds and normal forms (issue 12)
             "ledger.timeutil",
             "ledger.strict",
             "ledger.redact",

@@ -10,6 +10,7 @@ from ledger.codec import event_to_dict, event_to_json, parse_event
 from ledger.events import EVENT_CLASSES
 from ledger.payloads import ERASED
 from ledger.privacy.crypto import (
+    HASHED_FIELDS,
     PERSONAL_FIELDS,
     UNREADABLE,
     DataKey,
@@ -73,6 +74,8 @@ def test_revealing_opens_erases_and_keeps_the_rest() -> None:
 
 
 def test_the_sealed_fields_are_the_ones_the_contract_marks_personal() -> None:
+    """Every field the contract marks personal is sealed (PERSONAL_FIELDS) or, for the
+    identifiers of identity links (issue 12), stored as its keyed hash (HASHED_FIELDS)."""
     marked: dict[str, set[str]] = {}
 
     def walk(node: Any, path: str, kind: str, defs: dict[str, Any]) -> None:
@@ -94,7 +97,9 @@ def test_the_sealed_fields_are_the_ones_the_contract_marks_personal() -> None:
     personal_objects = {"customer.details": {"personal.name", "personal.email", "personal.phone"}}
     for kind, paths in personal_objects.items():
         marked.setdefault(kind, set()).update(paths)
-    assert marked == {kind: set(paths) for kind, paths in PERSONAL_FIELDS.items()}
+    protected = {kind: set(paths) for kind, paths in PERSONAL_FIELDS.items()}
+    protected.update({kind: {path} for kind, path in HASHED_FIELDS.items()})
+    assert marked == protected
 
 
 def test_the_profile_purges_personal_details_on_erasure_in_any_order() -> None:

@@ -96,6 +96,14 @@ def samples() -> dict[str, dict[str, Any]]:
             "earliest": "2025-03-01T21:00:00+03:00",
         },
     }
+    identity_samples = {
+        "identity.linked": {"identifier": "phone:+905551112233", "evidence": "verified login"},
+        "identity.unlinked": {"identifier": "email:ayse@example.com", "reason": "typo"},
+        "customer.merged": {"survivor": "C0000007", "reason": "same person (call centre)"},
+        "customer.unmerged": {"survivor": "C0000007", "reason": "wrong merge"},
+    }
+    for number, (kind, data) in enumerate(identity_samples.items()):
+        found[kind] = {**envelope, "id": f"i-{number}", "type": kind, "data": data}
     found["feedback.given.v1"] = {
         **envelope,
         "id": "f-1",
@@ -151,6 +159,19 @@ def mutated(document: dict[str, Any], path: str, value: object) -> dict[str, Any
 
 
 INVALID = [
+    # identifiers (issue 12): a known prefix means a normal form; identity events name customers
+    ("touchpoint.sms", "subject", "phone:+90 555 111 2233"),
+    ("touchpoint.sms", "subject", "phone:905551112233"),
+    ("touchpoint.email", "subject", "email:ayse@Example.com"),
+    ("touchpoint.purchase", "subject", "external:Shop:88412"),
+    ("touchpoint.purchase", "subject", "external:shop"),
+    ("identity.linked", "data.identifier", "phone:+90 555"),
+    ("identity.linked", "data.identifier", "C42"),
+    ("identity.linked", "data.identifier", "email:a@B.com"),
+    ("identity.linked", "subject", "phone:+905551112233"),
+    ("customer.merged", "data.survivor", "email:a@b.com"),
+    ("customer.merged", "subject", "external:crm:1"),
+    ("customer.unmerged", "data.reason", ""),
     # times: an RFC 3339 pattern with a required offset, at most microseconds
     ("touchpoint.sms", "time", "2025-01-01T10:00:00"),
     ("touchpoint.sms", "time", "2025-01-01 10:00:00Z"),
@@ -237,6 +258,11 @@ INVALID = [
 ]
 
 VALID = [
+    ("touchpoint.sms", "subject", "phone:+905551112233"),
+    ("touchpoint.email", "subject", "email:Ayse@example.com"),
+    ("touchpoint.purchase", "subject", "external:shop:88412"),
+    ("touchpoint.purchase", "subject", "shop:88412"),
+    ("identity.linked", "data.identifier", "external:loyalty-card:4000-1234"),
     ("touchpoint.sms", "traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
     ("touchpoint.sms", "tracestate", "congo=t61rcWkgMzE"),
     ("touchpoint.sms", "partitionkey", "C0000026"),
