@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,17 +55,20 @@ class Server:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop(): no pipe)
         self.process = subprocess.Popen(
             [LEDGER, "serve", "--port", str(self.port), *args],
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=self.output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                out = self.process.stdout.read().decode() if self.process.stdout else ""
+                self.output.seek(0)
+                out = self.output.read().decode()
+                self.output.close()
                 pytest.fail(f"ledger serve exited: {out}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
@@ -86,8 +90,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
-        if self.process.stdout:
-            self.process.stdout.close()
+        self.output.close()
 
 
 StartServer = Callable[..., Server]

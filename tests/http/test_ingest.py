@@ -157,10 +157,12 @@ def test_bad_bodies_and_limits(tmp_path: Path, start_server: StartServer) -> Non
 def test_an_unavailable_log_answers_503_with_retry_after(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    (tmp_path / "ledger.db").mkdir()  # the log file cannot be opened
     env = ledger_env(tmp_path)
     token = new_key(env, "crm", "publish")
-    server = start_server(env)
+    server = start_server(env)  # it checks the log opens, then opens it per thread on use
+    for path in tmp_path.glob("ledger.db*"):
+        path.unlink()
+    (tmp_path / "ledger.db").mkdir()  # from now on the log file cannot be opened
     with server.client(token) as http:
         answer = http.post(
             "/v1/events", content=orjson.dumps(event("e-1", "C1")), headers=STRUCTURED
@@ -219,8 +221,8 @@ def test_metrics_count_requests_ingest_and_lag(tmp_path: Path, start_server: Sta
     finally:
         follower.terminate()
         assert follower.wait(15) == 0
-    with server.client(token) as http:
-        assert http.get("/readyz").status_code == 200
+    with server.client(token) as http:  # the server reads the status at most once a second
+        assert wait_until(lambda: http.get("/readyz").status_code == 200, 10)
 
 
 @pytest.mark.kafka
