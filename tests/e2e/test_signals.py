@@ -152,7 +152,15 @@ def backlog(tmp_path_factory: pytest.TempPathFactory) -> Backlog:
     )
     assert made.returncode == 0
     settings = Settings(log=f"sqlite:///{folder / 'log.db'}", store=f"sqlite:///{folder}/v.db")
-    env = {"LEDGER_LOG": settings.log_url, "LEDGER_STORE": settings.store_url}
+    env = {
+        "LEDGER_LOG": settings.log_url,
+        "LEDGER_STORE": settings.store_url,
+        # A session fixture runs before the per-test key folder is set: keep the key store,
+        # master key and rejects in this folder, not in ./ledger-data of the checkout.
+        "LEDGER_DATA_DIR": str(folder),
+        "LEDGER_KEYS": f"sqlite:///{folder / 'keys.db'}",
+        "LEDGER_MASTER_KEY_FILE": str(folder / "master.key"),
+    }
     imported = subprocess.run(
         [sys.executable, "-m", "cli", "import", str(history)],
         cwd=ROOT,
