@@ -16,26 +16,14 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from application import identity, people
+from faces.cli.options import json_option, settings_of
 from ledger.errors import LedgerError
 from ledger.identifiers import EMAIL, EXTERNAL, PHONE
 from ledger.log import Appended
 from ledger.payloads import Moment
-from ledger.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
-
-
-def _json_option(function: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(
-        function
-    )
 
 
 def _time(value: str | None, option: str, *, end_of_day: bool = False) -> datetime | None:
@@ -105,10 +93,10 @@ def identity_group() -> None:
 def _show(key: str) -> click.Command:
     @click.command(name=key, help=f"The identity graph of {key}.")
     @click.option("--as-of", "as_of", metavar="TIME", help="The graph as it stood at TIME.")
-    @_json_option
+    @json_option
     @click.pass_context
     def show(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
-        settings = _settings(ctx)
+        settings = settings_of(ctx)
         try:
             asked = identity.identifier_of(*_split(key))
         except LedgerError as exc:
@@ -153,7 +141,7 @@ def _render(found: dict[str, Any]) -> None:
 
 
 @identity_group.command("suspicious")
-@_json_option
+@json_option
 @click.pass_context
 def identity_suspicious(ctx: click.Context, as_json: bool) -> None:
     """Identifiers linked to more customers than LEDGER_IDENTITY_MAX_CUSTOMERS (reported,
@@ -163,7 +151,7 @@ def identity_suspicious(ctx: click.Context, as_json: bool) -> None:
     Example:
       ledger identity suspicious --json
     """
-    found = people.suspicious(_settings(ctx))
+    found = people.suspicious(settings_of(ctx))
     if as_json:
         click.echo(orjson.dumps(found))
         return
@@ -182,7 +170,7 @@ def identity_suspicious(ctx: click.Context, as_json: bool) -> None:
 @_identifier_options
 @click.option("--evidence", help="Why the link holds (a verified login, an order form, ...).")
 @click.option("--at", "at", metavar="TIME", help="When it became true (default: now).")
-@_json_option
+@json_option
 @click.pass_context
 def link(
     ctx: click.Context,
@@ -203,7 +191,7 @@ def link(
     """
     identifier = _one_identifier(phone, email, external)
     document, outcome = people.link(
-        _settings(ctx), customer, identifier, evidence=evidence, at=_time(at, "--at")
+        settings_of(ctx), customer, identifier, evidence=evidence, at=_time(at, "--at")
     )
     _appended(document, outcome, as_json)
 
@@ -213,7 +201,7 @@ def link(
 @_identifier_options
 @click.option("--reason", help="Why the link no longer holds.")
 @click.option("--at", "at", metavar="TIME", help="When it stopped being true (default: now).")
-@_json_option
+@json_option
 @click.pass_context
 def unlink(
     ctx: click.Context,
@@ -233,7 +221,7 @@ def unlink(
     """
     identifier = _one_identifier(phone, email, external)
     document, outcome = people.unlink(
-        _settings(ctx), customer, identifier, reason=reason, at=_time(at, "--at")
+        settings_of(ctx), customer, identifier, reason=reason, at=_time(at, "--at")
     )
     _appended(document, outcome, as_json)
 
@@ -250,7 +238,7 @@ def unlink(
     "younger into the oldest customer).",
 )
 @click.option("--at", "at", metavar="TIME", help="When it became true (default: now).")
-@_json_option
+@json_option
 @click.pass_context
 def merge(
     ctx: click.Context,
@@ -271,7 +259,7 @@ def merge(
       ledger merge C0000042 C0001234 --reason "same national id (call centre check)"
     """
     document, outcome = people.merge(
-        _settings(ctx), first, second, reason=reason, survivor=survivor, at=_time(at, "--at")
+        settings_of(ctx), first, second, reason=reason, survivor=survivor, at=_time(at, "--at")
     )
     _appended(document, outcome, as_json)
 
@@ -280,7 +268,7 @@ def merge(
 @click.argument("customer")
 @click.option("--reason", required=True, help="Why the merge was wrong.")
 @click.option("--at", "at", metavar="TIME", help="When it stopped being true (default: now).")
-@_json_option
+@json_option
 @click.pass_context
 def unmerge(ctx: click.Context, customer: str, reason: str, at: str | None, as_json: bool) -> None:
     """Undo the standing merge of a customer (one event; the log is never rewritten).
@@ -290,7 +278,7 @@ def unmerge(ctx: click.Context, customer: str, reason: str, at: str | None, as_j
       ledger unmerge C0001234 --reason "different people: same name, other birth date"
     """
     document, outcome = people.unmerge(
-        _settings(ctx), customer, reason=reason, at=_time(at, "--at")
+        settings_of(ctx), customer, reason=reason, at=_time(at, "--at")
     )
     _appended(document, outcome, as_json)
 

@@ -20,17 +20,11 @@ from pydantic import TypeAdapter, ValidationError
 from application import privacy
 from application.api import policy_history
 from application.wiring import open_keys, open_log, open_store
+from faces.cli.options import json_option, settings_of
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.payloads import Moment
 from ledger.settings import Settings
 from projections.policy import parse_duration
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
-
 
 _MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -48,9 +42,6 @@ def _since(value: str | None) -> datetime | None:
         raise click.BadParameter(problem, param_hint="--since") from None
 
 
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-
-
 @click.command()
 @click.argument("customer", required=False)
 @click.option("--reason", help="The legal basis or reason (recorded; no personal data).")
@@ -58,7 +49,7 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for mac
 @click.option("--requested-by", help="Who asked or approved it (recorded).")
 @click.option("--due", is_flag=True, help="Every customer the policy's [retention] rule makes due.")
 @click.option("--dry-run", is_flag=True, help="With --due: list who is due, erase nobody.")
-@_JSON
+@json_option
 @click.pass_context
 def erase(
     ctx: click.Context,
@@ -87,7 +78,7 @@ def erase(
         raise click.UsageError("give a CUSTOMER or --due (not both)")
     if dry_run and not due:
         raise click.UsageError("--dry-run goes with --due")
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if due:
         _erase_due(settings, reason, request_id, requested_by, dry_run=dry_run, as_json=as_json)
         return
@@ -189,7 +180,7 @@ def _erase_due(
 
 @click.command()
 @click.option("--since", help="Only erasures at or after this date or time (event time).")
-@_JSON
+@json_option
 @click.pass_context
 def erasures(ctx: click.Context, since: str | None, as_json: bool) -> None:
     """The register of erasures, from the customer.erased events (keep them at least
@@ -199,7 +190,7 @@ def erasures(ctx: click.Context, since: str | None, as_json: bool) -> None:
     Example:
       ledger erasures --since 2026-01-01 --json
     """
-    with open_log(_settings(ctx), create=False) as log:
+    with open_log(settings_of(ctx), create=False) as log:
         found = privacy.erasures(log, _since(since))
     if as_json:
         for record in found:
@@ -228,7 +219,7 @@ def subject_access(ctx: click.Context, customer: str, out: Path) -> None:
     Example:
       ledger subject-access C0000042 --out C0000042.json
     """
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     keys = open_keys(settings)
     stored = privacy.stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     try:
@@ -265,7 +256,7 @@ def keys_backup(ctx: click.Context, out: Path) -> None:
     Example:
       ledger keys backup --out /secure/keys-2026-06.json
     """
-    store = open_keys(_settings(ctx))
+    store = open_keys(settings_of(ctx))
     try:
         count = privacy.keys_backup(store, out)
     finally:
@@ -283,7 +274,7 @@ def keys_restore(ctx: click.Context, backup: Path) -> None:
     Example:
       ledger keys restore /secure/keys-2026-06.json
     """
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     store = open_keys(settings)
     try:
         with open_log(settings, create=False) as log:
@@ -294,7 +285,7 @@ def keys_restore(ctx: click.Context, backup: Path) -> None:
 
 
 @click.command()
-@_JSON
+@json_option
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the log for personal data stored in clear (a log written before encryption,
@@ -306,7 +297,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     Example:
       ledger doctor --json
     """
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     store = open_keys(settings)
     try:
         with open_log(settings, create=False) as log:

@@ -24,8 +24,8 @@ from application.api import policy_history
 from application.policy_files import load_policies
 from application.wiring import open_store
 from faces.charts import service_level_chart
+from faces.cli.options import settings_of
 from ledger.events import EventTime
-from ledger.settings import Settings
 from projections.bad_service import definitions
 from projections.policy import Policy
 from projections.service_levels import By, Figures
@@ -37,14 +37,8 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 CHANNELS = ["phone", "email", "sms", "chat", "social", "web", "store"]
 
 
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
-
-
 def _policy(ctx: click.Context, policy_file: Path | None) -> Policy:
-    history = load_policies(policy_file) if policy_file else policy_history(_settings(ctx))
+    history = load_policies(policy_file) if policy_file else policy_history(settings_of(ctx))
     return history.current().policy
 
 
@@ -177,7 +171,7 @@ def service_levels_command(
     """
     policy = _policy(ctx, policy_file)
     zone = ZoneInfo(policy.calendar.time_zone)
-    with closing(open_store(_settings(ctx))) as store:
+    with closing(open_store(settings_of(ctx))) as store:
         report = use_cases.service_levels(
             store,
             policy,
@@ -266,7 +260,7 @@ def sla_breaches(
     """
     policy = _policy(ctx, policy_file)
     zone = ZoneInfo(policy.calendar.time_zone)
-    with closing(open_store(_settings(ctx))) as store:
+    with closing(open_store(settings_of(ctx))) as store:
         found, now = use_cases.sla_breaches(
             store,
             policy,
@@ -324,7 +318,7 @@ def churn_after_bad_service(
     """
     policy = _policy(ctx, policy_file)
     zone = ZoneInfo(policy.calendar.time_zone)
-    with closing(open_store(_settings(ctx))) as store:
+    with closing(open_store(settings_of(ctx))) as store:
         report = use_cases.churn(store, policy, as_of=_as_of(as_of, zone))
     definition = definitions(policy.service)["churn"]
     if as_json:
