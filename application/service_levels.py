@@ -6,15 +6,26 @@ view store (or fold them from a log) and compute with the pure code in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any, cast
+from zoneinfo import ZoneInfo
 
+from pydantic import TypeAdapter, ValidationError
+
+from application.api import policy_history
+from application.policy_files import load_policies
+from application.wiring import open_store
 from consumers.store import ViewStore
 from consumers.store import service_levels as service_level_store
 from ledger.errors import LedgerError
+from ledger.events import EventTime
 from ledger.log import EventLog
+from ledger.settings import Settings
 from ledger.timeutil import from_micros, to_micros, utc_now
 from projections import service_levels as sl
 from projections.bad_service import (
@@ -206,3 +217,135 @@ def churn(store: ViewStore, policy: Policy, *, as_of: datetime | None = None) ->
         until=moment,
     )
     return churn_after_bad_service(rows, moment, policy.calendar.calendar(), policy.service)
+
+
+# --- Answers from settings and text arguments: what the CLI and the HTTP API call. ---
+
+
+class BadArgument(LedgerError):
+    """An argument of a service-level question that cannot be read; names the argument."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(EventTime)
+"""Times by the contract's own rules (a zone, the accepted range)."""
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+BY = ("day", "week", "agent", "queue")
+
+
+def policy_in_force(settings: Settings, policy_file: Path | None = None) -> Policy:
+    """The calendar and targets to judge by: ``policy_file`` if given, else the policy in
+    force (``LEDGER_POLICY``, the data folder's, or the built-in default)."""
+    history = load_policies(policy_file) if policy_file else policy_history(settings)
+    return history.current().policy
+
+
+def moment(
+    value: str | None, name: str, zone: ZoneInfo, *, next_day: bool = False
+) -> datetime | None:
+    """RFC 3339 with a zone, or a bare date: a local day of the calendar's zone (its start;
+    ``next_day``: the start of the day after, so the whole day is included)."""
+    if value is None:
+        return None
+    if _DATE.fullmatch(value):
+        try:
+            day = datetime.fromisoformat(value).date()
+        except ValueError as exc:
+            raise BadArgument(name, str(exc)) from None
+        if next_day:
+            day += timedelta(days=1)
+        return datetime.combine(day, time(), zone)
+    try:
+        return _TIME.validate_python(value)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise BadArgument(name, problem) from None
+
+
+def as_of_moment(value: str | None, name: str, zone: ZoneInfo) -> datetime | None:
+    """``as of`` a moment, or a bare date: the end of that local day."""
+    found = moment(value, name, zone, next_day=True)
+    if found is not None and value is not None and _DATE.fullmatch(value):
+        found -= timedelta(microseconds=1)
+    return found
+
+
+@dataclass(frozen=True)
+class Question:
+    """The arguments every service-level question shares, as given (text)."""
+
+    as_of: str | None = None
+    policy_file: Path | None = None
+
+
+def service_levels_of(
+    settings: Settings,
+    question: Question = Question(),
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    channel: str | None = None,
+    by: str = "day",
+) -> ServiceLevelReport:
+    """``ledger service-levels``: figures per day, week, agent or queue from the views."""
+    if by not in BY:
+        raise BadArgument("by", f"one of {', '.join(BY)}, not {by!r}")
+    policy = policy_in_force(settings, question.policy_file)
+    zone = ZoneInfo(policy.calendar.time_zone)
+    window = (moment(since, "since", zone), moment(until, "until", zone, next_day=True))
+    as_of = as_of_moment(question.as_of, "as_of", zone)
+    with closing(open_store(settings)) as store:
+        return service_levels(
+            store,
+            policy,
+            since=window[0],
+            until=window[1],
+            channel=channel,
+            by=cast(sl.By, by),
+            as_of=as_of,
+        )
+
+
+@dataclass(frozen=True)
+class BreachList:
+    """``ledger sla breaches``: the breaches, the moment they were judged at, the rules."""
+
+    breaches: list[Breach]
+    now: datetime
+    policy: Policy
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [breach.to_dict(self.now) for breach in self.breaches]
+
+
+def sla_breaches_of(
+    settings: Settings,
+    question: Question = Question(),
+    *,
+    open_only: bool = False,
+    since: str | None = None,
+) -> BreachList:
+    """``ledger sla breaches``: messages and complaints past their SLA, most overdue first."""
+    policy = policy_in_force(settings, question.policy_file)
+    zone = ZoneInfo(policy.calendar.time_zone)
+    start, as_of = moment(since, "since", zone), as_of_moment(question.as_of, "as_of", zone)
+    with closing(open_store(settings)) as store:
+        found, now = sla_breaches(store, policy, open_only=open_only, since=start, as_of=as_of)
+    return BreachList(found, now, policy)
+
+
+def churn_of(
+    settings: Settings, question: Question = Question()
+) -> tuple[ChurnReport, dict[str, Any]]:
+    """``ledger churn after-bad-service``: the report, and its ``--json`` answer (the report
+    with the definition it was computed by)."""
+    policy = policy_in_force(settings, question.policy_file)
+    zone = ZoneInfo(policy.calendar.time_zone)
+    as_of = as_of_moment(question.as_of, "as_of", zone)
+    with closing(open_store(settings)) as store:
+        found = churn(store, policy, as_of=as_of)
+    return found, {**found.to_dict(), "definition": definitions(policy.service)["churn"]}

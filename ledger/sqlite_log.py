@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -207,6 +208,17 @@ class LedgerDatastore(SQLiteDatastore):
         )
 
 
+BUSY_ATTEMPTS = 4
+"""Tries of an append that finds the log locked (each waits up to the lock timeout)."""
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether ``exc`` (eventsourcing's wrapper, or sqlite3's own) is SQLite's "busy"."""
+    cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+    code = getattr(cause, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+
+
 class TouchpointRecorder(SQLiteApplicationRecorder):
     """eventsourcing's SQLite application recorder with customer and time columns."""
 
@@ -280,7 +292,23 @@ class TouchpointRecorder(SQLiteApplicationRecorder):
     def insert_batch(self, batch: EncodedBatch, recorded_at: int) -> list[tuple[int, bool]]:
         """Insert in one transaction; per event ``(position, True)`` if new, else
         ``(position of the event with that id, False)``.
+
+        SQLite waits for another writer up to the lock timeout, but in some cases it answers
+        "database is locked" at once (a read snapshot that another writer's commit made
+        stale cannot be upgraded to a write), and a writer may hold the log longer than one
+        wait (a large import batch, a checkpoint). The transaction was rolled back whole,
+        so it is tried again, up to :data:`BUSY_ATTEMPTS` times.
         """
+        for attempt in range(1, BUSY_ATTEMPTS + 1):
+            try:
+                return self._insert_batch(batch, recorded_at)
+            except (OperationalError, sqlite3.OperationalError) as exc:
+                if attempt == BUSY_ATTEMPTS or not _busy(exc):
+                    raise
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    def _insert_batch(self, batch: EncodedBatch, recorded_at: int) -> list[tuple[int, bool]]:
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(self.insert_batch_statement, (recorded_at, batch.rows_json))
             cursor.execute("SELECT changes()")

@@ -6,62 +6,33 @@ table for people, ``--json`` for machines, an SVG chart with ``--chart``).
 
 from __future__ import annotations
 
-import re
 import sys
-from collections.abc import Callable
-from contextlib import closing
-from datetime import datetime, time, timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
-from zoneinfo import ZoneInfo
+from typing import Any, TypeVar
 
 import click
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
 from application import service_levels as use_cases
-from application.api import policy_history
-from application.policy_files import load_policies
-from application.wiring import open_store
 from faces.charts import service_level_chart
 from faces.cli.options import settings_of
-from ledger.events import EventTime
-from projections.bad_service import definitions
 from projections.policy import Policy
-from projections.service_levels import By, Figures
+from projections.service_levels import Figures
 
 F = TypeVar("F", bound=Callable[..., Any])
-_TIME: TypeAdapter[datetime] = TypeAdapter(EventTime)
-"""Times by the contract's own rules (a zone, the accepted range)."""
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 CHANNELS = ["phone", "email", "sms", "chat", "social", "web", "store"]
+OPTION = {"since": "--since", "until": "--until", "as_of": "--as-of", "by": "--by"}
 
 
-def _policy(ctx: click.Context, policy_file: Path | None) -> Policy:
-    history = load_policies(policy_file) if policy_file else policy_history(settings_of(ctx))
-    return history.current().policy
-
-
-def _moment(
-    value: str | None, option: str, zone: ZoneInfo, *, next_day: bool = False
-) -> datetime | None:
-    """RFC 3339 with a zone, or a bare date: a local day of the calendar's zone (its start;
-    ``next_day``: the start of the day after, so the whole day is included)."""
-    if value is None:
-        return None
-    if _DATE.fullmatch(value):
-        try:
-            day = datetime.fromisoformat(value).date()
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=option) from None
-        if next_day:
-            day += timedelta(days=1)
-        return datetime.combine(day, time(), zone)
+@contextmanager
+def _arguments() -> Iterator[None]:
+    """A service-level argument that cannot be read, as click's usage error for its option."""
     try:
-        return _TIME.validate_python(value)
-    except ValidationError as exc:
-        problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
-        raise click.BadParameter(problem, param_hint=option) from None
+        yield
+    except use_cases.BadArgument as exc:
+        raise click.BadParameter(exc.problem, param_hint=OPTION[exc.name]) from None
 
 
 def common_options(function: F) -> F:
@@ -83,13 +54,6 @@ def common_options(function: F) -> F:
     ):
         function = option(function)
     return function
-
-
-def _as_of(value: str | None, zone: ZoneInfo) -> datetime | None:
-    moment = _moment(value, "--as-of", zone, next_day=True)
-    if moment is not None and value is not None and _DATE.fullmatch(value):
-        moment -= timedelta(microseconds=1)
-    return moment
 
 
 def service_rule_lines(policy: Policy) -> list[str]:
@@ -169,20 +133,17 @@ def service_levels_command(
       ledger service-levels --by agent --channel phone --json
       ledger service-levels --since 2025-01-01 --chart service.svg
     """
-    policy = _policy(ctx, policy_file)
-    zone = ZoneInfo(policy.calendar.time_zone)
-    with closing(open_store(settings_of(ctx))) as store:
-        report = use_cases.service_levels(
-            store,
-            policy,
-            since=_moment(since, "--since", zone),
-            until=_moment(until, "--until", zone, next_day=True),
+    with _arguments():
+        report = use_cases.service_levels_of(
+            settings_of(ctx),
+            use_cases.Question(as_of, policy_file),
+            since=since,
+            until=until,
             channel=channel,
-            by=cast(By, by),
-            as_of=_as_of(as_of, zone),
+            by=by,
         )
     if chart is not None:
-        title = f"Service level and abandonment per {by} ({policy.calendar.time_zone})"
+        title = f"Service level and abandonment per {by} ({report.zone})"
         chart.write_text(service_level_chart(report.groups, report.rules.target, title))
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(report.to_dict()) + b"\n")
@@ -258,20 +219,18 @@ def sla_breaches(
       ledger sla breaches --open
       ledger sla breaches --since 2025-06-01 --json | jq -r .customer
     """
-    policy = _policy(ctx, policy_file)
-    zone = ZoneInfo(policy.calendar.time_zone)
-    with closing(open_store(settings_of(ctx))) as store:
-        found, now = use_cases.sla_breaches(
-            store,
-            policy,
+    with _arguments():
+        answer = use_cases.sla_breaches_of(
+            settings_of(ctx),
+            use_cases.Question(as_of, policy_file),
             open_only=open_only,
-            since=_moment(since, "--since", zone),
-            as_of=_as_of(as_of, zone),
+            since=since,
         )
+    found, now, policy = answer.breaches, answer.now, answer.policy
     if as_json:
         out = sys.stdout.buffer
-        for breach in found:
-            out.write(orjson.dumps(breach.to_dict(now)) + b"\n")
+        for line in answer.to_dicts():
+            out.write(orjson.dumps(line) + b"\n")
         return
     still_open = sum(1 for b in found if b.answered is None)
     click.echo(
@@ -316,15 +275,13 @@ def churn_after_bad_service(
       ledger churn after-bad-service
       ledger churn after-bad-service --as-of 2025-12-31 --json
     """
-    policy = _policy(ctx, policy_file)
-    zone = ZoneInfo(policy.calendar.time_zone)
-    with closing(open_store(settings_of(ctx))) as store:
-        report = use_cases.churn(store, policy, as_of=_as_of(as_of, zone))
-    definition = definitions(policy.service)["churn"]
-    if as_json:
-        sys.stdout.buffer.write(
-            orjson.dumps({**report.to_dict(), "definition": definition}) + b"\n"
+    with _arguments():
+        report, answer = use_cases.churn_of(
+            settings_of(ctx), use_cases.Question(as_of, policy_file)
         )
+    definition = answer["definition"]
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
         return
     d = report.to_dict()
     bad, good = d["bad_service"], d["no_bad_service"]

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application import wiring
 from application.api_keys import KeyRing
-from faces.http import dashboard, decisions, ingest, operations, query
+from faces.http import dashboard, decisions, ingest, operations, query, service_levels
 from faces.http.common import ServerState, json_answer
 from faces.http.metrics import HttpMetrics
 from ledger.errors import LedgerError, LogUnavailable, NotFound
@@ -98,7 +98,7 @@ def create_app(
     )
     app.state.ledger = state
     wiring.keep_open()  # one log and one store per server thread, not one per request
-    for area in (ingest, query, decisions, operations, dashboard):
+    for area in (ingest, query, decisions, service_levels, operations, dashboard):
         app.include_router(area.router)
 
     app.add_middleware(Measured, metrics=state.metrics)

@@ -115,3 +115,54 @@ def test_batch_outcomes_match_the_reference_log(batches: list[list[int]]) -> Non
             assert log.append(chosen) == reference.append(chosen)
         stored = [(r.position, r.raw) for r in log.read()]
     assert stored == [(r.position, event_to_json(r.event)) for r in reference.records]
+
+
+def test_an_append_that_finds_the_log_locked_longer_than_one_wait_still_lands(
+    tmp_path: Path,
+) -> None:
+    """Another writer (an erasure, a large import batch) holds the log's write lock longer
+    than SQLite's busy wait: the append is tried again rather than failing the import."""
+    import threading
+    import time
+
+    path = tmp_path / "l.db"
+    batch = events()
+    with SQLiteLog(path) as log:
+        log.append(batch[:1])
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held by another connection
+    holder.execute("UPDATE touchpoints SET recorded_at = recorded_at")
+    released = threading.Timer(1.6, holder.execute, ("COMMIT",))
+    released.start()
+    started = time.monotonic()
+    try:
+        with SQLiteLog(path, lock_timeout=1) as log:  # one wait: 1 s, shorter than the hold
+            outcomes = log.append(batch[1:50])
+    finally:
+        released.join()
+        holder.close()
+    assert time.monotonic() - started >= 1.5  # it did wait for the other writer
+    assert all(isinstance(o, Appended) for o in outcomes)
+    with SQLiteLog(path) as log:
+        assert [r.event.id for r in log.read() if r.event] == [e.id for e in batch[:50]]
+
+
+def test_an_append_that_stays_locked_is_refused_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    batch = events()
+    with SQLiteLog(path) as log:
+        log.append(batch[:1])
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE touchpoints SET recorded_at = recorded_at")
+    try:
+        with (
+            SQLiteLog(path, lock_timeout=0) as log,
+            pytest.raises(LogUnavailable, match="database is locked"),
+        ):
+            log.append(batch[1:5])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with SQLiteLog(path) as log:
+        assert len([r for r in log.read() if r.event]) == 1  # nothing half-written
