@@ -5,6 +5,7 @@ a log for personal data in clear. See ``docs/privacy.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections import Counter
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from application import identity
 from application.wiring import open_keys
 from consumers.store import ViewStore
 from ledger.codec import event_to_dict
@@ -199,10 +201,12 @@ class Erasure:
     12), erased with them: the keys that seal their cleartext destroyed (their keyed
     hashes stay, as a hashed customer id does; the customer's ``customer.erased`` is the
     record)."""
+    together: list[Erasure] = field(default_factory=list)
+    """The person's other customer ids (merged with ``customer``), erased with it."""
 
     @property
     def already(self) -> bool:
-        return self.event_id is None
+        return self.event_id is None and all(e.already for e in self.together)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -213,6 +217,7 @@ class Erasure:
             "already_erased": self.already,
             "rejects_redacted": self.rejects_redacted,
             "identifiers_erased": len(self.identifiers),
+            "erased_with_it": [e.to_dict() for e in self.together],
         }
 
 
@@ -292,6 +297,18 @@ def personal_values(log: EventLog, customer: str, revealer: Revealer) -> set[str
     return values
 
 
+def person_customers(log: EventLog, store: ViewStore | None, customer: str) -> list[str]:
+    """``customer`` and the other customer ids of its person (issue 12: joined by standing
+    merges and links, as every answer sees them now), ``customer`` first."""
+    facts = (
+        identity.current_facts(store, [customer], log)
+        if store is not None
+        else identity.facts_in_log(log)
+    )
+    person = identity.graph_of(facts).person(customer)
+    return [customer, *sorted(c for c in person.customers if c != customer)]
+
+
 def erase(
     log: EventLog,
     keys: KeyStore,
@@ -300,29 +317,53 @@ def erase(
     *,
     rejects_dir: Path | None = None,
     named: str | None = None,
+    store: ViewStore | None = None,
+    whole_person: bool = True,
 ) -> Erasure:
     """Erase ``customer``'s personal data: destroy their data keys (every copy the key
     store keeps), then append a ``customer.erased`` event (no personal data). Idempotent:
     a customer without a key whose erasure is recorded gets nothing new. Lines of the
     ledger's rejects files that hold the customer's id (or ``named``, the id as given when
-    it is stored hashed) or personal values are redacted."""
+    it is stored hashed) or personal values are redacted.
+
+    ``whole_person`` (the default): the person is erased, not one of their ids -- every
+    customer id merged with ``customer`` (or joined to it by a shared identifier) now, and
+    the phone numbers and addresses ever linked to any of them; each customer gets its own
+    ``customer.erased``, listed in :attr:`Erasure.together`. The identity graph is read
+    from the views plus the log past them (``store``), or from the log alone."""
     _check_request(request)
-    identifiers = sorted(linked_identifiers(log, [customer]).get(customer, set()))
-    if identifiers:  # the phone numbers and addresses linked to them go with them
-        keys.destroy(identifiers)
-    holds = bool(keys.holders([customer]))
-    if not holds and _already_erased(log, customer):
-        return Erasure(customer, 0, None, identifiers=identifiers)
+    customers = person_customers(log, store, customer) if whole_person else [customer]
+    linked = {c: sorted(linked_identifiers(log, [c]).get(c, set())) for c in customers}
+    every_identifier = sorted({i for found in linked.values() for i in found} - set(customers))
+    if every_identifier:  # the phone numbers and addresses linked to them go with them
+        keys.destroy(every_identifier)
+    held = keys.holders(customers)
+    to_erase = [c for c in customers if c in held or not _already_erased(log, c)]
     needles: set[str] = set()
     if rejects_dir is not None and _rejects_files(rejects_dir):
-        needles = personal_values(log, customer, Revealer(keys)) if holds else set()
-    destroyed = keys.destroy([customer])[customer] if holds else 0
-    event = _erased_event(customer, request, destroyed)
-    outcome = log.append([event])[0]
+        revealer = Revealer(keys)
+        for member in to_erase:
+            if member in held:
+                needles |= personal_values(log, member, revealer)
+    destroyed = keys.destroy([c for c in to_erase if c in held])
+    events = [_erased_event(c, request, destroyed.get(c, 0)) for c in to_erase]
+    outcomes = dict(zip(to_erase, log.append(events), strict=True)) if events else {}
+    event_ids = {e.subject: e.id for e in events}
     redacted = 0
-    if rejects_dir is not None:
-        redacted = redact_rejects(rejects_dir, {customer, named or customer}, needles)
-    return Erasure(customer, destroyed, event.id, _position(outcome), redacted, identifiers)
+    if rejects_dir is not None and events:
+        redacted = redact_rejects(rejects_dir, {*customers, named or customer}, needles)
+    done = [
+        Erasure(
+            c,
+            destroyed.get(c, 0),
+            event_ids.get(c),
+            _position(outcomes[c]) if c in outcomes else None,
+            redacted if c == customer else 0,
+            linked[c],
+        )
+        for c in customers
+    ]
+    return dataclasses.replace(done[0], together=done[1:])
 
 
 def _position(outcome: AppendOutcome) -> str | None:
@@ -480,25 +521,41 @@ def erasures(log: EventLog, since: datetime | None = None) -> list[ErasureRecord
 def subject_access(
     log: EventLog, store: ViewStore | None, keys: KeyStore, customer: str
 ) -> dict[str, Any]:
-    """Everything the ledger holds about ``customer``, personal values opened: every event
-    (log order, with position and recording time), the profile view, and the keys held."""
+    """Everything the ledger holds about ``customer``'s person, personal values opened:
+    every event of every member (the customer ids merged with it and the phone numbers and
+    addresses linked to them, issue 12; log order per member, with position and recording
+    time), the profile view of each customer id, and the keys held."""
     revealer = Revealer(keys)
+    facts = (
+        identity.current_facts(store, [customer], log)
+        if store is not None
+        else identity.facts_in_log(log)
+    )
+    person = identity.graph_of(facts).person(customer)
+    members = [customer, *(m for m in person.members if m != customer)]
     events = [
         {
             "position": str(record.position),
             "recorded_at": record.recorded_at.isoformat(),
             "event": revealer.event(record.event),
         }
-        for record in log.read(None, ReadFilter(customer=customer))
+        for member in members
+        for record in log.read(None, ReadFilter(customer=member))
         if record.event is not None
     ]
-    view = store.profile(customer) if store is not None else None
+    customers = [customer, *(c for c in person.customers if c != customer)]
+    views = {c: store.profile(c) if store is not None else None for c in customers}
+    profiles = {revealer.subject(c): revealer.profile(v).to_dict() for c, v in views.items() if v}
+    view = views[customer]
     return {
         "customer": revealer.subject(customer),
         "generated_at": datetime.now(UTC).isoformat(),
+        "person": revealer.subject(person.id),
+        "members": [revealer.subject(m) for m in members],
         "events": events,
         "profile": revealer.profile(view).to_dict() if view is not None else None,
-        "data_keys_held": len(keys.holders([customer])),
+        "profiles": profiles,
+        "data_keys_held": len(keys.holders(members)),
     }
 
 

@@ -49,6 +49,11 @@ def _since(value: str | None) -> datetime | None:
 @click.option("--requested-by", help="Who asked or approved it (recorded).")
 @click.option("--due", is_flag=True, help="Every customer the policy's [retention] rule makes due.")
 @click.option("--dry-run", is_flag=True, help="With --due: list who is due, erase nobody.")
+@click.option(
+    "--only-this-id",
+    is_flag=True,
+    help="Erase CUSTOMER alone, not the other customer ids merged with it (a doubtful merge).",
+)
 @json_option
 @click.pass_context
 def erase(
@@ -59,6 +64,7 @@ def erase(
     requested_by: str | None,
     due: bool,
     dry_run: bool,
+    only_this_id: bool,
     as_json: bool,
 ) -> None:
     """Erase a customer's personal data by destroying their data key (crypto-shredding).
@@ -66,8 +72,11 @@ def erase(
     Every personal field of their events (name, e-mail, phone, consent recipient) then
     reads as [erased] everywhere; counts, spend and history stay, and every audit seal
     still verifies. A customer.erased event (no personal data) records it. Idempotent.
-    With --due, erases everyone the retention rule of the policy makes due (run it from
-    cron or a systemd timer, at least every six months).
+    The person is erased: every customer id merged with CUSTOMER (ledger identity shows
+    them) and every phone number or address ever linked to them, each id with its own
+    customer.erased (--only-this-id: CUSTOMER alone). With --due, erases everyone the
+    retention rule of the policy makes due (run it from cron or a systemd timer, at least
+    every six months).
 
     \b
     Example:
@@ -90,7 +99,7 @@ def erase(
     stored = privacy.stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     keys = open_keys(settings)
     try:
-        with open_log(settings) as log:
+        with open_log(settings) as log, closing(open_store(settings)) as store:
             done = privacy.erase(
                 log,
                 keys,
@@ -98,6 +107,8 @@ def erase(
                 request,
                 rejects_dir=settings.data_dir / "rejects",
                 named=customer,
+                store=store,
+                whole_person=not only_this_id,
             )
     finally:
         keys.close()
@@ -107,15 +118,21 @@ def erase(
     elif done.already:
         click.echo(f"customer {customer}: already erased (no key held); nothing new recorded")
     else:
-        click.echo(
-            f"customer {customer}: {done.keys_destroyed} data key(s) destroyed; "
-            f"customer.erased recorded at {done.position} ({done.event_id})"
-            + (
-                f"; {done.rejects_redacted} rejects line(s) redacted"
-                if done.rejects_redacted
-                else ""
+        for one in [done, *done.together]:
+            name = customer if one is done else one.customer
+            if one.already:
+                click.echo(f"customer {name}: already erased; nothing new recorded")
+                continue
+            click.echo(
+                f"customer {name}: {one.keys_destroyed} data key(s) destroyed; "
+                f"customer.erased recorded at {one.position} ({one.event_id})"
+                + (
+                    f"; {one.rejects_redacted} rejects line(s) redacted"
+                    if one.rejects_redacted
+                    else ""
+                )
+                + ("" if one is done else f" (merged with {customer})")
             )
-        )
 
 
 def _erase_due(
@@ -230,7 +247,11 @@ def subject_access(ctx: click.Context, customer: str, out: Path) -> None:
     if not document["events"]:
         raise LedgerError(f"the ledger holds nothing about customer {customer!r}")
     out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    click.echo(f"{len(document['events'])} event(s) of customer {customer} written to {out}")
+    others = len(document["members"]) - 1
+    person = f" and the {others} other id(s) of their person" if others else ""
+    click.echo(
+        f"{len(document['events'])} event(s) of customer {customer}{person} written to {out}"
+    )
 
 
 @click.group()

@@ -535,3 +535,104 @@ def test_a_linked_phone_number_is_a_hashed_key_everywhere_and_erased_with_its_pe
     assert joined["members"] == ["C7", "[erased]"]
     stored = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     assert digits not in stored
+
+
+def _two_ids_of_one_person(run: Run, tmp_path: Path) -> Path:
+    """ALICE and BOB imported; a second id of Alice's (the shop's ``S-ALICE``, her details
+    given there too) merged into ALICE; a phone number linked to the shop id, and an SMS
+    sent to that number."""
+    assert run("import", str(history_file(tmp_path))).exit_code == 3
+    shop = tmp_path / "shop.jsonl"
+    shop.write_bytes(
+        orjson.dumps(
+            _event(
+                "customer.details",
+                "S-ALICE",
+                "2025-01-05T10:00:00Z",
+                {"personal": {"name": "Z. Kalaycioglu", "email": "zk.shop@example.com"}},
+            )
+        )
+        + b"\n"
+    )
+    assert run("import", str(shop)).exit_code == 0
+    merged = run("merge", "S-ALICE", "ALICE", "--into", "ALICE", "--reason", "same national id")
+    assert merged.exit_code == 0, merged.output
+    linked = run("link", "S-ALICE", "--phone", "+90 532 444 55 66", "--evidence", "sms code")
+    assert linked.exit_code == 0, linked.output
+    sms = run(
+        "append", "--type", "sms", "--customer", "phone:+905324445566",
+        "--set", "direction=outbound", "--set", "purpose=service",
+    )  # fmt: skip
+    assert sms.exit_code == 0, sms.output
+    assert run("project", "run").exit_code == 0
+    return tmp_path / "ledger-data"
+
+
+def test_erasing_a_customer_erases_the_whole_person_and_only_them(run: Run, tmp_path: Path) -> None:
+    """Issue 10 under issue 12: ``ledger erase ALICE`` also erases the shop id merged into
+    her and the phone number linked to it; Bob, another person, keeps everything."""
+    _two_ids_of_one_person(run, tmp_path)
+
+    def shop_details() -> dict[str, str]:
+        replayed = lines(run("replay", "--customer", "S-ALICE", "--json"))
+        found = next(
+            e for e in replayed if e["type"] == "customer.details" and e["subject"] == "S-ALICE"
+        )
+        personal: dict[str, str] = found["data"]["personal"]
+        return personal
+
+    assert shop_details()["name"] == "Z. Kalaycioglu"  # opened while the key exists
+    assert orjson.loads(run("identity", "ALICE", "--json").stdout)["identifiers"] == [
+        "phone:+905324445566"
+    ]
+    bob_before = profile_of(run, "BOB")
+    erased = run("erase", "ALICE", "--reason", "KVKK Art. 7", "--json")
+    assert erased.exit_code == 0, erased.output
+    answer = orjson.loads(erased.stdout)
+    assert answer["customer"] == "ALICE"
+    assert [e["customer"] for e in answer["erased_with_it"]] == ["S-ALICE"]
+    assert answer["erased_with_it"][0]["identifiers_erased"] == 1
+    assert answer["erased_with_it"][0]["event_id"]  # its own customer.erased
+    register = lines(run("erasures", "--json"))
+    assert sorted(r["customer"] for r in register) == ["ALICE", "S-ALICE"]
+    assert run("project", "run").exit_code == 0
+    assert shop_details() == {"name": "[erased]", "email": "[erased]"}
+    assert orjson.loads(run("identity", "ALICE", "--json").stdout)["identifiers"] == ["[erased]"]
+    assert profile_of(run, "S-ALICE")["details"]["name"]["value"] == "[erased]"
+    assert profile_of(run, "BOB") == bob_before  # another person: untouched
+    again = run("erase", "S-ALICE", "--reason", "KVKK Art. 7", "--json")
+    assert orjson.loads(again.stdout)["already_erased"] is True  # idempotent, by either id
+
+
+def test_only_this_id_leaves_the_rest_of_the_person(run: Run, tmp_path: Path) -> None:
+    _two_ids_of_one_person(run, tmp_path)
+    erased = run("erase", "ALICE", "--reason", "KVKK Art. 7", "--only-this-id", "--json")
+    assert erased.exit_code == 0, erased.output
+    assert orjson.loads(erased.stdout)["erased_with_it"] == []
+    out = tmp_path / "shop.json"
+    assert run("subject-access", "S-ALICE", "--out", str(out)).exit_code == 0
+    document = orjson.loads(out.read_bytes())
+    names = {
+        e["event"]["data"]["personal"]["name"]
+        for e in document["events"]
+        if e["event"]["type"] == "customer.details"
+    }
+    assert names == {"Z. Kalaycioglu", "[erased]"}  # hers from the shop kept, ALICE's gone
+
+
+def test_subject_access_covers_every_id_of_the_person(run: Run, tmp_path: Path) -> None:
+    _two_ids_of_one_person(run, tmp_path)
+    out = tmp_path / "alice.json"
+    result = run("subject-access", "ALICE", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    document = orjson.loads(out.read_bytes())
+    assert document["person"] == "ALICE"
+    assert document["members"] == ["ALICE", "S-ALICE", "phone:+905324445566"]
+    by_subject: dict[str, set[str]] = {}
+    for e in document["events"]:
+        by_subject.setdefault(e["event"]["subject"], set()).add(e["event"]["type"])
+    assert "customer.details" in by_subject["S-ALICE"]
+    assert by_subject["phone:+905324445566"] == {"touchpoint.sms"}
+    assert len([e for e in document["events"] if e["event"]["subject"] == "ALICE"]) == 4
+    assert set(document["profiles"]) == {"ALICE", "S-ALICE"}
+    assert document["data_keys_held"] == 3  # ALICE, S-ALICE and the phone number
