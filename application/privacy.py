@@ -130,8 +130,12 @@ class Revealer:
         opened = {}
         for name, (value, at) in details.items():
             if is_envelope(value):
+                # A person's profile (issue 12) holds details of several customer ids, each
+                # sealed for its own customer: open each with its key's customer.
+                key = self.key(str(value.get("kid")))
+                owner = profile.customer if key is None else key.customer
                 path = f"personal.{name}"
-                value = open_value(value, str(value.get("event")), profile.customer, path, self.key)
+                value = open_value(value, str(value.get("event")), owner, path, self.key)
             opened[name] = [value, at]
         state = {**profile.state, "customer": customer, "details": opened}
         if hashed_members:
@@ -371,8 +375,9 @@ def _position(outcome: AppendOutcome) -> str | None:
 
 
 def due(store: ViewStore, keys: KeyStore, cutoff: datetime) -> list[str]:
-    """Customers with no touchpoint since ``cutoff`` whose personal data is still held:
-    in clear in the views, or sealed under a key that still exists."""
+    """Customers with no touchpoint since ``cutoff`` -- nor any other id of their person --
+    whose personal data is still held: in clear in the views, or sealed under a key that
+    still exists."""
     limit = to_micros(cutoff)
     clear: list[str] = []
     sealed: list[str] = []
@@ -385,7 +390,30 @@ def due(store: ViewStore, keys: KeyStore, cutoff: datetime) -> list[str]:
             clear.append(profile.customer)
         elif any(is_envelope(v) for v in values):
             sealed.append(profile.customer)
-    return sorted(clear + sorted(keys.holders(sealed)))
+    return _idle_people(store, sorted(clear + sorted(keys.holders(sealed))), limit)
+
+
+def _idle_people(store: ViewStore, customers: list[str], limit: int) -> list[str]:
+    """``customers`` less those whose person (issue 12: other customer ids merged with
+    them, identifiers linked to them) has a touchpoint at or after ``limit``: an old id of
+    a customer who is still active is not due."""
+    person_of = identity.graph_of(store.all_identity_facts()).people()
+    joined = [c for c in customers if c in person_of]
+    if not joined:
+        return customers
+    members: dict[str, list[str]] = {}
+    for key, person in person_of.items():
+        members.setdefault(person, []).append(key)
+    others = {c: [m for m in members[person_of[c]] if m != c] for c in joined}
+    profiles = store.load_profiles(sorted({m for found in others.values() for m in found}))
+
+    def active(key: str) -> bool:
+        profile = profiles.get(key)
+        last = None if profile is None else profile.state["last_touch"]
+        return last is not None and last >= limit
+
+    busy = {c for c in joined if any(active(m) for m in others[c])}
+    return [c for c in customers if c not in busy]
 
 
 _PERSONAL_NAMES = ("name", "email", "phone")

@@ -636,3 +636,51 @@ def test_subject_access_covers_every_id_of_the_person(run: Run, tmp_path: Path) 
     assert len([e for e in document["events"] if e["event"]["subject"] == "ALICE"]) == 4
     assert set(document["profiles"]) == {"ALICE", "S-ALICE"}
     assert document["data_keys_held"] == 3  # ALICE, S-ALICE and the phone number
+
+
+def test_a_persons_profile_opens_the_details_of_each_of_its_ids(run: Run, tmp_path: Path) -> None:
+    """The person's profile takes the newest details of any of its ids; each was sealed for
+    its own customer id and must be opened as such (not read as [unreadable])."""
+    _two_ids_of_one_person(run, tmp_path)
+    for asked in ("ALICE", "S-ALICE"):
+        details = profile_of(run, asked)["details"]
+        assert details["name"]["value"] == "Z. Kalaycioglu"  # the shop's, newer
+        assert details["email"]["value"] == "zk.shop@example.com"
+        assert details["phone"]["value"] == ALICE["phone"]  # ALICE's own, older
+
+
+def _retention_policy(data: Path, after: str) -> None:
+    default = (Path(__file__).parents[2] / "application" / "default_policy.toml").read_text()
+    commented = '# [retention]\n# erase_personal_data_after = "3650d"'
+    assert commented in default
+    rule = f'[retention]\nerase_personal_data_after = "{after}"'
+    (data / "policy.toml").write_text(default.replace(commented, rule))
+
+
+def test_erase_due_erases_the_idle_and_spares_a_person_still_in_touch(
+    run: Run, tmp_path: Path
+) -> None:
+    """``ledger erase --due``: Alice and Bob last heard of in 2025, a retention rule of
+    300 days. Bob is due. Alice and her shop id are not, although their own last touchpoints
+    are old: the SMS to the phone number linked to her shop id was sent today."""
+    data = _two_ids_of_one_person(run, tmp_path)
+    no_rule = run("erase", "--due", "--dry-run")
+    assert no_rule.exit_code != 0
+    assert "no [retention] erase_personal_data_after: nobody is due" in no_rule.output
+    _retention_policy(data, "300d")
+    listed = run("erase", "--due", "--dry-run", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert orjson.loads(listed.stdout)["due"] == ["BOB"]
+    assert lines(run("erasures", "--json")) == []  # a dry run erases nobody
+    erased = run("erase", "--due", "--json")
+    assert erased.exit_code == 0, erased.output
+    assert orjson.loads(erased.stdout)["erased"] == 1
+    register = lines(run("erasures", "--json"))
+    assert [(r["customer"], r["retention_rule"]) for r in register] == [
+        ("BOB", "erase_personal_data_after=300d")
+    ]
+    assert run("project", "run").exit_code == 0
+    assert profile_of(run, "BOB")["details"]["name"]["value"] == "[erased]"
+    assert profile_of(run, "ALICE")["details"]["name"]["value"] == "Z. Kalaycioglu"
+    again = run("erase", "--due", "--json")
+    assert orjson.loads(again.stdout)["erased"] == 0  # nothing of Bob's left to erase
