@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
+from application import identity
 from application.api import policy_history
 from application.policy_files import load_policies
 from application.wiring import open_store
@@ -202,6 +203,7 @@ def sla_breaches(
             until=scope.as_of,
         )
     ]
+    rows = as_people(store, rows, scope.as_of)
     calendar: BusinessCalendar = policy.calendar.calendar()
     found = breaches(rows, scope, calendar, policy.service, open_only=open_only)
     return found, from_micros(scope.as_of)
@@ -216,7 +218,24 @@ def churn(store: ViewStore, policy: Policy, *, as_of: datetime | None = None) ->
         ("call", "message", "reply", "complaint", "resolution", "feedback", "purchase"),
         until=moment,
     )
+    rows = as_people(store, rows, moment)
     return churn_after_bad_service(rows, moment, policy.calendar.calendar(), policy.service)
+
+
+def as_people(store: ViewStore, rows: list[sl.ServiceFact], moment: int) -> list[sl.ServiceFact]:
+    """``rows`` with each customer key replaced by its person's id (issue 12) as the graph
+    stood at ``moment``: a call from a phone number linked to a customer and that customer's
+    purchases under a shop id are one customer's experience."""
+    facts = store.all_identity_facts()
+    if not facts:
+        return rows
+    person_of = identity.graph_of(facts, at=from_micros(moment)).people()
+    if not person_of:
+        return rows
+    return [
+        row._replace(customer=person_of[row.customer]) if row.customer in person_of else row
+        for row in rows
+    ]
 
 
 # --- Answers from settings and text arguments: what the CLI and the HTTP API call. ---

@@ -239,3 +239,54 @@ def test_churn_is_higher_after_bad_service_in_the_generated_history(tmp_path: Pa
     assert bad["customers"] > 100, report.to_dict()
     assert good["customers"] > 100, report.to_dict()
     assert bad["rate"] > good["rate"], report.to_dict()
+
+
+def test_churn_and_sla_breaches_follow_the_person(tmp_path: Path) -> None:
+    """Issue 13 under issue 12: a customer buys under their shop id and calls and texts
+    from a phone number. Until the number is linked to them, the abandoned call and the
+    unanswered text are a stranger's (who never bought: left out of churn); once linked,
+    they are the customer's bad service, and the late text is the customer's breach."""
+    from contextlib import closing
+
+    from application import identity
+    from tests.builders import touchpoint
+
+    settings = Settings(data_dir=tmp_path, store=f"sqlite:///{tmp_path / 'views.db'}")
+    t0 = datetime(2025, 1, 6, 10, tzinfo=IST)
+    day = timedelta(days=1)
+    phone = "phone:+905321234567"
+    order = {"channel": "web", "order_id": "O-1", "amount": "10", "currency": "TRY"}
+    call = {"direction": "inbound", "outcome": "abandoned", "wait_seconds": 600}
+    project(
+        settings,
+        [
+            touchpoint("touchpoint.purchase", t0, {**order, "item_count": 1}, "C1"),
+            touchpoint("touchpoint.call", t0 + day, call, phone),
+            touchpoint("touchpoint.sms", t0 + day, {"direction": "inbound"}, phone),
+        ],
+    )
+    as_of = t0 + 200 * day
+
+    def answers() -> tuple[dict[str, Any], list[str]]:
+        with closing(open_store(settings)) as store:
+            churn = use_cases.churn(store, POLICY, as_of=as_of).to_dict()
+            late, _ = use_cases.sla_breaches(store, POLICY, as_of=as_of)
+        return churn, [b.customer for b in late]
+
+    churn, late = answers()
+    assert churn["bad_service"]["customers"] == 0
+    assert churn["left_out"]["no_purchase_before"] == 1  # the number: no purchase of its own
+    assert len(late) == 1
+    assert late[0].startswith("h:")  # the number's key, stored hashed (issue 10)
+    with open_log(settings) as log:
+        identity.link(log, "C1", phone, evidence="sms code", at=t0)
+    project(settings)
+    churn, late = answers()
+    assert churn["bad_service"] == {
+        "customers": 1,
+        "stopped_buying": 1,
+        "rate": 1.0,
+        "first_bad_experience": {"long_wait_abandoned": 1},
+    }
+    assert churn["left_out"]["no_purchase_before"] == 0
+    assert late == ["C1"]
