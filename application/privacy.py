@@ -349,7 +349,8 @@ def erase(
         for member in to_erase:
             if member in held:
                 needles |= personal_values(log, member, revealer)
-    destroyed = keys.destroy([c for c in to_erase if c in held])
+    holding = [c for c in to_erase if c in held]
+    destroyed = keys.destroy(holding) if holding else {}
     events = [_erased_event(c, request, destroyed.get(c, 0)) for c in to_erase]
     outcomes = dict(zip(to_erase, log.append(events), strict=True)) if events else {}
     event_ids = {e.subject: e.id for e in events}
