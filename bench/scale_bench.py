@@ -118,13 +118,14 @@ def group_member(log: Any, store: Any, args: argparse.Namespace) -> dict[str, An
         seek(partitions)
 
     member.seek_to_store = timed_seek  # type: ignore[method-assign]
-    committing = [0.0]
+    committing = [0.0, 0.0]
     write = store.write
 
     def timed_write(prepared: Any) -> None:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         write(prepared)
         committing[0] += time.perf_counter() - began
+        committing[1] += time.process_time() - cpu
 
     store.write = timed_write
     report = member.run(threading.Event(), until_caught_up=True)
@@ -140,6 +141,7 @@ def group_member(log: Any, store: Any, args: argparse.Namespace) -> dict[str, An
         "batches": report.batches,
         "lock_wait": getattr(store.recorder, "lock_wait_seconds", 0.0),
         "commit": committing[0],
+        "commit_cpu": committing[1],
     }
 
 
@@ -250,6 +252,7 @@ def measure(kind: str, copies: int = 1, **options: Any) -> dict[str, Any]:
         "rate": events / seconds if seconds else 0.0,
         "lock_wait": sum(r.get("lock_wait", 0.0) for r in results),
         "commit": sum(r.get("commit", 0.0) for r in results),
+        "commit_cpu": sum(r.get("commit_cpu", 0.0) for r in results),
         "cpu": sum(r.get("cpu", 0.0) for r in results),
         "span_cpu": sum(r.get("span_cpu", 0.0) for r in results),
         "batches": sum(r.get("batches", 0) for r in results),
@@ -443,7 +446,8 @@ def model(one: dict[str, Any], groups: list[dict[str, Any]]) -> str:
     )
     lines = [
         f"model: one process folds {per_cpu:,.0f} events per CPU second and spends "
-        f"{one['commit']:.1f}s of {one['seconds']:.1f}s committing; lock waits: {waits};",
+        f"{one['commit']:.1f}s of {one['seconds']:.1f}s committing ({one['commit_cpu']:.1f} "
+        f"CPU s of its {one['span_cpu']:.1f}); lock waits: {waits};",
         f"  one store-wide lock (before): at most {serial:,.0f} events/s for any number of "
         "machines;",
         "  per-partition locks (now), N machines with a core each, PostgreSQL not saturated: "
