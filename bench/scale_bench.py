@@ -22,6 +22,8 @@ the topic:
 * ``project run`` embedded log -> PostgreSQL, one process;
 * CPU s: user + system time of the measured processes (with their start-up), so
   events/CPU s shows the work an event costs apart from what else the machine runs;
+  span CPU s: the same over the measured span only (the start-up, imports and group
+  join left out, as the wall-clock rate leaves them out);
 * Quix Streams: a stateful per-customer reduce (a count in RocksDB state per key) over the
   same topic -- less work than the ledger's (no validation, no dedupe, no view rows).
 
@@ -49,6 +51,14 @@ POSTGRES = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0
 PARTITIONS = 12
 
 
+def cpu_now() -> float:
+    """CPU seconds (user + system) of this process and its waited-for children so far."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+
+
 def child(args: argparse.Namespace) -> dict[str, Any]:
     kind = args.child
     bootstrap, topic = args.log.removeprefix("kafka://").split("/", 1)
@@ -66,16 +76,24 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     if kind == "ledger-read":
         from consumers.folding import read_items
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_now()
         count = sum(1 for item in read_items(log, {}) if item.fact is not None)
-        return {"events": count, "seconds": time.perf_counter() - started}
+        return {
+            "events": count,
+            "seconds": time.perf_counter() - started,
+            "span_cpu": cpu_now() - cpu,
+        }
     store = open_store(settings)
     if kind == "embedded":
         from consumers.projector import Projector
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_now()
         report = Projector(log, store, workers=1).catch_up()
-        return {"events": report.records, "seconds": time.perf_counter() - started}
+        return {
+            "events": report.records,
+            "seconds": time.perf_counter() - started,
+            "span_cpu": cpu_now() - cpu,
+        }
     return group_member(log, store, args)
 
 
@@ -90,27 +108,31 @@ def group_member(log: Any, store: Any, args: argparse.Namespace) -> dict[str, An
         log, store, group_id=args.group, session_timeout_ms=6000, workers=args.workers
     )
     first: list[float] = []
+    first_cpu: list[float] = []
     seek = member.seek_to_store
 
     def timed_seek(partitions: Any) -> None:  # on every assignment: the group is joined
         if not first:
             first.append(time.time())
+            first_cpu.append(cpu_now())
         seek(partitions)
 
     member.seek_to_store = timed_seek  # type: ignore[method-assign]
-    committing = [0.0]
+    committing = [0.0, 0.0]
     write = store.write
 
     def timed_write(prepared: Any) -> None:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         write(prepared)
         committing[0] += time.perf_counter() - began
+        committing[1] += time.process_time() - cpu
 
     store.write = timed_write
     report = member.run(threading.Event(), until_caught_up=True)
-    ended = time.time()
+    ended, cpu = time.time(), cpu_now()
     began = first[0] if first else ended
     return {
+        "span_cpu": cpu - (first_cpu[0] if first_cpu else cpu),
         "events": report.records,
         "seconds": ended - began,
         "first": began,
@@ -119,6 +141,7 @@ def group_member(log: Any, store: Any, args: argparse.Namespace) -> dict[str, An
         "batches": report.batches,
         "lock_wait": getattr(store.recorder, "lock_wait_seconds", 0.0),
         "commit": committing[0],
+        "commit_cpu": committing[1],
     }
 
 
@@ -135,13 +158,14 @@ def bare_kafka_python(bootstrap: str, topic: str, events: int) -> dict[str, Any]
     assigned = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
     consumer.assign(assigned)
     consumer.seek_to_beginning()
-    count, started = 0, time.perf_counter()
+    count, started, cpu = 0, time.perf_counter(), cpu_now()
     while count < events:
         for records in consumer.poll(timeout_ms=500).values():
             for record in records:
                 json.loads(record.value)
                 count += 1
-    return {"events": count, "seconds": time.perf_counter() - started}
+    seconds = time.perf_counter() - started
+    return {"events": count, "seconds": seconds, "span_cpu": cpu_now() - cpu}
 
 
 def bare_confluent(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
@@ -151,14 +175,15 @@ def bare_confluent(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
         {"bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4().hex[:8]}"}
     )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-    count, started = 0, time.perf_counter()
+    count, started, cpu = 0, time.perf_counter(), cpu_now()
     while count < events:
         for message in consumer.consume(num_messages=10_000, timeout=0.5):
             if message.error() is None:
                 json.loads(message.value())
                 count += 1
+    seconds, cpu = time.perf_counter() - started, cpu_now() - cpu
     consumer.close()
-    return {"events": count, "seconds": time.perf_counter() - started}
+    return {"events": count, "seconds": seconds, "span_cpu": cpu}
 
 
 def quix_reduce(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
@@ -176,10 +201,12 @@ def quix_reduce(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
     )
     seen = [0]
     first: list[float] = []
+    first_cpu: list[float] = []
 
     def reduce(value: Any, key: Any, timestamp: int, headers: Any, state: Any) -> None:
         if not first:
             first.append(time.perf_counter())
+            first_cpu.append(cpu_now())
         state.set("n", state.get("n", 0) + 1)
         seen[0] += 1
         if seen[0] >= events:
@@ -188,7 +215,8 @@ def quix_reduce(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
     frame = app.dataframe(app.topic(topic, value_deserializer="json", key_deserializer="str"))
     frame.update(reduce, stateful=True, metadata=True)
     app.run()
-    return {"events": seen[0], "seconds": time.perf_counter() - first[0]}
+    seconds, cpu = time.perf_counter() - first[0], cpu_now() - first_cpu[0]
+    return {"events": seen[0], "seconds": seconds, "span_cpu": cpu}
 
 
 def command(kind: str, **options: Any) -> list[str]:
@@ -224,7 +252,9 @@ def measure(kind: str, copies: int = 1, **options: Any) -> dict[str, Any]:
         "rate": events / seconds if seconds else 0.0,
         "lock_wait": sum(r.get("lock_wait", 0.0) for r in results),
         "commit": sum(r.get("commit", 0.0) for r in results),
+        "commit_cpu": sum(r.get("commit_cpu", 0.0) for r in results),
         "cpu": sum(r.get("cpu", 0.0) for r in results),
+        "span_cpu": sum(r.get("span_cpu", 0.0) for r in results),
         "batches": sum(r.get("batches", 0) for r in results),
         "shares": [r["events"] for r in results],
     }
@@ -258,10 +288,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         result = child(args)
-        result["cpu"] = sum(  # worker processes (children) included
-            usage.ru_utime + usage.ru_stime
-            for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-        )
+        result["cpu"] = cpu_now()  # worker processes (children) included
         print(json.dumps(result))
         return
 
@@ -364,17 +391,22 @@ def main() -> None:
             drop_schemas(schemas)
 
     base = rows[0][1]["rate"]
+    base_cpu = per_cpu(rows[0][1], "cpu")
+    base_span = per_cpu(rows[0][1], "span_cpu")
     print(f"\n{args.events:,} events, {args.customers:,} customers, {PARTITIONS} partitions")
     print(
         f"{'what':62} {'events':>9} {'seconds':>8} {'events/s':>9} {'ratio':>6} "
-        f"{'lock wait s':>11} {'CPU s':>6} {'events/CPU s':>12}"
+        f"{'lock wait s':>11} {'CPU s':>6} {'events/CPU s':>12} {'ratio':>6} "
+        f"{'span CPU s':>10} {'events/span CPU s':>17} {'ratio':>6}"
     )
     for name, result in rows:
         wait = f"{result['lock_wait']:.2f}" if "PostgreSQL" in name and "Kafka" in name else "-"
+        cpu, span = per_cpu(result, "cpu"), per_cpu(result, "span_cpu")
         print(
             f"{name:62} {result['events']:>9,} {result['seconds']:>8.2f} "
             f"{result['rate']:>9,.0f} {result['rate'] / base:>6.2f} {wait:>11} "
-            f"{result['cpu']:>6.1f} {result['events'] / max(result['cpu'], 1e-9):>12,.0f}"
+            f"{result['cpu']:>6.1f} {cpu:>12,.0f} {cpu / base_cpu:>6.2f} "
+            f"{result['span_cpu']:>10.1f} {span:>17,.0f} {span / base_span:>6.2f}"
         )
     by_name = dict(rows)
     one = by_name["project run Kafka -> PostgreSQL, 1 process(es), one group"]
@@ -390,6 +422,12 @@ def main() -> None:
         print(f"Kafka -> PostgreSQL, 1 process / Quix reduce: {one['rate'] / quix['rate']:.2f}x")
     groups = [r for name, r in rows if "PostgreSQL" in name and "process(es)" in name]
     print(model(one, [g for g in groups if g is not one]))
+
+
+def per_cpu(result: dict[str, Any], column: str) -> float:
+    """Events per CPU second: ``cpu`` counts the whole processes (start-up and imports
+    included), ``span_cpu`` only the measured span (from the first record or assignment)."""
+    return float(result["events"]) / max(float(result[column]), 1e-9)
 
 
 def model(one: dict[str, Any], groups: list[dict[str, Any]]) -> str:
@@ -408,7 +446,8 @@ def model(one: dict[str, Any], groups: list[dict[str, Any]]) -> str:
     )
     lines = [
         f"model: one process folds {per_cpu:,.0f} events per CPU second and spends "
-        f"{one['commit']:.1f}s of {one['seconds']:.1f}s committing; lock waits: {waits};",
+        f"{one['commit']:.1f}s of {one['seconds']:.1f}s committing ({one['commit_cpu']:.1f} "
+        f"CPU s of its {one['span_cpu']:.1f}); lock waits: {waits};",
         f"  one store-wide lock (before): at most {serial:,.0f} events/s for any number of "
         "machines;",
         "  per-partition locks (now), N machines with a core each, PostgreSQL not saturated: "

@@ -9,15 +9,18 @@ internals."""
 from __future__ import annotations
 
 import gc
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from consumers.store import Cleartext, DeadLetter, Misplaced, Seen, ViewBatch, ViewStore
 from ledger.codec import event_from_stored
 from ledger.errors import InvalidEvent, LedgerError, LogReplaced
 from ledger.events import NOT_TOUCHPOINTS
+from ledger.fast_decode import fast_fact_parts
+from ledger.kafka_log import KafkaLog, decode_record
 from ledger.log import (
     EventLog,
     LogRecord,
@@ -128,6 +131,27 @@ def item_of(record: LogRecord) -> Item:
     return Item(record.position, fact_of(event), None, record.raw, key, headers, at)
 
 
+def item_of_record(partition: int, record: Any) -> Item:
+    """The item of a record as the Kafka client gives it: a record in the ledger's own
+    layout is validated straight to its fact (:func:`ledger.fast_decode.fast_fact_parts`,
+    no model built); anything else takes the general path, which accepts or rejects it
+    with its reasons (both accept the same records and give the same facts:
+    ``tests/unit/test_fast_decode.py``)."""
+    key, value, headers = record.key, record.value, record.headers
+    parts = fast_fact_parts(key, value, headers)
+    if parts is None:
+        return item_of(decode_record(partition, record))
+    return Item(
+        Position(partition, record.offset),
+        Fact(*parts),
+        None,
+        value,
+        key,
+        tuple(headers),
+        datetime.fromtimestamp(record.timestamp / 1000, UTC),  # as ledger.kafka_log's
+    )
+
+
 def item_of_stored(stored: StoredEvent) -> Item:
     """The item of a record the log validated at append time: the fast path decodes only
     what projections use; anything unexpected takes the validating path, which names the
@@ -159,6 +183,8 @@ def read_items(log: EventLog, start: Positions, *, validate: bool = False) -> It
     """
     if log.validated_at_append and not validate:
         return map(item_of_stored, log.read_stored(start))
+    if isinstance(log, KafkaLog):  # validated record by record, straight to facts
+        return itertools.starmap(item_of_record, log.consumer_records(start))
     return map(item_of, log.read(start))
 
 

@@ -29,13 +29,13 @@ from consumers.folding import (
     Pending,
     RunReport,
     check_views_fit,
-    item_of,
+    item_of_record,
     settle_garbage,
 )
 from consumers.projector import Projector
 from consumers.store import BatchConflict, ViewStore
 from ledger.errors import LogUnavailable
-from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog, decode_record
+from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog
 from ledger.stopping import Stop
 
 GROUP_BATCH = 100_000
@@ -161,9 +161,7 @@ class GroupProjector:
                     if self._fold_backlog(stop, report):
                         continue  # what that poll returned is read again from the store's positions
                 items = [
-                    item_of(decode_record(tp.partition, r))
-                    for tp, batch in polled.items()
-                    for r in batch
+                    item_of_record(tp.partition, r) for tp, batch in polled.items() for r in batch
                 ]
                 if items:
                     self._pending = self._pending or self.projector._begin()

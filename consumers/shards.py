@@ -48,6 +48,7 @@ from consumers.folding import (
     RunReport,
     check_views_fit,
     item_of,
+    item_of_record,
     item_of_stored,
     settle_garbage,
 )
@@ -217,7 +218,9 @@ def _fold(
     share = Share(job.number)
     items: Iterator[Item]
     if reader is not None:
-        items = map(item_of, reader.take(job.start, job.limit, READ_CHUNK))
+        items = itertools.starmap(
+            item_of_record, reader.take_records(job.start, job.limit, READ_CHUNK)
+        )
     else:
         assert isinstance(log, SQLiteLog)
         span = Span(job.end, spec.shard, spec.shards)

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.plugin._schema_validator import PluggableSchemaValidator
-from pydantic_core import SchemaValidator
+from pydantic_core import SchemaSerializer, SchemaValidator, core_schema
 
 from ledger.codec import ADDED_SINCE_V1
 from ledger.events import EVENT_CLASSES, Touchpoint
+from ledger.timeutil import EPOCH, MICROSECOND
 
 _HEADERS = {
     "ce_specversion": "specversion",
@@ -41,6 +44,9 @@ _HEADERS = {
     "ce_dataschema": "dataschema",
 }
 """The header names the ledger writes, and the JSON member each becomes."""
+_REQUIRED = frozenset(_HEADERS) - {"ce_dataschema"}
+"""The headers every record in the layout has (:func:`_attributes` reads them one by one)."""
+_ALLOWED = frozenset({*_HEADERS, "content-type"})
 
 _VALIDATORS: dict[str, SchemaValidator | PluggableSchemaValidator] = {
     name: cls.__pydantic_validator__ for name, cls in EVENT_CLASSES.items()
@@ -62,30 +68,78 @@ def fast_from_record(
 ) -> Touchpoint | None:
     """The event of a record in the ledger's own binary-mode layout, validated; ``None``
     when the record is of another shape or not valid (the general path then decides)."""
-    if value is None or key is None:
+    attributes = _attributes(key, value, headers)
+    if attributes is None:
         return None
-    attributes: dict[str, object] = {}
-    typed = False
-    for name, raw in headers:
-        attribute = _HEADERS.get(name)
-        if attribute is None:
-            if name == "content-type" and raw == b"application/json" and not typed:
-                typed = True
-                attributes["datacontenttype"] = "application/json"
-                continue
-            return None  # extensions, other spellings: the general path
-        if attribute in attributes or type(raw) is not bytes:
-            return None
-        try:
-            attributes[attribute] = raw.decode()
-        except UnicodeDecodeError:
-            return None
-    if len(attributes) != len(_HEADERS) - 1 + typed + ("dataschema" in attributes):
+    try:
+        event: Touchpoint = _VALIDATORS[str(attributes["type"])].validate_python(attributes)
+    except (ValidationError, ValueError):
+        return None
+    if key != event.subject.encode():
+        return None
+    return event
+
+
+FactParts = tuple[str, str, str, int, dict[str, Any]]
+"""What a fact is made of: id, type, subject, event time in microseconds since the epoch,
+and the data in its canonical JSON form (:class:`projections.fact.Fact`'s fields)."""
+
+
+def fast_fact_parts(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+) -> FactParts | None:
+    """The fact of a record in the ledger's own binary-mode layout, validated without
+    building its models: the same checks as :func:`fast_from_record` (the same schema,
+    compiled as plain dicts: :func:`plain_schema`), and the data serialised as
+    ``projections.fact.fact_of`` serialises a model's. ``None`` when the record is of
+    another shape or not valid (the general path then decides, and names the problem)."""
+    attributes = _attributes(key, value, headers)
+    if attributes is None:
         return None
     event_type = str(attributes["type"])
-    validator = _VALIDATORS.get(event_type)
-    if validator is None:
+    try:
+        valid = _PLAIN_VALIDATORS[event_type].validate_python(attributes)
+    except (ValidationError, ValueError):
         return None
+    subject = valid["subject"]
+    if key != subject.encode():
+        return None
+    data = _DATA_SERIALIZERS[event_type].to_python(valid["data"], mode="json", exclude_none=True)
+    return valid["id"], event_type, subject, (valid["time"] - EPOCH) // MICROSECOND, data
+
+
+def _attributes(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+) -> dict[str, object] | None:
+    """The attributes and data of a record in the ledger's own binary-mode layout, as the
+    general path would give them to the contract; ``None`` for any other shape."""
+    if value is None or key is None:
+        return None
+    named = dict(headers)
+    names = named.keys()
+    if len(names) != len(headers) or not _REQUIRED <= names <= _ALLOWED:
+        return None  # a header twice, extensions, other spellings: the general path
+    try:  # every header _HEADERS names, written out: a third faster than a loop
+        attributes: dict[str, object] = {
+            "specversion": named["ce_specversion"].decode(),  # type: ignore[union-attr]
+            "id": named["ce_id"].decode(),  # type: ignore[union-attr]
+            "source": named["ce_source"].decode(),  # type: ignore[union-attr]
+            "type": named["ce_type"].decode(),  # type: ignore[union-attr]
+            "subject": named["ce_subject"].decode(),  # type: ignore[union-attr]
+            "time": named["ce_time"].decode(),  # type: ignore[union-attr]
+        }
+        if "ce_dataschema" in named:
+            attributes["dataschema"] = named["ce_dataschema"].decode()  # type: ignore[union-attr]
+    except (AttributeError, UnicodeDecodeError):  # a header without a value, not UTF-8
+        return None
+    if "content-type" in named:
+        if named["content-type"] != b"application/json":
+            return None
+        attributes["datacontenttype"] = "application/json"
+    event_type = attributes["type"]
+    if event_type not in _VALIDATORS:
+        return None
+    assert isinstance(event_type, str)
     schema = attributes.get("dataschema")
     version_1 = schema is None and event_type in ADDED_SINCE_V1
     if schema != _CURRENT[event_type] and not version_1:
@@ -94,21 +148,16 @@ def fast_from_record(
     if data is None or (version_1 and not ADDED_SINCE_V1[event_type].isdisjoint(data)):
         return None
     attributes["data"] = data
-    try:
-        event: Touchpoint = validator.validate_python(attributes)
-    except (ValidationError, ValueError):
-        return None
-    if key != event.subject.encode():
-        return None
-    return event
+    return attributes
 
 
 def _plain_object(value: bytes) -> dict[str, object] | None:
     """``value`` decoded, if it is one JSON object that the strict reader
     (:mod:`ledger.strict`) reads to the same data: UTF-8 without a BOM, no key given twice
-    in any object, no number but plain integers (no fractions, exponents or ``-0``, which
-    the strict reader keeps exact or refuses by name); else ``None``."""
-    if value[:1] != b"{" or _SPACE_BEFORE_COLON.search(value) or _NEGATIVE_ZERO.search(value):
+    in any object, no number but plain integers within 64 bits (no fractions, exponents or
+    ``-0``, which the strict reader keeps exact or refuses by name; orjson makes floats of
+    them, and of integers beyond 64 bits); else ``None``."""
+    if value[:1] != b"{":
         return None
     try:
         document = orjson.loads(value)
@@ -116,32 +165,127 @@ def _plain_object(value: bytes) -> dict[str, object] | None:
         return None
     if type(document) is not dict:
         return None
-    keys = _keys_and_check(document)
+    if orjson.dumps(document) == value:
+        # Written as orjson writes it (the ledger's own records): so no key twice (it
+        # would be written once), no blank, no -0 (written 0), no exponent, no integer
+        # beyond 64 bits; a fraction would be written back alike, so look for floats.
+        return document if _keys(document) >= 0 else None
+    if _SPACE_BEFORE_COLON.search(value) or _NEGATIVE_ZERO.search(value):
+        return None
     # Every key is followed directly by '":' (no space: checked above), so the text holds
     # at least as many '":' as keys were written; if the parsed objects hold as many keys
     # as that, no key was given twice (orjson would have kept one of them silently).
+    keys = _keys(document)
     return document if keys >= 0 and keys == value.count(b'":') else None
 
 
-def _keys_and_check(node: object) -> int:
-    """The number of keys in ``node`` and its nested objects, or -1 if it holds a float
-    (a number with a fraction or exponent: the strict reader keeps those exact)."""
-    if type(node) is dict:
-        total = len(node)
-        for child in node.values():
-            found = _keys_and_check(child)
+def _keys(node: dict[str, object]) -> int:
+    """The number of keys in the object ``node`` and the objects nested in it, or -1 if
+    it holds a float."""
+    total = len(node)
+    for child in node.values():
+        kind = type(child)
+        if kind is dict or kind is list:
+            found = _keys(child) if kind is dict else _keys_in_list(child)  # type: ignore[arg-type]
             if found < 0:
                 return -1
             total += found
-        return total
-    if type(node) is list:
-        total = 0
-        for child in node:
-            found = _keys_and_check(child)
+        elif kind is float:
+            return -1
+    return total
+
+
+def _keys_in_list(node: list[object]) -> int:
+    total = 0
+    for child in node:
+        kind = type(child)
+        if kind is dict or kind is list:
+            found = _keys(child) if kind is dict else _keys_in_list(child)  # type: ignore[arg-type]
             if found < 0:
                 return -1
             total += found
-        return total
-    if type(node) is float:
-        return -1
-    return 0
+        elif kind is float:
+            return -1
+    return total
+
+
+def plain_schema(schema: Any) -> Any:
+    """A pydantic-core schema with every model made a typed dict: the same fields, checks,
+    defaults and extra-field rule, validated to plain dicts instead of model instances.
+
+    A model's ``after`` validators get the validated fields as attributes (they read
+    ``self.x`` only); the function is the model's own, so the checks cannot drift. Raises
+    ``AssertionError`` for a schema feature this translation does not know (a new kind of
+    model config, computed fields, ...): the contract changed, so must this.
+    """
+    if isinstance(schema, list):
+        return [plain_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if kind == "model":
+        inner = schema["schema"]
+        _known(inner["type"] == "model-fields", inner)
+        _known(not inner.get("computed_fields"), inner)
+        _known(set(schema.get("config", {})) <= {"title", "extra_fields_behavior"}, schema)
+        _known(not schema.get("custom_init"), schema)
+        _known(not schema.get("root_model"), schema)
+        _known(set(inner) <= {"type", "fields", "model_name", "computed_fields"}, inner)
+        fields = {}
+        for name, field in inner["fields"].items():
+            _known(set(field) <= {"type", "schema", "metadata"}, field)
+            required = field["schema"]["type"] != "default"
+            fields[name] = core_schema.typed_dict_field(
+                plain_schema(field["schema"]), required=required
+            )
+        extra = schema.get("config", {}).get("extra_fields_behavior", "ignore")
+        return core_schema.typed_dict_schema(fields, extra_behavior=extra, ref=schema.get("ref"))
+    if kind == "function-after" and schema["schema"].get("type") == "model":
+        _known(schema["function"]["type"] == "no-info", schema)
+        check = schema["function"]["function"]
+
+        def after(fields: dict[str, Any]) -> dict[str, Any]:
+            check(SimpleNamespace(**fields))
+            return fields
+
+        return {
+            **schema,
+            "function": {"type": "no-info", "function": after},
+            "schema": plain_schema(schema["schema"]),
+        }
+    _known(kind != "model-fields", schema)
+    if kind == "default" and isinstance(schema.get("default"), BaseModel):
+        # A model as a field's default (``personal: PersonalData = PersonalData()``): its
+        # fields as a dict, as the typed dict it became holds them.
+        default = schema["default"].model_dump()
+        return {
+            **{k: v if k in _OPAQUE else plain_schema(v) for k, v in schema.items()},
+            "default": default,
+        }
+    return {k: v if k in _OPAQUE else plain_schema(v) for k, v in schema.items()}
+
+
+def _known(condition: bool, schema: object) -> None:
+    if not condition:
+        raise TypeError(f"plain_schema: a schema feature it does not translate: {schema!r}")
+
+
+_OPAQUE = frozenset({"metadata", "cls", "members", "function", "config", "serialization"})
+"""Schema members that hold no nested schema."""
+
+
+def _data_schema(schema: Any) -> Any:
+    """The ``data`` member's schema of an event's plain schema (with the definitions it
+    may refer to)."""
+    if schema["type"] == "definitions":
+        return {**schema, "schema": _data_schema(schema["schema"])}
+    return schema["fields"]["data"]["schema"]
+
+
+_PLAIN_SCHEMAS = {
+    name: plain_schema(cls.__pydantic_core_schema__) for name, cls in EVENT_CLASSES.items()
+}
+_PLAIN_VALIDATORS = {name: SchemaValidator(s) for name, s in _PLAIN_SCHEMAS.items()}
+_DATA_SERIALIZERS = {name: SchemaSerializer(_data_schema(s)) for name, s in _PLAIN_SCHEMAS.items()}
+"""Per type: the contract's schema as plain dicts, and its data's serialiser (what
+``fact_of`` uses for a model's data: enums as values, amounts as exact decimal strings)."""

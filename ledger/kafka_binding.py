@@ -57,13 +57,17 @@ def _header_value(value: object) -> bytes:
 
 
 def from_record(
-    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
 ) -> Touchpoint:
     """Decode a Kafka record in binary or structured mode; ``InvalidEvent`` if it is not one."""
     content_type: bytes | None = None
     attributes: dict[str, object] = {}
     for name, raw in headers:
         lowered = name.lower()
+        if raw is None:
+            if lowered == "content-type" or lowered.startswith("ce_"):
+                raise InvalidEvent([f"headers: {name} has no value"])
+            continue  # another application's header: not the ledger's to read
         if lowered == "content-type":
             if content_type is not None:
                 raise InvalidEvent(["headers: content-type given twice"])

@@ -413,9 +413,23 @@ class KafkaLog(EventLog):
         # murmur2 gives their key: a producer with another partitioner (librdkafka's
         # default, sarama's) puts them elsewhere, and they must not go missing (see
         # docs/kafka.md, "Records outside their key's partition").
-        partitions = self.partitions()
         wanted_key = where.customer.encode() if where.customer is not None else None
         wanted_types = {t.encode() for t in where.types}
+        for partition, record in self._records(start, stop, poll_seconds):
+            decoded = _decode(partition, record, wanted_key, wanted_types, where)
+            if decoded is not None:
+                yield decoded
+
+    def consumer_records(self, start: Positions | None = None) -> Iterator[tuple[int, Any]]:
+        """Every record from ``start`` to the current end as the Kafka client gives it
+        (with its partition), undecoded: for a reader that decodes and validates records
+        its own way (a projector makes facts of them: ``consumers.folding``)."""
+        return self._records(start, None, 0.5)
+
+    def _records(
+        self, start: Positions | None, stop: Stop | None, poll_seconds: float
+    ) -> Iterator[tuple[int, Any]]:
+        partitions = self.partitions()
         assigned = [TopicPartition(self.topic, p) for p in partitions]
         consumer = self._consumer()
         try:
@@ -434,10 +448,9 @@ class KafkaLog(EventLog):
             while True:
                 batch = consumer.poll(timeout_ms=int(poll_seconds * 1000))
                 for tp, records in batch.items():
+                    partition = tp.partition
                     for record in records:
-                        decoded = _decode(tp.partition, record, wanted_key, wanted_types, where)
-                        if decoded is not None:
-                            yield decoded
+                        yield partition, record
                 self.check_overrun(consumer, assigned)
                 if stop is not None:
                     if stop.is_set():
@@ -616,6 +629,14 @@ class PartitionReader:
         fetched ``chunk`` at a time as they are iterated. Once the iterator is exhausted,
         :attr:`moved` holds the next position of each partition that moved, and
         :attr:`caught_up` whether every partition has reached its high watermark."""
+        for partition, record in self.take_records(start, limit, chunk):
+            yield decode_record(partition, record)
+
+    def take_records(
+        self, start: dict[int, int], limit: int, chunk: int = 5000
+    ) -> Iterator[tuple[int, Any]]:
+        """As :meth:`take`, the records as the Kafka client gives them (with their
+        partition), undecoded."""
         consumer = self.consumer
         self.moved = {}
         self.caught_up = False
@@ -634,8 +655,9 @@ class PartitionReader:
             while taken < limit:
                 polled = consumer.poll(timeout_ms=500, max_records=min(chunk, limit - taken))
                 for tp, batch in polled.items():
+                    partition = tp.partition
                     for record in batch:
-                        yield decode_record(tp.partition, record)
+                        yield partition, record
                     if batch:
                         taken += len(batch)
                         self.moved[tp.partition] = self._at[tp.partition] = batch[-1].offset + 1

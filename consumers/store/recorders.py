@@ -44,6 +44,7 @@ COPIED: dict[str, tuple[str, str | None]] = {
     UPSERT_PROFILE: ("profiles", PROFILE_CONFLICT),
     UPSERT_CONTACTS: ("contact_slots", CONTACTS_CONFLICT),
     INSERT_APPLIED: ("applied_events", None),
+    service.INSERT: (service.TABLE, "ON CONFLICT DO NOTHING"),
 }
 """The statements whose rows PostgreSQL may COPY: ``(table, ON CONFLICT clause or None)``."""
 
@@ -252,7 +253,9 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
                 self._copy(cursor, statement, found[table])
         if found["dead_letters"]:
             cursor.executemany(self.sql(INSERT_DEAD_LETTER), found["dead_letters"])
-        if found[service.TABLE]:
+        if len(found[service.TABLE]) >= COPY_FROM:
+            self._copy(cursor, service.INSERT, found[service.TABLE])
+        elif found[service.TABLE]:
             cursor.executemany(self.sql(service.INSERT), found[service.TABLE])
         if found["identity_events"]:
             cursor.executemany(self.sql(INSERT_IDENTITY), sorted(found["identity_events"]))
