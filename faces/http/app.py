@@ -20,6 +20,7 @@ from application import wiring
 from application.api_keys import KeyRing
 from faces.http import dashboard, decisions, ingest, operations, query
 from faces.http.common import ServerState, json_answer
+from faces.http.fast import FastLookups
 from faces.http.metrics import HttpMetrics
 from ledger.errors import LedgerError, LogUnavailable, NotFound
 from ledger.redact import redact
@@ -69,9 +70,11 @@ def create_app(
     max_batch_events: int = MAX_BATCH_EVENTS,
     ready_max_lag: int = 10_000,
     threads: int = SERVER_THREADS,
+    fast_lookups: bool = True,
 ) -> FastAPI:
     """The HTTP face of the ledger ``settings`` describes (``auth=False``: no API keys
-    asked for; for a laptop only)."""
+    asked for; for a laptop only; ``fast_lookups=False``: profiles and single decisions
+    through FastAPI's router too, as a reference for :mod:`faces.http.fast`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -101,7 +104,9 @@ def create_app(
     for area in (ingest, query, decisions, operations, dashboard):
         app.include_router(area.router)
 
-    app.add_middleware(Measured, metrics=state.metrics)
+    if fast_lookups:
+        app.add_middleware(FastLookups, api=app, state=state)
+    app.add_middleware(Measured, metrics=state.metrics)  # outermost: counts fast lookups too
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
