@@ -107,6 +107,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        access_log=False,  # never shown at "warning"; without it uvicorn still asks per request
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )
