@@ -494,6 +494,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--ingest-clients", type=int, default=2)
     parser.add_argument("--memory-minutes", type=float, default=0)
+    parser.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="serve the lookups through FastAPI's router (the reference, to compare)",
+    )
     args = parser.parse_args()
     wrk = find_wrk() if args.generator == "wrk" else None
     if args.generator == "wrk" and wrk is None:
@@ -555,7 +560,7 @@ def main() -> None:
 
         run(imported, "project", "run")
         token = run(imported, "api-keys", "create", "bench", "--scope", "admin").decode().strip()
-        server = Server(imported, args.workers)
+        server = Server(imported, args.workers, *(["--no-fast-path"] if args.no_fast_path else []))
         asked = questions_of(customers)
         try:
             print(f"server RSS after start: {server.rss_mb()} MB")
