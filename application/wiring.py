@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -20,7 +22,7 @@ from ledger.privacy.keystore import KeyStore, open_key_store
 from ledger.privacy.master import MasterKey, load_master_key
 from ledger.privacy.protect import Protector
 from ledger.redact import redact_url
-from ledger.settings import KafkaLogTarget, Settings, parse_log_url
+from ledger.settings import KafkaLogTarget, LogTarget, Settings, parse_log_url
 from ledger.sqlite_log import SQLiteLog
 
 _T = TypeVar("_T")
@@ -54,6 +56,38 @@ def forget_kept() -> None:
     _keeping["generation"] += 1
 
 
+@dataclass(frozen=True)
+class _Urls:
+    log: str
+    store: str
+    keys: str
+    master_key: str
+
+
+_urls_of: dict[int, tuple[Settings, _Urls]] = {}
+
+
+def _urls(settings: Settings) -> _Urls:
+    """``settings``' URLs, worked out once per settings object (they are frozen): each
+    property joins paths afresh, and a server asks for them several times per request."""
+    found = _urls_of.get(id(settings))
+    if found is not None and found[0] is settings:
+        return found[1]
+    urls = _Urls(
+        settings.log_url, settings.store_url, settings.keys_url, str(settings.master_key_path)
+    )
+    if len(_urls_of) >= 64:  # a process sees one or a few; never let them pile up
+        _urls_of.clear()
+    _urls_of[id(settings)] = (settings, urls)
+    return urls
+
+
+@lru_cache(maxsize=64)
+def _log_target(url: str) -> LogTarget:
+    """:func:`parse_log_url`, remembered per URL (a refused URL raises every time)."""
+    return parse_log_url(url)
+
+
 def _noop() -> None:
     return None
 
@@ -75,12 +109,12 @@ def open_log(settings: Settings, *, create: bool = True) -> EventLog:
     """The log ``settings`` point at, encrypting personal values on append (unless
     ``settings.encrypt`` is off). ``create=False`` refuses to start an empty one."""
     return _reused(
-        ("log", settings.log_url, str(create)), lambda: _open_log(settings, create=create)
+        ("log", _urls(settings).log, str(create)), lambda: _open_log(settings, create=create)
     )
 
 
 def _open_log(settings: Settings, *, create: bool) -> EventLog:
-    target = parse_log_url(settings.log_url)
+    target = _log_target(settings.log_url)
     log: EventLog
     if isinstance(target, KafkaLogTarget):
         log = KafkaLog(target, settings)
@@ -93,8 +127,16 @@ def _open_log(settings: Settings, *, create: bool) -> EventLog:
 
 def open_keys(settings: Settings) -> KeyStore:
     """The key store ``settings`` point at (opened, and the master key loaded, on first
-    use: a command that meets no personal data never needs either)."""
+    use: a command that meets no personal data never needs either). Kept open per thread
+    under :func:`keep_open`, like logs and stores: it caches its connection and the master
+    key's check, never a customer's data key (each lookup reads the rows afresh, so a key
+    destroyed by ``ledger erase`` in another process is not used again)."""
+    return _reused(
+        ("keys", _urls(settings).keys, _urls(settings).master_key), lambda: _open_keys(settings)
+    )
 
+
+def _open_keys(settings: Settings) -> KeyStore:
     def master(may_create: bool) -> MasterKey:
         return load_master_key(settings.master_key, settings.master_key_path, may_create=may_create)
 
@@ -103,7 +145,7 @@ def open_keys(settings: Settings) -> KeyStore:
 
 def known_partitions(settings: Settings) -> list[int]:
     """The partitions the views may hold positions of, without asking the log."""
-    if isinstance(parse_log_url(settings.log_url), KafkaLogTarget):
+    if isinstance(_log_target(_urls(settings).log), KafkaLogTarget):
         return list(range(settings.kafka_partitions))
     return [0]
 
@@ -112,19 +154,20 @@ def fresh_by_default(settings: Settings) -> bool:
     """Whether ``profile`` and ``contacts`` read the log's tail unless told not to: on the
     embedded log (one indexed query, ~0.1 ms), not on Kafka (a consumer and a scan of the
     customer's partition from the views' position: tens of milliseconds and up)."""
-    return not isinstance(parse_log_url(settings.log_url), KafkaLogTarget)
+    return not isinstance(_log_target(_urls(settings).log), KafkaLogTarget)
 
 
 def log_name(settings: Settings) -> str:
     """What the view store calls the log its positions belong to."""
-    target = parse_log_url(settings.log_url)
+    target = _log_target(_urls(settings).log)
     return target.topic if isinstance(target, KafkaLogTarget) else "embedded"
 
 
 def open_store(settings: Settings) -> ViewStore:
     """The view store ``settings`` point at: ``sqlite:///PATH`` or
     ``postgresql://user:password@host:port/database[?schema=NAME]``."""
-    return _reused(("store", settings.store_url, settings.log_url), lambda: _open_store(settings))
+    urls = _urls(settings)
+    return _reused(("store", urls.store, urls.log), lambda: _open_store(settings))
 
 
 def _open_store(settings: Settings) -> ViewStore:

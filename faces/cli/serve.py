@@ -52,6 +52,13 @@ from ledger.settings import Settings
     show_default=True,
     help="/readyz fails when the views are more records than this behind.",
 )
+@click.option(
+    "--no-fast-path",
+    is_flag=True,
+    hidden=True,
+    help="Answer profiles and single decisions through FastAPI's router too (a reference "
+    "for tests and benchmarks: the answers are the same, only slower).",
+)
 @click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
@@ -64,6 +71,7 @@ def serve(
     max_body_bytes: int,
     max_batch_events: int,
     ready_max_lag: int,
+    no_fast_path: bool,
     ssl_certfile: Path | None,
     ssl_keyfile: Path | None,
 ) -> None:
@@ -90,6 +98,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         max_batch_events=max_batch_events,
         ready_max_lag=ready_max_lag,
+        fast_lookups=not no_fast_path,
     )
     uvicorn.run(
         "faces.http.serving:app",
@@ -98,6 +107,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        access_log=False,  # never shown at "warning"; without it uvicorn still asks per request
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )

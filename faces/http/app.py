@@ -20,6 +20,7 @@ from application import wiring
 from application.api_keys import KeyRing
 from faces.http import dashboard, decisions, ingest, operations, query, service_levels
 from faces.http.common import ServerState, json_answer
+from faces.http.fast import FastLookups
 from faces.http.metrics import HttpMetrics
 from ledger.errors import LedgerError, LogUnavailable, NotFound
 from ledger.redact import redact
@@ -28,8 +29,11 @@ from ledger.settings import Settings
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_BATCH_EVENTS = 10_000
 RETRY_AFTER_SECONDS = 5
-SERVER_THREADS = 8
-"""Threads per server process that run the application functions (anyio's default: 40)."""
+SERVER_THREADS = 4
+"""Threads per server process that run the application functions (anyio's default: 40).
+Each keeps its own log, store and key store connections with their page caches, so each
+adds memory; on the embedded log the hot lookups run on the event loop anyway, and more
+threads than cores only queue for the GIL. Enough to overlap PostgreSQL and Kafka waits."""
 
 
 class Measured:
@@ -69,9 +73,11 @@ def create_app(
     max_batch_events: int = MAX_BATCH_EVENTS,
     ready_max_lag: int = 10_000,
     threads: int = SERVER_THREADS,
+    fast_lookups: bool = True,
 ) -> FastAPI:
     """The HTTP face of the ledger ``settings`` describes (``auth=False``: no API keys
-    asked for; for a laptop only)."""
+    asked for; for a laptop only; ``fast_lookups=False``: profiles and single decisions
+    through FastAPI's router too, as a reference for :mod:`faces.http.fast`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -101,7 +107,9 @@ def create_app(
     for area in (ingest, query, decisions, service_levels, operations, dashboard):
         app.include_router(area.router)
 
-    app.add_middleware(Measured, metrics=state.metrics)
+    if fast_lookups:
+        app.add_middleware(FastLookups, api=app, state=state)
+    app.add_middleware(Measured, metrics=state.metrics)  # outermost: counts fast lookups too
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:

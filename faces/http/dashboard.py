@@ -241,7 +241,7 @@ async def page(
     settings = state_of(request).settings
     now = datetime.now(UTC)
     board = await run_in_threadpool(dashboard, settings, now)
-    personal = may_see_personal(caller, request)
+    personal = may_see_personal(caller, state_of(request))
     lookup = (
         await run_in_threadpool(_lookup, settings, customer.strip(), personal, now)
         if customer.strip()

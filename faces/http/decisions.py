@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from application import decisions
 from faces.http.common import (
     Caller,
+    ServerState,
     json_answer,
     now_or,
     parse_time,
@@ -30,8 +31,8 @@ _CHANNELS = {c.value for c in Channel}
 _PURPOSES = {p.value for p in Purpose}
 
 
-def _may_record(caller: Caller, request: Request, record: bool) -> None:
-    if record and state_of(request).auth and (caller is None or not caller.allows("publish")):
+def _may_record(caller: Caller, state: ServerState, record: bool) -> None:
+    if record and state.auth and (caller is None or not caller.allows("publish")):
         raise problem(
             403,
             "record=true appends to the log: this API key lacks the scope 'publish'",
@@ -52,13 +53,29 @@ def may_contact(
 ) -> Response:
     """``ledger may-contact CUSTOMER --channel --purpose --json`` (``record=true``: also
     appended to the log, which needs the ``publish`` scope too)."""
+    return may_contact_answer(
+        state_of(request), caller, customer, channel, purpose, at, record, requested_by
+    )
+
+
+def may_contact_answer(
+    state: ServerState,
+    caller: Caller,
+    customer: str,
+    channel: str,
+    purpose: str,
+    at: str | None,
+    record: bool,
+    requested_by: str | None,
+) -> Response:
+    """The may-contact route's answer (also given by :mod:`faces.http.fast`)."""
     if channel not in _CHANNELS:
         raise problem(422, f"channel: {channel!r} is not one of {sorted(_CHANNELS)}")
     if purpose not in _PURPOSES:
         raise problem(422, f"purpose: {purpose!r} is not one of {sorted(_PURPOSES)}")
-    _may_record(caller, request, record)
+    _may_record(caller, state, record)
     decision = decisions.may_contact(
-        state_of(request).settings,
+        state.settings,
         customer,
         channel,
         purpose,
@@ -80,8 +97,8 @@ async def may_contact_batch(
 ) -> Response:
     """``ledger may-contact --batch FILE``: the body is CSV (customer,channel,purpose) or
     JSON Lines; the answer is an array of the decisions in order and the unreadable lines."""
-    _may_record(caller, request, record)
     state = state_of(request)
+    _may_record(caller, state, record)
     body = await request.body()
     if len(body) > state.max_body_bytes:
         raise problem(413, f"the body is over {state.max_body_bytes} bytes")

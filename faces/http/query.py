@@ -16,12 +16,14 @@ from application.personal import without_personal_event, without_personal_profil
 from application.status import projection_status
 from faces.http.common import (
     Caller,
+    ServerState,
     json_answer,
     may_see_personal,
     now_or,
     parse_time,
     parse_window,
     require,
+    state_of,
 )
 from projections.frequency import Window
 
@@ -40,15 +42,28 @@ def profile(
     fresh: bool | None = None,
 ) -> Response:
     """``ledger profile CUSTOMER --json`` (``at``, ``as_of``, ``as_recorded_by``, ``fresh``)."""
+    return profile_answer(state_of(request), caller, customer, at, as_of, as_recorded_by, fresh)
+
+
+def profile_answer(
+    state: ServerState,
+    caller: Caller,
+    customer: str,
+    at: str | None,
+    as_of: str | None,
+    as_recorded_by: str | None,
+    fresh: bool | None,
+) -> Response:
+    """The profile route's answer (also given by :mod:`faces.http.fast`, without the router)."""
     answer = customer_profile(
-        request.app.state.ledger.settings,
+        state.settings,
         customer,
         at=parse_time(at, "at"),
         until=parse_time(as_of, "as_of", day="end"),
         recorded_by=parse_time(as_recorded_by, "as_recorded_by", day="end"),
         fresh=fresh,
     ).to_dict()
-    if not may_see_personal(caller, request):
+    if not may_see_personal(caller, state):
         answer = without_personal_profile(answer)
     return json_answer(answer)
 
@@ -95,7 +110,7 @@ def history(
     )
     revealer = reading.revealer(request.app.state.ledger.settings)
     lines = [reading.record_dict(r, True, revealer) for r in found.records]
-    if not may_see_personal(caller, request):
+    if not may_see_personal(caller, state_of(request)):
         lines = [without_personal_event(line) for line in lines]
     return json_answer(lines)
 

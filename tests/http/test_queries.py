@@ -311,3 +311,157 @@ def test_openapi_document_is_served(demo: Demo) -> None:
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+
+
+# The fast path (faces/http/fast.py) answers profiles and single decisions in front of
+# FastAPI's router: every answer, errors included, must be the router's own. A second server
+# on the same ledger runs without it (--no-fast-path) and both are asked the same questions.
+PROFILE = "/v1/customers/C0000042/profile"
+CHECK = f"/v1/may-contact?customer=C0000042&channel=sms&purpose=marketing&at={AT}"
+# (key, path, extra headers)
+SAME_QUESTIONS: list[tuple[str | None, str, dict[str, str]]] = [
+    ("admin", PROFILE, {}),
+    ("reader", PROFILE, {}),  # personal values hidden
+    ("personal_reader", PROFILE, {}),  # shown
+    ("checker", PROFILE, {}),  # 403, read missing
+    (None, PROFILE, {}),  # 401
+    ("bad", PROFILE, {}),  # 401, unknown key
+    ("reader-header", PROFILE, {}),  # X-API-Key
+    ("reader-query", PROFILE, {}),  # ?key=
+    ("admin", f"{PROFILE}?at={AT}", {}),
+    ("admin", f"{PROFILE}?as_of=2025-04-01", {}),
+    ("admin", f"{PROFILE}?as_of=2025-04-01&as_recorded_by=2025-05-01", {}),
+    ("admin", "/v1/customers/C0000007/profile?fresh=false", {}),
+    ("admin", "/v1/customers/C0000007/profile?fresh=TRUE", {}),
+    ("admin", "/v1/customers/C0000007/profile?fresh=maybe", {}),  # 422 from FastAPI
+    ("admin", "/v1/customers/C0000007/profile?fresh=", {}),
+    ("admin", f"{PROFILE}?at=2025-13-45", {}),  # 422, parameter at
+    ("admin", f"{PROFILE}?at=2025-06-30T12:00:00", {}),  # no zone
+    ("admin", f"{PROFILE}?at=", {}),
+    ("admin", f"{PROFILE}?as_recorded_by=yesterday", {}),
+    ("admin", f"{PROFILE}?at=2025-01-01&at={AT}", {}),  # the last one counts
+    ("admin", "/v1/customers/NOBODY/profile", {}),  # 404
+    ("admin", "/v1/customers/NOBODY/profile?as_of=2025-04-01", {}),
+    ("admin", "/v1/customers/C%C3%A9/profile", {}),
+    ("admin", f"{PROFILE}/", {}),  # not the route
+    ("checker", CHECK, {}),
+    ("admin", CHECK, {}),
+    ("checker", f"/v1/may-contact?customer=C0000011&channel=email&purpose=service&at={AT}", {}),
+    ("checker", f"/v1/may-contact?customer=NOBODY&channel=email&purpose=service&at={AT}", {}),
+    ("reader", CHECK, {}),  # 403, contact-check missing
+    (None, CHECK, {}),
+    ("bad", CHECK, {}),
+    ("checker", f"{CHECK}&record=true", {}),  # 403, publish missing
+    ("checker", f"{CHECK}&record=0", {}),
+    ("checker", f"{CHECK}&record=perhaps", {}),
+    ("checker", f"{CHECK}&requested_by=someone", {}),
+    ("checker", "/v1/may-contact?customer=C1&channel=pigeon&purpose=marketing", {}),
+    ("checker", f"/v1/may-contact?customer=C1&channel=sms&purpose=gossip&at={AT}", {}),
+    ("checker", "/v1/may-contact?customer=C1&channel=sms&purpose=marketing&at=soon", {}),
+    ("checker", "/v1/may-contact?customer=C1", {}),  # 422 from FastAPI: channel missing
+    (None, "/v1/may-contact?customer=C1", {}),  # 401 before the missing parameters
+]
+
+
+@pytest.fixture(scope="module")
+def reference(demo: Demo) -> Iterator[Server]:
+    server = Server(demo.env, "--no-fast-path")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _ask(server: Server, demo: Demo, who: str | None, path: str) -> Any:
+    tokens = {
+        "admin": demo.admin,
+        "reader": demo.reader,
+        "personal_reader": demo.personal_reader,
+        "checker": demo.checker,
+        "bad": demo.admin[:-2] + "xx",
+    }
+    headers: dict[str, str] = {}
+    if who == "reader-header":
+        headers["X-API-Key"] = demo.reader
+    elif who == "reader-query":
+        path += ("&" if "?" in path else "?") + f"key={demo.reader}"
+    elif who is not None:
+        headers["Authorization"] = f"Bearer {tokens[who]}"
+    with server.client() as http:
+        return http.get(path, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "headers"), SAME_QUESTIONS, ids=[f"{q[0]}:{q[1]}" for q in SAME_QUESTIONS]
+)
+def test_the_fast_path_answers_what_the_router_answers(
+    demo: Demo, reference: Server, who: str | None, path: str, headers: dict[str, str]
+) -> None:
+    fast = _ask(demo.server, demo, who, path)
+    routed = _ask(reference, demo, who, path)
+    assert (fast.status_code, fast.content) == (routed.status_code, routed.content)
+    for header in ("content-type", "content-length", "www-authenticate", "retry-after"):
+        assert fast.headers.get(header) == routed.headers.get(header), header
+
+
+def test_the_fast_path_keeps_the_rules(demo: Demo) -> None:
+    """What the comparison above holds, stated: scopes, personal values, bad input."""
+    hidden = _ask(demo.server, demo, "reader", PROFILE)
+    shown = _ask(demo.server, demo, "personal_reader", PROFILE)
+    assert hidden.json()["details"]["email"]["value"] == "[personal]"
+    assert shown.json()["details"]["email"]["value"].endswith("@example.com")
+    assert b"@example.com" not in hidden.content
+    missing = _ask(demo.server, demo, "checker", PROFILE)
+    assert missing.status_code == 403
+    assert missing.json()["required_scope"] == "read"
+    assert missing.json()["key_scopes"] == ["contact-check"]
+    anonymous = _ask(demo.server, demo, None, CHECK)
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {
+        "error": "an API key is required",
+        "required_scope": "contact-check",
+    }
+    assert _ask(demo.server, demo, "admin", "/v1/customers/NOBODY/profile").status_code == 404
+    bad_date = _ask(demo.server, demo, "admin", f"{PROFILE}?at=2025-13-45")
+    assert bad_date.status_code == 422
+    assert bad_date.json()["parameter"] == "at"
+
+
+def test_a_revoked_key_is_refused_by_the_fast_path_on_its_next_request(demo: Demo) -> None:
+    """The key file is checked for changes (its mtime and size) on every request: a revoked
+    key's next lookup is refused, no cache lifetime to wait for."""
+    token = new_key(demo.env, "lookups", "read", "contact-check")
+    with demo.server.client(token) as http:
+        assert http.get(PROFILE).status_code == 200
+        assert http.get(CHECK).status_code == 200
+        ledger(demo.env, "api-keys", "revoke", token.removeprefix("tpl_").split("_")[0])
+        profile, check = http.get(PROFILE), http.get(CHECK)
+    assert profile.status_code == 401
+    assert profile.json()["error"] == "unknown or revoked API key"
+    assert check.status_code == 401
+
+
+def test_fast_lookups_are_counted_under_their_routes(demo: Demo) -> None:
+    def counted(text: str, route: str, status: str) -> float:
+        pattern = (
+            rf'^ledger_http_requests_total\{{method="GET",route="{re.escape(route)}",'
+            rf'status="{status}"\}} (\S+)$'
+        )
+        found = re.search(pattern, text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    with demo.server.client(demo.admin) as http:
+        before = http.get("/metrics").text
+        for customer in ("C0000001", "C0000002", "C0000003"):
+            assert http.get(f"/v1/customers/{customer}/profile").status_code == 200
+        assert http.get(CHECK).status_code == 200
+        assert http.get("/v1/customers/NOBODY/profile").status_code == 404
+        after = http.get("/metrics").text
+    route = "/v1/customers/{customer}/profile"
+    assert counted(after, route, "200") - counted(before, route, "200") == 3
+    assert counted(after, route, "404") - counted(before, route, "404") == 1
+    assert counted(after, "/v1/may-contact", "200") - counted(before, "/v1/may-contact", "200") == 1
+    assert "C0000001" not in after  # no label per customer
+    assert (
+        'ledger_http_request_duration_seconds_count{method="GET",route="/v1/may-contact"}' in after
+    )
