@@ -166,3 +166,20 @@ def test_an_append_that_stays_locked_is_refused_with_the_reason(tmp_path: Path) 
         holder.close()
     with SQLiteLog(path) as log:
         assert len([r for r in log.read() if r.event]) == 1  # nothing half-written
+
+
+def test_the_identity_graph_is_read_through_its_partial_index(tmp_path: Path) -> None:
+    """Every answer about a person reads the identity events; the log finds them through a
+    partial index rather than a scan (the query must state the index's condition as the
+    index does, or SQLite does not use it)."""
+    from ledger.events import IDENTITY_TYPES
+    from ledger.log import ReadFilter
+
+    path = tmp_path / "l.db"
+    with SQLiteLog(path) as log:
+        log.append(events())
+    with SQLiteLog(path) as log:
+        assert list(log.read(None, ReadFilter(types=IDENTITY_TYPES))) == []
+        query, params = log.recorder.touchpoints_query(0, 100, ReadFilter(types=IDENTITY_TYPES))
+    plan = sqlite3.connect(path).execute(f"EXPLAIN QUERY PLAN {query}", params).fetchall()
+    assert any("touchpoints_identity" in row[3] for row in plan), plan
