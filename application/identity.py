@@ -79,19 +79,24 @@ def current_facts(
 ) -> list[IdentityFact]:
     """The identity facts touching ``keys``' people: the views', plus (with ``log``) every
     identity fact past the views' positions (the projector has not applied them yet)."""
-    found = {f.id: f for f in store.identity_facts(keys)}
-    if log is not None:
-        try:
-            positions = store.positions(log.partitions())
-            tail = facts_in_log(log, positions)
-        except LogUnavailable:
-            tail = []  # the views alone; answers say so through their freshness
-        if tail:
-            found.update((f.id, f) for f in tail)
-            # A fact of the tail can join the people of keys with people the first look
-            # did not reach: look again from everything the tail names.
-            named = {*keys, *(f.customer for f in tail), *(f.other for f in tail)}
-            found.update((f.id, f) for f in store.identity_facts(sorted(named)))
+    if log is None:
+        return store.identity_facts(keys)
+    try:
+        partitions = log.partitions()
+    except LogUnavailable:
+        return store.identity_facts(keys)  # the views alone; answers say so (freshness)
+    viewed, positions = store.identity_snapshot(keys, partitions)
+    found = {f.id: f for f in viewed}
+    try:
+        tail = facts_in_log(log, positions)
+    except LogUnavailable:
+        tail = []  # the views alone; answers say so through their freshness
+    if tail:
+        found.update((f.id, f) for f in tail)
+        # A fact of the tail can join the people of keys with people the first look did
+        # not reach: look again from everything the tail names.
+        named = {*keys, *(f.customer for f in tail), *(f.other for f in tail)}
+        found.update((f.id, f) for f in store.identity_facts(sorted(named)))
     return list(found.values())
 
 

@@ -113,16 +113,29 @@ class ViewStore:
         """Positions, profiles and contact slots (as :meth:`positions`,
         :meth:`load_profiles`, :meth:`contact_slots`) read in one transaction, so the rows
         are exactly those of the positions (what a fresh decision folds the log onto)."""
-        names = {self.tracking_name(p): p for p in partitions}
         with self.recorder.snapshot():
-            rows = self.recorder.select(
-                "SELECT application_name, MAX(notification_id) FROM "
-                f"{self.recorder.tracking_table} WHERE application_name IN "
-                f"({','.join('?' * len(names))}) GROUP BY application_name",
-                list(names),
-            )
-            positions = {names[name]: int(n) for name, n in rows if n is not None}
+            positions = self._positions_in(partitions)
             return positions, self.load_profiles(customers), self.contact_slots(customers, window)
+
+    def _positions_in(self, partitions: Iterable[int]) -> dict[int, int]:
+        """:meth:`positions` in one statement (inside the caller's transaction)."""
+        names = {self.tracking_name(p): p for p in partitions}
+        rows = self.recorder.select(
+            "SELECT application_name, MAX(notification_id) FROM "
+            f"{self.recorder.tracking_table} WHERE application_name IN "
+            f"({','.join('?' * len(names))}) GROUP BY application_name",
+            list(names),
+        )
+        return {names[name]: int(n) for name, n in rows if n is not None}
+
+    def identity_snapshot(
+        self, keys: Sequence[str], partitions: Iterable[int]
+    ) -> tuple[list[IdentityFact], dict[int, int]]:
+        """:meth:`identity_facts` of ``keys`` and the positions they are as of, read in one
+        transaction (a projector commit between the two would leave its identity facts
+        in neither the rows read nor the log past the positions)."""
+        with self.recorder.snapshot():
+            return self.identity_facts(keys), self._positions_in(partitions)
 
     def applied(self, event_ids: Sequence[str]) -> set[str]:
         """Which of these events the views already hold."""
