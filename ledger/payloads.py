@@ -85,16 +85,33 @@ def _amount_schema(minimum: str) -> WithJsonSchema:
     )
 
 
+def _whole_digits(value: Decimal) -> Decimal:
+    """At most 14 digits before the point (18 digits, 4 of them decimals), checked here
+    too: pydantic checks it since 2.14, and the contract must not depend on the version
+    installed (pydantic 2.13 let ``123456789012345`` through). Same words as pydantic's."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # plain_decimal let no NaN or infinity through
+    if len(digits) + exponent > AMOUNT_WHOLE_DIGITS:
+        raise ValueError(
+            f"Decimal input should have no more than {AMOUNT_WHOLE_DIGITS} digits before the "
+            "decimal point"
+        )
+    return value
+
+
+AMOUNT_WHOLE_DIGITS = 14
 Amount = Annotated[
     Decimal,
     BeforeValidator(plain_decimal),
     Field(ge=0, max_digits=18, decimal_places=4),
+    AfterValidator(_whole_digits),
     _amount_schema("minimum"),
 ]
 PositiveAmount = Annotated[
     Decimal,
     BeforeValidator(plain_decimal),
     Field(gt=0, max_digits=18, decimal_places=4),
+    AfterValidator(_whole_digits),
     _amount_schema("exclusiveMinimum"),
 ]
 Seconds = Annotated[int, Field(ge=0, le=7 * 24 * 3600), BeforeValidator(whole_number)]
