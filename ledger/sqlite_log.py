@@ -164,6 +164,10 @@ def encode_batch(events: Sequence[Touchpoint]) -> EncodedBatch:
     return EncodedBatch(first, distinct, orjson.dumps(rows).decode(), [e.id for e in events])
 
 
+STATEMENT_CACHE = 128
+"""Prepared statements kept per connection (Python's default; eventsourcing sets one)."""
+
+
 class LedgerConnectionPool(SQLiteConnectionPool):
     """eventsourcing's pool, with a page cache and WAL checkpoints sized for a log.
 
@@ -180,6 +184,22 @@ class LedgerConnectionPool(SQLiteConnectionPool):
 
     def _create_connection(self) -> SQLiteConnection:
         connection = super()._create_connection()
+        # eventsourcing opens connections with a statement cache of one statement
+        # (``cached_statements=True``): with its BEGIN and ROLLBACK around every read, each
+        # query was prepared again every time (~40 us of a ~50 us indexed read). Reopen the
+        # same file with a cache of many statements, as eventsourcing would have set it up.
+        raw = connection._sqlite_conn  # eventsourcing's wrapper holds it
+        cached = sqlite3.connect(
+            database=self.db_name,
+            uri=True,
+            check_same_thread=False,
+            isolation_level=None,
+            cached_statements=STATEMENT_CACHE,
+            timeout=self.lock_timeout or 5,
+        )
+        cached.row_factory = raw.row_factory
+        raw.close()
+        connection = SQLiteConnection(sqlite_conn=cached, max_age=self.max_age)
         cursor = connection.cursor()
         for pragma in connection_pragmas(self.cache_kib // 1024, durable=self.durable):
             cursor.execute(pragma)
