@@ -42,6 +42,7 @@ from ledger.privacy.crypto import (
 from ledger.privacy.keystore import KeyStore, SQLiteKeyStore, WrappedKey
 from ledger.settings import Settings
 from ledger.timeutil import to_micros
+from projections.identity import MAX_CUSTOMERS, IdentityGraph
 from projections.profile import Profile
 
 ERASED_TYPE = "customer.erased"
@@ -301,16 +302,30 @@ def personal_values(log: EventLog, customer: str, revealer: Revealer) -> set[str
     return values
 
 
-def person_customers(log: EventLog, store: ViewStore | None, customer: str) -> list[str]:
-    """``customer`` and the other customer ids of its person (issue 12: joined by standing
-    merges and links, as every answer sees them now), ``customer`` first."""
+def identity_graph(
+    log: EventLog, store: ViewStore | None, customer: str, max_customers: int = MAX_CUSTOMERS
+) -> IdentityGraph:
+    """The identity graph around ``customer`` now (issue 12), as every answer reads it: the
+    views plus the log past them (``store``), or the log alone."""
     facts = (
         identity.current_facts(store, [customer], log)
         if store is not None
         else identity.facts_in_log(log)
     )
-    person = identity.graph_of(facts).person(customer)
-    return [customer, *sorted(c for c in person.customers if c != customer)]
+    return identity.graph_of(facts, max_customers=max_customers)
+
+
+def person_customers(graph: IdentityGraph, customer: str) -> list[str]:
+    """``customer`` and the customer ids merged with it, ``customer`` first. Only merges
+    count here, not identifiers two customers share (a household's landline): an erasure
+    cannot be undone, and a subject access must not hand over someone else's data."""
+    return [customer, *sorted(graph.merged_with(customer) - {customer})]
+
+
+def _only_theirs(graph: IdentityGraph, identifiers: set[str], customers: set[str]) -> list[str]:
+    """Of ``identifiers``, those no customer outside ``customers`` holds a standing link to
+    (a number reused by someone else, a shared call-centre number, stays theirs)."""
+    return sorted(i for i in identifiers if set(graph.links.get(i, {})) <= customers)
 
 
 def erase(
@@ -323,6 +338,7 @@ def erase(
     named: str | None = None,
     store: ViewStore | None = None,
     whole_person: bool = True,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> Erasure:
     """Erase ``customer``'s personal data: destroy their data keys (every copy the key
     store keeps), then append a ``customer.erased`` event (no personal data). Idempotent:
@@ -331,14 +347,19 @@ def erase(
     it is stored hashed) or personal values are redacted.
 
     ``whole_person`` (the default): the person is erased, not one of their ids -- every
-    customer id merged with ``customer`` (or joined to it by a shared identifier) now, and
-    the phone numbers and addresses ever linked to any of them; each customer gets its own
-    ``customer.erased``, listed in :attr:`Erasure.together`. The identity graph is read
-    from the views plus the log past them (``store``), or from the log alone."""
+    customer id merged with ``customer`` now, each with its own ``customer.erased`` (listed
+    in :attr:`Erasure.together`), and the phone numbers and addresses ever linked to any of
+    them that no one else holds a standing link to. The identity graph is read from the
+    views plus the log past them (``store``), or from the log alone."""
     _check_request(request)
-    customers = person_customers(log, store, customer) if whole_person else [customer]
-    linked = {c: sorted(linked_identifiers(log, [c]).get(c, set())) for c in customers}
-    every_identifier = sorted({i for found in linked.values() for i in found} - set(customers))
+    graph = identity_graph(log, store, customer, max_customers)
+    customers = person_customers(graph, customer) if whole_person else [customer]
+    erased = set(customers)
+    linked = {
+        c: _only_theirs(graph, linked_identifiers(log, [c]).get(c, set()), erased)
+        for c in customers
+    }
+    every_identifier = sorted({i for found in linked.values() for i in found} - erased)
     if every_identifier:  # the phone numbers and addresses linked to them go with them
         keys.destroy(every_identifier)
     held = keys.holders(customers)
@@ -375,7 +396,9 @@ def _position(outcome: AppendOutcome) -> str | None:
     return str(outcome.position) if isinstance(outcome, Appended) else None
 
 
-def due(store: ViewStore, keys: KeyStore, cutoff: datetime) -> list[str]:
+def due(
+    store: ViewStore, keys: KeyStore, cutoff: datetime, max_customers: int = MAX_CUSTOMERS
+) -> list[str]:
     """Customers with no touchpoint since ``cutoff`` -- nor any other id of their person --
     whose personal data is still held: in clear in the views, or sealed under a key that
     still exists."""
@@ -391,14 +414,17 @@ def due(store: ViewStore, keys: KeyStore, cutoff: datetime) -> list[str]:
             clear.append(profile.customer)
         elif any(is_envelope(v) for v in values):
             sealed.append(profile.customer)
-    return _idle_people(store, sorted(clear + sorted(keys.holders(sealed))), limit)
+    held = sorted(clear + sorted(keys.holders(sealed)))
+    return _idle_people(store, held, limit, max_customers)
 
 
-def _idle_people(store: ViewStore, customers: list[str], limit: int) -> list[str]:
+def _idle_people(
+    store: ViewStore, customers: list[str], limit: int, max_customers: int
+) -> list[str]:
     """``customers`` less those whose person (issue 12: other customer ids merged with
     them, identifiers linked to them) has a touchpoint at or after ``limit``: an old id of
     a customer who is still active is not due."""
-    person_of = identity.graph_of(store.all_identity_facts()).people()
+    person_of = identity.graph_of(store.all_identity_facts(), max_customers=max_customers).people()
     joined = [c for c in customers if c in person_of]
     if not joined:
         return customers
@@ -548,20 +574,21 @@ def erasures(log: EventLog, since: datetime | None = None) -> list[ErasureRecord
 
 
 def subject_access(
-    log: EventLog, store: ViewStore | None, keys: KeyStore, customer: str
+    log: EventLog,
+    store: ViewStore | None,
+    keys: KeyStore,
+    customer: str,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> dict[str, Any]:
     """Everything the ledger holds about ``customer``'s person, personal values opened:
-    every event of every member (the customer ids merged with it and the phone numbers and
-    addresses linked to them, issue 12; log order per member, with position and recording
-    time), the profile view of each customer id, and the keys held."""
+    every event of every member (the customer ids merged with it, and the phone numbers and
+    addresses linked to them that no one else holds, issue 12; log order per member, with
+    position and recording time), the profile view of each customer id, the keys held."""
     revealer = Revealer(keys)
-    facts = (
-        identity.current_facts(store, [customer], log)
-        if store is not None
-        else identity.facts_in_log(log)
-    )
-    person = identity.graph_of(facts).person(customer)
-    members = [customer, *(m for m in person.members if m != customer)]
+    graph = identity_graph(log, store, customer, max_customers)
+    customers = person_customers(graph, customer)
+    linked = {i for c in customers for i in graph.links_of(c)}
+    members = [*customers, *_only_theirs(graph, linked - set(customers), set(customers))]
     events = [
         {
             "position": str(record.position),
@@ -572,14 +599,13 @@ def subject_access(
         for record in log.read(None, ReadFilter(customer=member))
         if record.event is not None
     ]
-    customers = [customer, *(c for c in person.customers if c != customer)]
     views = {c: store.profile(c) if store is not None else None for c in customers}
     profiles = {revealer.subject(c): revealer.profile(v).to_dict() for c, v in views.items() if v}
     view = views[customer]
     return {
         "customer": revealer.subject(customer),
         "generated_at": datetime.now(UTC).isoformat(),
-        "person": revealer.subject(person.id),
+        "person": revealer.subject(graph.person(customer).id),
         "members": [revealer.subject(m) for m in members],
         "events": events,
         "profile": revealer.profile(view).to_dict() if view is not None else None,

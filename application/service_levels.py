@@ -38,6 +38,7 @@ from projections.bad_service import (
 )
 from projections.calendar import BusinessCalendar
 from projections.fact import fact_of
+from projections.identity import MAX_CUSTOMERS
 from projections.policy import Policy
 from projections.service_rules import ServiceRules
 
@@ -191,6 +192,7 @@ def sla_breaches(
     open_only: bool = False,
     since: datetime | None = None,
     as_of: datetime | None = None,
+    max_customers: int = MAX_CUSTOMERS,
 ) -> tuple[list[Breach], datetime]:
     """Messages and complaints past their SLA (``open_only``: still unanswered), most
     overdue first, and the moment they were judged at."""
@@ -203,13 +205,19 @@ def sla_breaches(
             until=scope.as_of,
         )
     ]
-    rows = as_people(store, rows, scope.as_of)
+    rows = as_people(store, rows, scope.as_of, max_customers)
     calendar: BusinessCalendar = policy.calendar.calendar()
     found = breaches(rows, scope, calendar, policy.service, open_only=open_only)
     return found, from_micros(scope.as_of)
 
 
-def churn(store: ViewStore, policy: Policy, *, as_of: datetime | None = None) -> ChurnReport:
+def churn(
+    store: ViewStore,
+    policy: Policy,
+    *,
+    as_of: datetime | None = None,
+    max_customers: int = MAX_CUSTOMERS,
+) -> ChurnReport:
     """Did bad service cost us the customer? (definitions: ``bad_service.CHURN_DEFINITION``)."""
     check_built(store)
     moment = to_micros(as_of or utc_now())
@@ -218,18 +226,24 @@ def churn(store: ViewStore, policy: Policy, *, as_of: datetime | None = None) ->
         ("call", "message", "reply", "complaint", "resolution", "feedback", "purchase"),
         until=moment,
     )
-    rows = as_people(store, rows, moment)
+    rows = as_people(store, rows, moment, max_customers)
     return churn_after_bad_service(rows, moment, policy.calendar.calendar(), policy.service)
 
 
-def as_people(store: ViewStore, rows: list[sl.ServiceFact], moment: int) -> list[sl.ServiceFact]:
+def as_people(
+    store: ViewStore,
+    rows: list[sl.ServiceFact],
+    moment: int,
+    max_customers: int = MAX_CUSTOMERS,
+) -> list[sl.ServiceFact]:
     """``rows`` with each customer key replaced by its person's id (issue 12) as the graph
     stood at ``moment``: a call from a phone number linked to a customer and that customer's
     purchases under a shop id are one customer's experience."""
     facts = store.all_identity_facts()
     if not facts:
         return rows
-    person_of = identity.graph_of(facts, at=from_micros(moment)).people()
+    graph = identity.graph_of(facts, at=from_micros(moment), max_customers=max_customers)
+    person_of = graph.people()
     if not person_of:
         return rows
     return [
@@ -353,7 +367,14 @@ def sla_breaches_of(
     zone = ZoneInfo(policy.calendar.time_zone)
     start, as_of = moment(since, "since", zone), as_of_moment(question.as_of, "as_of", zone)
     with closing(open_store(settings)) as store:
-        found, now = sla_breaches(store, policy, open_only=open_only, since=start, as_of=as_of)
+        found, now = sla_breaches(
+            store,
+            policy,
+            open_only=open_only,
+            since=start,
+            as_of=as_of,
+            max_customers=settings.identity_max_customers,
+        )
     return BreachList(found, now, policy)
 
 
@@ -366,5 +387,5 @@ def churn_of(
     zone = ZoneInfo(policy.calendar.time_zone)
     as_of = as_of_moment(question.as_of, "as_of", zone)
     with closing(open_store(settings)) as store:
-        found = churn(store, policy, as_of=as_of)
+        found = churn(store, policy, as_of=as_of, max_customers=settings.identity_max_customers)
     return found, {**found.to_dict(), "definition": definitions(policy.service)["churn"]}

@@ -197,6 +197,19 @@ class IdentityGraph:
                 edges.setdefault(customer, set()).add(identifier)
         return edges
 
+    def merged_with(self, customer: str) -> set[str]:
+        """``customer`` and every customer joined to it by standing merges alone (not by
+        shared identifiers): those an operator stated are one person."""
+        edges: dict[str, set[str]] = {}
+        for merge in self.merges.values():
+            edges.setdefault(merge.customer, set()).add(merge.survivor)
+            edges.setdefault(merge.survivor, set()).add(merge.customer)
+        return _component(edges, customer)
+
+    def links_of(self, customer: str) -> set[str]:
+        """The identifiers ``customer`` holds a standing link to."""
+        return {i for i, by_customer in self.links.items() if customer in by_customer}
+
     def people(self) -> dict[str, str]:
         """Every key the graph joins to others -> its person's id (keys alone are their
         own person and are left out)."""

@@ -73,8 +73,9 @@ def erase(
     reads as [erased] everywhere; counts, spend and history stay, and every audit seal
     still verifies. A customer.erased event (no personal data) records it. Idempotent.
     The person is erased: every customer id merged with CUSTOMER (ledger identity shows
-    them) and every phone number or address ever linked to them, each id with its own
-    customer.erased (--only-this-id: CUSTOMER alone). With --due, erases everyone the
+    them; customers who only share a phone number or address are not), each id with its own
+    customer.erased (--only-this-id: CUSTOMER alone), and every phone number or address
+    ever linked to them that no one else holds. With --due, erases everyone the
     retention rule of the policy makes due (run it from cron or a systemd timer, at least
     every six months).
 
@@ -109,6 +110,7 @@ def erase(
                 named=customer,
                 store=store,
                 whole_person=not only_this_id,
+                max_customers=settings.identity_max_customers,
             )
     finally:
         keys.close()
@@ -155,7 +157,7 @@ def _erase_due(
     started = time.perf_counter()
     try:
         with closing(open_store(settings)) as store:
-            customers = privacy.due(store, keys, cutoff)
+            customers = privacy.due(store, keys, cutoff, settings.identity_max_customers)
         done: list[privacy.Erasure] = []
         if customers and not dry_run:
             request = privacy.ErasureRequest(
@@ -241,7 +243,9 @@ def subject_access(ctx: click.Context, customer: str, out: Path) -> None:
     stored = privacy.stored_customer_id(settings, customer)  # a phone or e-mail: hashed
     try:
         with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
-            document = privacy.subject_access(log, store, keys, stored)
+            document = privacy.subject_access(
+                log, store, keys, stored, settings.identity_max_customers
+            )
     finally:
         keys.close()
     if not document["events"]:

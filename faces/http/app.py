@@ -22,7 +22,7 @@ from faces.http import dashboard, decisions, ingest, operations, query, service_
 from faces.http.common import ServerState, json_answer
 from faces.http.fast import FastLookups
 from faces.http.metrics import HttpMetrics
-from ledger.errors import LedgerError, LogUnavailable, NotFound
+from ledger.errors import KeyStoreUnavailable, LedgerError, LogUnavailable, NotFound
 from ledger.redact import redact
 from ledger.settings import Settings
 
@@ -122,7 +122,8 @@ def create_app(
         return json_answer({"error": "; ".join(problems), "problems": problems}, 422)
 
     @app.exception_handler(LogUnavailable)
-    async def unavailable(_: Request, exc: LogUnavailable) -> Response:
+    @app.exception_handler(KeyStoreUnavailable)
+    async def unavailable(_: Request, exc: LogUnavailable | KeyStoreUnavailable) -> Response:
         wiring.forget_kept()  # reconnect on the next request
         return json_answer(
             {"error": " ".join(redact(str(exc)).split())},

@@ -61,10 +61,12 @@ def _flag(value: str | None) -> bool | object | None:
 
 
 def runs_inline(state: ServerState) -> bool:
-    """Whether lookups may run on the event loop: embedded log, SQLite view store."""
-    return isinstance(
-        parse_log_url(state.settings.log_url), SQLiteLogTarget
-    ) and state.settings.store_url.startswith("sqlite:")
+    """Whether lookups may run on the event loop: embedded log, SQLite view and key stores."""
+    return (
+        isinstance(parse_log_url(state.settings.log_url), SQLiteLogTarget)
+        and state.settings.store_url.startswith("sqlite:")
+        and state.settings.keys_url.startswith("sqlite:")  # a PostgreSQL key store may wait
+    )
 
 
 class FastLookups:

@@ -12,6 +12,7 @@ long-lived reader.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -420,6 +421,12 @@ class PostgresKeyStore(KeyStore):
                     )
                 yield self._connection
             except psycopg.Error as exc:
+                # A broken connection is not reused: psycopg does not reconnect by itself, and
+                # a store kept open (``ledger serve``) would fail until restarted.
+                connection, self._connection = self._connection, None
+                if connection is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        connection.close()
                 raise KeyStoreUnavailable(f"the {self.name} cannot be used: {exc}") from exc
 
     def _load_check(self) -> bytes | None:

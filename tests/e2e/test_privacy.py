@@ -684,3 +684,33 @@ def test_erase_due_erases_the_idle_and_spares_a_person_still_in_touch(
     assert profile_of(run, "ALICE")["details"]["name"]["value"] == "Z. Kalaycioglu"
     again = run("erase", "--due", "--json")
     assert orjson.loads(again.stdout)["erased"] == 0  # nothing of Bob's left to erase
+
+
+def test_a_shared_landline_does_not_make_two_people_one_for_erasure(
+    run: Run, tmp_path: Path
+) -> None:
+    """ALICE and BOB share a landline (each linked to it, never merged). The graph counts
+    their contacts together, but erasing Alice must not erase Bob, nor the landline Bob
+    still uses; her subject access must not hand over Bob's events."""
+    assert run("import", str(history_file(tmp_path))).exit_code == 3
+    for customer in ("ALICE", "BOB"):
+        linked = run("link", customer, "--phone", "+90 212 555 44 33", "--evidence", "call")
+        assert linked.exit_code == 0, linked.output
+    assert run("project", "run").exit_code == 0
+    out = tmp_path / "alice.json"
+    assert run("subject-access", "ALICE", "--out", str(out)).exit_code == 0
+    document = orjson.loads(out.read_bytes())
+    assert document["members"] == ["ALICE"]
+    assert {e["event"]["subject"] for e in document["events"]} == {"ALICE"}
+    erased = run("erase", "ALICE", "--reason", "KVKK Art. 7", "--json")
+    assert erased.exit_code == 0, erased.output
+    answer = orjson.loads(erased.stdout)
+    assert answer["erased_with_it"] == []
+    assert answer["identifiers_erased"] == 0  # Bob still holds the landline
+    assert [r["customer"] for r in lines(run("erasures", "--json"))] == ["ALICE"]
+    assert run("project", "run").exit_code == 0
+    bobs = lines(run("replay", "--customer", "BOB", "--json"))
+    details = next(e for e in bobs if e["type"] == "customer.details" and e["subject"] == "BOB")
+    assert details["data"]["personal"] == BOB  # his own data: not erased
+    bob = orjson.loads(run("identity", "BOB", "--json").stdout)
+    assert "phone:+902125554433" in bob["identifiers"]  # still readable: not erased
