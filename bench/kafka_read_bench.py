@@ -36,34 +36,20 @@ def main() -> None:
     args = parser.parse_args()
 
     from application.wiring import open_log
-    from bench.import_bench import make_input
-    from bench.scale_bench import PARTITIONS, bare_kafka_python
+    from bench.scale_bench import bare_kafka_python, history_file, load
     from consumers.folding import read_items
     from ledger.devbroker import TansuBroker
     from ledger.fast_decode import fast_fact_parts
-    from ledger.importer import RejectsFile, candidates, import_stream
     from ledger.kafka_log import KafkaLog
     from ledger.settings import Settings
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    source = args.work / f"history-{args.customers}c-{args.events}e.jsonl"
-    if not source.exists():
-        make_input(source, args.events, args.customers)
+    source = history_file(args.work, args.events, args.customers)
     with (
         tempfile.TemporaryDirectory(dir=args.work) as scratch,
         TansuBroker(Path(scratch) / "tansu.log") as broker,
     ):
         url = f"kafka://{broker.bootstrap}/read-{uuid.uuid4().hex[:8]}"
-        with (
-            open_log(Settings(log=url, kafka_partitions=PARTITIONS)) as log,
-            source.open("rb") as stream,
-        ):
-            import_stream(
-                log,
-                candidates(stream, "jsonl"),
-                RejectsFile(Path(scratch) / "r"),
-                batch_size=20_000,
-            )
+        load(url, source, Path(scratch))
         bootstrap, topic = url.removeprefix("kafka://").split("/", 1)
         kafka = open_log(Settings(log=url), create=False)
         assert isinstance(kafka, KafkaLog)

@@ -273,6 +273,33 @@ def drop_schemas(urls: list[str]) -> None:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
 
 
+def history_file(work: Path, events: int, customers: int) -> Path:
+    """The generated history of ``events`` events of ``customers`` customers (made once,
+    kept in ``work`` for later runs)."""
+    from bench.import_bench import make_input
+
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / f"history-{customers}c-{events}e.jsonl"
+    if not source.exists():
+        make_input(source, events, customers)
+    return source
+
+
+def load(url: str, source: Path, scratch: Path) -> None:
+    """``source`` imported into the log at ``url`` (a Kafka topic: of :data:`PARTITIONS`)."""
+    from application.wiring import open_log
+    from ledger.importer import RejectsFile, candidates, import_stream
+    from ledger.settings import Settings
+
+    with (
+        open_log(Settings(log=url, kafka_partitions=PARTITIONS)) as log,
+        source.open("rb") as stream,
+    ):
+        import_stream(
+            log, candidates(stream, "jsonl"), RejectsFile(scratch / "rejects"), batch_size=20_000
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -292,16 +319,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from application.wiring import open_log
-    from bench.import_bench import make_input
     from ledger.devbroker import TansuBroker
-    from ledger.importer import RejectsFile, candidates, import_stream
-    from ledger.settings import Settings
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    source = args.work / f"history-{args.customers}c-{args.events}e.jsonl"
-    if not source.exists():
-        make_input(source, args.events, args.customers)
+    source = history_file(args.work, args.events, args.customers)
     rows: list[tuple[str, dict[str, Any]]] = []
     schemas: list[str] = []
 
@@ -319,16 +339,7 @@ def main() -> None:
         embedded = f"sqlite:///{scratch}/log.db"
         kafka = f"kafka://{broker.bootstrap}/scale-{uuid.uuid4().hex[:8]}"
         for url in (embedded, kafka):
-            with (
-                open_log(Settings(log=url, kafka_partitions=PARTITIONS)) as log,
-                source.open("rb") as stream,
-            ):
-                import_stream(
-                    log,
-                    candidates(stream, "jsonl"),
-                    RejectsFile(Path(scratch) / "rejects"),
-                    batch_size=20_000,
-                )
+            load(url, source, Path(scratch))
 
         def sqlite() -> str:
             return f"sqlite:///{scratch}/{uuid.uuid4().hex}.db"

@@ -38,7 +38,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scale_bench import HERE, PARTITIONS, command, drop_schemas, postgres_store
+from bench.scale_bench import (
+    HERE,
+    PARTITIONS,
+    command,
+    drop_schemas,
+    history_file,
+    load,
+    postgres_store,
+)
 
 V1 = Path("/sys/fs/cgroup/cpu")
 V2 = Path("/sys/fs/cgroup")
@@ -138,16 +146,9 @@ def main() -> None:
     if max(sizes) * args.cores > 1.5:
         raise SystemExit("the members' budgets would leave the broker and PostgreSQL too little")
 
-    from application.wiring import open_log
-    from bench.import_bench import make_input
     from ledger.devbroker import TansuBroker
-    from ledger.importer import RejectsFile, candidates, import_stream
-    from ledger.settings import Settings
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    source = args.work / f"history-{args.customers}c-{args.events}e.jsonl"
-    if not source.exists():
-        make_input(source, args.events, args.customers)
+    source = history_file(args.work, args.events, args.customers)
     rows = []
     schemas: list[str] = []
     with (
@@ -155,16 +156,7 @@ def main() -> None:
         TansuBroker(Path(scratch) / "tansu.log") as broker,
     ):
         kafka = f"kafka://{broker.bootstrap}/scale-out-{uuid.uuid4().hex[:8]}"
-        with (
-            open_log(Settings(log=kafka, kafka_partitions=PARTITIONS)) as log,
-            source.open("rb") as stream,
-        ):
-            import_stream(
-                log,
-                candidates(stream, "jsonl"),
-                RejectsFile(Path(scratch) / "rejects"),
-                batch_size=20_000,
-            )
+        load(kafka, source, Path(scratch))
         try:
             for members in sizes:
                 schemas.append(postgres_store())
