@@ -26,12 +26,15 @@ By = Literal["day", "week", "agent", "queue"]
 
 def _report(
     request: Request,
-    since: str | None,
-    until: str | None,
-    channel: Channel | None,
-    by: str,
-    as_of: str | None,
+    _: Reader,
+    since: str | None = None,
+    until: str | None = None,
+    channel: Channel | None = None,
+    by: By = "day",
+    as_of: str | None = None,
 ) -> use_cases.ServiceLevelReport:
+    """The figures both service-level routes answer with (their query parameters: the
+    CLI's options; ``since``/``until``: RFC 3339 or a local date of the policy's calendar)."""
     return use_cases.service_levels_of(
         state_of(request).settings,
         use_cases.Question(as_of),
@@ -42,36 +45,21 @@ def _report(
     )
 
 
+Report = Annotated[use_cases.ServiceLevelReport, Depends(_report)]
+
+
 @router.get("/service-levels")
-def service_levels(
-    request: Request,
-    _: Reader,
-    since: str | None = None,
-    until: str | None = None,
-    channel: Channel | None = None,
-    by: By = "day",
-    as_of: str | None = None,
-) -> Response:
+def service_levels(report: Report) -> Response:
     """``ledger service-levels --json``: calls answered in time, abandonment, waits,
-    first-reply times in business hours, complaints against SLA, CSAT (``since``/``until``:
-    RFC 3339 or a local date of the policy's calendar)."""
-    return json_answer(_report(request, since, until, channel, by, as_of).to_dict())
+    first-reply times in business hours, complaints against SLA, CSAT."""
+    return json_answer(report.to_dict())
 
 
 @router.get("/service-levels/chart", response_class=Response)
-def service_levels_chart(
-    request: Request,
-    _: Reader,
-    since: str | None = None,
-    until: str | None = None,
-    channel: Channel | None = None,
-    by: By = "day",
-    as_of: str | None = None,
-) -> Response:
+def service_levels_chart(report: Report) -> Response:
     """``ledger service-levels --chart``: the SVG chart of service level and abandonment
     per row."""
-    report = _report(request, since, until, channel, by, as_of)
-    title = f"Service level and abandonment per {by} ({report.zone})"
+    title = f"Service level and abandonment per {report.by} ({report.zone})"
     chart = service_level_chart(report.groups, report.rules.target, title)
     return Response(chart, media_type="image/svg+xml")
 
