@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 
 from consumers.folding import (
@@ -35,7 +35,7 @@ from consumers.folding import (
 from consumers.projector import Projector
 from consumers.store import BatchConflict, ViewStore
 from ledger.errors import LogUnavailable
-from ledger.kafka_log import CONSUMER_OPTIONS, KafkaLog
+from ledger.kafka_log import KafkaLog
 from ledger.stopping import Stop
 
 GROUP_BATCH = 100_000
@@ -92,16 +92,7 @@ class GroupProjector:
         self.assignments = 0
         """Bumped by every rebalance (partitions revoked or assigned)."""
         self.batch_size = min(batch_size, GROUP_BATCH)
-        options = {**log.client_options(), **CONSUMER_OPTIONS, "max_poll_records": READ_CHUNK}
-        try:
-            self.consumer = KafkaConsumer(
-                **options,
-                group_id=group_id,
-                session_timeout_ms=session_timeout_ms,
-                heartbeat_interval_ms=max(1000, session_timeout_ms // 5),
-            )
-        except KafkaError as exc:
-            raise LogUnavailable(f"cannot join group {group_id}: {exc}") from exc
+        self.consumer = log.group_consumer(group_id, session_timeout_ms, READ_CHUNK)
         self.conflicts = 0
         self.report = RunReport()
         """What the last :meth:`run` did (so far, if it raised)."""

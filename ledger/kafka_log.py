@@ -16,13 +16,14 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
+from ledger.confluent_reader import ConfluentConsumer
 from ledger.errors import InvalidEvent, LogUnavailable, TopicForgets
 from ledger.events import Touchpoint
 from ledger.fast_decode import fast_from_record
@@ -66,6 +67,9 @@ CONSUMER_OPTIONS: dict[str, Any] = {
     "auto_offset_reset": "none",
 }
 READ_STALL_SECONDS = 30.0
+Consumer: TypeAlias = "KafkaConsumer | ConfluentConsumer"
+"""A reading client: kafka-python's, or librdkafka's behind the same interface
+(``LEDGER_KAFKA_READER``)."""
 TAIL_OPTIONS: dict[str, Any] = {"fetch_max_wait_ms": 5}
 """A customer's tail is read to the high watermark and no further: no waiting for news."""
 LOGGER = logging.getLogger("ledger")
@@ -218,6 +222,45 @@ class KafkaLog(EventLog):
             return KafkaConsumer(**self.client_options(), group_id=None, **CONSUMER_OPTIONS)
         except KafkaError as exc:
             raise self._unavailable("cannot connect", exc) from exc
+
+    def _reader(self) -> Consumer:
+        """A consumer for reading records in bulk (the validating read, a projector's
+        worker processes), of the client ``LEDGER_KAFKA_READER`` names."""
+        if self._settings.kafka_reader == "kafka-python":
+            return self._consumer()
+        try:
+            return ConfluentConsumer(self.client_options())
+        except KafkaError as exc:
+            raise self._unavailable("cannot connect", exc) from exc
+
+    def group_consumer(
+        self, group_id: str, session_timeout_ms: int, max_poll_records: int
+    ) -> Consumer:
+        """A member of the consumer group ``group_id``, of the client
+        ``LEDGER_KAFKA_READER`` names; nothing commits for it automatically and a
+        position out of range is never reset (see :data:`CONSUMER_OPTIONS`)."""
+        heartbeat_ms = max(1000, session_timeout_ms // 5)
+        try:
+            if self._settings.kafka_reader == "confluent-kafka":
+                return ConfluentConsumer(
+                    self.client_options(),
+                    group_id=group_id,
+                    session_timeout_ms=session_timeout_ms,
+                    heartbeat_interval_ms=heartbeat_ms,
+                    max_poll_records=max_poll_records,
+                )
+            return KafkaConsumer(
+                **{
+                    **self.client_options(),
+                    **CONSUMER_OPTIONS,
+                    "max_poll_records": max_poll_records,
+                },
+                group_id=group_id,
+                session_timeout_ms=session_timeout_ms,
+                heartbeat_interval_ms=heartbeat_ms,
+            )
+        except KafkaError as exc:
+            raise LogUnavailable(f"cannot join group {group_id}: {exc}") from exc
 
     # -- the port ----------------------------------------------------------------------
 
@@ -374,7 +417,7 @@ class KafkaLog(EventLog):
         check_positions(self, {tp.partition: int(offset) for tp, offset in offsets.items()})
         return self._unavailable("a fetch position is out of range", exc)
 
-    def check_overrun(self, consumer: KafkaConsumer, assigned: Iterable[TopicPartition]) -> None:
+    def check_overrun(self, consumer: Consumer, assigned: Iterable[TopicPartition]) -> None:
         """Raise :class:`~ledger.errors.PositionBeyondEnd` if a partition's position is past
         the high watermark its last fetch brought back (Tansu answers such a fetch with no
         records instead of OFFSET_OUT_OF_RANGE). A suspicion is confirmed with fresh
@@ -431,7 +474,7 @@ class KafkaLog(EventLog):
     ) -> Iterator[tuple[int, Any]]:
         partitions = self.partitions()
         assigned = [TopicPartition(self.topic, p) for p in partitions]
-        consumer = self._consumer()
+        consumer = self._reader()
         try:
             consumer.assign(assigned)
             for tp in assigned:
@@ -617,7 +660,7 @@ class PartitionReader:
     def __init__(self, log: KafkaLog, partitions: Sequence[int]) -> None:
         self.log = log
         self.assigned = [TopicPartition(log.topic, p) for p in sorted(partitions)]
-        self.consumer = log._consumer()
+        self.consumer = log._reader()
         self.consumer.assign(self.assigned)
         self._at: dict[int, int] = {}
         """Where the consumer stands, per partition, as far as this reader moved it."""

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
         description="Consumer-group session timeout; a dead projector's partitions move "
         "after this long (LEDGER_KAFKA_SESSION_TIMEOUT_MS).",
     )
+    kafka_reader: Literal["kafka-python", "confluent-kafka"] = Field(
+        default="kafka-python",
+        description="The client projectors read a Kafka log with (LEDGER_KAFKA_READER): "
+        "kafka-python, the ledger's Kafka adapter, or confluent-kafka (librdkafka; "
+        "`pip install 'touchpoint-ledger[confluent]'`), which reads records about four "
+        "times cheaper: group members, worker processes and validating reads. Publishing "
+        'and admin stay on kafka-python. See docs/kafka.md, "Read client".',
+    )
     kafka_timeout_seconds: float = Field(
         default=15.0,
         gt=0,

@@ -37,12 +37,15 @@ def assert_views_of_one_process(settings: Settings, clean: Settings) -> None:
         grouped.close()
 
 
-def member(settings: Settings, group: str) -> subprocess.Popen[str]:
+def member(settings: Settings, group: str, reader: str = "kafka-python") -> subprocess.Popen[str]:
+    """A ``project run --follow`` process in ``group``, reading with the client ``reader``
+    (members of both clients share groups: ledger/confluent_reader.py)."""
     env = {
         **os.environ,
         "LEDGER_LOG": settings.log_url,
         "LEDGER_STORE": settings.store_url,
         "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "LEDGER_KAFKA_READER": reader,
     }
     command = [
         sys.executable,
@@ -65,6 +68,8 @@ def member(settings: Settings, group: str) -> subprocess.Popen[str]:
 def test_two_members_one_killed_midway_count_every_event_exactly_once(
     kafka_settings: Callable[[], Settings], store_url: StoreUrlFactory
 ) -> None:
+    """One member reads with kafka-python, the other with confluent-kafka; the first is
+    killed with events of its partitions unapplied, and the second takes them over."""
     base = kafka_settings()
     settings = base.model_copy(update={"store": store_url("group")})
     clean = base.model_copy(update={"store": store_url("clean")})
@@ -73,7 +78,7 @@ def test_two_members_one_killed_midway_count_every_event_exactly_once(
     with open_log(settings) as log:
         log.append(events[:half])
     group = f"views-{uuid.uuid4().hex[:8]}"
-    first, second = member(settings, group), member(settings, group)
+    first, second = member(settings, group), member(settings, group, "confluent-kafka")
     try:
         assert wait_until(lambda: applied_events(settings) == half, 60, 0.2), (
             "the group never caught up"
@@ -103,7 +108,9 @@ def test_a_member_catches_its_backlog_up_with_worker_processes(
     kafka_settings: Callable[[], Settings], tmp_path: Path
 ) -> None:
     """A group member with a SQLite store folds the backlog of its partitions with worker
-    processes, then goes on as a member: the views of a one-process run."""
+    processes, then goes on as a member: the views of a one-process run. Member and
+    workers read with confluent-kafka (tests/integration/test_scale.py has kafka-python's
+    workers)."""
     base = kafka_settings()
     settings = base.model_copy(update={"store": f"sqlite:///{tmp_path / 'group'}.db"})
     clean = base.model_copy(update={"store": f"sqlite:///{tmp_path / 'clean'}.db"})
@@ -116,6 +123,7 @@ def test_a_member_catches_its_backlog_up_with_worker_processes(
         "LEDGER_LOG": settings.log_url,
         "LEDGER_STORE": settings.store_url,
         "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "LEDGER_KAFKA_READER": "confluent-kafka",
     }
     command = [sys.executable, "-m", "cli", "project", "run", "--group", "g1"]
     done = subprocess.run(

@@ -44,7 +44,11 @@ def pg_store(postgres_url: str) -> Iterator[Callable[[], str]]:
 
 
 def member(
-    settings: Settings, group: str, name: str, batch_size: int = 300
+    settings: Settings,
+    group: str,
+    name: str,
+    batch_size: int = 300,
+    reader: str = "kafka-python",
 ) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -52,6 +56,7 @@ def member(
         "LEDGER_STORE": settings.store_url,
         "LEDGER_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "LEDGER_KAFKA_CLIENT_ID": name,
+        "LEDGER_KAFKA_READER": reader,
     }
     command = [sys.executable, "-m", "cli", "project", "run", "--follow", "--group", group]
     return subprocess.Popen(
@@ -74,7 +79,9 @@ def test_three_members_joining_and_leaving_count_every_event_once_on_postgres(
 ) -> None:
     """Three projector processes of one group on one PostgreSQL store; while events keep
     arriving, members join, one is killed (SIGKILL: no goodbye), one leaves politely and
-    joins again. Every event counts once: the views equal one process's."""
+    joins again. Every event counts once: the views equal one process's. The killed
+    member and one other read with confluent-kafka, the others with kafka-python: a
+    group mixes both clients."""
     base = kafka_settings().model_copy(update={"kafka_partitions": 6})
     settings = base.model_copy(update={"store": pg_store()})
     clean = base.model_copy(update={"store": pg_store()})
@@ -83,7 +90,7 @@ def test_three_members_joining_and_leaving_count_every_event_once_on_postgres(
     group = f"views-{uuid.uuid4().hex[:8]}"
     with open_log(settings) as log:
         log.append(parts[0])
-    a = member(settings, group, "a")
+    a = member(settings, group, "a", reader="confluent-kafka")
     processes = [a]
     try:
         b = member(settings, group, "b")
@@ -91,7 +98,7 @@ def test_three_members_joining_and_leaving_count_every_event_once_on_postgres(
         with open_log(settings) as log:
             log.append(parts[1])
             log.append(parts[0][:200])  # re-published: counted once
-        c = member(settings, group, "c")
+        c = member(settings, group, "c", reader="confluent-kafka")
         processes.append(c)
         assert wait_until(lambda: applied_events(settings) == 2 * len(parts[0]), 90, 0.2)
         with open_log(settings) as log:
