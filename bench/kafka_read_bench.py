@@ -8,7 +8,8 @@ kafka-python read (+ ``json.loads``, the first row of ``bench/scale_bench.py``),
 ledger's consumer alone (records not even looked at: the client's own cost), the same with
 ``json.loads``, with the validating decode to a fact's parts
 (:func:`ledger.fast_decode.fast_fact_parts`), and the projector's items
-(:func:`consumers.folding.read_items`). One process, so no start-up, no import and no
+(:func:`consumers.folding.read_items`); then the last two again with
+``LEDGER_KAFKA_READER=confluent-kafka`` (librdkafka). One process, so no start-up, no import and no
 other process's noise in the comparison: the differences are what each step costs.
 """
 
@@ -52,7 +53,9 @@ def main() -> None:
         load(url, source, Path(scratch))
         bootstrap, topic = url.removeprefix("kafka://").split("/", 1)
         kafka = open_log(Settings(log=url), create=False)
+        librdkafka = open_log(Settings(log=url, kafka_reader="confluent-kafka"), create=False)
         assert isinstance(kafka, KafkaLog)
+        assert isinstance(librdkafka, KafkaLog)
 
         def bare() -> int:
             return int(bare_kafka_python(bootstrap, topic, args.events)["events"])
@@ -73,12 +76,20 @@ def main() -> None:
         def items() -> int:
             return sum(1 for item in read_items(kafka, {}) if item.fact is not None)
 
+        def confluent_only() -> int:
+            return sum(1 for _ in librdkafka.consumer_records({}))
+
+        def confluent_items() -> int:
+            return sum(1 for item in read_items(librdkafka, {}) if item.fact is not None)
+
         steps: list[tuple[str, Callable[[], int]]] = [
             ("bare kafka-python read + json.loads", bare),
             ("the ledger's consumer, records untouched", client_only),
             ("the ledger's consumer + json.loads", client_json),
             ("the ledger's consumer + validating decode to facts", client_decode),
             ("the projector's items (read_items)", items),
+            ("confluent-kafka reader, records untouched", confluent_only),
+            ("confluent-kafka reader: the projector's items", confluent_items),
         ]
         best: dict[str, float] = {}
         for _ in range(args.rounds):

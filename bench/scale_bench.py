@@ -20,6 +20,8 @@ the topic:
   first join is left out but rebalances when others join are in; lock wait = time commits
   waited for advisory locks, summed over the processes);
 * ``project run`` embedded log -> PostgreSQL, one process;
+* the ledger's Kafka rows once per read client (``--readers``, ``LEDGER_KAFKA_READER``):
+  kafka-python, the default, and confluent-kafka (librdkafka);
 * CPU s: user + system time of the measured processes (with their start-up), so
   events/CPU s shows the work an event costs apart from what else the machine runs;
   span CPU s: the same over the measured span only (the start-up, imports and group
@@ -71,7 +73,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     from application.wiring import open_log, open_store
     from ledger.settings import Settings
 
-    settings = Settings(log=args.log, store=args.store)
+    settings = Settings(log=args.log, store=args.store, kafka_reader=args.reader)
     log = open_log(settings, create=False)
     if kind == "ledger-read":
         from consumers.folding import read_items
@@ -312,6 +314,12 @@ def main() -> None:
     parser.add_argument("--store")
     parser.add_argument("--group")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--readers",
+        default="kafka-python,confluent-kafka",
+        help="LEDGER_KAFKA_READER values to measure the ledger's Kafka rows with",
+    )
+    parser.add_argument("--reader", default="kafka-python", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         result = child(args)
@@ -358,33 +366,8 @@ def main() -> None:
                     measure("bare-confluent", log=kafka, events=n),
                 )
             )
-            rows.append(
-                (
-                    "the ledger's validating read, no projection",
-                    measure("ledger-read", log=kafka, store=sqlite()),
-                )
-            )
-            rows.append(
-                (
-                    "project run Kafka -> SQLite, 1 process",
-                    measure("group", log=kafka, store=sqlite(), group=group(), workers=1),
-                )
-            )
-            rows.append(
-                (
-                    "project run Kafka -> SQLite, 2 workers",
-                    measure("group", log=kafka, store=sqlite(), group=group(), workers=2),
-                )
-            )
-            for count in (int(c) for c in args.processes.split(",")):
-                rows.append(
-                    (
-                        f"project run Kafka -> PostgreSQL, {count} process(es), one group",
-                        measure(
-                            "group", copies=count, log=kafka, store=pg(), group=group(), workers=1
-                        ),
-                    )
-                )
+            for reader in args.readers.split(","):
+                rows += ledger_rows(reader, kafka, sqlite, pg, group, args.processes)
             rows.append(
                 (
                     "project run embedded -> PostgreSQL, 1 process",
@@ -406,7 +389,7 @@ def main() -> None:
     base_span = per_cpu(rows[0][1], "span_cpu")
     print(f"\n{args.events:,} events, {args.customers:,} customers, {PARTITIONS} partitions")
     print(
-        f"{'what':62} {'events':>9} {'seconds':>8} {'events/s':>9} {'ratio':>6} "
+        f"{'what':80} {'events':>9} {'seconds':>8} {'events/s':>9} {'ratio':>6} "
         f"{'lock wait s':>11} {'CPU s':>6} {'events/CPU s':>12} {'ratio':>6} "
         f"{'span CPU s':>10} {'events/span CPU s':>17} {'ratio':>6}"
     )
@@ -414,25 +397,85 @@ def main() -> None:
         wait = f"{result['lock_wait']:.2f}" if "PostgreSQL" in name and "Kafka" in name else "-"
         cpu, span = per_cpu(result, "cpu"), per_cpu(result, "span_cpu")
         print(
-            f"{name:62} {result['events']:>9,} {result['seconds']:>8.2f} "
+            f"{name:80} {result['events']:>9,} {result['seconds']:>8.2f} "
             f"{result['rate']:>9,.0f} {result['rate'] / base:>6.2f} {wait:>11} "
             f"{result['cpu']:>6.1f} {cpu:>12,.0f} {cpu / base_cpu:>6.2f} "
             f"{result['span_cpu']:>10.1f} {span:>17,.0f} {span / base_span:>6.2f}"
         )
-    by_name = dict(rows)
-    one = by_name["project run Kafka -> PostgreSQL, 1 process(es), one group"]
-    print(f"Kafka -> PostgreSQL, 1 process / bare kafka-python: {one['rate'] / base:.2f}")
-    for name, result in rows:
-        if "PostgreSQL" in name and "process(es)" in name and result is not one:
-            print(
-                f"{name}: {result['rate'] / one['rate']:.2f}x one process; "
-                f"events per process {result['shares']}"
-            )
     quix = next((r for name, r in rows if name.startswith("Quix")), None)
-    if quix is not None:
-        print(f"Kafka -> PostgreSQL, 1 process / Quix reduce: {one['rate'] / quix['rate']:.2f}x")
-    groups = [r for name, r in rows if "PostgreSQL" in name and "process(es)" in name]
-    print(model(one, [g for g in groups if g is not one]))
+    for reader in args.readers.split(","):
+        by_name = {name: r for name, r in rows if name.endswith(f"[{reader}]")}
+        one = by_name[f"project run Kafka -> PostgreSQL, 1 process(es), one group [{reader}]"]
+        read = by_name[f"the ledger's validating read, no projection [{reader}]"]
+        print(f"\nreading with {reader}:")
+        print(
+            f"  validating read / bare kafka-python: {read['rate'] / base:.2f} "
+            f"(per CPU {per_cpu(read, 'cpu') / base_cpu:.2f}, per span CPU "
+            f"{per_cpu(read, 'span_cpu') / base_span:.2f})"
+        )
+        print(
+            f"  Kafka -> PostgreSQL, 1 process / bare kafka-python: {one['rate'] / base:.2f} "
+            f"(per CPU {per_cpu(one, 'cpu') / base_cpu:.2f}, per span CPU "
+            f"{per_cpu(one, 'span_cpu') / base_span:.2f})"
+        )
+        for name, result in by_name.items():
+            if "PostgreSQL" in name and "process(es)" in name and result is not one:
+                print(
+                    f"  {name}: {result['rate'] / one['rate']:.2f}x one process; "
+                    f"events per process {result['shares']}"
+                )
+        if quix is not None:
+            print(
+                f"  Kafka -> PostgreSQL, 1 process / Quix reduce: {one['rate'] / quix['rate']:.2f}x"
+                f" (per CPU {per_cpu(one, 'cpu') / per_cpu(quix, 'cpu'):.2f}x, per span CPU "
+                f"{per_cpu(one, 'span_cpu') / per_cpu(quix, 'span_cpu'):.2f}x)"
+            )
+        groups = [
+            r for name, r in by_name.items() if "PostgreSQL" in name and "process(es)" in name
+        ]
+        print(model(one, [g for g in groups if g is not one]))
+
+
+def ledger_rows(
+    reader: str,
+    kafka: str,
+    sqlite: Any,
+    pg: Any,
+    group: Any,
+    processes: str,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The ledger's own rows on the Kafka log, read with ``reader``."""
+    tag = f"[{reader}]"
+    rows = [
+        (
+            f"the ledger's validating read, no projection {tag}",
+            measure("ledger-read", log=kafka, store=sqlite(), reader=reader),
+        ),
+        (
+            f"project run Kafka -> SQLite, 1 process {tag}",
+            measure("group", log=kafka, store=sqlite(), group=group(), workers=1, reader=reader),
+        ),
+        (
+            f"project run Kafka -> SQLite, 2 workers {tag}",
+            measure("group", log=kafka, store=sqlite(), group=group(), workers=2, reader=reader),
+        ),
+    ]
+    for count in (int(c) for c in processes.split(",")):
+        rows.append(
+            (
+                f"project run Kafka -> PostgreSQL, {count} process(es), one group {tag}",
+                measure(
+                    "group",
+                    copies=count,
+                    log=kafka,
+                    store=pg(),
+                    group=group(),
+                    workers=1,
+                    reader=reader,
+                ),
+            )
+        )
+    return rows
 
 
 def per_cpu(result: dict[str, Any], column: str) -> float:
