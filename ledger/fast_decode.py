@@ -118,8 +118,8 @@ def _read(
     attributes.
 
     Those (``specversion``, ``type``, ``dataschema``, ``datacontenttype``) are checked here
-    against the one value each may have, as bytes, and left to the schema's defaults,
-    which are those values: a decode, a check and a field less per record each.
+    against the one value each may have, as bytes, and not validated again (the fact holds
+    none of them): a decode, a check and a field less per record each.
     """
     if value is None or key is None:
         return None
@@ -282,6 +282,20 @@ def _data_schema(schema: Any) -> Any:
     return schema["fields"]["data"]["schema"]
 
 
+_CONSTANT = frozenset({"specversion", "type", "dataschema", "datacontenttype"})
+"""The attributes :func:`_read` checks as header bytes (each has one valid value)."""
+
+
+def _varying(schema: Any) -> Any:
+    """An event's schema without the attributes in :data:`_CONSTANT`: the fact path never
+    passes them (:func:`_read` checked them), and their defaults can fail no record."""
+    if schema["type"] == "definitions":
+        return {**schema, "schema": _varying(schema["schema"])}
+    _known(schema["type"] == "typed-dict" and set(schema["fields"]) >= _CONSTANT, schema)
+    fields = {k: v for k, v in schema["fields"].items() if k not in _CONSTANT}
+    return {**schema, "fields": fields}
+
+
 _PLAIN_SCHEMAS = {
     name: plain_schema(cls.__pydantic_core_schema__) for name, cls in EVENT_CLASSES.items()
 }
@@ -294,13 +308,13 @@ def _kind(name: str) -> _Kind:
         name,
         None if cls.schema_version == 1 else cls.schema_urn().encode(),
         ADDED_SINCE_V1.get(name),
-        SchemaValidator(schema),
+        SchemaValidator(_varying(schema)),
         SchemaSerializer(_data_schema(schema)),
     )
 
 
 _KINDS = {name.encode(): _kind(name) for name in EVENT_CLASSES}
 """Per ``ce_type`` header: the type, its contract's schema as plain dicts with its checks
-made pydantic-core's own (:mod:`ledger.fast_schema`), and its data's serialiser (as
-``fact_of`` serialises a model's data: enums as values, amounts as exact decimal
-strings)."""
+made pydantic-core's own (:mod:`ledger.fast_schema`) and the constant attributes left out,
+and its data's serialiser (as ``fact_of`` serialises a model's data: enums as values,
+amounts as exact decimal strings)."""
