@@ -261,13 +261,12 @@ def _amount(schema: Schema) -> Schema | None:
     (_, whole), (_, places), (_, digits), (_, bound), plain = chain
     if whole is not _whole_digits or plain != ("function-before", plain_decimal):
         return None
-    if not _is_partial(places, _validators.decimal_places_validator, decimal_places=4):
+    if not _is_partial(places, "decimal_places_validator", decimal_places=4):
         return None
-    if not _is_partial(digits, _validators.max_digits_validator, max_digits=18):
+    if not _is_partial(digits, "max_digits_validator", max_digits=18):
         return None
     for (name, limit), pattern in _AMOUNT_TEXT.items():
-        validator = getattr(_validators, _BOUNDS[name])
-        if _is_partial(bound, validator, **{name: limit}):
+        if _is_partial(bound, _BOUNDS[name], **{name: limit}):
             return core_schema.str_schema(strict=True, pattern=pattern)
     return None
 
@@ -275,9 +274,14 @@ def _amount(schema: Schema) -> Schema | None:
 _BOUNDS = {"ge": "greater_than_or_equal_validator", "gt": "greater_than_validator"}
 
 
-def _is_partial(function: object, of: object, **keywords: object) -> bool:
+def _is_partial(function: object, name: str, **keywords: object) -> bool:
+    """Whether ``function`` is pydantic's constraint validator ``name`` bound to exactly
+    ``keywords``. Where pydantic applies decimal constraints has changed between its
+    versions: a version without these functions has its amounts left as they are."""
+    of = getattr(_validators, name, None)
     return (
-        isinstance(function, functools.partial)
+        of is not None
+        and isinstance(function, functools.partial)
         and function.func is of
         and not function.args
         and function.keywords == keywords
