@@ -61,6 +61,7 @@ def variants(record: Record) -> list[Record]:
     assert value is not None
     named = dict(headers)
     swapped = [(n.upper() if n == "ce_id" else n, v) for n, v in headers]
+    without_schema = [(n, v) for n, v in headers if n != "ce_dataschema"]  # version 1
     body = value.decode()
     return [
         (key, value.replace(b"{", b'{"channel":"web",', 1), headers),  # a key given twice
@@ -80,6 +81,10 @@ def variants(record: Record) -> list[Record]:
         (key, value, [(n, v) for n, v in headers if n != "ce_specversion"]),
         (key, value, [*headers, ("ce_traceparent", b"00-abc-def-01")]),
         (key, value, [*headers, ("ce_dataschema", b"urn:touchpoint-ledger:x:v1")]),
+        (key, value, [(n, v) for n, v in headers if n != "ce_dataschema"]),
+        (key, value[:-1] + b',"queue":"q","in_reply_to":"x"}', without_schema),
+        (key, value, [(n, b"0.3" if n == "ce_specversion" else v) for n, v in headers]),
+        (key, value, [(n, b"text/plain" if n == "content-type" else v) for n, v in headers]),
         (key, value, [(n, b"\xff" if n == "ce_source" else v) for n, v in headers]),
         (key, value, [(n, None if n == "ce_source" else v) for n, v in headers]),
         (key, value, [(n, b"2025-01-01 10:00" if n == "ce_time" else v) for n, v in headers]),
@@ -379,6 +384,9 @@ def test_the_model_checks_run_on_the_fact_path() -> None:
         b'{"a":1.5}',
         b'{"a":[1,{"b":2.0}]}',
         b'{"a":1E2}',
+        b'{"a":1e+20}',
+        b'{"a":{"b":[1e-7]}}',
+        b'{"a":1000000000000000.0}',
         b'{"a":-0}',
         b'{"a":123456789012345678901}',
         b'{"a":1,"a":1}',
