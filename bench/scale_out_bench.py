@@ -93,14 +93,16 @@ class CpuBudget:
                 time.sleep(0.1)
 
 
-def group_of(members: int, cores: float, log: str, store: str) -> dict[str, Any]:
+def group_of(
+    members: int, cores: float, log: str, store: str, reader: str = "kafka-python"
+) -> dict[str, Any]:
     """``members`` group members on one store, each in its own CPU budget."""
     group = f"scale-out-{uuid.uuid4().hex[:8]}"
     budgets = [CpuBudget(f"ledger-bench-{uuid.uuid4().hex[:8]}", cores) for _ in range(members)]
     try:
         processes = [
             subprocess.Popen(
-                command("group", log=log, store=store, group=group, workers=1),
+                command("group", log=log, store=store, group=group, workers=1, reader=reader),
                 stdout=subprocess.PIPE,
                 text=True,
                 cwd=HERE.parent,
@@ -141,6 +143,9 @@ def main() -> None:
     parser.add_argument("--members", default="1,2,3,4", help="group sizes")
     parser.add_argument("--cores", type=float, default=0.3, help="CPU budget of each member")
     parser.add_argument("--work", type=Path, default=HERE / "out")
+    parser.add_argument(
+        "--reader", default="kafka-python", help="LEDGER_KAFKA_READER of the members"
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.members.split(",")]
     if max(sizes) * args.cores > 1.5:
@@ -160,7 +165,7 @@ def main() -> None:
         try:
             for members in sizes:
                 schemas.append(postgres_store())
-                rows.append(group_of(members, args.cores, kafka, schemas[-1]))
+                rows.append(group_of(members, args.cores, kafka, schemas[-1], args.reader))
                 print(json.dumps(rows[-1]), flush=True)
         finally:
             drop_schemas(schemas)
@@ -168,7 +173,8 @@ def main() -> None:
     one = next((r for r in rows if r["members"] == 1), rows[0])
     print(
         f"\n{args.events:,} events, {args.customers:,} customers, {PARTITIONS} partitions; "
-        f"each member capped at {args.cores:g} of a core; load average before: "
+        f"each member capped at {args.cores:g} of a core, reading with {args.reader}; "
+        "load average before: "
         f"{os.getloadavg()[0]:.1f}"
     )
     print(

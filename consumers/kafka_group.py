@@ -40,8 +40,9 @@ from ledger.stopping import Stop
 
 GROUP_BATCH = 100_000
 """Records a member's transaction holds at most: a rebalance commits the batch in hand
-from kafka-python's I/O thread, which sends no heartbeats meanwhile, so it must stay short
-(about a second or two on PostgreSQL) against the session timeout."""
+inside the rebalance callback (kafka-python's, or librdkafka's inside its poll), which
+sends no heartbeats meanwhile, so it must stay short (about a second or two on
+PostgreSQL) against the session timeout."""
 LEAVE_GROUP_MS = 1000
 """How long a stopping projector waits to leave its group politely."""
 LOGGER = logging.getLogger("ledger")
@@ -55,8 +56,9 @@ class _SeekToStore(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         self.group.assignments += 1
-        # The batch in hand, before the partitions move. On kafka-python's I/O thread: the
-        # offsets for lag tools wait for the next commit (blocking it would fail there).
+        # The batch in hand, before the partitions move. On kafka-python's I/O thread (or
+        # inside librdkafka's poll): the offsets for lag tools wait for the next commit
+        # (blocking it would fail there).
         self.group.flush(commit_offsets=False)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
@@ -121,7 +123,7 @@ class GroupProjector:
     def seek_to_store(self, partitions: list[TopicPartition]) -> None:
         positions = self.store.positions([tp.partition for tp in partitions])
         self.unchecked.update(tp.partition for tp in partitions)  # by the run loop: a
-        # rebalance listener's exceptions are swallowed
+        # rebalance listener's exceptions are swallowed by kafka-python
         self.projector.resume(positions, [tp.partition for tp in partitions])
         for tp in partitions:
             if tp.partition in positions:
@@ -217,6 +219,8 @@ class GroupProjector:
             )
         except OffsetOutOfRangeError as exc:
             raise self.log.out_of_range(exc) from exc
+        except KafkaError as exc:  # the member joins again (follow_group) or says why
+            raise self.log._unavailable("cannot poll the group", exc) from exc
         if self.unchecked:
             check_views_fit(self.log, self.store, sorted(self.unchecked))
             self.unchecked = set()

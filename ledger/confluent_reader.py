@@ -48,8 +48,13 @@ INSTALL_HINT = "pip install 'touchpoint-ledger[confluent]' (or confluent-kafka>=
 PARTITION_OPTIONS: dict[str, Any] = {
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
-    "enable.partition.eof": False,
+    # An end-of-partition event tells that a fetch answered for the partition (its high
+    # watermark is fresh) even when it brought no record: see ConfluentConsumer.highwater.
+    "enable.partition.eof": True,
     "auto.offset.reset": "error",
+    # kafka-python reads every record, aborted transactions' too; so must a member of the
+    # same group (librdkafka's default, read_committed, would stop at an open transaction).
+    "isolation.level": "read_uncommitted",
     "fetch.max.bytes": 64 * 1024 * 1024,
     "max.partition.fetch.bytes": 8 * 1024 * 1024,
     "fetch.min.bytes": 1,
@@ -61,7 +66,14 @@ PARTITION_OPTIONS: dict[str, Any] = {
 _TRANSIENT = (
     frozenset(
         getattr(_ck.KafkaError, name)
-        for name in ("_PARTITION_EOF", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE")
+        for name in (
+            "_TRANSPORT",
+            "_ALL_BROKERS_DOWN",
+            "_TIMED_OUT",
+            "_RESOLVE",
+            "_MAX_POLL_EXCEEDED",  # librdkafka rejoins the group at the next poll
+            "UNKNOWN_TOPIC_OR_PART",  # a broker restarting; a topic gone is found by bounds
+        )
     )
     if _ck is not None
     else frozenset()
@@ -176,6 +188,13 @@ class ConfluentConsumer:
         self._positions: dict[TopicPartition, int] = {}
         """The next offset of each assigned partition, as far as this reader knows (a seek
         or the last record returned); absent: not known yet."""
+        self._fetched: set[TopicPartition] = set()
+        """Assigned partitions a fetch has answered for since the assignment (a record, an
+        end-of-partition event, or a high watermark other than the one before): only
+        theirs is a high watermark of this assignment (librdkafka keeps the last one
+        across assignments)."""
+        self._before: dict[TopicPartition, int] = {}
+        """The high watermark librdkafka held for each partition when it was assigned."""
         self._starting: dict[TopicPartition, int] | None = None
         """An assignment not yet given to librdkafka: the offsets sought meanwhile, given
         to it with the assignment (librdkafka seeks only partitions it already fetches)."""
@@ -220,21 +239,31 @@ class ConfluentConsumer:
     def _begin(self, partitions: Iterable[TopicPartition]) -> None:
         self._assignment = set(partitions)
         self._positions = {}
+        self._fetched = set()
+        self._before = {}
         self._starting = {}
 
     def _start(self) -> None:
-        """Give librdkafka the assignment with the offsets sought since it was made (a
-        partition not sought starts at the committed offset: none, so it fails as out of
-        range; every reader of the ledger seeks each partition it assigns)."""
+        """Give librdkafka the assignment with the offsets sought since it was made, every
+        partition unpaused, as kafka-python starts a new assignment (librdkafka keeps an
+        application's pause of a partition across assignments: a member paused for its
+        worker processes would otherwise never read a partition given back to it). Every
+        reader of the ledger seeks each partition it assigns; one not sought would start
+        at Kafka's committed offset, or fail as out of range without one."""
         starting, self._starting = self._starting, None
         if starting is None:
             return
-        self._consumer.assign(
-            [
-                _ck.TopicPartition(tp.topic, tp.partition, starting.get(tp, _ck.OFFSET_INVALID))
-                for tp in sorted(self._assignment)
-            ]
-        )
+        partitions = [
+            _ck.TopicPartition(tp.topic, tp.partition, starting.get(tp, _ck.OFFSET_INVALID))
+            for tp in sorted(self._assignment)
+        ]
+        try:
+            self._consumer.assign(partitions)
+            if partitions:
+                self._consumer.resume(partitions)
+        except _ck.KafkaException as exc:
+            raise KafkaError(f"cannot assign {sorted(self._assignment)}: {exc}") from exc
+        self._before = {tp: self._cached_highwater(tp) for tp in self._assignment}
         self._positions.update((tp, offset) for tp, offset in starting.items() if offset >= 0)
 
     # -- kafka-python's interface --------------------------------------------------------
@@ -286,16 +315,28 @@ class ConfluentConsumer:
 
     def highwater(self, partition: TopicPartition) -> int | None:
         """The high watermark the last fetch of ``partition`` brought back (``None``:
-        none yet)."""
+        none since it was assigned). A fetch that brings no record says nothing when the
+        partition's position is beyond its end (Tansu), so a high watermark other than
+        the one librdkafka held at the assignment counts as fresh too."""
         if self._starting is not None:
             return None
+        high = self._cached_highwater(partition)
+        if high < 0:
+            return None
+        if partition not in self._fetched:
+            if high == self._before.get(partition, -1):
+                return None
+            self._fetched.add(partition)
+        return high
+
+    def _cached_highwater(self, partition: TopicPartition) -> int:
         try:
             _, high = self._consumer.get_watermark_offsets(
                 _ck.TopicPartition(partition.topic, partition.partition), cached=True
             )
         except _ck.KafkaException:
-            return None
-        return high if high >= 0 else None
+            return -1
+        return int(high)
 
     def poll(
         self, timeout_ms: int = 0, max_records: int | None = None
@@ -321,11 +362,15 @@ class ConfluentConsumer:
         if self._fatal is not None:
             raise self._fatal
         by_partition: dict[int, list[Record]] = {}
+        ends: dict[TopicPartition, int] = {}
         topic = ""
         for message in messages:
             problem = message.error()
             if problem is not None:
-                self._raise(message, problem)
+                if problem.code() == _ck.KafkaError._PARTITION_EOF:
+                    ends[TopicPartition(message.topic(), message.partition())] = message.offset()
+                else:
+                    self._raise(message, problem)
                 continue
             topic = message.topic()
             batch = by_partition.get(partition := message.partition())
@@ -341,11 +386,18 @@ class ConfluentConsumer:
                 )
             )
         found: dict[TopicPartition, list[Record]] = {}
+        assigned, positions, fetched = self._assignment, self._positions, self._fetched
         for partition, batch in by_partition.items():
             tp = TopicPartition(topic, partition)
-            if tp in self._assignment:  # else revoked meanwhile: another member reads them
+            if tp in assigned:  # else revoked meanwhile: another member reads them
                 found[tp] = batch
-                self._positions[tp] = batch[-1].offset + 1
+                positions[tp] = batch[-1].offset + 1
+                fetched.add(tp)
+        for tp, end in ends.items():
+            if tp in assigned:
+                fetched.add(tp)
+                # At the end: past any transaction markers after the last record too.
+                positions[tp] = max(positions.get(tp, end), end)
         return found
 
     def _raise(self, message: Any, problem: Any) -> None:
@@ -358,10 +410,16 @@ class ConfluentConsumer:
             raise KafkaError(problem.str())
 
     def pause(self, *partitions: TopicPartition) -> None:
-        self._consumer.pause([_ck.TopicPartition(tp.topic, tp.partition) for tp in partitions])
+        try:
+            self._consumer.pause([_ck.TopicPartition(tp.topic, tp.partition) for tp in partitions])
+        except _ck.KafkaException as exc:
+            raise KafkaError(str(exc)) from exc
 
     def resume(self, *partitions: TopicPartition) -> None:
-        self._consumer.resume([_ck.TopicPartition(tp.topic, tp.partition) for tp in partitions])
+        try:
+            self._consumer.resume([_ck.TopicPartition(tp.topic, tp.partition) for tp in partitions])
+        except _ck.KafkaException as exc:
+            raise KafkaError(str(exc)) from exc
 
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         if not offsets:

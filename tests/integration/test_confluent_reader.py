@@ -5,20 +5,24 @@ end). Groups mixing both clients: tests/integration/test_kafka_group.py and test
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaProducer, TopicPartition
 
 from application.wiring import open_log
 from consumers.folding import Item, read_items
 from ledger import confluent_reader
 from ledger.codec import parse_event
+from ledger.confluent_reader import ConfluentConsumer
 from ledger.errors import ConfigurationError, PositionBeyondEnd
 from ledger.generate import generated
 from ledger.kafka_log import KafkaLog, PartitionReader
 from ledger.log import LogRecord, Position
 from ledger.settings import Settings
+from tests.conftest import wait_until
 
 READERS = ("kafka-python", "confluent-kafka")
 
@@ -125,3 +129,72 @@ def test_without_confluent_kafka_installed_the_reader_says_how_to_get_it(
     settings = published.model_copy(update={"kafka_reader": "confluent-kafka"})
     with pytest.raises(ConfigurationError, match=r"pip install 'touchpoint-ledger\[confluent\]'"):
         items(settings, {})
+
+
+class _SeekToStart:
+    """A rebalance listener that seeks every partition it gets to offset 0."""
+
+    def __init__(self, consumer: ConfluentConsumer) -> None:
+        self.consumer = consumer
+        self.rebalances = 0
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.rebalances += 1
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.rebalances += 1
+        for tp in assigned:
+            self.consumer.seek(tp, 0)
+
+
+def test_a_partition_paused_before_a_rebalance_is_read_when_given_back(
+    kafka_settings: Callable[[], Settings],
+) -> None:
+    """A member pauses its partitions (to fold its backlog with worker processes) and a
+    second member joins meanwhile: the partitions it gets back are read, unpaused, as
+    kafka-python starts every assignment (librdkafka would keep them paused)."""
+    settings = kafka_settings()
+    with open_log(settings) as log:
+        log.append([parse_event(d) for d in generated(40, 100, seed=32)])
+        assert isinstance(log, KafkaLog)
+        topic, options = log.topic, log.client_options()
+    counts = Counter(i.position.partition for i in items(settings, {}))
+    assert len(counts) == 4
+    group = f"paused-{uuid.uuid4().hex[:8]}"
+    members = []
+    for _ in range(2):
+        consumer = ConfluentConsumer(
+            options, group_id=group, session_timeout_ms=6000, heartbeat_interval_ms=1000
+        )
+        members.append((consumer, _SeekToStart(consumer)))
+    (first, first_listener), (second, second_listener) = members
+    read: Counter[int] = Counter()
+
+    def first_reads() -> bool:
+        for tp, records in first.poll(timeout_ms=100).items():
+            read[tp.partition] += len(records)
+        mine = {tp.partition for tp in first.assignment()}
+        return bool(mine) and all(read[p] == counts[p] for p in mine)
+
+    try:
+        first.subscribe([topic], first_listener)
+        assert wait_until(lambda: first.poll(timeout_ms=100) == {} and bool(first.assignment()), 30)
+        first.pause(*first.assignment())
+        seen = first_listener.rebalances
+        second.subscribe([topic], second_listener)
+        assert wait_until(
+            lambda: (
+                first.poll(timeout_ms=0) == {}
+                and second.poll(timeout_ms=100) is not None
+                and first_listener.rebalances > seen + 1
+                and bool(first.assignment())
+            ),
+            60,
+        )
+        read.clear()
+        assert wait_until(first_reads, 15), (
+            f"read {dict(read)} of {sorted(tp.partition for tp in first.assignment())}"
+        )
+    finally:
+        second.close()
+        first.close()
