@@ -51,6 +51,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 POSTGRES = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 PARTITIONS = 12
+CHILD_TIMEOUT = 600
+"""Seconds a measured process may take before the run stops, saying which."""
 
 
 def cpu_now() -> float:
@@ -238,7 +240,12 @@ def measure(kind: str, copies: int = 1, **options: Any) -> dict[str, Any]:
     ]
     results = []
     for process in children:
-        out, _ = process.communicate()
+        try:
+            out, _ = process.communicate(timeout=CHILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            for other in children:
+                other.kill()
+            raise SystemExit(f"{kind} did not finish in {CHILD_TIMEOUT}s") from None
         if process.returncode != 0:
             raise SystemExit(f"{kind} failed (exit {process.returncode})")
         results.append(json.loads(out.strip().splitlines()[-1]))
