@@ -88,11 +88,6 @@ _GROUP_STATS_MS = 1000
 """How often librdkafka reports the group coordinator's state (see :meth:`coordinator_unknown`)."""
 
 
-def available() -> bool:
-    """Whether confluent-kafka can be imported."""
-    return _ck is not None
-
-
 def librdkafka_options(options: dict[str, Any]) -> dict[str, Any]:
     """kafka-python client options (``KafkaLog.client_options``) as librdkafka's."""
     config: dict[str, Any] = {
@@ -103,9 +98,12 @@ def librdkafka_options(options: dict[str, Any]) -> dict[str, Any]:
     }
     if "sasl_mechanism" in options:
         config["sasl.mechanism"] = options["sasl_mechanism"]
-        config["sasl.username"] = options.get("sasl_plain_username")
-        if options.get("sasl_plain_password") is not None:
-            config["sasl.password"] = options["sasl_plain_password"]
+        for ours, theirs in (
+            ("sasl_plain_username", "sasl.username"),
+            ("sasl_plain_password", "sasl.password"),
+        ):
+            if options.get(ours) is not None:
+                config[theirs] = options[ours]
     for ours, theirs in (
         ("ssl_cafile", "ssl.ca.location"),
         ("ssl_certfile", "ssl.certificate.location"),
