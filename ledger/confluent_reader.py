@@ -29,6 +29,7 @@ What the ledger relies on, kept the same:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
@@ -40,9 +41,10 @@ from kafka.errors import KafkaError, OffsetOutOfRangeError
 
 from ledger.errors import ConfigurationError
 
+_ck: Any  # the module, typed or not by its version (the extra allows >=2.6); None without
 try:
-    import confluent_kafka as _ck
-except ImportError:  # pragma: no cover - the extra is not installed
+    _ck = importlib.import_module("confluent_kafka")
+except ImportError:  # the extra is not installed
     _ck = None
 
 INSTALL_HINT = "pip install 'touchpoint-ledger[confluent]' (or confluent-kafka>=2.6)"
