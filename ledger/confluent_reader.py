@@ -325,8 +325,8 @@ class ConfluentConsumer:
         none since it was assigned). A fetch that brings no record says nothing when the
         partition's position is beyond its end (Tansu), so a high watermark other than
         the one librdkafka held at the assignment counts as fresh too, and so does the
-        same one :data:`FRESH_AFTER_SECONDS` after the assignment: a safety net (in one
-        of six benchmark runs, before it, a member of four stayed waiting after a
+        same one :data:`FRESH_AFTER_SECONDS` after the assignment: a safety net (twice in
+        some fifteen benchmark runs before it, a group member stayed waiting after a
         rebalance with every event applied; the cause was not pinned down, and a member
         must never wait for a sign that may not come)."""
         if self._starting is not None:
