@@ -261,7 +261,10 @@ def _amount(schema: Schema) -> Schema | None:
     (_, whole), (_, places), (_, digits), (_, bound), plain = chain
     if whole is not _whole_digits or plain != ("function-before", plain_decimal):
         return None
-    if not _is_partial(places, "decimal_places_validator", decimal_places=4):
+    if not (
+        _is_partial(places, "decimal_places_validator", decimal_places=4)  # pydantic 2.13
+        or _is_partial(places, "decimal_places_validator", decimal_places=4, max_digits=18)
+    ):  # 2.14 binds max_digits too, to check the digits before the point: the pattern does
         return None
     if not _is_partial(digits, "max_digits_validator", max_digits=18):
         return None
