@@ -10,6 +10,14 @@ second hits the store's guards -- the dedupe record of an event id, or a tracked
 position that would go backwards -- and its whole transaction rolls back
 (:class:`BatchConflict`); it then seeks back to the store's positions. So an event is
 never counted twice, and a position never moves past an event the views do not hold.
+
+A catch-up commits in a pipeline: while one full batch is written (a thread: PostgreSQL or
+SQLite work, the GIL released), the member already reads and folds the next one on top of
+it -- the next batch's guards expect the positions of the one in flight, and its dedupe
+looks in the ids of the one in flight as well as the store's. One batch is in flight at
+most. If it fails (another member committed first), the batch being folded on top of it is
+thrown away with the folded state, and the member reads again from the store's positions,
+as after any conflict: both batches are read again, neither is counted twice.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
@@ -38,11 +47,13 @@ from ledger.errors import LogUnavailable
 from ledger.kafka_log import KafkaLog
 from ledger.stopping import Stop
 
-GROUP_BATCH = 100_000
-"""Records a member's transaction holds at most: a rebalance commits the batch in hand
+GROUP_BATCH = 25_000
+"""Records a member's transaction holds at most. A rebalance commits the batch in hand
 inside the rebalance callback (kafka-python's, or librdkafka's inside its poll), which
-sends no heartbeats meanwhile, so it must stay short (about a second or two on
-PostgreSQL) against the session timeout."""
+sends no heartbeats meanwhile, so it must stay short against the session timeout. And a
+catch-up commits in a pipeline (one batch written while the next is folded), which hides
+all but the last batch's write: smaller batches hide more of it, at the cost of writing
+a profile touched by several batches more than once (see BENCHMARKS.md, "Fourth round")."""
 LEAVE_GROUP_MS = 1000
 """How long a stopping projector waits to leave its group politely."""
 LOGGER = logging.getLogger("ledger")
@@ -105,6 +116,12 @@ class GroupProjector:
         self._pending: Pending | None = None
         """The batch being filled: folded, not committed yet."""
         self._flush_error: BaseException | None = None
+        self._in_flight: tuple[Future[None], Pending] | None = None
+        """The full batch being written by the commit thread while the next one is folded."""
+        self._committer: ThreadPoolExecutor | None = None
+        self._offsets_owed = False
+        """A batch committed in the background: its offsets go to Kafka from the run loop
+        (the consumer is not shared with the commit thread)."""
 
     def warn_idle(self) -> None:
         """Say that this member got no partition (logger ``ledger``): the group has more
@@ -147,6 +164,7 @@ class GroupProjector:
                     READ_CHUNK, self.batch_size - (self._pending.records if self._pending else 0)
                 )
                 polled = self._poll(poll_seconds, room)
+                self._settle(wait=False)  # a batch written meanwhile: counted, offsets sent
                 self._raise_flush_error()
                 self._watch_broker()
                 if not backlog_folded and self.consumer.assignment():
@@ -162,17 +180,24 @@ class GroupProjector:
                     if len(items) == READ_CHUNK:  # a bulk catch-up, not a follower's trickle
                         settle_garbage()
                 pending = self._pending
-                if pending is not None and (
-                    pending.records >= self.batch_size or not items or self._caught_up()
-                ):
-                    self.flush()  # full, or nothing more to read at once: a follower
-                    self._raise_flush_error()  # commits what it has without waiting
+                if pending is not None and pending.records >= self.batch_size and items:
+                    self._launch()  # full: written while the next batch is folded
+                    self._raise_flush_error()
+                elif pending is not None and (not items or self._caught_up()):
+                    self.flush()  # nothing more to read at once: a follower commits what
+                    self._raise_flush_error()  # it has without waiting
                 elif pending is None and until_caught_up and self._caught_up():
-                    break
+                    self._settle()  # the batch in flight: a conflict reads it again
+                    self._raise_flush_error()
+                    if self._pending is None and self._caught_up():
+                        break
+                if self._offsets_owed:
+                    self._commit_offsets(report)
             self.flush()  # stopping: the batch in hand is committed
             self._raise_flush_error()
         finally:
             self._pending = None  # not committed: rolled back (read again next time)
+            self._drain()
             # Bounded: a LeaveGroup sent while a join is in flight is answered only when
             # the join completes (seconds); the group then drops this member by timeout.
             self.consumer.close(timeout_ms=LEAVE_GROUP_MS)
@@ -186,21 +211,86 @@ class GroupProjector:
         once, since it has read everything there is. Called by the rebalance listener too,
         before partitions move: a failure there is kept and raised by the run loop after
         the poll (raised in the listener, kafka-python would fail the join instead)."""
+        self._settle()
         pending, self._pending = self._pending, None
         if pending is None:
+            if commit_offsets and self._offsets_owed:
+                self._commit_offsets(self.report)
             return
         try:
             self.projector._finish(pending, self.report)
         except BatchConflict:
-            self.conflicts += 1
-            self.report.conflicts += 1
-            self.seek_to_store(list(self.consumer.assignment()))
+            self._conflict()
             return
         except BaseException as exc:
             self._flush_error = exc
             return
+        self._offsets_owed = True
         if commit_offsets:
             self._commit_offsets(self.report)
+
+    def _launch(self) -> None:
+        """Hand the batch in hand to the commit thread (after the one in flight, if any,
+        is written) and go on folding the next batch on top of it. The batch is prepared
+        here (its profiles serialised now: folding the next batch changes them); the
+        next batch's guards expect its positions, and its ids count as applied."""
+        self._settle()
+        pending, self._pending = self._pending, None
+        if pending is None or self._flush_error is not None:
+            return
+        projector, batch = self.projector, pending.batch
+        batch.rate = pending.records / max(time.perf_counter() - pending.began, 1e-9)
+        try:
+            prepared = self.store.prepare(batch)
+        except BaseException as exc:
+            self._flush_error = exc
+            return
+        projector._next.update(batch.positions)
+        projector.folder.recent_ids = batch.applied_ids
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
+        self._in_flight = (self._committer.submit(self.store.write, prepared), pending)
+
+    def _settle(self, *, wait: bool = True) -> None:
+        """Take the result of the batch in flight (``wait``: wait for it; otherwise only
+        if it is written already). Committed: counted, its offsets owed to Kafka. Failed:
+        the batch folded on top of it is dropped with the folded state; a conflict reads
+        both again from the store's positions, anything else is raised by the run loop."""
+        if self._in_flight is None:
+            return
+        future, pending = self._in_flight
+        if not wait and not future.done():
+            return
+        self._in_flight = None
+        try:
+            future.result()
+        except BaseException as exc:
+            self._pending = None
+            self.projector.folder.forget()  # its profiles hold changes the store does not
+            if isinstance(exc, BatchConflict):
+                self._conflict()
+            else:
+                self._flush_error = exc
+            return
+        self.projector.folder.recent_ids = {}  # in the store's dedupe records now
+        pending.count_into(self.report)
+        self._offsets_owed = True
+
+    def _conflict(self) -> None:
+        """Another member committed first: read again from the store's positions."""
+        self.conflicts += 1
+        self.report.conflicts += 1
+        self.seek_to_store(list(self.consumer.assignment()))
+
+    def _drain(self) -> None:
+        """Leaving: wait for the batch in flight (it commits or rolls back whole) and stop
+        the commit thread; a failure here is the run's to report only if nothing else is."""
+        try:
+            self._settle()
+        finally:
+            if self._committer is not None:
+                self._committer.shutdown(wait=True)
+                self._committer = None
 
     def _raise_flush_error(self) -> None:
         error, self._flush_error = self._flush_error, None
@@ -291,6 +381,7 @@ class GroupProjector:
         return True
 
     def _commit_offsets(self, report: RunReport) -> None:
+        self._offsets_owed = False
         owned = {tp.partition for tp in self.consumer.assignment()}
         offsets = {
             TopicPartition(self.log.topic, p): OffsetAndMetadata(o, "", -1)
