@@ -397,21 +397,35 @@ def select_seen(
     select: Select, event_ids: Sequence[str], *, arrays: bool = False
 ) -> dict[str, Seen]:
     """The applied ones of ``event_ids``. With ``arrays`` (PostgreSQL), 5,000 ids a query
-    as one array parameter (``= ANY``): 4x faster than lists of 500 placeholders, which
-    PostgreSQL plans anew every time."""
+    as one array (``= ANY``, :func:`_any_of`): 4x faster than lists of 500 placeholders,
+    which PostgreSQL plans anew every time."""
     seen: dict[str, Seen] = {}
     size = 5000 if arrays else 500
     for start in range(0, len(event_ids), size):
         chunk = event_ids[start : start + size]
-        where = "= ANY(?)" if arrays else f"IN ({','.join('?' * len(chunk))})"
+        where, params = _any_of(chunk) if arrays else _in(chunk)
         rows = select(
             "SELECT event_id, digest, partition, offset, micros FROM {applied_events} "
             f"WHERE event_id {where}",
-            (list(chunk),) if arrays else chunk,
+            params,
         )
         for event_id, digest, partition, offset, micros in rows:
             seen[event_id] = Seen(digest, partition, offset, micros)
     return seen
+
+
+def _in(keys: Sequence[str]) -> tuple[str, Sequence[Any]]:
+    return f"IN ({','.join('?' * len(keys))})", keys
+
+
+def _any_of(keys: Sequence[str]) -> tuple[str, Sequence[Any]]:
+    """PostgreSQL: ``keys`` as one array. Sent as one string split by the server where no
+    key holds a line break (the contract's ids and customers never do): psycopg builds
+    an array parameter in Python, about 2 µs a key, a third of a catch-up's lookups."""
+    joined = "\n".join(keys)
+    if joined and joined.count("\n") == len(keys) - 1:
+        return "= ANY(string_to_array(?, chr(10)))", (joined,)
+    return "= ANY(?)", (list(keys),)
 
 
 def select_profiles(
@@ -422,11 +436,8 @@ def select_profiles(
     size = 5000 if arrays else 500
     for start in range(0, len(customers), size):
         chunk = customers[start : start + size]
-        where = "= ANY(?)" if arrays else f"IN ({','.join('?' * len(chunk))})"
-        rows = select(
-            f"SELECT state FROM {{profiles}} WHERE customer {where}",
-            (list(chunk),) if arrays else chunk,
-        )
+        where, params = _any_of(chunk) if arrays else _in(chunk)
+        rows = select(f"SELECT state FROM {{profiles}} WHERE customer {where}", params)
         for (state,) in rows:
             profile = Profile.from_json(state)
             profiles[profile.customer] = profile

@@ -172,3 +172,23 @@ def test_a_store_made_before_digests_gains_the_columns(tmp_path: Path) -> None:
         assert store.seen(["before", "after"])["after"] == Seen(5, 0, 8)
     finally:
         store.close()
+
+
+def test_lookups_of_many_ids_find_exactly_the_applied_ones_whatever_the_ids_hold(
+    store_url: StoreUrlFactory, settings: Settings
+) -> None:
+    """PostgreSQL gets a chunk of ids as one string it splits at line breaks, unless an id
+    holds one (ids the contract refuses, from an older store): then as an array. Either
+    way exactly the applied ids are found, and a part of an id is not one."""
+    store = open_store(settings.model_copy(update={"store": store_url("ids")}))
+    try:
+        odd = ["line\nbreak", "tab\there", "comma,id", "quote'\"", "back\\slash", "ünï"]
+        plain = [f"id-{n}" for n in range(6000)]  # more than one chunk
+        applied = {i: Seen(n, 0, n) for n, i in enumerate([*odd, *plain[::2]])}
+        store.commit(ViewBatch(applied_ids=applied, positions={0: len(applied)}))
+        assert store.seen(plain) == {i: applied[i] for i in plain[::2]}
+        asked = [*odd, "line", "break", "tab", "comma", "absent", *plain[:10]]
+        assert store.seen(asked) == {i: applied[i] for i in asked if i in applied}
+        assert store.seen([""]) == {}
+    finally:
+        store.close()
