@@ -69,6 +69,50 @@ def settle_garbage() -> None:
     gc.freeze()
 
 
+SETTLE_EVERY = 25_000
+"""Records a bulk fold with the automatic collector off folds between collections."""
+
+
+class BulkGarbage:
+    """The cycle collector while a long-running process folds a backlog: automatic
+    collections off, one :func:`settle_garbage` every :data:`SETTLE_EVERY` records, and
+    the collector as it was once the process is caught up (a follower's small polls).
+
+    Python's automatic collections do not know that a catch-up's objects are either freed
+    at once by reference counting (records, facts) or live long (profiles, a batch's rows
+    until it commits): they walk them again and again, and with the survivors frozen away
+    every tenth young collection becomes a full one. Measured on a group member catching up
+    100,000 events: 3,100 young, 280 middle and 21 full automatic collections, 0.55-0.65 s
+    of a 6 s run, beside 0.2 s of the per-chunk settling this replaces. Cyclic garbage made
+    meanwhile (rare: an exception's traceback) waits for the next settle, at most
+    :data:`SETTLE_EVERY` records away."""
+
+    def __init__(self) -> None:
+        self._disabled = False
+        self._since = 0
+
+    def folded(self, records: int, *, bulk: bool) -> None:
+        """``records`` folded; ``bulk``: more are waiting (not caught up)."""
+        if not bulk:
+            self.end()
+            return
+        if not self._disabled and gc.isenabled():
+            gc.disable()
+            self._disabled = True
+        self._since += records
+        if self._since >= SETTLE_EVERY:
+            self._since = 0
+            settle_garbage()
+
+    def end(self) -> None:
+        """Caught up, or leaving: the automatic collector back as it was."""
+        if self._disabled:
+            self._disabled = False
+            self._since = 0
+            gc.enable()
+            settle_garbage()
+
+
 @dataclass
 class Pending:
     """A transaction being filled: its batch and what it has done so far."""

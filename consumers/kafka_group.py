@@ -35,11 +35,11 @@ from kafka.errors import KafkaError, OffsetOutOfRangeError
 from consumers.folding import (
     PROJECTOR_BATCH,
     READ_CHUNK,
+    BulkGarbage,
     Pending,
     RunReport,
     check_views_fit,
     item_of_record,
-    settle_garbage,
 )
 from consumers.projector import Projector
 from consumers.store import BatchConflict, ViewStore
@@ -158,6 +158,7 @@ class GroupProjector:
         started = time.perf_counter()
         self.consumer.subscribe([self.log.topic], listener=_SeekToStore(self))
         backlog_folded = False
+        garbage = BulkGarbage()
         try:
             while not stop.is_set():
                 room = min(
@@ -177,8 +178,7 @@ class GroupProjector:
                 if items:
                     self._pending = self._pending or self.projector._begin()
                     self.projector._add(self._pending, items)
-                    if len(items) == READ_CHUNK:  # a bulk catch-up, not a follower's trickle
-                        settle_garbage()
+                    garbage.folded(len(items), bulk=not self._caught_up())
                 pending = self._pending
                 if pending is not None and pending.records >= self.batch_size and items:
                     self._launch()  # full: written while the next batch is folded
@@ -198,6 +198,7 @@ class GroupProjector:
         finally:
             self._pending = None  # not committed: rolled back (read again next time)
             self._drain()
+            garbage.end()
             # Bounded: a LeaveGroup sent while a join is in flight is answered only when
             # the join completes (seconds); the group then drops this member by timeout.
             self.consumer.close(timeout_ms=LEAVE_GROUP_MS)

@@ -18,6 +18,7 @@ from consumers.folding import (
     PARALLEL_MIN,
     PROJECTOR_BATCH,
     READ_CHUNK,
+    BulkGarbage,
     Folder,
     Item,
     OnError,
@@ -26,7 +27,6 @@ from consumers.folding import (
     check_views_fit,
     item_of,
     read_items,
-    settle_garbage,
 )
 from consumers.shards import ParallelCatchUp
 from consumers.store import BatchConflict, ViewBatch, ViewStore
@@ -107,6 +107,7 @@ class Projector:
                 return report
         partitions = self.log.partitions()
         finished = False
+        garbage = BulkGarbage()
         while not finished:
             start = self.store.positions(partitions)
             if start != {p: o for p, o in self._next.items() if p in partitions}:
@@ -118,8 +119,8 @@ class Projector:
                 while chunk := list(itertools.islice(items, self._room(pending))):
                     pending = pending or self._begin()
                     self._add(pending, chunk)
-                    if len(chunk) == READ_CHUNK:  # a bulk catch-up, not a follower's trickle
-                        settle_garbage()
+                    # a full chunk: a bulk catch-up, not a follower's trickle
+                    garbage.folded(len(chunk), bulk=len(chunk) == READ_CHUNK)
                     stopping = stop is not None and stop.is_set()
                     if pending.records >= self.batch_size or stopping:
                         self._finish(pending, report)
@@ -131,6 +132,8 @@ class Projector:
             except BatchConflict:
                 report.conflicts += 1
                 finished = False
+            finally:
+                garbage.end()
         report.seconds = time.perf_counter() - started
         return report
 

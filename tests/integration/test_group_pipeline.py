@@ -4,6 +4,7 @@ in flight nor a conflict of the batch in flight counts an event twice or loses o
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import uuid
@@ -93,6 +94,7 @@ def test_a_batch_is_written_while_the_next_is_folded_and_copies_in_flight_count_
     finally:
         store.close()
     assert overlapped == [True], "the first batch was written in line, not while folding"
+    assert gc.isenabled()  # off while the backlog was folded, on again after
     assert report.conflicts == 0
     assert (report.applied, report.duplicates) == (len(events), len(events))
     assert report.batches >= 5
