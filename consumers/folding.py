@@ -57,14 +57,15 @@ it, starting them costs more than they save: see :mod:`consumers.shards`)."""
 
 
 def settle_garbage() -> None:
-    """Collect the cyclic garbage of the chunk just folded, then take what survives
+    """Collect the cyclic garbage of the records just folded, then take what survives
     (mostly the cached profiles: millions of long-lived dicts) out of the cycle
     collector's sight (``gc.freeze``). Otherwise its full collections walk the whole
     profile cache again and again: a third of a catch-up's time at 1M events. The
     collection only walks what was allocated since the last call, and frozen objects
     are still freed by reference counting when dropped; only a cycle that forms among
     them later would not be collected (profiles hold none). Called during bulk folding
-    only: by worker processes, and by a one-process catch-up for full chunks."""
+    only (:class:`BulkGarbage`): by worker processes, one-process catch-ups and group
+    members behind the log."""
     gc.collect()
     gc.freeze()
 

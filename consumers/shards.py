@@ -41,6 +41,7 @@ from typing import Any
 
 from consumers.folding import (
     READ_CHUNK,
+    BulkGarbage,
     CatchUpHost,
     Folder,
     Item,
@@ -50,7 +51,6 @@ from consumers.folding import (
     item_of,
     item_of_record,
     item_of_stored,
-    settle_garbage,
 )
 from consumers.store import (
     BatchConflict,
@@ -163,6 +163,7 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
     )
     reader = PartitionReader(log, spec.partitions) if isinstance(log, KafkaLog) else None
     left_at: dict[int, int] | None = None
+    garbage = BulkGarbage()  # a worker only folds: the collector off, settled every so often
     try:
         while True:
             try:
@@ -174,7 +175,7 @@ def _work(connection: Connection, spec: WorkerSpec) -> None:
             try:
                 if job.reset or job.start != left_at:
                     folder.forget()
-                share = _fold(job, log, reader, folder, spec)
+                share = _fold(job, log, reader, folder, spec, garbage=garbage)
                 left_at = {**job.start, **share.positions}
                 if job.end is not None:
                     left_at = {0: job.end}
@@ -213,7 +214,13 @@ UNAVAILABLE = "log unavailable"
 
 
 def _fold(
-    job: Job, log: EventLog, reader: PartitionReader | None, folder: Folder, spec: WorkerSpec
+    job: Job,
+    log: EventLog,
+    reader: PartitionReader | None,
+    folder: Folder,
+    spec: WorkerSpec,
+    *,
+    garbage: BulkGarbage,
 ) -> Share:
     share = Share(job.number)
     items: Iterator[Item]
@@ -232,7 +239,7 @@ def _fold(
     while chunk := list(itertools.islice(items, READ_CHUNK)):
         applied, duplicates = folder.add(batch, chunk)
         share.records += len(chunk)
-        settle_garbage()
+        garbage.folded(len(chunk), bulk=True)
         share.applied += applied
         share.duplicates += duplicates
     if reader is not None:
