@@ -325,6 +325,12 @@ def check_guard(name: str, expected: int | None, stored: int | None) -> None:
         )
 
 
+RACED = ("locked", "already exists")
+"""What a table creation that lost a race says: SQLite's busy upgrade, or PostgreSQL's
+``CREATE TABLE IF NOT EXISTS`` beaten by a concurrent creator (a duplicate table, or the
+duplicate row type PostgreSQL makes for it)."""
+
+
 def create_tables(recorder: ViewRecorder, attempts: int = 20) -> None:
     """Create the view tables (if absent), despite projectors committing meanwhile.
 
@@ -333,8 +339,10 @@ def create_tables(recorder: ViewRecorder, attempts: int = 20) -> None:
     at once ("database is locked", no busy wait) if another connection committed in
     between, which a projector running on the same store does every batch: the documented
     remedy is to run the transaction again. Another projector creating the tables at the
-    same moment shows as an ``IntegrityError`` on eventsourcing's migration row; the
-    tables then exist, and the next attempt finds them.
+    same moment shows as an ``IntegrityError`` on eventsourcing's migration row, or on
+    PostgreSQL as a table or type that "already exists" (``IF NOT EXISTS`` checks before
+    it creates: two creators may both find none; seen with four group members started
+    together); the tables then exist, and the next attempt finds them.
     """
     for attempt in range(attempts):
         try:
@@ -343,7 +351,7 @@ def create_tables(recorder: ViewRecorder, attempts: int = 20) -> None:
             if attempt + 1 == attempts:
                 raise
         except (PersistenceError, sqlite3.OperationalError) as exc:
-            if "locked" not in str(exc) or attempt + 1 == attempts:
+            if not any(sign in str(exc) for sign in RACED) or attempt + 1 == attempts:
                 raise
             time.sleep(0.01 * (attempt + 1))
         else:
