@@ -145,6 +145,7 @@ def group_member(log: Any, store: Any, args: argparse.Namespace) -> dict[str, An
         "end": ended,
         "workers": report.workers,
         "batches": report.batches,
+        "conflicts": report.conflicts,
         "lock_wait": getattr(store.recorder, "lock_wait_seconds", 0.0),
         "commit": committing[0],
         "commit_cpu": committing[1],

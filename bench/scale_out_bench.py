@@ -132,6 +132,8 @@ def group_of(
         "lock_wait": sum(r.get("lock_wait", 0.0) for r in results),
         "commit": sum(r.get("commit", 0.0) for r in results),
         "throttled": throttled,
+        "conflicts": sum(r.get("conflicts", 0) for r in results),
+        "batches": sum(r.get("batches", 0) for r in results),
         "shares": [r["events"] for r in results],
     }
 
