@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from application.wiring import open_log, open_store
+from consumers.folding import RunReport
 from consumers.kafka_group import GroupProjector
 from consumers.projector import Projector
 from consumers.store import BatchConflict
@@ -26,17 +27,25 @@ from tests.integration.test_kafka_group import assert_views_of_one_process
 BATCH = 200
 
 
-def member(settings: Settings, store: Any) -> GroupProjector:
-    log = open_log(settings, create=False)
-    assert isinstance(log, KafkaLog)
-    return GroupProjector(
-        log,
-        store,
-        group_id=f"views-{uuid.uuid4().hex[:8]}",
-        batch_size=BATCH,
-        session_timeout_ms=6000,
-        workers=1,
-    )
+def run_member(settings: Settings, store: Any) -> RunReport:
+    """One group member on ``store`` until caught up (then the store is closed)."""
+    try:
+        log = open_log(settings, create=False)
+        assert isinstance(log, KafkaLog)
+        group = GroupProjector(
+            log,
+            store,
+            group_id=f"views-{uuid.uuid4().hex[:8]}",
+            batch_size=BATCH,
+            session_timeout_ms=6000,
+            workers=1,
+        )
+        try:
+            return group.run(threading.Event(), until_caught_up=True)
+        finally:
+            log.close()
+    finally:
+        store.close()
 
 
 def publish_with_copies(settings: Settings, events: list[Touchpoint], every: int) -> int:
@@ -87,12 +96,7 @@ def test_a_batch_is_written_while_the_next_is_folded_and_copies_in_flight_count_
 
     store.seen = watching_seen  # type: ignore[method-assign,assignment]
     store.write = slow_write  # type: ignore[method-assign]
-    try:
-        group = member(settings, store)
-        report = group.run(threading.Event(), until_caught_up=True)
-        group.log.close()
-    finally:
-        store.close()
+    report = run_member(settings, store)
     assert overlapped == [True], "the first batch was written in line, not while folding"
     assert gc.isenabled()  # off while the backlog was folded, on again after
     assert report.conflicts == 0
@@ -141,12 +145,7 @@ def test_a_conflict_of_the_batch_in_flight_drops_the_next_and_reads_both_again(
         write(prepared)
 
     store.write = overtaken_write  # type: ignore[method-assign]
-    try:
-        group = member(settings, store)
-        report = group.run(threading.Event(), until_caught_up=True)
-        group.log.close()
-    finally:
-        store.close()
+    report = run_member(settings, store)
     assert [type(f) for f in failures] == [BatchConflict]
     assert report.conflicts == 1
     assert report.applied == len(later)  # the rest was the other projector's
