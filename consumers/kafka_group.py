@@ -165,8 +165,10 @@ class GroupProjector:
                     READ_CHUNK, self.batch_size - (self._pending.records if self._pending else 0)
                 )
                 polled = self._poll(poll_seconds, room)
-                self._settle(wait=False)  # a batch written meanwhile: counted, offsets sent
+                dropped = self._settle(wait=False)  # a batch written meanwhile: counted
                 self._raise_flush_error()
+                if dropped:  # what that poll returned follows the batches dropped with the
+                    continue  # one that failed: read again from the store's positions
                 self._watch_broker()
                 if not backlog_folded and self.consumer.assignment():
                     backlog_folded = True
@@ -197,13 +199,25 @@ class GroupProjector:
             self._raise_flush_error()
         finally:
             self._pending = None  # not committed: rolled back (read again next time)
+            try:
+                self._leave(garbage)
+            finally:
+                report.seconds = time.perf_counter() - started
+        return report
+
+    def _leave(self, garbage: BulkGarbage) -> None:
+        """The run ends: the batch in flight settled (committed or rolled back whole) and
+        its offsets sent, the collector back as it was, the group left -- each step even
+        if one before it fails."""
+        try:
             self._drain()
+            if self._offsets_owed:
+                self._commit_offsets(self.report)
+        finally:
             garbage.end()
             # Bounded: a LeaveGroup sent while a join is in flight is answered only when
             # the join completes (seconds); the group then drops this member by timeout.
             self.consumer.close(timeout_ms=LEAVE_GROUP_MS)
-            report.seconds = time.perf_counter() - started
-        return report
 
     def flush(self, *, commit_offsets: bool = True) -> None:
         """Commit the batch in hand (if any) to the store, then its offsets to Kafka. A
@@ -252,30 +266,35 @@ class GroupProjector:
             self._committer = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
         self._in_flight = (self._committer.submit(self.store.write, prepared), pending)
 
-    def _settle(self, *, wait: bool = True) -> None:
+    def _settle(self, *, wait: bool = True, leaving: bool = False) -> bool:
         """Take the result of the batch in flight (``wait``: wait for it; otherwise only
         if it is written already). Committed: counted, its offsets owed to Kafka. Failed:
         the batch folded on top of it is dropped with the folded state; a conflict reads
-        both again from the store's positions, anything else is raised by the run loop."""
+        both again from the store's positions (unless ``leaving``), anything else is
+        raised by the run loop. Returns whether anything was dropped: records polled
+        before then follow the dropped batches and must not be folded."""
         if self._in_flight is None:
-            return
+            return False
         future, pending = self._in_flight
         if not wait and not future.done():
-            return
+            return False
+        error = future.exception()  # waits; interrupted here, the batch stays in flight
         self._in_flight = None
-        try:
-            future.result()
-        except BaseException as exc:
-            self._pending = None
-            self.projector.folder.forget()  # its profiles hold changes the store does not
-            if isinstance(exc, BatchConflict):
-                self._conflict()
-            else:
-                self._flush_error = exc
-            return
-        self.projector.folder.recent_ids = {}  # in the store's dedupe records now
-        pending.count_into(self.report)
-        self._offsets_owed = True
+        if error is None:
+            self.projector.folder.recent_ids = {}  # in the store's dedupe records now
+            pending.count_into(self.report)
+            self._offsets_owed = True
+            return False
+        self._pending = None
+        self.projector.folder.forget()  # its profiles hold changes the store does not
+        if not isinstance(error, BatchConflict):
+            self._flush_error = error
+        elif leaving:
+            self.conflicts += 1
+            self.report.conflicts += 1
+        else:
+            self._conflict()
+        return True
 
     def _conflict(self) -> None:
         """Another member committed first: read again from the store's positions."""
@@ -287,7 +306,7 @@ class GroupProjector:
         """Leaving: wait for the batch in flight (it commits or rolls back whole) and stop
         the commit thread; a failure here is the run's to report only if nothing else is."""
         try:
-            self._settle()
+            self._settle(leaving=True)
         finally:
             if self._committer is not None:
                 self._committer.shutdown(wait=True)

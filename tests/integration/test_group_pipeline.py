@@ -5,6 +5,7 @@ in flight nor a conflict of the batch in flight counts an event twice or loses o
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import time
 import uuid
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from application.wiring import open_log, open_store
-from consumers.folding import RunReport
+from consumers.folding import RunReport, read_items
 from consumers.kafka_group import GroupProjector
 from consumers.projector import Projector
 from consumers.store import BatchConflict
@@ -149,4 +150,72 @@ def test_a_conflict_of_the_batch_in_flight_drops_the_next_and_reads_both_again(
     assert [type(f) for f in failures] == [BatchConflict]
     assert report.conflicts == 1
     assert report.applied == len(later)  # the rest was the other projector's
+    assert_views_of_one_process(settings, clean)
+
+
+def test_records_polled_before_a_failure_is_seen_are_read_again_not_committed(
+    kafka_settings: Callable[[], Settings], store_url: StoreUrlFactory
+) -> None:
+    """Another projector commits the first records of some partitions while the member's
+    first batch is being written, so that batch fails; the member sees it right after a
+    poll, and is stopped there. The records that poll returned follow the failed batch:
+    folded on top of the other projector's positions and committed by the stop, they would
+    skip the rest of the failed batch for good. They are dropped and read again: after the
+    member, a catch-up gives the views of one process."""
+    base = kafka_settings()
+    settings = base.model_copy(update={"store": store_url("group")})
+    clean = base.model_copy(update={"store": store_url("clean")})
+    events = [parse_event(d) for d in generated(120, 60, seed=41)]
+    assert len(events) >= 3 * BATCH
+    with open_log(settings) as log:
+        log.append(events)
+    store = open_store(settings)
+    write = store.write
+    writing, failed = threading.Event(), threading.Event()
+
+    def overtaken_write(prepared: Any) -> None:
+        if writing.is_set():
+            write(prepared)
+            return
+        writing.set()
+        names = {store.tracking_name(p): p for p in range(4)}
+        moved = {names[name] for name, _, new in prepared.guards if name in names and new}
+        other = open_store(settings)
+        try:
+            with open_log(settings) as log:  # the first records of the batch's partitions
+                mine = (i for i in read_items(log, {}) if i.position.partition in moved)
+                first = list(itertools.islice(mine, 30))
+                Projector(log, other, workers=1).apply(first, RunReport())
+        finally:
+            other.close()
+        try:
+            write(prepared)
+        finally:
+            failed.set()
+
+    store.write = overtaken_write  # type: ignore[method-assign]
+    stop = threading.Event()
+    log = open_log(settings, create=False)
+    assert isinstance(log, KafkaLog)
+    group = GroupProjector(
+        log, store, group_id=f"views-{uuid.uuid4().hex[:8]}", batch_size=BATCH,
+        session_timeout_ms=6000, workers=1,
+    )  # fmt: skip
+    poll = group.consumer.poll
+
+    def small_poll(timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        if writing.is_set() and not stop.is_set():
+            assert failed.wait(20)
+            stop.set()  # a stop signal right after the poll that sees the failure
+        return poll(timeout_ms=timeout_ms, max_records=min(max_records or 50, 50))
+
+    group.consumer.poll = small_poll  # type: ignore[method-assign]
+    try:
+        report = group.run(stop)
+    finally:
+        log.close()
+    assert report.conflicts == 1
+    with open_log(settings) as log:
+        Projector(log, store, workers=1).catch_up()
+    store.close()
     assert_views_of_one_process(settings, clean)
