@@ -229,8 +229,6 @@ class GroupProjector:
         self._settle()
         pending, self._pending = self._pending, None
         if pending is None:
-            if commit_offsets and self._offsets_owed:
-                self._commit_offsets(self.report)
             return
         try:
             self.projector._finish(pending, self.report)
@@ -251,7 +249,7 @@ class GroupProjector:
         next batch's guards expect its positions, and its ids count as applied."""
         self._settle()
         pending, self._pending = self._pending, None
-        if pending is None or self._flush_error is not None:
+        if pending is None:  # dropped: the batch in flight failed
             return
         projector, batch = self.projector, pending.batch
         batch.rate = pending.records / max(time.perf_counter() - pending.began, 1e-9)
@@ -287,20 +285,19 @@ class GroupProjector:
             return False
         self._pending = None
         self.projector.folder.forget()  # its profiles hold changes the store does not
-        if not isinstance(error, BatchConflict):
-            self._flush_error = error
-        elif leaving:
-            self.conflicts += 1
-            self.report.conflicts += 1
+        if isinstance(error, BatchConflict):
+            self._conflict(seek=not leaving)
         else:
-            self._conflict()
+            self._flush_error = error
         return True
 
-    def _conflict(self) -> None:
-        """Another member committed first: read again from the store's positions."""
+    def _conflict(self, *, seek: bool = True) -> None:
+        """Another member committed first: counted, and (``seek``) read again from the
+        store's positions."""
         self.conflicts += 1
         self.report.conflicts += 1
-        self.seek_to_store(list(self.consumer.assignment()))
+        if seek:
+            self.seek_to_store(list(self.consumer.assignment()))
 
     def _drain(self) -> None:
         """Leaving: wait for the batch in flight (it commits or rolls back whole) and stop
