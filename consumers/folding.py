@@ -71,22 +71,31 @@ def settle_garbage() -> None:
 
 
 SETTLE_EVERY = 25_000
-"""Records a bulk fold with the automatic collector off folds between collections."""
+"""Records a bulk fold with the automatic collector off folds between freezes."""
 
 
 class BulkGarbage:
     """The cycle collector while a long-running process folds a backlog: automatic
-    collections off, one :func:`settle_garbage` every :data:`SETTLE_EVERY` records, and
-    the collector as it was once the process is caught up (a follower's small polls).
+    collections off, what survives frozen out of the collector's sight every
+    :data:`SETTLE_EVERY` records (``gc.freeze``, no collection), and the collector as it
+    was, after one :func:`settle_garbage`, once the process is caught up (a follower's
+    small polls) or leaves.
 
     Python's automatic collections do not know that a catch-up's objects are either freed
     at once by reference counting (records, facts) or live long (profiles, a batch's rows
     until it commits): they walk them again and again, and with the survivors frozen away
     every tenth young collection becomes a full one. Measured on a group member catching up
     100,000 events: 3,100 young, 280 middle and 21 full automatic collections, 0.55-0.65 s
-    of a 6 s run, beside 0.2 s of the per-chunk settling this replaces. Cyclic garbage made
-    meanwhile (rare: an exception's traceback) waits for the next settle, at most
-    :data:`SETTLE_EVERY` records away."""
+    of a 6 s run.
+
+    Folding makes no cyclic garbage (``tests/unit/test_bulk_garbage.py`` folds records of
+    every type and checks), so a collection during the bulk finds nothing: measured on a
+    member catching up 300,000 events, each of 12 collections found 0 unreachable
+    objects and took 25-120 ms (walking the 60,000-220,000 objects made since the last
+    freeze), 0.8 s of a 15 s run, with the GIL held against the commit thread. So the bulk
+    only freezes. Cyclic garbage made during it all the same (an exception kept with its
+    traceback) is frozen with the rest and stays until the process ends: the cost of
+    that mistake is memory, never a wrong view."""
 
     def __init__(self) -> None:
         self._disabled = False
@@ -103,10 +112,11 @@ class BulkGarbage:
         self._since += records
         if self._since >= SETTLE_EVERY:
             self._since = 0
-            settle_garbage()
+            gc.freeze()
 
     def end(self) -> None:
-        """Caught up, or leaving: the automatic collector back as it was."""
+        """Caught up, or leaving: what the bulk left since its last freeze collected, and
+        the automatic collector back as it was."""
         if self._disabled:
             self._disabled = False
             self._since = 0
