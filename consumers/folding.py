@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
@@ -288,6 +289,16 @@ class Views(Protocol):
     def newest_times(self) -> dict[int, int]: ...
 
 
+class Ahead(NamedTuple):
+    """A dedupe lookup started before the records it is for were decoded
+    (:meth:`Folder.look_ahead`)."""
+
+    ids: frozenset[str]
+    answer: Future[dict[str, Seen]]
+    recent: dict[str, Seen]
+    """The folder's recent ids when the lookup was asked."""
+
+
 class Folder:
     """Folds records into a batch: applies each new event to its customer's profile and
     contact counts, skips events applied before (by id), parks what cannot be applied.
@@ -323,11 +334,29 @@ class Folder:
         self.recent_ids: dict[str, Seen] = {}
         """Ids applied by a batch that may not be committed yet (a worker folds the next
         batch while the previous one commits): not in the views' dedupe records yet."""
+        self._ahead: Ahead | None = None
 
     def forget(self) -> None:
         self.profiles.clear()
         self.recent_ids.clear()
         self.newest = None
+        self._ahead = None
+
+    def forget_look_ahead(self) -> None:
+        self._ahead = None
+
+    def look_ahead(self, ids: Sequence[str], lookups: Executor) -> None:
+        """Start looking up ``ids`` (the ids the next :meth:`add` is expected to hold,
+        read from the records' headers before they are decoded) in the views' dedupe
+        records on ``lookups``, so that the store answers while the records are decoded
+        instead of after. The next :meth:`already_applied` takes the answer, and looks up
+        synchronously whatever ids it did not cover; it also looks in the recent ids of
+        now, which a commit settled meanwhile would otherwise take away before the answer
+        (asked before that commit) is read."""
+        if self.dedupe and ids:
+            self._ahead = Ahead(
+                frozenset(ids), lookups.submit(self.views.seen, ids), self.recent_ids
+            )
 
     def add(self, batch: ViewBatch, items: list[Item]) -> tuple[int, int]:
         """Fold a chunk of records into ``batch``; returns (applied, duplicates)."""
@@ -410,9 +439,21 @@ class Folder:
         if not self.dedupe:
             return {}
         ids = [f.id for f in facts]
-        already = self.views.seen(ids)
-        for earlier in (self.recent_ids, batch.applied_ids):
-            already.update((i, earlier[i]) for i in ids if i in earlier)
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            already = self.views.seen(ids)
+            earlier = [self.recent_ids, batch.applied_ids]
+        else:
+            already = ahead.answer.result()
+            rest = [i for i in ids if i not in ahead.ids]
+            if rest:  # records whose headers did not name their id (the general path)
+                already.update(self.views.seen(rest))
+            earlier = [self.recent_ids, batch.applied_ids]
+            if ahead.recent is not self.recent_ids:
+                earlier.append(ahead.recent)
+        for found in earlier:
+            if found:
+                already.update((i, found[i]) for i in ids if i in found)
         return already
 
     def parked_as_too_old(

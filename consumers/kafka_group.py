@@ -119,6 +119,8 @@ class GroupProjector:
         self._in_flight: tuple[Future[None], Pending] | None = None
         """The full batch being written by the commit thread while the next one is folded."""
         self._committer: ThreadPoolExecutor | None = None
+        self._lookups: ThreadPoolExecutor | None = None
+        """Dedupe lookups of the records just polled, asked while they are decoded."""
         self._offsets_owed = False
         """A batch committed in the background: its offsets go to Kafka from the run loop
         (the consumer is not shared with the commit thread)."""
@@ -174,6 +176,8 @@ class GroupProjector:
                     backlog_folded = True
                     if self._fold_backlog(stop, report):
                         continue  # what that poll returned is read again from the store's positions
+                if polled:
+                    self._look_ahead(polled)
                 items = [
                     item_of_record(tp.partition, r) for tp, batch in polled.items() for r in batch
                 ]
@@ -301,13 +305,34 @@ class GroupProjector:
 
     def _drain(self) -> None:
         """Leaving: wait for the batch in flight (it commits or rolls back whole) and stop
-        the commit thread; a failure here is the run's to report only if nothing else is."""
+        the commit and lookup threads; a failure here is the run's to report only if
+        nothing else is."""
         try:
             self._settle(leaving=True)
         finally:
-            if self._committer is not None:
-                self._committer.shutdown(wait=True)
-                self._committer = None
+            self.projector.folder.forget_look_ahead()
+            for pool in (self._committer, self._lookups):
+                if pool is not None:
+                    pool.shutdown(wait=True)
+            self._committer = self._lookups = None
+
+    def _look_ahead(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        """Ask the store which of the polled records' ids it applied before, on the lookup
+        thread, while this thread decodes them (the ids from their ``ce_id`` headers: a
+        record without one is looked up when folded). PostgreSQL answers a chunk's lookup
+        in ~15-20 ms, which this thread waited for, folding nothing."""
+        ids = []
+        for batch in polled.values():
+            for record in batch:
+                for name, value in record.headers:
+                    if name == "ce_id":
+                        if type(value) is bytes:
+                            with contextlib.suppress(UnicodeDecodeError):
+                                ids.append(value.decode())
+                        break
+        if self._lookups is None:
+            self._lookups = ThreadPoolExecutor(1, thread_name_prefix="ledger-lookup")
+        self.projector.folder.look_ahead(ids, self._lookups)
 
     def _raise_flush_error(self) -> None:
         error, self._flush_error = self._flush_error, None
