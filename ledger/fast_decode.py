@@ -94,7 +94,9 @@ def fast_fact_parts(
         valid = kind.validator.validate_python(attributes)
     except (ValidationError, ValueError):
         return None
-    data = kind.serializer.to_python(valid["data"], mode="json", exclude_none=True)
+    data: dict[str, Any] = attributes["data"]  # type: ignore[assignment]  # _read's object
+    if not (kind.as_given and _as_given(valid["data"], data)):
+        data = kind.serializer.to_python(valid["data"], mode="json", exclude_none=True)
     return valid["id"], kind.name, valid["subject"], (valid["time"] - EPOCH) // MICROSECOND, data
 
 
@@ -110,6 +112,12 @@ class _Kind(NamedTuple):
     (a record of an older version takes the general path, which upcasts it)."""
     validator: SchemaValidator
     serializer: SchemaSerializer
+    as_given: bool
+    """Whether its data's serialiser has nothing of its own (no custom serialiser, alias,
+    exclusion or computed field anywhere: :func:`serialises_as_validated`): then data that
+    validation left as given, type for type, key for key and in the same order, with no
+    ``null`` (dropped by ``exclude_none``), serialises to itself, and
+    :func:`fast_fact_parts` skips serialising it (:func:`_as_given`)."""
 
 
 def _read(
@@ -217,6 +225,79 @@ def _keys_in_list(node: list[object]) -> int:
     return total
 
 
+def _as_given(valid: dict[str, object], given: dict[str, object]) -> bool:
+    """Whether serialising what validation returned (``exclude_none``) gives ``given``
+    back: the same keys in the same order once the members validation set to ``None``
+    (optional ones left out: dropped by the serialiser) are passed over, each value of
+    exactly the same type (``True`` is not ``1``, a ``Decimal`` or a ``datetime`` is not
+    the string it came from, an enum member is not its value) and equal, ``given`` holding
+    no ``null``; nested objects and lists alike. The ledger's own records are (each was
+    serialised by this contract before it was sent); a record written another way is
+    serialised, as any."""
+    pairs = iter(given.items())
+    for key, value in valid.items():
+        if value is None:
+            continue
+        given_key, given_value = next(pairs, _END)
+        kind = type(value)
+        if key != given_key or kind is not type(given_value):
+            return False
+        if kind is dict:
+            if not _as_given(value, given_value):  # type: ignore[arg-type]
+                return False
+        elif kind is list:
+            if not _list_as_given(value, given_value):  # type: ignore[arg-type]
+                return False
+        elif value != given_value:
+            return False
+    return next(pairs, None) is None
+
+
+_END = (None, None)
+
+
+def _list_as_given(valid: list[object], given: list[object]) -> bool:
+    if len(valid) != len(given):
+        return False
+    for value, given_value in zip(valid, given, strict=True):
+        kind = type(value)
+        if kind is not type(given_value) or value is None:
+            return False
+        if kind is dict:
+            if not _as_given(value, given_value):  # type: ignore[arg-type]
+                return False
+        elif kind is list:
+            if not _list_as_given(value, given_value):  # type: ignore[arg-type]
+                return False
+        elif value != given_value:
+            return False
+    return True
+
+
+SERIALISER_OWN = ("serialization", "computed_fields", "exclude", "alias")
+"""Schema members (or prefixes of them: ``serialization_alias``, ``serialization_exclude``,
+...) by which a serialiser can change data that validation did not: a custom serialiser, a
+computed field, an exclusion, an alias (``serialize_by_alias``)."""
+
+
+def serialises_as_validated(schema: Any) -> bool:
+    """Whether no node of ``schema`` gives its serialiser anything of its own
+    (:data:`SERIALISER_OWN`): then ``to_python(mode="json")`` only turns validated values
+    into their JSON forms (a ``Decimal`` or ``datetime`` into a string, an enum member into
+    its value), keeping keys, order and plain JSON values as they are."""
+    if isinstance(schema, list):
+        return all(serialises_as_validated(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    for key, value in schema.items():
+        if key.startswith(SERIALISER_OWN) and value not in (None, False, [], {}):
+            return False
+        if key not in OPAQUE and not serialises_as_validated(value):
+            return False
+    # No serialiser settings either (``ser_json_*``, ``serialize_by_alias``, ...):
+    return not set(schema.get("config") or {}) - {"title", "extra_fields_behavior"}
+
+
 def plain_schema(schema: Any) -> Any:
     """A pydantic-core schema with every model made a typed dict: the same fields, checks,
     defaults and extra-field rule, validated to plain dicts instead of model instances.
@@ -314,6 +395,7 @@ def _kind(name: str) -> _Kind:
         ADDED_SINCE_V1.get(name),
         SchemaValidator(_varying(schema)),
         SchemaSerializer(_data_schema(schema)),
+        serialises_as_validated(_data_schema(schema)),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -18,12 +19,16 @@ from ledger.codec import parse_event
 from ledger.errors import InvalidEvent
 from ledger.events import EVENT_CLASSES, Touchpoint
 from ledger.fast_decode import (
+    _KINDS,
     _PLAIN_SCHEMAS,
     FactParts,
+    _as_given,
     _plain_object,
+    _read,
     fast_fact_parts,
     fast_from_record,
     plain_schema,
+    serialises_as_validated,
 )
 from ledger.generate import generated
 from ledger.kafka_binding import from_record, to_binary
@@ -130,6 +135,8 @@ def check_same_as_general(record: Record) -> FactParts | None:
         assert expected is not None, ("fast path accepted what the general path refuses", record)
         assert Fact(*parts) == expected, record
         assert list(parts[4]) == list(expected.data), record  # the same member order
+        # ...at every depth, and the same JSON types (1 is not true, "1.50" not 1.5):
+        assert orjson.dumps(parts[4]) == orjson.dumps(expected.data), record
     event = fast_from_record(*record)
     if event is not None:
         assert expected is not None, record
@@ -403,3 +410,134 @@ def test_the_fast_reader_declines_what_orjson_reads_otherwise(text: bytes) -> No
 def test_the_fast_reader_reads_plain_objects_in_any_layout() -> None:
     assert _plain_object(b'{"a":[1,{"b":-2}],"c":"x-0.5"}') == {"a": [1, {"b": -2}], "c": "x-0.5"}
     assert _plain_object(b'{ "a": 1, "b": {"c": true} }') == {"a": 1, "b": {"c": True}}
+
+
+def test_the_ledgers_own_records_are_validated_as_given_so_not_serialised_again() -> None:
+    """Every record the ledger writes comes back from validation as it was sent: the fact
+    path keeps its data instead of serialising it again (the saving is real only if this
+    holds; the data is the general path's either way, checked above)."""
+    types = set()
+    for event in EVENTS:
+        read = _read(*to_binary(event))
+        assert read is not None
+        kind, attributes, _ = read
+        assert kind.as_given, kind.name
+        data = attributes["data"]
+        assert isinstance(data, dict)
+        valid = kind.validator.validate_python(attributes)["data"]
+        assert _as_given(valid, data), (kind.name, valid, data)
+        types.add(kind.name)
+    assert len(types) >= 12
+
+
+def rewritten(record: Record, change: Any) -> Record:
+    """``record`` with its data changed by ``change`` (given the decoded data)."""
+    key, value, headers = record
+    assert value is not None
+    document = json.loads(value)
+    change(document)
+    return key, json.dumps(document, separators=(",", ":")).encode(), headers
+
+
+def reversed_members(node: dict[str, Any]) -> None:
+    """The members of ``node`` and of the objects in it in reverse order."""
+    items = list(node.items())[::-1]
+    node.clear()
+    for key, value in items:
+        if isinstance(value, dict):
+            reversed_members(value)
+        node[key] = value
+
+
+def as_true(node: dict[str, Any]) -> None:
+    """Integers 0 and 1 sent as booleans."""
+    for key, value in node.items():
+        if type(value) is int and value in (0, 1):
+            node[key] = bool(value)
+
+
+@pytest.mark.parametrize("event", EVENTS[:60], ids=lambda e: e.type)
+def test_data_validation_changes_is_serialised_as_the_general_path_does(event: Touchpoint) -> None:
+    """Data that validation does not return as given (members in another order, an
+    explicit null, an optional member left to its default, an integer sent as a boolean,
+    a time in another spelling) takes the serialiser, and the fact is the general path's,
+    byte for byte (``check_same_as_general``)."""
+    record = to_binary(event)
+    record = (record[0], record[1], list(record[2]))
+    model = type(event.data)
+    optional = [n for n, f in model.model_fields.items() if not f.is_required()]
+    changes = [
+        reversed_members,
+        as_true,
+        *(lambda d, n=n: d.__setitem__(n, None) for n in optional),
+        *(lambda d, n=n: d.pop(n, None) for n in optional),
+        lambda d: d.update(
+            {
+                k: v.replace("Z", "+00:00")
+                for k, v in d.items()
+                if isinstance(v, str) and v.endswith("Z")
+            }
+        ),
+    ]
+    for change in changes:
+        check_same_as_general(rewritten(record, change))
+
+
+def test_a_serialiser_of_its_own_is_never_skipped() -> None:
+    """A custom serialiser, a computed field, an alias, an exclusion or serialiser settings
+    anywhere in a type's data schema make it serialise always (its output may differ from
+    what validation returned)."""
+    from pydantic_core import core_schema as cs
+
+    plain = cs.typed_dict_schema({"a": cs.typed_dict_field(cs.str_schema())})
+    assert serialises_as_validated(plain)
+    own = [
+        cs.typed_dict_schema(
+            {"a": cs.typed_dict_field(cs.str_schema(serialization=cs.to_string_ser_schema()))}
+        ),
+        cs.typed_dict_schema({"a": cs.typed_dict_field(cs.str_schema(), serialization_alias="b")}),
+        cs.typed_dict_schema(
+            {"a": cs.typed_dict_field(cs.str_schema(), serialization_exclude=True)}
+        ),
+        cs.typed_dict_schema(
+            {"a": cs.typed_dict_field(cs.str_schema())},
+            computed_fields=[cs.computed_field("b", cs.str_schema())],
+        ),
+        cs.typed_dict_schema(
+            {"a": cs.typed_dict_field(cs.str_schema())}, config={"serialize_by_alias": True}
+        ),
+        cs.list_schema(
+            cs.typed_dict_schema(
+                {"a": cs.typed_dict_field(cs.str_schema(), serialization_alias="b")}
+            )
+        ),
+    ]
+    for schema in own:
+        assert not serialises_as_validated(schema), schema
+    assert all(kind.as_given for kind in _KINDS.values())  # the contract has none today
+
+
+@pytest.mark.parametrize(
+    ("valid", "given", "same"),
+    [
+        ({"a": "x", "b": 1}, {"a": "x", "b": 1}, True),
+        ({"a": "x", "o": None, "b": 1}, {"a": "x", "b": 1}, True),  # a default, dropped
+        ({"a": {"b": [1, {"c": None, "d": True}]}}, {"a": {"b": [1, {"d": True}]}}, True),
+        ({"b": 1, "a": "x"}, {"a": "x", "b": 1}, False),  # the contract's order, not the sender's
+        ({"a": "x", "o": None}, {"a": "x", "o": None}, False),  # an explicit null, dropped
+        ({"a": "x"}, {"a": "x", "extra": 1}, False),
+        ({"a": "x", "extra": 1}, {"a": "x"}, False),  # a default filled in
+        ({"a": 1}, {"a": True}, False),  # 1 == True, but not in JSON
+        ({"a": Decimal("1.50")}, {"a": "1.50"}, False),
+        ({"a": Decimal(1)}, {"a": 1}, False),  # equal, but serialised as "1"
+        ({"a": 2}, {"a": 3}, False),
+        ({"a": [1, None]}, {"a": [1, None]}, False),
+        ({"a": [1, 2]}, {"a": [1]}, False),
+        ({"a": [{"b": 1}]}, {"a": [{"b": True}]}, False),
+        ({"a": {"b": "x"}}, {"a": {"b": "y"}}, False),
+    ],
+)
+def test_as_given_means_serialising_would_give_the_data_back(
+    valid: dict[str, Any], given: dict[str, Any], same: bool
+) -> None:
+    assert _as_given(valid, given) is same
