@@ -160,7 +160,7 @@ class GroupProjector:
         started = time.perf_counter()
         self.consumer.subscribe([self.log.topic], listener=_SeekToStore(self))
         backlog_folded = False
-        garbage = BulkGarbage()
+        garbage = BulkGarbage(collect=False)  # frozen, not collected: see BulkGarbage
         try:
             while not stop.is_set():
                 room = min(

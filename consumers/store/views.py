@@ -622,6 +622,7 @@ class PostgresViewStore(ViewStore):
                 schema=schema,
                 originator_id_type="text",
                 pool_size=2,
+                max_overflow=1,  # a third if a member's main, commit and lookup threads all ask
                 connect_timeout=5,
             )
             if schema != "public":

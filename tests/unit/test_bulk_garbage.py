@@ -35,10 +35,13 @@ def cycle() -> weakref.ref[Node]:
 @pytest.fixture
 def collector() -> Iterator[None]:
     was = gc.isenabled()
+    gc.unfreeze()
     gc.enable()
     yield
     gc.unfreeze()
-    if not was:
+    if was:
+        gc.enable()
+    else:
         gc.disable()
 
 
@@ -58,8 +61,21 @@ def test_bulk_folding_turns_the_collector_off_and_a_follower_turns_it_back_on() 
 
 
 @pytest.mark.usefixtures("collector")
-def test_the_bulk_freezes_survivors_every_settle_without_collecting() -> None:
+def test_cycles_made_during_the_bulk_are_collected_every_settle() -> None:
+    """Worker processes and one-process catch-ups (``collect=True``, the default)."""
     garbage = BulkGarbage()
+    garbage.folded(1, bulk=True)
+    lost = cycle()
+    garbage.folded(SETTLE_EVERY - 2, bulk=True)
+    assert lost() is not None  # no collection yet: the collector is off
+    garbage.folded(1, bulk=True)  # SETTLE_EVERY records since the last settle
+    assert lost() is None
+    garbage.end()
+
+
+@pytest.mark.usefixtures("collector")
+def test_a_group_members_bulk_freezes_survivors_every_settle_without_collecting() -> None:
+    garbage = BulkGarbage(collect=False)
     garbage.folded(1, bulk=True)
     lost = cycle()
     garbage.folded(SETTLE_EVERY - 2, bulk=True)
@@ -68,6 +84,7 @@ def test_the_bulk_freezes_survivors_every_settle_without_collecting() -> None:
     assert gc.get_freeze_count() > 0  # out of the collector's sight...
     assert lost() is not None  # ...and not collected (the cost of a cycle: memory)
     garbage.end()
+    assert gc.isenabled()
 
 
 class NoViews:
@@ -112,8 +129,9 @@ def test_folding_makes_no_cyclic_garbage() -> None:
 
 
 @pytest.mark.usefixtures("collector")
-def test_leaving_collects_what_the_bulk_left() -> None:
-    garbage = BulkGarbage()
+@pytest.mark.parametrize("collect", [True, False])
+def test_leaving_collects_what_the_bulk_left(collect: bool) -> None:
+    garbage = BulkGarbage(collect=collect)
     garbage.folded(10, bulk=True)
     lost = cycle()
     garbage.end()

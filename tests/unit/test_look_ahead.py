@@ -98,3 +98,17 @@ def test_an_answer_is_used_once() -> None:
     assert folder.add(ViewBatch(), items()[1:]) == (2, 0)
     store.applied[first.fact.id] = seen(first)  # type: ignore[union-attr]
     assert folder.add(ViewBatch(), items()[:1]) == (0, 1)  # asked again, not the old answer
+
+
+def test_an_id_applied_earlier_in_the_same_batch_is_a_duplicate() -> None:
+    """The answer was asked before this batch applied the id a record further on: the
+    batch's own applied ids are looked in too."""
+    store, folder, first = Store(), Folder(Store(), dedupe=True), items()[0]
+    folder.views = store
+    batch = ViewBatch()
+    folder.look_ahead([e.id for e in EVENTS], AtOnce())
+    assert folder.add(batch, items()[:1]) == (1, 0)
+    folder.look_ahead([e.id for e in EVENTS], AtOnce())  # the store has not committed it
+    assert folder.add(batch, items()) == (2, 1)
+    assert first.fact is not None
+    assert first.fact.id in batch.applied_ids
