@@ -94,9 +94,7 @@ def fast_fact_parts(
         valid = kind.validator.validate_python(attributes)
     except (ValidationError, ValueError):
         return None
-    data = _as_json(valid["data"], attributes["data"]) if kind.as_given else None  # type: ignore[arg-type]
-    if data is None:
-        data = kind.serializer.to_python(valid["data"], mode="json", exclude_none=True)
+    data = kind.serializer.to_python(valid["data"], mode="json", exclude_none=True)
     return valid["id"], kind.name, valid["subject"], (valid["time"] - EPOCH) // MICROSECOND, data
 
 
@@ -112,12 +110,6 @@ class _Kind(NamedTuple):
     (a record of an older version takes the general path, which upcasts it)."""
     validator: SchemaValidator
     serializer: SchemaSerializer
-    as_given: bool
-    """Whether its data's serialiser has nothing of its own (no custom serialiser, alias,
-    exclusion or computed field anywhere: :func:`serialises_as_validated`): then data that
-    validation left as given, type for type, key for key and in the same order, with no
-    ``null`` (dropped by ``exclude_none``), serialises to itself, and
-    :func:`fast_fact_parts` skips serialising it (:func:`_as_json`)."""
 
 
 def _read(
@@ -225,104 +217,6 @@ def _keys_in_list(node: list[object]) -> int:
     return total
 
 
-def _as_json(valid: dict[str, object], given: dict[str, object]) -> dict[str, object] | None:
-    """What serialising ``valid`` (the validated data; JSON mode, ``exclude_none``) would
-    give, if that is ``given`` over again; else ``None`` (then serialise it). That is so
-    when ``valid`` holds the same keys in the same order once the members validation set
-    to ``None`` (optional ones left out: dropped by the serialiser) are passed over, each
-    value of exactly the same type (``True`` is not ``1``, a ``Decimal`` or a ``datetime``
-    is not the string it came from, an enum member is not its value) and equal, ``given``
-    holding no ``null``; nested objects and lists alike. The ledger's own records are (each
-    was serialised by this contract before it was sent); a record written another way is
-    serialised, as any.
-
-    The answer is made of ``valid``'s objects, not ``given``'s: validation returns one
-    shared string for each value of a literal (a channel, a direction, ...), where the
-    JSON reader made a string per record, and a catch-up keeps many of them (profiles,
-    contact keys, batch rows)."""
-    pairs = iter(given.items())
-    kept: list[tuple[str, object]] = []
-    changed = False
-    for key, value in valid.items():
-        if value is None:
-            changed = True
-            continue
-        given_key, given_value = next(pairs, _END)
-        kind = type(value)
-        if key != given_key or kind is not type(given_value):
-            return None
-        if kind is dict or kind is list:
-            inner = (
-                _as_json(value, given_value)  # type: ignore[arg-type]
-                if kind is dict
-                else _list_as_json(value, given_value)  # type: ignore[arg-type]
-            )
-            if inner is None:
-                return None
-            if inner is not value:
-                changed, value = True, inner
-        elif value != given_value:
-            return None
-        kept.append((key, value))
-    if next(pairs, None) is not None:
-        return None
-    return dict(kept) if changed else valid
-
-
-_END = (None, None)
-
-
-def _list_as_json(valid: list[object], given: list[object]) -> list[object] | None:
-    """:func:`_as_json` for a list (whose ``None`` items the serialiser keeps: a list
-    holding one is not taken as given)."""
-    if len(valid) != len(given):
-        return None
-    kept: list[object] = []
-    changed = False
-    for value, given_value in zip(valid, given, strict=True):
-        kind = type(value)
-        if kind is not type(given_value) or value is None:
-            return None
-        if kind is dict or kind is list:
-            inner = (
-                _as_json(value, given_value)  # type: ignore[arg-type]
-                if kind is dict
-                else _list_as_json(value, given_value)  # type: ignore[arg-type]
-            )
-            if inner is None:
-                return None
-            if inner is not value:
-                changed, value = True, inner
-        elif value != given_value:
-            return None
-        kept.append(value)
-    return kept if changed else valid
-
-
-SERIALISER_OWN = ("serialization", "computed_fields", "exclude", "alias")
-"""Schema members (or prefixes of them: ``serialization_alias``, ``serialization_exclude``,
-...) by which a serialiser can change data that validation did not: a custom serialiser, a
-computed field, an exclusion, an alias (``serialize_by_alias``)."""
-
-
-def serialises_as_validated(schema: Any) -> bool:
-    """Whether no node of ``schema`` gives its serialiser anything of its own
-    (:data:`SERIALISER_OWN`): then ``to_python(mode="json")`` only turns validated values
-    into their JSON forms (a ``Decimal`` or ``datetime`` into a string, an enum member into
-    its value), keeping keys, order and plain JSON values as they are."""
-    if isinstance(schema, list | tuple):  # a union's choices may be (schema, label) pairs
-        return all(serialises_as_validated(s) for s in schema)
-    if not isinstance(schema, dict):
-        return True
-    for key, value in schema.items():
-        if key.startswith(SERIALISER_OWN) and value not in (None, False, [], {}):
-            return False
-        if key not in OPAQUE and not serialises_as_validated(value):
-            return False
-    # No serialiser settings either (``ser_json_*``, ``serialize_by_alias``, ...):
-    return not set(schema.get("config") or {}) - {"title", "extra_fields_behavior"}
-
-
 def plain_schema(schema: Any) -> Any:
     """A pydantic-core schema with every model made a typed dict: the same fields, checks,
     defaults and extra-field rule, validated to plain dicts instead of model instances.
@@ -420,7 +314,6 @@ def _kind(name: str) -> _Kind:
         ADDED_SINCE_V1.get(name),
         SchemaValidator(_varying(schema)),
         SchemaSerializer(_data_schema(schema)),
-        serialises_as_validated(_data_schema(schema)),
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -19,16 +18,12 @@ from ledger.codec import parse_event
 from ledger.errors import InvalidEvent
 from ledger.events import EVENT_CLASSES, Touchpoint
 from ledger.fast_decode import (
-    _KINDS,
     _PLAIN_SCHEMAS,
     FactParts,
-    _as_json,
     _plain_object,
-    _read,
     fast_fact_parts,
     fast_from_record,
     plain_schema,
-    serialises_as_validated,
 )
 from ledger.generate import generated
 from ledger.kafka_binding import from_record, to_binary
@@ -410,162 +405,3 @@ def test_the_fast_reader_declines_what_orjson_reads_otherwise(text: bytes) -> No
 def test_the_fast_reader_reads_plain_objects_in_any_layout() -> None:
     assert _plain_object(b'{"a":[1,{"b":-2}],"c":"x-0.5"}') == {"a": [1, {"b": -2}], "c": "x-0.5"}
     assert _plain_object(b'{ "a": 1, "b": {"c": true} }') == {"a": 1, "b": {"c": True}}
-
-
-def test_the_ledgers_own_records_are_validated_as_given_so_not_serialised_again() -> None:
-    """Every record the ledger writes comes back from validation as it was sent: the fact
-    path keeps its data instead of serialising it again (the saving is real only if this
-    holds; the data is the general path's either way, checked above)."""
-    types = set()
-    for event in EVENTS:
-        read = _read(*to_binary(event))
-        assert read is not None
-        kind, attributes, _ = read
-        assert kind.as_given, kind.name
-        data = attributes["data"]
-        assert isinstance(data, dict)
-        valid = kind.validator.validate_python(attributes)["data"]
-        kept = _as_json(valid, data)
-        assert kept == data, (kind.name, valid, data)
-        assert orjson.dumps(kept) == orjson.dumps(data)
-        types.add(kind.name)
-    assert len(types) >= 12
-
-
-def test_the_kept_data_shares_the_contracts_strings() -> None:
-    """A literal's value (a channel, a direction) is one string for every record, as
-    validation returns it, not a string per record as the JSON reader made it: a
-    catch-up keeps many of them (in profiles, contact keys and batch rows)."""
-    emails = [e for e in EVENTS if e.type == "touchpoint.email"][:2]
-    first, second = (fast_fact_parts(*to_binary(e)) for e in emails)
-    assert first is not None
-    assert second is not None
-    assert first[4]["channel"] == second[4]["channel"] == "email"
-    assert first[4]["channel"] is second[4]["channel"]
-
-
-def rewritten(record: Record, change: Any) -> Record:
-    """``record`` with its data changed by ``change`` (given the decoded data)."""
-    key, value, headers = record
-    assert value is not None
-    document = json.loads(value)
-    change(document)
-    return key, json.dumps(document, separators=(",", ":")).encode(), headers
-
-
-def reversed_members(node: dict[str, Any]) -> None:
-    """The members of ``node`` and of the objects in it in reverse order."""
-    items = list(node.items())[::-1]
-    node.clear()
-    for key, value in items:
-        if isinstance(value, dict):
-            reversed_members(value)
-        node[key] = value
-
-
-def as_true(node: dict[str, Any]) -> None:
-    """Every integer member sent as ``true``."""
-    for key, value in node.items():
-        if type(value) is int:
-            node[key] = True
-
-
-ONE_OF_EACH_TYPE = list({e.type: e for e in EVENTS}.values())
-
-
-@pytest.mark.parametrize("event", ONE_OF_EACH_TYPE, ids=lambda e: e.type)
-def test_data_validation_changes_is_serialised_as_the_general_path_does(event: Touchpoint) -> None:
-    """Data that validation does not return as given (members in another order, an
-    explicit null, an optional member left to its default, an integer sent as a boolean)
-    takes the serialiser, and the fact is the general path's, byte for byte
-    (``check_same_as_general``); each variant does change the data."""
-    key, value, headers = to_binary(event)
-    record: Record = (key, value, list(headers))
-    model = type(event.data)
-    optional = [n for n, f in model.model_fields.items() if not f.is_required()]
-    changes = [
-        reversed_members,
-        as_true,
-        *(lambda d, n=n: d.__setitem__(n, None) for n in optional),
-        *(lambda d, n=n: d.pop(n, None) for n in optional),
-    ]
-    given = json.dumps(json.loads(value))  # binary mode: the value is the data
-    changed = 0
-    for change in changes:
-        variant = rewritten(record, change)
-        assert variant[1] is not None
-        if json.dumps(json.loads(variant[1])) == given:
-            continue  # nothing to change in this type's data (no integer, say)
-        changed += 1
-        check_same_as_general(variant)
-    assert changed >= 2, (event.type, given)
-
-
-def test_a_serialiser_of_its_own_is_never_skipped() -> None:
-    """A custom serialiser, a computed field, an alias, an exclusion or serialiser settings
-    anywhere in a type's data schema make it serialise always (its output may differ from
-    what validation returned)."""
-    from pydantic_core import core_schema as cs
-
-    plain = cs.typed_dict_schema({"a": cs.typed_dict_field(cs.str_schema())})
-    assert serialises_as_validated(plain)
-    own = [
-        cs.typed_dict_schema(
-            {"a": cs.typed_dict_field(cs.str_schema(serialization=cs.to_string_ser_schema()))}
-        ),
-        cs.typed_dict_schema({"a": cs.typed_dict_field(cs.str_schema(), serialization_alias="b")}),
-        cs.typed_dict_schema(
-            {"a": cs.typed_dict_field(cs.str_schema(), serialization_exclude=True)}
-        ),
-        cs.typed_dict_schema(
-            {"a": cs.typed_dict_field(cs.str_schema())},
-            computed_fields=[cs.computed_field("b", cs.str_schema())],
-        ),
-        cs.typed_dict_schema(
-            {"a": cs.typed_dict_field(cs.str_schema())}, config={"serialize_by_alias": True}
-        ),
-        cs.union_schema(
-            [
-                (cs.str_schema(serialization=cs.to_string_ser_schema()), "s"),
-                cs.int_schema(),
-            ]
-        ),
-        cs.list_schema(
-            cs.typed_dict_schema(
-                {"a": cs.typed_dict_field(cs.str_schema(), serialization_alias="b")}
-            )
-        ),
-    ]
-    for schema in own:
-        assert not serialises_as_validated(schema), schema
-    assert all(kind.as_given for kind in _KINDS.values())  # the contract has none today
-
-
-@pytest.mark.parametrize(
-    ("valid", "given", "same"),
-    [
-        ({"a": "x", "b": 1}, {"a": "x", "b": 1}, True),
-        ({"a": "x", "o": None, "b": 1}, {"a": "x", "b": 1}, True),  # a default, dropped
-        ({"a": {"b": [1, {"c": None, "d": True}]}}, {"a": {"b": [1, {"d": True}]}}, True),
-        ({"b": 1, "a": "x"}, {"a": "x", "b": 1}, False),  # the contract's order, not the sender's
-        ({"a": "x", "o": None}, {"a": "x", "o": None}, False),  # an explicit null, dropped
-        ({"a": "x"}, {"a": "x", "extra": 1}, False),
-        ({"a": "x", "extra": 1}, {"a": "x"}, False),  # a default filled in
-        ({"a": 1}, {"a": True}, False),  # 1 == True, but not in JSON
-        ({"a": Decimal("1.50")}, {"a": "1.50"}, False),
-        ({"a": Decimal(1)}, {"a": 1}, False),  # equal, but serialised as "1"
-        ({"a": 2}, {"a": 3}, False),
-        ({"a": [1, None]}, {"a": [1, None]}, False),
-        ({"a": [1, 2]}, {"a": [1]}, False),
-        ({"a": [{"b": 1}]}, {"a": [{"b": True}]}, False),
-        ({"a": {"b": "x"}}, {"a": {"b": "y"}}, False),
-    ],
-)
-def test_as_json_is_what_serialising_would_give_if_that_is_the_data_as_given(
-    valid: dict[str, Any], given: dict[str, Any], same: bool
-) -> None:
-    kept = _as_json(valid, given)
-    assert (kept is not None) is same
-    if kept is not None:
-        assert orjson.dumps(kept) == orjson.dumps(given)  # same members, order and types
-        assert (kept is valid) is (orjson.dumps(valid) == orjson.dumps(given))
