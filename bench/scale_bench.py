@@ -472,15 +472,7 @@ def compare(args: argparse.Namespace, kafka: str, pg: Any, group: Any) -> None:
     for _ in range(args.repeat):
         run = {"bare": measure("bare-kafka-python", log=kafka, events=args.events)}
         for name, script in (("before", other), ("now", None)):
-            run[name] = measure(
-                "group",
-                script=script,
-                log=kafka,
-                store=pg(),
-                group=group(),
-                workers=1,
-                reader=reader,
-            )
+            run[name] = postgres_group(kafka, pg, group, reader, script=script)
         runs.append(run)
     print(
         f"\n{args.events:,} events, {args.customers:,} customers, {PARTITIONS} partitions; "
@@ -544,18 +536,27 @@ def ledger_rows(
         rows.append(
             (
                 f"project run Kafka -> PostgreSQL, {count} process(es), one group {tag}",
-                measure(
-                    "group",
-                    copies=count,
-                    log=kafka,
-                    store=pg(),
-                    group=group(),
-                    workers=1,
-                    reader=reader,
-                ),
+                postgres_group(kafka, pg, group, reader, copies=count),
             )
         )
     return rows
+
+
+def postgres_group(
+    kafka: str, pg: Any, group: Any, reader: str, *, copies: int = 1, script: Path | None = None
+) -> dict[str, Any]:
+    """``copies`` group members (of ``script``'s checkout) on a fresh PostgreSQL schema,
+    one process each, reading ``kafka`` with ``reader``."""
+    return measure(
+        "group",
+        copies=copies,
+        script=script,
+        log=kafka,
+        store=pg(),
+        group=group(),
+        workers=1,
+        reader=reader,
+    )
 
 
 def per_cpu(result: dict[str, Any], column: str) -> float:

@@ -444,16 +444,15 @@ class Folder:
         if not self.dedupe:
             return {}
         ids = [f.id for f in facts]
+        earlier = [self.recent_ids, batch.applied_ids]
         ahead, self._ahead = self._ahead, None
         if ahead is None:
             already = self.views.seen(ids)
-            earlier = [self.recent_ids, batch.applied_ids]
         else:
             already = ahead.answer.result()
             rest = [i for i in ids if i not in ahead.ids]
             if rest:  # records whose headers did not name their id (the general path)
                 already.update(self.views.seen(rest))
-            earlier = [self.recent_ids, batch.applied_ids]
             if ahead.recent is not self.recent_ids:
                 earlier.append(ahead.recent)
         for found in earlier:
