@@ -60,7 +60,7 @@ def hot_records(customer: str, count: int, end: datetime) -> list[object]:
         ("touchpoint.email", {"direction": "outbound", "purpose": "transactional"}),
         ("touchpoint.sms", {"direction": "outbound", "purpose": "service"}),
     ]
-    events = []
+    events: list[object] = []
     for number in range(count):
         kind, data = kinds[number % len(kinds)]
         moment = end - timedelta(minutes=count - number)

@@ -89,13 +89,13 @@ def main() -> None:
             with open_log(Settings(log=logs[share])) as log, source.open("rb") as stream:
                 rejects = RejectsFile(Path(scratch) / "rejects")
                 import_stream(log, candidates(stream, "jsonl"), rejects, batch_size=20_000)
-        stores = {}
+        stores: dict[float, str] = {}
         for share in (0.0, args.identities):  # alternating, so drift hits both alike
             for workers in (args.workers, 1):
-                store = f"sqlite:///{scratch}/views-{share}-{workers}.db"
-                stores.setdefault(share, store)
+                views = f"sqlite:///{scratch}/views-{share}-{workers}.db"
+                stores.setdefault(share, views)
                 label = f"{args.workers} workers" if workers > 1 else "one process"
-                result = measure("catch-up", log=logs[share], store=store, workers=workers)
+                result = measure("catch-up", log=logs[share], store=views, workers=workers)
                 rows.append((f"catch-up, {share:.0%} multi-identifier, {label}", result))
 
         settings = Settings(log=logs[args.identities], store=stores[args.identities])
@@ -105,7 +105,7 @@ def main() -> None:
         merged: list[str] = []
         at = datetime(2030, 1, 1, tzinfo=UTC)
         with open_log(settings) as log, closing(open_store(settings)) as store:
-            people = {}
+            people: dict[str, set[str]] = {}
             facts = store.all_identity_facts()
             for fact in facts:
                 if fact.type == "identity.linked":

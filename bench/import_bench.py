@@ -290,7 +290,7 @@ def main() -> None:
     ):
         full = by_name.get(f"ledger import -> {log} ({args.events:,})")
         small = by_name.get(f"ledger import -> {log} ({quarter:,})")
-        if full and raw_name in by_name:
+        if full and small and raw_name in by_name:
             print(
                 f"{log}: ledger import / raw limit = "
                 f"{full['rate'] / by_name[raw_name]['rate']:.2f}; peak RSS at {args.events:,} "

@@ -80,13 +80,13 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     if args.child == "without":
         from projections import service_levels
 
-        service_levels.fact_row = lambda fact: None  # type: ignore[assignment]
+        service_levels.fact_row = lambda fact: None
     log = open_log(settings, create=False)
     store = open_store(settings)
     started = time.perf_counter()
-    report = Projector(log, store, workers=args.workers).catch_up()
+    run = Projector(log, store, workers=args.workers).catch_up()
     seconds = time.perf_counter() - started
-    return {"events": report.records, "seconds": seconds}
+    return {"events": run.records, "seconds": seconds}
 
 
 def measure(kind: str, **options: Any) -> dict[str, Any]:
