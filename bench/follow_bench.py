@@ -5,7 +5,9 @@
     python bench/follow_bench.py --readers kafka-python,confluent-kafka
 
 A publisher appends events through the ledger's Kafka log (``log.append``, as a service
-does) at a steady rate, a batch every 20 ms, into a 12-partition Tansu topic. One
+does) at a steady rate into a 12-partition Tansu topic: the events that are due, each
+append as soon as the one before has returned (a few events an append at these rates),
+as services publish touchpoints when they happen. One
 ``ledger project run --follow --group`` member (a ``GroupProjector`` on a fresh PostgreSQL
 schema, in its own process, joined before the first event is sent) follows it. For every
 event the member records its record's Kafka timestamp (the producer's send time, on this
@@ -48,8 +50,6 @@ from bench.scale_bench import (  # noqa: E402  (after the path is set)
     postgres_store,
 )
 
-TICK = 0.02
-"""Seconds between the publisher's batches."""
 WARM_UP_MS = 2000
 """Events published in the first two seconds are left out of the percentiles: they wait,
 once, for the member's first fetches after it joined (0.3-0.5 s), and they alone made the
@@ -108,9 +108,9 @@ def member(args: argparse.Namespace) -> dict[str, Any]:
     writes: list[float] = []
 
     def noting_write(prepared: Any) -> None:
-        began = time.perf_counter()
+        writing = time.perf_counter()
         write(prepared)
-        writes.append(time.perf_counter() - began)
+        writes.append(time.perf_counter() - writing)
         commits.append((time.time(), positions := positions_of.pop(id(prepared))))
         latest.update(positions)
         if sum(latest.values()) >= args.events or time.monotonic() > deadline:
@@ -176,8 +176,8 @@ def latencies(
 
 
 def publish(url: str, events: list[Any], rate: int) -> float:
-    """Append ``events`` to the log at ``url`` at ``rate`` a second, a batch every
-    :data:`TICK`; returns the rate achieved."""
+    """Append ``events`` to the log at ``url`` at ``rate`` a second: whatever is due, as
+    soon as the append before has returned; returns the rate achieved."""
     from application.wiring import open_log
     from ledger.settings import Settings
 
@@ -255,7 +255,7 @@ def main() -> None:
     with source.open("rb") as lines:
         events = [parse_event(json.loads(line)) for line in itertools.islice(lines, needed)]
     print(
-        f"{PARTITIONS} partitions; a batch every {TICK * 1000:.0f} ms; one member on PostgreSQL; "
+        f"{PARTITIONS} partitions; what is due appended at once; one member on PostgreSQL; "
         "latency = commit end - record timestamp"
     )
     header = (
