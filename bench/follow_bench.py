@@ -120,6 +120,8 @@ def member(args: argparse.Namespace) -> dict[str, Any]:
     store.write = noting_write  # type: ignore[method-assign]
     report = projector.run(stop)
     ended, cpu = time.time(), cpu_now()
+    if not commits or not began:
+        raise SystemExit(f"the member committed nothing in {args.timeout:.0f} s")
     writes.sort()
     return {
         "events": report.records,
