@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import OperationalError, PersistenceError
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
@@ -51,6 +51,7 @@ from ledger.log import (
     as_bytes,
     row_damage,
 )
+from ledger.sqlite_wal import use_wal
 from ledger.stopping import Stop
 from ledger.timeutil import EPOCH, from_micros, to_micros, utc_now
 
@@ -183,23 +184,31 @@ class LedgerConnectionPool(SQLiteConnectionPool):
         self.durable = durable
 
     def _create_connection(self) -> SQLiteConnection:
-        connection = super()._create_connection()
-        # eventsourcing opens connections with a statement cache of one statement
+        # eventsourcing's own opens connections with a statement cache of one statement
         # (``cached_statements=True``): with its BEGIN and ROLLBACK around every read, each
-        # query was prepared again every time (~40 us of a ~50 us indexed read). Reopen the
-        # same file with a cache of many statements, as eventsourcing would have set it up.
-        raw = connection._sqlite_conn  # eventsourcing's wrapper holds it
-        cached = sqlite3.connect(
-            database=self.db_name,
-            uri=True,
-            check_same_thread=False,
-            isolation_level=None,
-            cached_statements=STATEMENT_CACHE,
-            timeout=self.lock_timeout or 5,
-        )
-        cached.row_factory = raw.row_factory
-        raw.close()
-        connection = SQLiteConnection(sqlite_conn=cached, max_age=self.max_age)
+        # query was prepared again every time (~40 us of a ~50 us indexed read). And its
+        # switch to WAL fails at once when another process opens the same new file (see
+        # :func:`use_wal`). So connections are opened here, as it would open them otherwise.
+        try:
+            raw = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=STATEMENT_CACHE,
+                timeout=self.lock_timeout or 5,
+            )
+        except sqlite3.Error as exc:
+            raise InterfaceError(exc) from exc
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            try:
+                use_wal(raw, self.lock_timeout or 5)
+            except sqlite3.Error:
+                raw.close()
+                raise
+            self.is_journal_mode_wal = True
+        raw.row_factory = sqlite3.Row
+        connection = SQLiteConnection(sqlite_conn=raw, max_age=self.max_age)
         cursor = connection.cursor()
         for pragma in connection_pragmas(self.cache_kib // 1024, durable=self.durable):
             cursor.execute(pragma)

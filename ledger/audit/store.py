@@ -14,6 +14,7 @@ import orjson
 
 from ledger.audit.chain import ALGORITHM, AuditError, Checkpoint, SealsMissing
 from ledger.log import EventLog
+from ledger.sqlite_wal import use_wal
 from ledger.timeutil import from_micros, to_micros, utc_now
 
 
@@ -25,25 +26,34 @@ class AuditStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.executescript(
-                "CREATE TABLE IF NOT EXISTS checkpoints (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "log TEXT NOT NULL, partition INTEGER NOT NULL, position INTEGER NOT NULL, "
-                "count INTEGER NOT NULL, chain TEXT NOT NULL, sealed_at INTEGER NOT NULL, "
-                "public_key TEXT, signature TEXT);"
-                # The digests of a seal's records, a chunk of them per row: positions as
-                # big-endian int64s, digests as 32 bytes each, in the same order.
-                "CREATE TABLE IF NOT EXISTS sealed (log TEXT NOT NULL, partition INTEGER NOT "
-                "NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, positions BLOB NOT "
-                "NULL, digests BLOB NOT NULL, PRIMARY KEY (log, partition, first)) WITHOUT ROWID;"
-            )
-            columns = [row[1] for row in self._db.execute("PRAGMA table_info(checkpoints)")]
-            if "layout" not in columns:  # an audit store from before layout 2
-                self._db.execute(
-                    "ALTER TABLE checkpoints ADD COLUMN layout INTEGER NOT NULL DEFAULT 1"
-                )
+            try:
+                self._create_tables()
+            except BaseException:
+                self._db.close()  # a transaction left open is rolled back
+                raise
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open the audit store {path}: {exc}") from exc
+
+    def _create_tables(self) -> None:
+        use_wal(self._db, 30)
+        # One write transaction: stores opened together neither both add the column nor
+        # see the tables half made.
+        self._db.executescript(
+            "BEGIN IMMEDIATE;"
+            "CREATE TABLE IF NOT EXISTS checkpoints (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "log TEXT NOT NULL, partition INTEGER NOT NULL, position INTEGER NOT NULL, "
+            "count INTEGER NOT NULL, chain TEXT NOT NULL, sealed_at INTEGER NOT NULL, "
+            "public_key TEXT, signature TEXT);"
+            # The digests of a seal's records, a chunk of them per row: positions as
+            # big-endian int64s, digests as 32 bytes each, in the same order.
+            "CREATE TABLE IF NOT EXISTS sealed (log TEXT NOT NULL, partition INTEGER NOT "
+            "NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, positions BLOB NOT "
+            "NULL, digests BLOB NOT NULL, PRIMARY KEY (log, partition, first)) WITHOUT ROWID;"
+        )
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(checkpoints)")]
+        if "layout" not in columns:  # an audit store from before layout 2
+            self._db.execute("ALTER TABLE checkpoints ADD COLUMN layout INTEGER NOT NULL DEFAULT 1")
+        self._db.execute("COMMIT")
 
     @classmethod
     def existing(cls, path: Path) -> AuditStore | None:

@@ -34,6 +34,7 @@ from ledger.errors import ConfigurationError, KeyStoreUnavailable, MasterKeyErro
 from ledger.privacy.crypto import DataKey, b64
 from ledger.privacy.master import MasterKey
 from ledger.redact import redact_url
+from ledger.sqlite_wal import use_wal
 
 _log = logging.getLogger("ledger.privacy")
 _CHECK_PLAINTEXT = b"touchpoint-ledger key store v1"
@@ -267,7 +268,7 @@ class SQLiteKeyStore(KeyStore):
             self.path, isolation_level=None, check_same_thread=False, timeout=30
         )
         connection.execute("PRAGMA secure_delete = ON")
-        connection.execute("PRAGMA journal_mode = WAL")
+        use_wal(connection, 30)
         connection.execute("PRAGMA synchronous = FULL")
         connection.executescript(
             """

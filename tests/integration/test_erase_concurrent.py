@@ -115,10 +115,13 @@ def test_erasing_during_an_import_loses_nothing_and_leaves_no_cleartext(tmp_path
     outcome: dict[str, Any] = {}
 
     def run_import() -> None:
-        with open_log(settings) as log, history.open("rb") as source:
-            outcome["summary"] = service.import_file(
-                log, source, "jsonl", tmp_path / "rejects" / "r.jsonl", batch_size=300
-            )
+        try:
+            with open_log(settings) as log, history.open("rb") as source:
+                outcome["summary"] = service.import_file(
+                    log, source, "jsonl", tmp_path / "rejects" / "r.jsonl", batch_size=300
+                )
+        except Exception as exc:  # said by the assertion below, not lost in a thread
+            outcome["error"] = exc
 
     importer = threading.Thread(target=run_import)
     importer.start()
@@ -137,6 +140,7 @@ def test_erasing_during_an_import_loses_nothing_and_leaves_no_cleartext(tmp_path
             time.sleep(0.01)
     importer.join()
     keys.close()
+    assert "error" not in outcome, f"the import failed: {outcome.get('error')!r}"
     summary = outcome["summary"]
     assert erased, "the import ended before any erasure: make it longer"
     assert (summary.accepted, summary.rejected, summary.failed) == (len(documents), 0, None)
