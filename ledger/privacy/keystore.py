@@ -41,6 +41,8 @@ _CHECK_PLAINTEXT = b"touchpoint-ledger key store v1"
 _CHECK_AAD = b"check"
 _CHUNK = 500
 """Customers or key ids per ``IN (...)`` query."""
+_TABLES_LOCK = "touchpoint-ledger key store tables"
+"""The advisory lock PostgreSQL key stores take to make their tables."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,33 +395,12 @@ class PostgresKeyStore(KeyStore):
     @contextmanager
     def _db(self) -> Iterator[Any]:
         import psycopg
-        import psycopg.sql
 
         with self._lock:
             try:
                 if self._connection is None:
                     self._connection = psycopg.connect(self.url, autocommit=True)
-                    if self.schema is not None:
-                        name = psycopg.sql.Identifier(self.schema)
-                        self._connection.execute(
-                            psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name)
-                        )
-                        self._connection.execute(
-                            psycopg.sql.SQL("SET search_path TO {}").format(name)
-                        )
-                    self._connection.execute(
-                        "CREATE TABLE IF NOT EXISTS ledger_keys_meta "
-                        "(name TEXT PRIMARY KEY, value BYTEA NOT NULL)"
-                    )
-                    self._connection.execute(
-                        "CREATE TABLE IF NOT EXISTS ledger_keys (kid TEXT PRIMARY KEY, "
-                        "customer TEXT NOT NULL UNIQUE, wrapped BYTEA NOT NULL, "
-                        "created BIGINT NOT NULL)"
-                    )
-                    self._connection.execute(
-                        "CREATE TABLE IF NOT EXISTS ledger_key_subjects "
-                        "(hashed TEXT PRIMARY KEY, sealed BYTEA NOT NULL)"
-                    )
+                    self._create_tables(self._connection)
                 yield self._connection
             except psycopg.Error as exc:
                 # A broken connection is not reused: psycopg does not reconnect by itself, and
@@ -429,6 +410,33 @@ class PostgresKeyStore(KeyStore):
                     with contextlib.suppress(psycopg.Error):
                         connection.close()
                 raise KeyStoreUnavailable(f"the {self.name} cannot be used: {exc}") from exc
+
+    def _create_tables(self, connection: Any) -> None:
+        import psycopg.sql
+
+        # CREATE ... IF NOT EXISTS is not safe against a concurrent creator in PostgreSQL
+        # (the loser fails on a catalog's unique index): stores starting together on a new
+        # location take turns, under a lock held to the end of the transaction.
+        with connection.transaction():
+            lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+            connection.execute(lock, (_TABLES_LOCK,))
+            if self.schema is not None:
+                name = psycopg.sql.Identifier(self.schema)
+                connection.execute(psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+                connection.execute(psycopg.sql.SQL("SET search_path TO {}").format(name))
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS ledger_keys_meta "
+                "(name TEXT PRIMARY KEY, value BYTEA NOT NULL)"
+            )
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS ledger_keys (kid TEXT PRIMARY KEY, "
+                "customer TEXT NOT NULL UNIQUE, wrapped BYTEA NOT NULL, "
+                "created BIGINT NOT NULL)"
+            )
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS ledger_key_subjects "
+                "(hashed TEXT PRIMARY KEY, sealed BYTEA NOT NULL)"
+            )
 
     def _load_check(self) -> bytes | None:
         with self._db() as db:

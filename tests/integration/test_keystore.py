@@ -3,6 +3,7 @@ CI), and what a destroyed key leaves behind in the SQLite file (nothing)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,3 +98,30 @@ def test_an_unusable_sqlite_key_store_is_a_clear_error(tmp_path: Path) -> None:
     store = SQLiteKeyStore(tmp_path / "file" / "keys.db", master_of(MASTER))
     with pytest.raises(KeyStoreUnavailable, match="key store"):
         store.keys_for(["C1"], create=True)
+
+
+def test_stores_opened_together_on_a_new_location_all_open_it(
+    key_store: KeyStoreFactory,
+) -> None:
+    """Many processes (threads here, each with its own connection) starting on a new key
+    store at once: each makes the tables if they are missing, and none fails because
+    another made them meanwhile."""
+    stores = [key_store(MASTER) for _ in range(8)]
+    start = threading.Barrier(len(stores))
+    failures: list[str] = []
+
+    def first_use(store: KeyStore) -> None:
+        start.wait()
+        try:
+            store.holders()
+        except Exception as exc:  # what the test is about: any failure to open
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=first_use, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    stores[0].keys_for(["C1"], create=True)
+    assert all(store.holders() == {"C1"} for store in stores)
