@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,16 +81,37 @@ def load_master_key(value: SecretStr | None, path: Path, *, may_create: bool) ->
 
 
 def _create(path: Path, origin: str) -> MasterKey:
+    """Write a new key beside ``path`` and link it there: the file appears whole or not at
+    all, so a process starting at the same moment reads either nothing (and races to link
+    its own) or this key, never a file made but not written yet."""
     secret = secrets.token_bytes(32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor, written = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise MasterKeyError(f"cannot create {origin}: {exc.strerror}") from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:  # mkstemp makes it 0600
+            file.write(secret.hex() + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(written, path)
     except FileExistsError:  # another process made it first: use theirs
         return parse_master_key(path.read_text("ascii"), origin)
     except OSError as exc:
         raise MasterKeyError(f"cannot create {origin}: {exc.strerror}") from None
-    with os.fdopen(descriptor, "w", encoding="ascii") as file:
-        file.write(secret.hex() + "\n")
-        file.flush()
-        os.fsync(file.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(written)
+    _sync_folder(path.parent)
     return MasterKey(secret, origin)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new name in ``folder`` durable (where the platform can open a folder)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
