@@ -26,12 +26,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from application.file_lock import held
 from application.fresh import (
     CustomerNow,
     blind,
     compose,
     customers_now,
-    decision_lock,
     read_views,
 )
 from application.identity import people
@@ -206,7 +206,7 @@ class Ledger:
     ) -> list[Decision]:
         if not record:
             return self._decide(requests, at, reserve=False)
-        with decision_lock(self._lock_path()):
+        with held(self._lock_path()):  # decisions made and appended one asker at a time
             decisions = self._decide(requests, at, reserve=True)
             self.record(decisions, requested_by=requested_by)
         return decisions

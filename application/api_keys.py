@@ -14,17 +14,22 @@ never holds a usable key. Checking compares digests in constant time. Each key h
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from application.file_lock import held
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.settings import Settings
 
@@ -76,12 +81,30 @@ def _load(path: Path) -> list[ApiKey]:
 
 
 def _save(path: Path, keys: list[ApiKey]) -> None:
+    """Write the file whole (a new file, synced, then renamed over the old one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump([asdict(k) for k in keys], out, indent=1)
-    temporary.replace(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as out:  # mkstemp makes it 0600
+            json.dump([asdict(k) for k in keys], out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@contextmanager
+def _changing(path: Path) -> Iterator[list[ApiKey]]:
+    """The keys, to change in place and save, one changer at a time: two ``api-keys``
+    commands run together would otherwise each save what they read, and the later one
+    would drop the other's new key, or bring back a key it had just revoked."""
+    with held(path.with_name(path.name + ".lock")):
+        keys = _load(path)
+        yield keys
+        _save(path, keys)
 
 
 def create(settings: Settings, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
@@ -91,8 +114,6 @@ def create(settings: Settings, name: str, scopes: list[str]) -> tuple[ApiKey, st
         raise LedgerError(
             f"unknown scope {', '.join(unknown)}" if unknown else "give at least one scope"
         )
-    path = keys_path(settings)
-    keys = _load(path)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = ApiKey(
@@ -102,7 +123,8 @@ def create(settings: Settings, name: str, scopes: list[str]) -> tuple[ApiKey, st
         datetime.now(UTC).isoformat(),
         _digest(secret),
     )
-    _save(path, [*keys, key])
+    with _changing(keys_path(settings)) as keys:
+        keys.append(key)
     return key, f"{PREFIX}{key_id}_{secret}"
 
 
@@ -112,16 +134,14 @@ def list_keys(settings: Settings) -> list[ApiKey]:
 
 def revoke(settings: Settings, key_id: str) -> ApiKey:
     """Revoke the key ``key_id`` (kept in the file, marked revoked)."""
-    path = keys_path(settings)
-    keys = _load(path)
-    for number, key in enumerate(keys):
-        if key.key_id == key_id:
-            if key.revoked_at is None:
-                key = ApiKey(**{**asdict(key), "revoked_at": datetime.now(UTC).isoformat()})
-                keys[number] = key
-                _save(path, keys)
-            return key
-    raise LedgerError(f"no API key {key_id!r}")
+    with _changing(keys_path(settings)) as keys:
+        for number, key in enumerate(keys):
+            if key.key_id == key_id:
+                if key.revoked_at is None:
+                    key = ApiKey(**{**asdict(key), "revoked_at": datetime.now(UTC).isoformat()})
+                    keys[number] = key
+                return key
+        raise LedgerError(f"no API key {key_id!r}")  # nothing saved
 
 
 class KeyRing:

@@ -11,12 +11,9 @@ Part of the application layer: it composes a log, a view store and the projectio
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 
 from application.identity import people
 from consumers.folding import item_of, item_of_stored
@@ -184,19 +181,6 @@ def _fold(
     now.profile, now.slots = state, slots
     reserved = len(now.reservations)
     now.freshness = Freshness(tail.ends, positions, folded, reserved)
-
-
-@contextmanager
-def decision_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if need be): decisions recorded under it
-    are made and appended one asker at a time, across threads and processes of one host."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 FRESH_LIMIT = 1_000_000
