@@ -4,6 +4,7 @@ checkpoints that record it, and their Ed25519 signatures (docs/audit.md is the r
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from dataclasses import dataclass
 from datetime import datetime
@@ -154,12 +155,14 @@ def generate_key(path: Path) -> str:
         PublicFormat,
     )
 
-    if path.exists():
-        raise AuditError(f"{path} exists: refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    try:  # made here or not at all: two keygens at once never overwrite each other's key
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise AuditError(f"{path} exists: refusing to overwrite a key") from None
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     public = key.public_key()
     path.with_name(path.name + ".pub").write_bytes(
         public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)

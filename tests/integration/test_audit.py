@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -174,6 +175,40 @@ def test_an_altered_audit_store_is_caught_too(sealed_log: tuple[Path, AuditStore
     report = check(path, store)
     assert not report.ok
     assert any("audit store was altered" in p for p in report.problems)
+
+
+def test_keygens_run_together_make_one_key_and_refuse_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "seal.pem"
+    start = threading.Barrier(8)
+    made: list[str] = []
+    refused: list[str] = []
+
+    def keygen() -> None:
+        start.wait()
+        try:
+            made.append(generate_key(path))
+        except audit.AuditError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=keygen) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(made), len(refused)) == (1, 7)
+    assert all("refusing to overwrite" in reason for reason in refused)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_public_key(tmp_path / "seal.pem.pub") == made[0]
+    # The private key on disk is the one whose public key was printed and written.
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_pem_private_key,
+    )
+
+    private = load_pem_private_key(path.read_bytes(), None)
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert public.hex() == made[0]
 
 
 def test_signed_checkpoints_verify_only_with_the_right_key(tmp_path: Path) -> None:
