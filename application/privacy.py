@@ -41,7 +41,7 @@ from ledger.privacy.crypto import (
 )
 from ledger.privacy.keystore import KeyStore, SQLiteKeyStore, WrappedKey
 from ledger.settings import Settings
-from ledger.timeutil import to_micros
+from ledger.timeutil import to_micros, utc_now
 from projections.identity import MAX_CUSTOMERS, IdentityGraph
 from projections.profile import Profile
 
@@ -374,6 +374,12 @@ def erase(
     destroyed = keys.destroy(holding) if holding else {}
     events = [_erased_event(c, request, destroyed.get(c, 0)) for c in to_erase]
     outcomes = dict(zip(to_erase, log.append(events), strict=True)) if events else {}
+    if events:
+        # Another process may have appended an event of theirs between the destroy above
+        # and this append: its new key would keep it readable, before the erasure in the
+        # log. Keys made by now go too; one made after is a returning customer's.
+        late = keys.destroy([*to_erase, *every_identifier], made_by=to_micros(utc_now()))
+        destroyed = {c: destroyed.get(c, 0) + late.get(c, 0) for c in to_erase}
     event_ids = {e.subject: e.id for e in events}
     redacted = 0
     if rejects_dir is not None and events:
@@ -661,7 +667,22 @@ def keys_restore(log: EventLog, keys: KeyStore, backup: Path) -> tuple[int, int]
         erased_at[record.customer] = max(erased_at.get(record.customer, 0), micros)
     kept = [r for r in rows if erased_at.get(r.customer, -1) < r.created]
     keys.restore(kept)
-    return len(kept), len(rows) - len(kept)
+    # A customer erased while this ran (after the erasures were read above, before the
+    # keys went back) would have their key back: the erasures are read again, and the keys
+    # made before a new one destroyed. (An erasure still being recorded destroys the keys
+    # made by the time its event is appended: see :func:`erase`.)
+    late: dict[str, int] = {}
+    for record in erasures(log):
+        micros = to_micros(record.recorded_at)
+        if micros > erased_at.get(record.customer, -1):
+            late[record.customer] = max(late.get(record.customer, 0), micros)
+    destroyed = {
+        customer
+        for customer, micros in late.items()
+        if keys.destroy([customer], made_by=micros)[customer]
+    }
+    restored = sum(1 for r in kept if r.customer not in destroyed)
+    return restored, len(rows) - restored
 
 
 # -- copies and checks ---------------------------------------------------------------------

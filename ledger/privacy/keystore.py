@@ -102,14 +102,19 @@ class KeyStore(ABC):
             return {row.customer for row in self._rows()}
         return {row.customer for row in self._select("customer", customers)}
 
-    def destroy(self, customers: Collection[str]) -> dict[str, int]:
-        """Delete every key of ``customers`` (all copies this store keeps); returns how
-        many keys each customer had."""
+    def destroy(self, customers: Collection[str], *, made_by: int | None = None) -> dict[str, int]:
+        """Delete every key of ``customers`` (all copies this store keeps), or with
+        ``made_by`` (UTC microseconds) only the keys made by then; returns how many keys
+        each customer had (of those)."""
         self._opened()  # a wrong master key refuses before anything is deleted
         counts: dict[str, int] = {}
         for row in self._select("customer", customers):
-            counts[row.customer] = counts.get(row.customer, 0) + 1
-        self._delete(customers)
+            if made_by is None or row.created <= made_by:
+                counts[row.customer] = counts.get(row.customer, 0) + 1
+        if made_by is None:
+            self._delete(customers, None)
+        elif counts:
+            self._delete(list(counts), made_by)
         return {c: counts.get(c, 0) for c in customers}
 
     def remember_subjects(self, sealed: dict[str, bytes]) -> None:
@@ -166,7 +171,9 @@ class KeyStore(ABC):
     def _insert(self, rows: list[WrappedKey]) -> None: ...
 
     @abstractmethod
-    def _delete(self, customers: Collection[str]) -> None: ...
+    def _delete(self, customers: Collection[str], made_by: int | None) -> None:
+        """Delete the keys of ``customers`` (made by ``made_by``, if given) and their
+        sealed subjects."""
 
     @abstractmethod
     def _empty(self) -> bool: ...
@@ -345,11 +352,12 @@ class SQLiteKeyStore(KeyStore):
                 found.update((h, bytes(v)) for h, v in rows)
         return found
 
-    def _delete(self, customers: Collection[str]) -> None:
+    def _delete(self, customers: Collection[str], made_by: int | None) -> None:
+        made, limit = ("", []) if made_by is None else (" AND created <= ?", [made_by])
         with self._db(write=True) as db:
             for chunk in _chunks(customers):
                 marks = ",".join("?" * len(chunk))
-                db.execute(f"DELETE FROM keys WHERE customer IN ({marks})", chunk)
+                db.execute(f"DELETE FROM keys WHERE customer IN ({marks}){made}", [*chunk, *limit])
                 db.execute(f"DELETE FROM subjects WHERE hashed IN ({marks})", chunk)
         # The WAL still holds the pages as they were: copy the zeroed pages into the file
         # and cut the WAL to nothing, so no copy of a destroyed key remains. A reader of
@@ -483,11 +491,15 @@ class PostgresKeyStore(KeyStore):
                 [(r.kid, r.customer, r.wrapped, r.created) for r in rows],
             )
 
-    def _delete(self, customers: Collection[str]) -> None:
+    def _delete(self, customers: Collection[str], made_by: int | None) -> None:
+        made = "" if made_by is None else " AND created <= %(made_by)s"
         with self._db() as db:
             with db.transaction():
                 for chunk in _chunks(customers):
-                    db.execute("DELETE FROM ledger_keys WHERE customer = ANY(%s)", (chunk,))
+                    db.execute(
+                        "DELETE FROM ledger_keys WHERE customer = ANY(%(chunk)s)" + made,
+                        {"chunk": chunk, "made_by": made_by},
+                    )
                     db.execute("DELETE FROM ledger_key_subjects WHERE hashed = ANY(%s)", (chunk,))
             db.execute("VACUUM ledger_keys")  # the dead rows' space is reused soonest
 

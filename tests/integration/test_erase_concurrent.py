@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ import orjson
 from application import privacy, service
 from application.wiring import open_keys, open_log, open_store
 from ledger.codec import parse_event
+from ledger.events import Touchpoint
 from ledger.generate import generated
-from ledger.log import ReadFilter
+from ledger.log import AppendOutcome, ReadFilter
+from ledger.privacy.keystore import WrappedKey
 from ledger.settings import Settings
 from tests.conftest import wait_until
 
@@ -157,6 +160,87 @@ def test_erasing_during_an_import_loses_nothing_and_leaves_no_cleartext(tmp_path
             )
             assert revealer.event(first)["data"]["personal"]["name"] == "[erased]"
     assert cleartext_in([tmp_path, keys_folder()], personal_values(documents)) == []
+
+
+def details_of(customer: str, name: str, at: str) -> Touchpoint:
+    return parse_event(
+        {
+            "specversion": "1.0",
+            "id": f"{customer}-{name}".replace(" ", "-"),
+            "source": "crm",
+            "type": "customer.details",
+            "subject": customer,
+            "time": at,
+            "data": {"personal": {"name": name}},
+        }
+    )
+
+
+def names_of(settings: Settings, customer: str) -> list[str]:
+    """``customer``'s names as stored, in log order, opened where their key still is."""
+    revealer = privacy.Revealer(open_keys(settings))
+    with open_log(settings) as log:
+        where = ReadFilter(customer=customer, types=frozenset({"customer.details"}))
+        return [
+            revealer.event(r.event)["data"]["personal"]["name"]
+            for r in log.read(None, where)
+            if r.event is not None
+        ]
+
+
+def test_an_event_appended_while_its_customer_is_erased_is_erased_too(tmp_path: Path) -> None:
+    """Another service appends an event of the customer after the erasure destroyed their
+    key and before it recorded ``customer.erased``: that event gets a new key, and sits
+    before the erasure in the log. It must read as erased; one appended after the erasure
+    (the customer came back) must not."""
+    settings = Settings(data_dir=tmp_path)
+    with open_log(settings) as log:
+        log.append([details_of("C1", "Ada Lovelace", "2026-01-01T10:00:00Z")])
+        recording = log.append
+
+        def another_service_meanwhile(events: Sequence[Touchpoint]) -> list[AppendOutcome]:
+            if any(e.type == "customer.erased" for e in events):
+                with open_log(Settings(data_dir=tmp_path)) as other:
+                    other.append([details_of("C1", "Ada Byron", "2026-01-02T10:00:00Z")])
+            return recording(events)
+
+        log.append = another_service_meanwhile  # type: ignore[method-assign]
+        erasure = privacy.erase(log, open_keys(settings), "C1", REQUEST)
+        log.append = recording  # type: ignore[method-assign]
+        log.append([details_of("C1", "Ada King", "2026-01-03T10:00:00Z")])
+    assert erasure.keys_destroyed == 2  # the first key, and the one made meanwhile
+    assert names_of(settings, "C1") == ["[erased]", "[erased]", "Ada King"]
+
+
+def test_a_key_backup_restored_while_its_customer_is_erased_stays_erased(
+    tmp_path: Path,
+) -> None:
+    """``keys restore`` reads the erasures, then puts the keys back: a customer erased in
+    between must not get their key back."""
+    settings = Settings(data_dir=tmp_path)
+    with open_log(settings) as log:
+        log.append(
+            [
+                details_of("C1", "Ada Lovelace", "2026-01-01T10:00:00Z"),
+                details_of("C2", "Grace Hopper", "2026-01-01T10:00:00Z"),
+            ]
+        )
+    keys = open_keys(settings)
+    backup = tmp_path / "keys.json"
+    privacy.keys_backup(keys, backup)
+    putting_back = keys.restore
+
+    def erased_meanwhile(rows: Iterable[WrappedKey]) -> int:
+        with open_log(settings) as log:
+            privacy.erase(log, open_keys(settings), "C1", REQUEST)
+        return putting_back(rows)
+
+    keys.restore = erased_meanwhile  # type: ignore[method-assign]
+    with open_log(settings) as log:
+        restored, skipped = privacy.keys_restore(log, keys, backup)
+    assert (restored, skipped) == (1, 1)
+    assert names_of(settings, "C1") == ["[erased]"]
+    assert names_of(settings, "C2") == ["Grace Hopper"]
 
 
 def _lines(path: Path) -> list[bytes]:

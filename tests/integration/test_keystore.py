@@ -4,6 +4,7 @@ CI), and what a destroyed key leaves behind in the SQLite file (nothing)."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,3 +126,20 @@ def test_stores_opened_together_on_a_new_location_all_open_it(
     assert failures == []
     stores[0].keys_for(["C1"], create=True)
     assert all(store.holders() == {"C1"} for store in stores)
+
+
+def test_a_destroy_made_by_a_time_spares_keys_made_after_it(key_store: KeyStoreFactory) -> None:
+    store = key_store(MASTER)
+    old = store.keys_for(["C1", "C2"], create=True)
+    cutoff = time.time_ns() // 1000
+    time.sleep(0.002)
+    store.destroy(["C2"])
+    new = store.keys_for(["C2", "C3"], create=True)  # C2 came back after the cutoff
+    assert store.destroy(["C1", "C2", "C3", "C4"], made_by=cutoff) == {
+        "C1": 1,
+        "C2": 0,
+        "C3": 0,
+        "C4": 0,
+    }
+    assert store.holders() == {"C2", "C3"}
+    assert store.keys_for(["C2"], create=False)["C2"].kid == new["C2"].kid != old["C2"].kid
