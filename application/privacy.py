@@ -5,15 +5,18 @@ a log for personal data in clear. See ``docs/privacy.md``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import stat
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -24,6 +27,7 @@ from ledger.codec import event_to_dict
 from ledger.errors import ConfigurationError, InvalidEvent, KeyStoreUnavailable, LedgerError
 from ledger.events import CustomerErased, Touchpoint
 from ledger.identifiers import HASHED_PREFIX, InvalidIdentifier, is_hashed, normal_subject
+from ledger.locked_file import locked
 from ledger.log import Appended, AppendOutcome, EventLog, ReadFilter
 from ledger.payloads import ERASED, CustomerErasedData
 from ledger.privacy.crypto import (
@@ -498,25 +502,44 @@ def redact_rejects(folder: Path, customers: set[str], values: set[str]) -> int:
     needles = [v.encode() for v in values if len(v) >= 3]
     redacted = 0
     for path in _rejects_files(folder):
-        lines = path.read_bytes().splitlines(keepends=True)
-        changed = False
-        for index, line in enumerate(lines):
-            if _names(line, customers, needles):
-                try:
-                    number = orjson.loads(line).get("line")
-                except (orjson.JSONDecodeError, AttributeError):
-                    number = None
-                record = {"line": number, "reasons": [ERASED], "input": ERASED}
-                lines[index] = orjson.dumps(record) + b"\n"
-                changed = True
-                redacted += 1
-        if changed:
-            temporary = path.with_suffix(".jsonl.tmp")
-            with temporary.open("wb") as file:
+        try:
+            current = locked(path, "rb")  # an import writing it waits; so does an erasure
+        except FileNotFoundError:
+            continue
+        with current:
+            redacted += _redact_file(path, current, customers, needles)
+    return redacted
+
+
+def _redact_file(path: Path, current: IO[bytes], customers: set[str], needles: list[bytes]) -> int:
+    """Redact the rejects file ``path``, open and locked as ``current``: a new file, synced,
+    renamed over it before the lock is let go."""
+    redacted = 0
+    lines = current.read().splitlines(keepends=True)
+    changed = False
+    for index, line in enumerate(lines):
+        if _names(line, customers, needles):
+            try:
+                number = orjson.loads(line).get("line")
+            except (orjson.JSONDecodeError, AttributeError):
+                number = None
+            record = {"line": number, "reasons": [ERASED], "input": ERASED}
+            lines[index] = orjson.dumps(record) + b"\n"
+            changed = True
+            redacted += 1
+    if changed:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
                 file.writelines(lines)
                 file.flush()
                 os.fsync(file.fileno())
+            os.chmod(temporary, stat.S_IMODE(os.fstat(current.fileno()).st_mode))
             os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
     return redacted
 
 
