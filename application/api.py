@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from application.file_lock import held
+from application.file_lock import beside_log, held
 from application.fresh import (
     CustomerNow,
     blind,
@@ -44,7 +44,6 @@ from ledger.errors import LogUnavailable
 from ledger.events import Touchpoint
 from ledger.log import AppendOutcome, EventLog
 from ledger.settings import Settings
-from ledger.sqlite_log import SQLiteLog
 from projections.frequency import Window
 from projections.policy import (
     Context,
@@ -212,12 +211,7 @@ class Ledger:
         return decisions
 
     def _lock_path(self) -> Path:
-        """Embedded: beside the log file (every process using it shares the lock). Kafka:
-        in the data folder, so only processes sharing it (one host) are serialised."""
-        log = self.log
-        if isinstance(log, SQLiteLog):
-            return log.path.with_name(log.path.name + ".decisions.lock")
-        return self.settings.data_dir / "decisions.lock"
+        return beside_log(self.settings, self.log, "decisions")
 
     def _decide(
         self, requests: list[tuple[str, str, str]], at: datetime, *, reserve: bool

@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ledger.log import EventLog
+from ledger.settings import Settings
+from ledger.sqlite_log import SQLiteLog
+
 
 @contextmanager
 def held(path: Path) -> Iterator[None]:
@@ -19,3 +23,12 @@ def held(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def beside_log(settings: Settings, log: EventLog, name: str) -> Path:
+    """The lock file ``name`` of ``log``. Embedded: beside the log file (every process
+    using it shares the lock). Kafka: in the data folder, so only processes sharing it
+    (one host) take turns."""
+    if isinstance(log, SQLiteLog):
+        return log.path.with_name(f"{log.path.name}.{name}.lock")
+    return settings.data_dir / f"{name}.lock"
