@@ -7,18 +7,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ledger.errors import LedgerError
 from ledger.log import EventLog
 from ledger.settings import Settings
 from ledger.sqlite_log import SQLiteLog
 
 
+class Busy(LedgerError):
+    """Another holder has the lock, and this one was told not to wait."""
+
+
 @contextmanager
-def held(path: Path) -> Iterator[None]:
+def held(path: Path, *, wait: bool = True, busy: str = "") -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if need be): what is done under it is
-    done one holder at a time (each ``open`` is its own lock, so threads take turns too)."""
+    done one holder at a time (each ``open`` is its own lock, so threads take turns too).
+    ``wait=False``: raise :class:`Busy` (``busy``, the message) if another holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(busy or f"{path} is held by another process") from None
         try:
             yield
         finally:

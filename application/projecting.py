@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from application import service
+from application.file_lock import beside_log, held
 from application.service import Conflict
 from application.wiring import open_log, open_store
 from consumers.folding import RunReport
@@ -83,12 +84,23 @@ def run_dict(report: RunReport, interrupted: int) -> dict[str, Any]:
     }
 
 
+REBUILDING = (
+    "another rebuild of these views is running (on this host): wait for it to end; it swaps "
+    "in views rebuilt from the whole log"
+)
+
+
 def rebuild_views(
     settings: Settings, stop: Stop, *, batch_size: int, workers: int | None, validate: bool
 ) -> RunReport:
     """Rebuild the views from the start of the log and swap them in (nothing is swapped in
     if ``stop`` is set before the end)."""
-    with open_log(settings, create=False) as log, closing(open_store(settings)) as store:
+    with (
+        open_log(settings, create=False) as log,
+        closing(open_store(settings)) as store,
+        # A second rebuild would drop the first one's tables under it.
+        held(beside_log(settings, log, "rebuild"), wait=False, busy=REBUILDING),
+    ):
         return rebuild(
             log,
             store,

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from application.file_lock import held
 from ledger.settings import Settings
 from tests.e2e.conftest import Run, lines
 
@@ -323,6 +324,21 @@ def test_the_installed_console_script_runs_the_demo(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "the log holds" in result.stdout
     assert (tmp_path / "ledger-data" / "ledger.db").exists()
+
+
+def test_a_rebuild_while_another_runs_is_refused_and_the_views_stay(
+    run: Run, tmp_path: Path
+) -> None:
+    assert run("generate", "--customers", "20", "--days", "30", "--seed", "3").exit_code == 0
+    assert run("project", "run").exit_code == 0
+    before = orjson.loads(run("project", "status", "--json").stdout)["rows"]
+    log = tmp_path / "ledger-data" / "ledger.db"
+    with held(log.with_name(log.name + ".rebuild.lock")):  # a rebuild running elsewhere
+        refused = run("project", "rebuild")
+    assert refused.exit_code == 1
+    assert "another rebuild of these views is running" in refused.output
+    assert orjson.loads(run("project", "status", "--json").stdout)["rows"] == before
+    assert run("project", "rebuild").exit_code == 0  # once it has ended
 
 
 def test_read_models_from_the_command_line(run: Run) -> None:
