@@ -36,6 +36,8 @@ class AuditStore:
 
     def _create_tables(self) -> None:
         use_wal(self._db, 30)
+        if self._complete():  # read only: a seal holding the write lock is not waited for
+            return
         # One write transaction: stores opened together neither both add the column nor
         # see the tables half made.
         self._db.executescript(
@@ -50,10 +52,15 @@ class AuditStore:
             "NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, positions BLOB NOT "
             "NULL, digests BLOB NOT NULL, PRIMARY KEY (log, partition, first)) WITHOUT ROWID;"
         )
-        columns = [row[1] for row in self._db.execute("PRAGMA table_info(checkpoints)")]
-        if "layout" not in columns:  # an audit store from before layout 2
+        if not self._complete():  # an audit store from before layout 2
             self._db.execute("ALTER TABLE checkpoints ADD COLUMN layout INTEGER NOT NULL DEFAULT 1")
         self._db.execute("COMMIT")
+
+    def _complete(self) -> bool:
+        """Whether both tables are there, with the ``layout`` column of layout 2."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(checkpoints)")]
+        return {"checkpoints", "sealed"} <= tables and "layout" in columns
 
     @classmethod
     def existing(cls, path: Path) -> AuditStore | None:

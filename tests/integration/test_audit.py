@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,6 +176,22 @@ def test_an_altered_audit_store_is_caught_too(sealed_log: tuple[Path, AuditStore
     report = check(path, store)
     assert not report.ok
     assert any("audit store was altered" in p for p in report.problems)
+
+
+def test_the_audit_store_opens_while_a_seal_writes_it(tmp_path: Path) -> None:
+    """A seal holds the store's write transaction while it streams digests: a verify
+    opening the store meanwhile must not wait for it (it only reads)."""
+    path = tmp_path / "audit.db"
+    AuditStore(path).close()
+    seal_in_progress = sqlite3.connect(path, isolation_level=None)
+    seal_in_progress.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    store = AuditStore(path)
+    assert time.monotonic() - started < 1  # it waited up to 30 s for the write lock before
+    assert store.checkpoints("embedded") == []
+    store.close()
+    seal_in_progress.execute("COMMIT")
+    seal_in_progress.close()
 
 
 def test_keygens_run_together_make_one_key_and_refuse_the_rest(tmp_path: Path) -> None:
