@@ -379,11 +379,7 @@ def erase(
     events = [_erased_event(c, request, destroyed.get(c, 0)) for c in to_erase]
     outcomes = dict(zip(to_erase, log.append(events), strict=True)) if events else {}
     if events:
-        # Another process may have appended an event of theirs between the destroy above
-        # and this append: its new key would keep it readable, before the erasure in the
-        # log. Keys made by now go too; one made after is a returning customer's.
-        late = keys.destroy([*to_erase, *every_identifier], made_by=to_micros(utc_now()))
-        destroyed = {c: destroyed.get(c, 0) + late.get(c, 0) for c in to_erase}
+        _destroy_late_keys(keys, to_erase)
     event_ids = {e.subject: e.id for e in events}
     redacted = 0
     if rejects_dir is not None and events:
@@ -400,6 +396,16 @@ def erase(
         for c in customers
     ]
     return dataclasses.replace(done[0], together=done[1:])
+
+
+def _destroy_late_keys(keys: KeyStore, erased: list[str]) -> None:
+    """Called once the ``customer.erased`` events of ``erased`` are appended. Another
+    process may have appended an event of theirs between the destroy of their keys and
+    that append: its new key would keep it readable, before the erasure in the log. The
+    keys made by now go too (not counted in the events, already written); one made later
+    is a returning customer's. (Phone numbers and addresses are not destroyed again: one
+    linked meanwhile may be another customer's now.)"""
+    keys.destroy(erased, made_by=to_micros(utc_now()))
 
 
 def _position(outcome: AppendOutcome) -> str | None:
@@ -479,6 +485,7 @@ def erase_many(
         chunk = customers[start : start + batch_size]
         events = [_erased_event(c, request, destroyed[c]) for c in chunk]
         outcomes = log.append(events)
+        _destroy_late_keys(keys, chunk)
         done += [
             Erasure(e.subject, destroyed[e.subject], e.id, _position(o))
             for e, o in zip(events, outcomes, strict=True)

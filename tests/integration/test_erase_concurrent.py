@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from application import privacy, service
 from application.wiring import open_keys, open_log, open_store
@@ -188,7 +189,10 @@ def names_of(settings: Settings, customer: str) -> list[str]:
         ]
 
 
-def test_an_event_appended_while_its_customer_is_erased_is_erased_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["erase", "erase --due"])
+def test_an_event_appended_while_its_customer_is_erased_is_erased_too(
+    tmp_path: Path, how: str
+) -> None:
     """Another service appends an event of the customer after the erasure destroyed their
     key and before it recorded ``customer.erased``: that event gets a new key, and sits
     before the erasure in the log. It must read as erased; one appended after the erasure
@@ -205,10 +209,14 @@ def test_an_event_appended_while_its_customer_is_erased_is_erased_too(tmp_path: 
             return recording(events)
 
         log.append = another_service_meanwhile  # type: ignore[method-assign]
-        erasure = privacy.erase(log, open_keys(settings), "C1", REQUEST)
+        keys = open_keys(settings)
+        if how == "erase":
+            erased = [privacy.erase(log, keys, "C1", REQUEST)]
+        else:
+            erased = privacy.erase_many(log, keys, ["C1"], REQUEST, batch_size=100)
         log.append = recording  # type: ignore[method-assign]
         log.append([details_of("C1", "Ada King", "2026-01-03T10:00:00Z")])
-    assert erasure.keys_destroyed == 2  # the first key, and the one made meanwhile
+    assert [e.keys_destroyed for e in erased] == [1]  # as recorded; the late key went after
     assert names_of(settings, "C1") == ["[erased]", "[erased]", "Ada King"]
 
 
