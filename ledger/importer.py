@@ -76,49 +76,35 @@ class ImportSummary:
         }
 
 
-REJECTS_BUFFER = 8192
-"""Bytes of rejections kept before they are written (as a buffered file would)."""
-
-
 class RejectsFile:
     """JSON Lines file of rejections, created on the first one.
 
     ``ledger erase`` may redact lines of this file while an import writes it, by writing
-    a new file and renaming it over this one: lines are written under the file's lock
-    (:mod:`ledger.locked_file`), into the file the name points at then, so no rejection
-    goes into a file already replaced. They are written a few kilobytes at a time (the
-    lock costs ~15 us a write), and at :meth:`close`."""
+    a new file and renaming it over this one. Each line is written at once, under the
+    file's lock (:mod:`ledger.locked_file`), into the file the name points at then: none
+    goes into a file already replaced, and none waits in memory where a redaction could
+    not see it (~10 us a line; a buffered file took ~0.3)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[bytes] | None = None
-        self._pending = bytearray()
+        self._used = False
 
     def write(self, rejection: Rejection) -> None:
-        if self._file is None:  # an unwritable path is said at the first rejection
-            unlock(self._current())
         record = {"line": rejection.line, "reasons": rejection.reasons, "input": rejection.text}
-        self._pending += orjson.dumps(record) + b"\n"
-        if len(self._pending) >= REJECTS_BUFFER:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the rejections kept so far."""
-        if not self._pending:
-            return
         file = self._current()
         try:
-            file.write(self._pending)
+            file.write(orjson.dumps(record) + b"\n")
             file.flush()
         finally:
             unlock(file)
-        self._pending.clear()
+        self._used = True
 
     def _current(self) -> IO[bytes]:
-        """The file, locked; opened again if it was replaced since the last write."""
+        """The file, locked; opened again if it was replaced since the last line."""
         if self._file is not None:
             lock(self._file)
-            if is_current(self._file, self.path):
+            if is_current(self._file):
                 return self._file
             self._file.close()
             self._file = None
@@ -133,14 +119,12 @@ class RejectsFile:
 
     @property
     def used(self) -> bool:
-        return self._file is not None
+        return self._used
 
     def close(self) -> None:
         if self._file is not None:
-            try:
-                self.flush()
-            finally:
-                self._file.close()
+            self._file.close()
+            self._file = None
 
 
 Line = tuple[int, Touchpoint | Rejection, int]

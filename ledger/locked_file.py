@@ -17,7 +17,7 @@ def locked(path: Path, mode: Literal["rb", "ab"]) -> IO[bytes]:
         file = path.open(mode)
         try:
             lock(file)
-            if is_current(file, path):
+            if is_current(file):
                 return file
         except BaseException:
             file.close()
@@ -25,12 +25,10 @@ def locked(path: Path, mode: Literal["rb", "ab"]) -> IO[bytes]:
         file.close()
 
 
-def is_current(file: IO[bytes], path: Path) -> bool:
-    """Whether ``file`` is still the file at ``path`` (not renamed over, nor deleted)."""
-    try:
-        return os.stat(path).st_ino == os.fstat(file.fileno()).st_ino
-    except FileNotFoundError:
-        return False
+def is_current(file: IO[bytes]) -> bool:
+    """Whether ``file`` still has a name: a file renamed over, or deleted, has none left
+    (one ``fstat``, no lookup of the name)."""
+    return os.fstat(file.fileno()).st_nlink > 0
 
 
 def lock(file: IO[bytes]) -> None:
