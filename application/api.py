@@ -211,7 +211,7 @@ class Ledger:
         return decisions
 
     def _lock_path(self) -> Path:
-        return beside_log(self.settings, self.log, "decisions")
+        return beside_log(self.settings, "decisions")
 
     def _decide(
         self, requests: list[tuple[str, str, str]], at: datetime, *, reserve: bool

@@ -7,10 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ledger.errors import LedgerError
-from ledger.log import EventLog
-from ledger.settings import Settings
-from ledger.sqlite_log import SQLiteLog
+from ledger.errors import ConfigurationError, LedgerError
+from ledger.settings import Settings, SQLiteLogTarget, parse_log_url
 
 
 class Busy(LedgerError):
@@ -22,8 +20,13 @@ def held(path: Path, *, wait: bool = True, busy: str = "") -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if need be): what is done under it is
     done one holder at a time (each ``open`` is its own lock, so threads take turns too).
     ``wait=False``: raise :class:`Busy` (``busy``, the message) if another holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a")
+    except OSError as exc:
+        reason = exc.strerror
+        raise ConfigurationError(f"cannot make the lock file {str(path)!r}: {reason}") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -34,10 +37,11 @@ def held(path: Path, *, wait: bool = True, busy: str = "") -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def beside_log(settings: Settings, log: EventLog, name: str) -> Path:
-    """The lock file ``name`` of ``log``. Embedded: beside the log file (every process
-    using it shares the lock). Kafka: in the data folder, so only processes sharing it
-    (one host) take turns."""
-    if isinstance(log, SQLiteLog):
-        return log.path.with_name(f"{log.path.name}.{name}.lock")
+def beside_log(settings: Settings, name: str) -> Path:
+    """The lock file ``name`` of the log ``settings`` point at. Embedded: beside the log
+    file (every process using it shares the lock). Kafka: in the data folder, so only
+    processes sharing it (one host) take turns."""
+    target = parse_log_url(settings.log_url)
+    if isinstance(target, SQLiteLogTarget):
+        return target.path.with_name(f"{target.path.name}.{name}.lock")
     return settings.data_dir / f"{name}.lock"

@@ -18,7 +18,7 @@ from application import identity
 from application.file_lock import beside_log, held
 from application.privacy import Revealer, stored_customer_id, stored_customer_ids
 from application.wiring import open_keys, open_log, open_store
-from ledger.log import AppendOutcome, EventLog
+from ledger.log import AppendOutcome
 from ledger.settings import Settings
 
 
@@ -95,11 +95,11 @@ def suspicious(settings: Settings) -> dict[str, Any]:
             revealer.keys.close()
 
 
-def _checked(settings: Settings, log: EventLog) -> AbstractContextManager[None]:
+def _checked(settings: Settings) -> AbstractContextManager[None]:
     """Held while an identity change is checked against the graph and appended: two
     changes checked at once would both pass (A into B and B into A; C into A and C into
     B), and the graph would then refuse one that its asker was told was appended."""
-    return held(beside_log(settings, log, "identity"))
+    return held(beside_log(settings, "identity"))
 
 
 def link(
@@ -126,7 +126,7 @@ def unlink(
 ) -> tuple[dict[str, Any], AppendOutcome]:
     """Append ``identity.unlinked`` (refused if the link does not stand, checked with the
     identifier as the log stores it)."""
-    with closing(open_store(settings)) as store, open_log(settings) as log, _checked(settings, log):
+    with closing(open_store(settings)) as store, open_log(settings) as log, _checked(settings):
         return identity.unlink(
             log,
             store,
@@ -148,7 +148,7 @@ def merge(
     at: datetime | None,
 ) -> tuple[dict[str, Any], AppendOutcome]:
     """Append ``customer.merged`` (see :func:`identity.merge`)."""
-    with closing(open_store(settings)) as store, open_log(settings) as log, _checked(settings, log):
+    with closing(open_store(settings)) as store, open_log(settings) as log, _checked(settings):
         return identity.merge(
             log,
             store,
@@ -165,7 +165,7 @@ def unmerge(
     settings: Settings, customer: str, *, reason: str, at: datetime | None
 ) -> tuple[dict[str, Any], AppendOutcome]:
     """Append ``customer.unmerged`` (see :func:`identity.unmerge`)."""
-    with closing(open_store(settings)) as store, open_log(settings) as log, _checked(settings, log):
+    with closing(open_store(settings)) as store, open_log(settings) as log, _checked(settings):
         return identity.unmerge(
             log,
             store,

@@ -99,7 +99,7 @@ def rebuild_views(
         open_log(settings, create=False) as log,
         closing(open_store(settings)) as store,
         # A second rebuild would drop the first one's tables under it.
-        held(beside_log(settings, log, "rebuild"), wait=False, busy=REBUILDING),
+        held(beside_log(settings, "rebuild"), wait=False, busy=REBUILDING),
     ):
         return rebuild(
             log,
@@ -126,7 +126,10 @@ def rebuild_dict(report: RunReport, name: str) -> dict[str, Any]:
 
 def reset(settings: Settings) -> None:
     """Drop the views, their positions and parked records (the log is not touched)."""
-    with closing(open_store(settings)) as store:
+    with (
+        closing(open_store(settings)) as store,
+        held(beside_log(settings, "rebuild"), wait=False, busy=REBUILDING),
+    ):
         store.reset()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import hashlib
 import hmac
 import os
@@ -95,7 +96,12 @@ def _create(path: Path, origin: str) -> MasterKey:
             file.write(secret.hex() + "\n")
             file.flush()
             os.fsync(file.fileno())
-        os.link(written, path)
+        try:
+            os.link(written, path)
+        except OSError as exc:
+            if exc.errno not in NO_LINKS:
+                raise
+            _write_new(path, secret)  # a file system without hard links (vfat, some shares)
     except FileExistsError:  # another process made it first: use theirs
         return parse_master_key(path.read_text("ascii"), origin)
     except OSError as exc:
@@ -105,6 +111,20 @@ def _create(path: Path, origin: str) -> MasterKey:
             os.unlink(written)
     _sync_folder(path.parent)
     return MasterKey(secret, origin)
+
+
+NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+"""What ``link`` says on a file system without hard links."""
+
+
+def _write_new(path: Path, secret: bytes) -> None:
+    """Create ``path`` (refused if it exists) and write ``secret`` into it: a process
+    starting at the same moment may find it still empty there (and stop, saying so)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as file:
+        file.write(secret.hex() + "\n")
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _sync_folder(folder: Path) -> None:

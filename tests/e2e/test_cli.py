@@ -326,7 +326,7 @@ def test_the_installed_console_script_runs_the_demo(tmp_path: Path) -> None:
     assert (tmp_path / "ledger-data" / "ledger.db").exists()
 
 
-def test_a_rebuild_while_another_runs_is_refused_and_the_views_stay(
+def test_a_rebuild_or_reset_while_a_rebuild_runs_is_refused_and_the_views_stay(
     run: Run, tmp_path: Path
 ) -> None:
     assert run("generate", "--customers", "20", "--days", "30", "--seed", "3").exit_code == 0
@@ -335,8 +335,10 @@ def test_a_rebuild_while_another_runs_is_refused_and_the_views_stay(
     log = tmp_path / "ledger-data" / "ledger.db"
     with held(log.with_name(log.name + ".rebuild.lock")):  # a rebuild running elsewhere
         refused = run("project", "rebuild")
-    assert refused.exit_code == 1
-    assert "another rebuild of these views is running" in refused.output
+        reset = run("project", "reset", "--yes")  # would drop its tables too
+    for result in (refused, reset):
+        assert result.exit_code == 1
+        assert "another rebuild of these views is running" in result.output
     assert orjson.loads(run("project", "status", "--json").stdout)["rows"] == before
     assert run("project", "rebuild").exit_code == 0  # once it has ended
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from pathlib import Path
 
@@ -52,3 +54,17 @@ def test_processes_starting_together_all_get_the_one_key(tmp_path: Path) -> None
         secrets = {k.secret if isinstance(k, MasterKey) else repr(k) for k in found}
         assert len(secrets) == 1, secrets
         assert load_master_key(None, path, may_create=False).secret in secrets
+
+
+def test_a_file_system_without_hard_links_still_gets_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, target: Path) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "master.key"
+    made = load_master_key(None, path, may_create=True)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_master_key(None, path, may_create=False) == made
+    assert [p.name for p in tmp_path.iterdir()] == ["master.key"]
