@@ -8,7 +8,7 @@ start, the tests that need it fail: they never skip.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -134,6 +134,33 @@ def wait_until(condition: Callable[[], bool], seconds: float, step: float = 0.05
             return True
         time.sleep(step)
     return False
+
+
+def at_once(calls: Sequence[Callable[[], object]]) -> list[object]:
+    """Run ``calls`` on threads released together (a barrier: as close to the same moment
+    as threads get); what each returned, or the exception it raised, in their order."""
+    import threading
+
+    start = threading.Barrier(len(calls))
+    outcomes: list[object] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            outcomes[index] = calls[index]()
+        except Exception as exc:  # the caller asserts on it
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def failures(outcomes: list[object]) -> list[Exception]:
+    return [o for o in outcomes if isinstance(o, Exception)]
 
 
 def applied_events(settings: Settings) -> int:

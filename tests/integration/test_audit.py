@@ -10,9 +10,9 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -36,6 +36,7 @@ from ledger.generate import generated
 from ledger.kafka_log import KafkaLog
 from ledger.settings import Settings
 from ledger.sqlite_log import SQLiteLog
+from tests.conftest import at_once
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "verify_seals.py"
 
@@ -196,22 +197,9 @@ def test_the_audit_store_opens_while_a_seal_writes_it(tmp_path: Path) -> None:
 
 def test_keygens_run_together_make_one_key_and_refuse_the_rest(tmp_path: Path) -> None:
     path = tmp_path / "seal.pem"
-    start = threading.Barrier(8)
-    made: list[str] = []
-    refused: list[str] = []
-
-    def keygen() -> None:
-        start.wait()
-        try:
-            made.append(generate_key(path))
-        except audit.AuditError as exc:
-            refused.append(str(exc))
-
-    threads = [threading.Thread(target=keygen) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once([partial(generate_key, path)] * 8)
+    made = [o for o in outcomes if isinstance(o, str)]
+    refused = [str(o) for o in outcomes if isinstance(o, audit.AuditError)]
     assert (len(made), len(refused)) == (1, 7)
     assert all("refusing to overwrite" in reason for reason in refused)
     assert path.stat().st_mode & 0o777 == 0o600

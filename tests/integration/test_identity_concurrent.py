@@ -4,9 +4,9 @@ with a reason, and none is told "appended" only for the graph to refuse it after
 
 from __future__ import annotations
 
-import threading
 import uuid
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from application.wiring import open_log, open_store
 from ledger.codec import parse_event
 from ledger.log import Appended
 from ledger.settings import Settings
+from tests.conftest import at_once
 
 CUSTOMERS = ("C0000001", "C0000002", "C0000003")
 
@@ -59,32 +60,14 @@ def test_two_merges_at_once_one_is_appended_the_other_refused(
         settings = Settings(data_dir=tmp_path / str(round_))
         with open_log(settings) as log:
             log.append([parse_event(purchase(c)) for c in CUSTOMERS])
-        start = threading.Barrier(len(merges))
-        said: list[str] = []
-
-        def merge(
-            first: str,
-            second: str,
-            survivor: str,
-            settings: Settings = settings,
-            start: threading.Barrier = start,
-            said: list[str] = said,
-        ) -> None:
-            start.wait()
-            try:
-                _, outcome = people.merge(
-                    settings, first, second, reason="duplicate", survivor=survivor, at=None
-                )
-                said.append("appended" if isinstance(outcome, Appended) else repr(outcome))
-            except IdentityRefused:
-                said.append("refused")
-
-        threads = [threading.Thread(target=merge, args=m) for m in merges]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sorted(said) == ["appended", "refused"], round_
+        asked = [
+            partial(people.merge, settings, a, b, reason="duplicate", survivor=into, at=None)
+            for a, b, into in merges
+        ]
+        outcomes = at_once(asked)
+        appended = [o for o in outcomes if isinstance(o, tuple) and isinstance(o[1], Appended)]
+        refused = [o for o in outcomes if isinstance(o, IdentityRefused)]
+        assert (len(appended), len(refused)) == (1, 1), (round_, outcomes)
         with closing(open_store(settings)) as store, open_log(settings) as log:
             graph = graph_of(current_facts(store, list(CUSTOMERS), log))
         assert graph.refused == [], round_

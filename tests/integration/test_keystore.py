@@ -3,7 +3,6 @@ CI), and what a destroyed key leaves behind in the SQLite file (nothing)."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from ledger.errors import KeyStoreUnavailable, MasterKeyError
 from ledger.privacy.crypto import associated_data
 from ledger.privacy.keystore import KeyStore, SQLiteKeyStore, open_key_store
 from ledger.privacy.master import MasterKey
+from tests.conftest import at_once, failures
 
 KeyStoreFactory = Callable[[bytes], KeyStore]
 
@@ -108,22 +108,7 @@ def test_stores_opened_together_on_a_new_location_all_open_it(
     store at once: each makes the tables if they are missing, and none fails because
     another made them meanwhile."""
     stores = [key_store(MASTER) for _ in range(8)]
-    start = threading.Barrier(len(stores))
-    failures: list[str] = []
-
-    def first_use(store: KeyStore) -> None:
-        start.wait()
-        try:
-            store.holders()
-        except Exception as exc:  # what the test is about: any failure to open
-            failures.append(repr(exc))
-
-    threads = [threading.Thread(target=first_use, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert failures(at_once([store.holders for store in stores])) == []
     stores[0].keys_for(["C1"], create=True)
     assert all(store.holders() == {"C1"} for store in stores)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from ledger.errors import MasterKeyError
 from ledger.privacy.master import MasterKey, load_master_key
+from tests.conftest import at_once
 
 
 def test_a_missing_file_is_made_once_and_read_after(tmp_path: Path) -> None:
@@ -32,25 +33,7 @@ def test_processes_starting_together_all_get_the_one_key(tmp_path: Path) -> None
     exists but is not written yet."""
     for round_ in range(30):
         path = tmp_path / f"{round_}" / "master.key"
-        start = threading.Barrier(8)
-        found: list[MasterKey | Exception] = []
-
-        def load(
-            path: Path = path,
-            start: threading.Barrier = start,
-            found: list[MasterKey | Exception] = found,
-        ) -> None:
-            start.wait()
-            try:
-                found.append(load_master_key(None, path, may_create=True))
-            except Exception as exc:  # what the test is about
-                found.append(exc)
-
-        threads = [threading.Thread(target=load) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        found = at_once([partial(load_master_key, None, path, may_create=True)] * 8)
         secrets = {k.secret if isinstance(k, MasterKey) else repr(k) for k in found}
         assert len(secrets) == 1, secrets
         assert load_master_key(None, path, may_create=False).secret in secrets

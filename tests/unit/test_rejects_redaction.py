@@ -4,7 +4,7 @@ redacted."""
 
 from __future__ import annotations
 
-import threading
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -12,6 +12,7 @@ import orjson
 from application.privacy import redact_rejects
 from ledger.importer import Rejection, RejectsFile
 from ledger.payloads import ERASED
+from tests.conftest import at_once, failures
 
 
 def rejection(number: int, customer: str) -> Rejection:
@@ -46,27 +47,8 @@ def test_two_erasures_redacting_together_both_hold(tmp_path: Path) -> None:
         for number in range(1, 3001):
             rejects.write(rejection(number, f"C{number % 3}"))
         rejects.close()
-        start = threading.Barrier(2)
-        failures: list[Exception] = []
-
-        def erase(
-            customer: str,
-            folder: Path = folder,
-            start: threading.Barrier = start,
-            failures: list[Exception] = failures,
-        ) -> None:
-            start.wait()
-            try:
-                redact_rejects(folder, {customer}, set())
-            except Exception as exc:  # what the test is about
-                failures.append(exc)
-
-        threads = [threading.Thread(target=erase, args=(c,)) for c in ("C1", "C2")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert failures == []
+        redactions = [partial(redact_rejects, folder, {c}, set()) for c in ("C1", "C2")]
+        assert failures(at_once(redactions)) == []
         found = records(folder / "import.jsonl")
         assert [r["line"] for r in found] == list(range(1, 3001))
         erased = {r["line"] for r in found if r["input"] == ERASED}

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from ledger.privacy.keystore import SQLiteKeyStore
 from ledger.privacy.master import MasterKey
 from ledger.sqlite_log import SQLiteLog
 from ledger.sqlite_wal import use_wal
+from tests.conftest import at_once, failures
 
 THREADS = 8
 ROUNDS = 40
@@ -117,22 +119,8 @@ OPENERS: dict[str, Callable[[Path], None]] = {
 
 @pytest.mark.parametrize("kind", sorted(OPENERS))
 def test_many_opening_one_new_file_together_all_open_it(tmp_path: Path, kind: str) -> None:
-    failures: list[str] = []
     for round_ in range(ROUNDS):
         path = tmp_path / f"{round_}.db"
-        start = threading.Barrier(THREADS)
-
-        def open_it(path: Path = path, start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                OPENERS[kind](path)
-            except Exception as exc:  # what the test is about: any failure to open
-                failures.append(f"{path.name}: {exc!r}")
-
-        threads = [threading.Thread(target=open_it) for _ in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        outcomes = at_once([partial(OPENERS[kind], path)] * THREADS)
+        assert failures(outcomes) == [], round_
         assert journal_mode(path) == "wal"
-    assert failures == []
